@@ -1,0 +1,81 @@
+//! Backends run units: the systemd backend (transient units over D-Bus) and the process
+//! backend (fork/exec). Both sit behind `Backend`; the core never knows which one runs.
+
+pub mod process;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::spec::{ExitStatus, UnitSpec};
+
+/// An event a backend reports on its own (not as the answer to a call).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendEvent {
+    /// The unit's main process ended and the rest of its tree has been killed.
+    Exited {
+        unit: String,
+        pid: u32,
+        status: ExitStatus,
+    },
+}
+
+/// Where a backend sends its events (the runtime's channel).
+pub type EventSink = Box<dyn Fn(BackendEvent) + Send + Sync>;
+
+/// What a later supervisor needs to re-adopt a running unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptRecord {
+    pub unit: String,
+    pub pid: u32,
+    /// Process start time (field 22 of /proc/PID/stat): guards against a reused pid.
+    pub start_time: u64,
+    /// Backend-specific data (process group, cgroup directory, log fifos, unit name).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+/// Backend failures.
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("{unit}: {message}")]
+    Start { unit: String, message: String },
+    #[error("{unit}: not running")]
+    NotRunning { unit: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A way to run units.
+pub trait Backend: Send {
+    /// `process` or `systemd`.
+    fn name(&self) -> &'static str;
+    /// Start the unit's main process and return its pid. Its exit arrives later as
+    /// `BackendEvent::Exited` on the sink.
+    fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError>;
+    /// Send `signal` to every process of the unit.
+    fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError>;
+    /// SIGKILL every process of the unit.
+    fn kill(&mut self, unit: &str) -> Result<(), BackendError>;
+    /// Re-attach to a unit recorded by an earlier supervisor. `Ok(Some(pid))` when it still runs
+    /// (pid and start time both match), `Ok(None)` when it is gone.
+    fn adopt(&mut self, record: &AdoptRecord) -> Result<Option<u32>, BackendError>;
+    /// What to persist so that a later supervisor can adopt the running units.
+    fn records(&self) -> Vec<AdoptRecord>;
+}
+
+/// Directories a backend writes to.
+#[derive(Debug, Clone)]
+pub struct BackendPaths {
+    /// Per-project log directory (`<state>/<project>/logs`).
+    pub log_dir: PathBuf,
+    /// Per-project runtime directory for fifos and other transient files.
+    pub run_dir: PathBuf,
+}

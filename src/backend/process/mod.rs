@@ -1,0 +1,1 @@
+//! The fork/exec backend.

@@ -1,0 +1,1 @@
+//! Control socket: wire protocol, server and client.

@@ -1,0 +1,11 @@
+//! systemg: a process supervisor that composes programs into systems.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod logs;
+pub mod runtime;
+pub mod signals;
+pub mod spec;

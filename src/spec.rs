@@ -1,0 +1,85 @@
+//! `UnitSpec`: what to run for one unit, independent of the backend that runs it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::schema::{Isolation, Limits, LogPolicy, Service};
+
+/// Everything a backend needs to start one unit. Two specs that compare equal run the same thing,
+/// which is how a config reload decides what changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitSpec {
+    /// Project the unit belongs to.
+    pub project: String,
+    /// Unit key: the service name.
+    pub name: String,
+    /// Program and arguments (`/bin/sh -c CMD` for `command:`).
+    pub argv: Vec<String>,
+    /// Full environment added to the supervisor's base environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub supplementary_groups: Vec<String>,
+    pub limits: Limits,
+    pub capabilities: Option<Vec<String>>,
+    pub isolation: Isolation,
+    /// Signal number sent first on stop.
+    pub stop_signal: i32,
+    /// Time between the stop signal and SIGKILL.
+    pub stop_timeout: Duration,
+    pub logs: LogPolicy,
+}
+
+impl UnitSpec {
+    /// The spec of a configured service.
+    pub fn from_service(project: &str, svc: &Service) -> UnitSpec {
+        UnitSpec {
+            project: project.to_string(),
+            name: svc.name.clone(),
+            argv: svc.run.argv(),
+            env: svc.env.vars.clone(),
+            cwd: svc.working_dir.clone(),
+            user: svc.user.clone(),
+            group: svc.group.clone(),
+            supplementary_groups: svc.supplementary_groups.clone(),
+            limits: svc.limits.clone(),
+            capabilities: svc.capabilities.clone(),
+            isolation: svc.isolation,
+            stop_signal: svc.stop_signal.number,
+            stop_timeout: svc.stop_timeout,
+            logs: svc.logs,
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Ended, but the status could not be observed (an adopted process is not our child).
+    Unknown,
+}
+
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        matches!(self, ExitStatus::Code(0))
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {}", crate::signals::name(*s)),
+            ExitStatus::Unknown => f.write_str("exited (status unknown)"),
+        }
+    }
+}

@@ -1,6 +1,75 @@
-//! Command-line interface.
+//! Command-line interface: parse, set up logging, dispatch. Each subcommand has its own file.
+
+pub mod args;
+mod context;
+mod inspect;
+mod logs;
+pub mod output;
+mod purge;
+mod restart;
+mod spawn;
+mod start;
+mod status;
+mod stop;
+mod validate;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: runtime failure.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code: bad usage or invalid configuration.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code of `status` when no supervisor runs.
+pub const EXIT_NOT_RUNNING: i32 = 3;
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_tracing(&cli);
+    let g = &cli.global;
+    match &cli.command {
+        Command::Start(a) => start::run(g, a),
+        Command::Stop(a) => stop::run(g, a),
+        Command::Restart(a) => restart::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::Inspect(a) => inspect::run(g, a),
+        Command::Logs(a) => logs::run(g, a),
+        Command::Spawn(a) => spawn::run(g, a),
+        Command::Validate(a) => validate::run(g, a),
+        Command::Purge => purge::run(g),
+        Command::Supervise(a) => start::supervise(g, a),
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    use tracing::level_filters::LevelFilter;
+    let default = match cli.command {
+        // The supervisor tells what it does; client commands stay quiet unless asked.
+        Command::Supervise(_) | Command::Start(_) => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
+    };
+    let level = cli.global.log_level.unwrap_or(default);
+    let ansi = output::color_enabled_stderr();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+}
+
+/// Print an error the way every command does.
+pub(crate) fn error(msg: impl std::fmt::Display) {
+    eprintln!("sysg: {msg}");
 }

@@ -95,7 +95,7 @@ pub enum ReportKind {
 }
 
 /// Coarse state of a unit, as shown by `sysg status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateKind {
     /// Not started: waiting for dependencies.

@@ -1,0 +1,191 @@
+//! clap definitions of every command and option.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::logs::Kind;
+
+/// Exit codes, documented in `sysg --help` and docs/cli.md.
+pub const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  runtime failure (a service failed, the supervisor is unreachable, ...)\n  2  bad usage or invalid configuration\n  3  `status`: no supervisor is running for this project";
+
+/// sysg: compose programs into systems.
+#[derive(Debug, Parser)]
+#[command(name = "sysg", version, about = "Process supervisor with dependencies, health checks and rolling deployments", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Configuration file [default: ./systemg.yaml, or /etc/systemg/systemg.yaml with --sys]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// System mode: system paths (/etc, /var/lib, /run, /var/log) and the system manager
+    #[arg(long, global = true)]
+    pub sys: bool,
+    /// Do privileged setup, then run the supervisor as an unprivileged user
+    #[arg(long, global = true)]
+    pub drop_privileges: bool,
+    /// Which backend runs the services
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Log verbosity: off, error, warn, info, debug, trace, or 0-5
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]
+    pub log_level: Option<tracing::level_filters::LevelFilter>,
+}
+
+/// `--backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    Auto,
+    Systemd,
+    Process,
+}
+
+/// Parse a log level name or number.
+pub fn parse_level(s: &str) -> Result<tracing::level_filters::LevelFilter, String> {
+    use tracing::level_filters::LevelFilter as L;
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "0" | "off" => L::OFF,
+        "1" | "error" => L::ERROR,
+        "2" | "warn" | "warning" => L::WARN,
+        "3" | "info" => L::INFO,
+        "4" | "debug" => L::DEBUG,
+        "5" | "trace" => L::TRACE,
+        _ => {
+            return Err(format!(
+                "unknown log level `{s}`: expected off, error, warn, info, debug, trace or 0-5"
+            ))
+        }
+    })
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the supervisor and the services (in the foreground unless --daemonize)
+    Start(StartArgs),
+    /// Stop one service, or every service and then the supervisor
+    Stop(ServiceArg),
+    /// Restart one service or all; with --config, apply a changed configuration
+    Restart(ServiceArg),
+    /// Show the state of the services
+    Status(StatusArgs),
+    /// Show one service in detail
+    Inspect(InspectArgs),
+    /// Show service output
+    Logs(LogsArgs),
+    /// Start a child process from inside a service with `spawn.mode: dynamic`
+    Spawn(SpawnArgs),
+    /// Check the configuration and report every problem
+    Validate(ValidateArgs),
+    /// Stop everything and delete this project's state and logs
+    Purge,
+    /// Run the supervisor (used by `start --daemonize`)
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+/// `start`
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Run the supervisor in the background and return once the services are up
+    #[arg(long, short = 'd')]
+    pub daemonize: bool,
+    /// Start only this service (and what it depends on)
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+/// `--service` alone.
+#[derive(Debug, Args)]
+pub struct ServiceArg {
+    /// Act on this service only
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+/// `status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this service only
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub service: Option<String>,
+    /// Also show units that are not in the configuration (leftovers)
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (shape in docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every DUR (e.g. 5, 2s, 1m)
+    #[arg(long, value_name = "DUR")]
+    pub stream: Option<String>,
+}
+
+/// `inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Service name
+    pub unit: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every DUR
+    #[arg(long, value_name = "DUR")]
+    pub stream: Option<String>,
+}
+
+/// `logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Show this service only (default: all)
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub service: Option<String>,
+    /// Which stream (default: stdout and stderr together)
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
+    /// How many lines to show
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new lines as they arrive
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `spawn` (the global `--log-level` is passed to the child as `SYSG_LOG_LEVEL`)
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// Name of the child
+    #[arg(long)]
+    pub name: String,
+    /// Stop the child after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub ttl: Option<u64>,
+    /// The command and its arguments
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// `validate`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `supervise` (internal)
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// Start only this service
+    #[arg(long)]
+    pub service: Option<String>,
+    /// File descriptor to report readiness on
+    #[arg(long)]
+    pub ready_fd: Option<i32>,
+}

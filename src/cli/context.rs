@@ -1,0 +1,81 @@
+//! Working out which config, project and supervisor a command is about.
+
+use std::path::PathBuf;
+
+use super::args::Global;
+use super::{error, EXIT_USAGE};
+use crate::config::{self, Config};
+use crate::control::client;
+use crate::runtime::paths::{default_config, ProjectPaths, Roots};
+
+/// The project a command acts on.
+pub struct Ctx {
+    /// The validated config, when one was found.
+    pub config: Option<Config>,
+    pub config_path: PathBuf,
+    pub project: String,
+    pub paths: ProjectPaths,
+}
+
+/// The config file a command uses.
+pub fn config_path(g: &Global) -> PathBuf {
+    g.config.clone().unwrap_or_else(|| default_config(g.sys))
+}
+
+/// Load and validate the config; on failure print every problem and return the exit code.
+pub fn load_config(g: &Global) -> Result<Config, i32> {
+    let path = config_path(g);
+    config::load(&path).map_err(|e| {
+        eprintln!("{e}");
+        let n = e.0.len();
+        error(format!(
+            "{} has {n} problem{}",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        ));
+        EXIT_USAGE
+    })
+}
+
+/// Resolve the project: from the config when it exists, else the one running supervisor.
+pub fn resolve(g: &Global) -> Result<Ctx, i32> {
+    let roots = Roots::for_mode(g.sys);
+    let path = config_path(g);
+    if g.config.is_some() || path.exists() {
+        let cfg = load_config(g)?;
+        return Ok(Ctx {
+            paths: roots.project(&cfg.project),
+            project: cfg.project.clone(),
+            config_path: cfg.path.clone(),
+            config: Some(cfg),
+        });
+    }
+    let live: Vec<String> = roots
+        .projects()
+        .into_iter()
+        .filter(|p| client::is_live(&roots.project(p).socket))
+        .collect();
+    match live.as_slice() {
+        [one] => Ok(Ctx {
+            paths: roots.project(one),
+            project: one.clone(),
+            config_path: path,
+            config: None,
+        }),
+        [] => {
+            error(format!(
+                "no {} here and no supervisor is running; pass --config FILE",
+                path.display()
+            ));
+            Err(EXIT_USAGE)
+        }
+        many => {
+            error(format!(
+                "no {} here and several supervisors run ({}); pass --config FILE",
+                path.display(),
+                many.join(", ")
+            ));
+            Err(EXIT_USAGE)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `sysg restart`
+
+use super::args::{Global, ServiceArg};
+use super::context::{load_config, resolve};
+use super::output::print_outcome;
+use super::{error, EXIT_FAILURE};
+use crate::control::{client, protocol::Request, ControlError};
+
+/// `sysg restart [--service S] [--config NEW]`
+pub fn run(g: &Global, a: &ServiceArg) -> i32 {
+    // With an explicit --config the file is validated here, before the supervisor sees it.
+    if g.config.is_some() {
+        if let Err(code) = load_config(g) {
+            return code;
+        }
+    }
+    let ctx = match resolve(g) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let request = match (&a.service, g.config.is_some()) {
+        (Some(s), _) => Request::Restart {
+            services: Some(vec![s.clone()]),
+        },
+        (None, true) => Request::Reload {
+            config: ctx.config_path.clone(),
+        },
+        (None, false) => Request::Restart { services: None },
+    };
+    match client::call(&ctx.paths.socket, &ctx.project, request, None) {
+        Ok(resp) => print_outcome(&resp),
+        Err(ControlError::NotRunning { project, .. }) => {
+            error(format!(
+                "no supervisor is running for project `{project}`; use `sysg start`"
+            ));
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            error(e);
+            EXIT_FAILURE
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `sysg stop`
+
+use super::args::{Global, ServiceArg};
+use super::context::resolve;
+use super::output::print_outcome;
+use super::{error, EXIT_FAILURE, EXIT_OK};
+use crate::control::{client, protocol::Request, ControlError};
+
+/// `sysg stop [--service S]`
+pub fn run(g: &Global, a: &ServiceArg) -> i32 {
+    let ctx = match resolve(g) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let request = match &a.service {
+        Some(s) => Request::Stop {
+            services: Some(vec![s.clone()]),
+        },
+        None => Request::Shutdown,
+    };
+    match client::call(&ctx.paths.socket, &ctx.project, request, None) {
+        Ok(resp) => {
+            let code = print_outcome(&resp);
+            if code == EXIT_OK && a.service.is_none() {
+                wait_supervisor_gone(&ctx.paths.run_dir.join("supervisor.lock"));
+            }
+            code
+        }
+        Err(ControlError::NotRunning { project, .. }) => {
+            eprintln!("sysg: no supervisor is running for project `{project}`; nothing to stop");
+            EXIT_OK
+        }
+        Err(e) => {
+            error(e);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// After a shutdown answer, wait until the supervisor process released its lock (it exits
+/// right after answering), so that `stop` returns only when everything is gone.
+fn wait_supervisor_gone(lock: &std::path::Path) {
+    let Ok(f) = std::fs::File::options().write(true).open(lock) else {
+        return;
+    };
+    // Blocking flock: returns as soon as the supervisor's lock is dropped at its exit.
+    let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive);
+}

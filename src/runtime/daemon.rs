@@ -1,0 +1,90 @@
+//! `start --daemonize`: run the supervisor as a detached process (own session, stdio to the
+//! supervisor log) and wait on a pipe for its one-line readiness report.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::paths::{ensure_dir, ProjectPaths};
+use super::RuntimeError;
+use crate::control::protocol::Response;
+
+/// Arguments passed through to the detached supervisor (global options first).
+pub struct DaemonArgs<'a> {
+    pub config: &'a Path,
+    pub system: bool,
+    pub backend: &'a str,
+    pub log_level: Option<String>,
+    pub service: Option<&'a str>,
+}
+
+/// Start a detached supervisor and return its readiness report.
+pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, RuntimeError> {
+    ensure_dir(&paths.log_dir).map_err(RuntimeError::io(format!(
+        "creating {}",
+        paths.log_dir.display()
+    )))?;
+    let log_path = paths.log_dir.join("supervisor.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(RuntimeError::io(format!("opening {}", log_path.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(RuntimeError::io("duplicating the log file"))?;
+    // The write end must survive exec (no CLOEXEC); the read end must not leak into the child.
+    let (read_end, write_end) =
+        nix::unistd::pipe().map_err(|e| RuntimeError::Other(format!("pipe: {e}")))?;
+    nix::fcntl::fcntl(
+        &read_end,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| RuntimeError::Other(format!("fcntl: {e}")))?;
+    let exe = std::env::current_exe().map_err(RuntimeError::io("locating the sysg binary"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config").arg(args.config);
+    cmd.arg("--backend").arg(args.backend);
+    if args.system {
+        cmd.arg("--sys");
+    }
+    if let Some(l) = &args.log_level {
+        cmd.arg("--log-level").arg(l);
+    }
+    cmd.arg("supervise")
+        .arg("--ready-fd")
+        .arg(write_end.as_raw_fd().to_string());
+    if let Some(s) = args.service {
+        cmd.arg("--service").arg(s);
+    }
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and
+    // process group so that the shell's job control never signals it.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(RuntimeError::io("starting the supervisor"))?;
+    drop(write_end);
+    let mut line = String::new();
+    let mut reader = BufReader::new(std::fs::File::from(read_end));
+    let n = reader
+        .read_line(&mut line)
+        .map_err(RuntimeError::io("waiting for the supervisor"))?;
+    drop(child);
+    if n == 0 {
+        return Err(RuntimeError::Other(format!(
+            "the supervisor exited during start-up; see {}",
+            log_path.display()
+        )));
+    }
+    serde_json::from_str(line.trim_end()).map_err(|e| {
+        RuntimeError::Other(format!("unreadable readiness report from the supervisor: {e}"))
+    })
+}

@@ -1,0 +1,25 @@
+//! From a validated config to the core's plan.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::core::UnitPlan;
+use crate::spec::UnitSpec;
+
+/// The units the core supervises for `config`. Cron jobs are scheduled separately and are not
+/// part of the long-running plan.
+pub fn plan(config: &Config) -> Vec<UnitPlan> {
+    config
+        .services
+        .iter()
+        .filter(|s| s.cron.is_none())
+        .map(|s| UnitPlan {
+            name: s.name.clone(),
+            spec: Arc::new(UnitSpec::from_service(&config.project, s)),
+            depends_on: s.depends_on.clone(),
+            restart: s.restart_policy,
+            backoff: s.backoff,
+            max_restarts: s.max_restarts,
+        })
+        .collect()
+}

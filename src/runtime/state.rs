@@ -1,0 +1,150 @@
+//! The persisted state of a project: what a later supervisor needs to re-adopt running units
+//! and keep counters. Written atomically (temp file, fsync, rename); a corrupt file is set
+//! aside and reported, never fatal.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::backend::AdoptRecord;
+use crate::spec::ExitStatus;
+
+/// Format version of state.json.
+pub const STATE_VERSION: u32 = 1;
+
+/// Contents of state.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub version: u32,
+    pub project: String,
+    pub config: PathBuf,
+    pub backend: String,
+    pub supervisor_pid: Option<u32>,
+    /// Units running when this was written.
+    pub records: Vec<AdoptRecord>,
+    /// Counters that outlive one supervisor.
+    pub units: BTreeMap<String, UnitMemo>,
+}
+
+/// Per-unit counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitMemo {
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
+}
+
+/// State-file failures.
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Encode { path: PathBuf, message: String },
+}
+
+/// What `load` found.
+#[derive(Debug)]
+pub enum Loaded {
+    Missing,
+    Ok(PersistedState),
+    /// The file was unreadable as state; it was moved to `moved_to`.
+    Corrupt { moved_to: PathBuf, message: String },
+}
+
+/// Read state.json, setting a corrupt one aside.
+pub fn load(path: &Path) -> Result<Loaded, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(source) => {
+            return Err(StateError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    match serde_json::from_slice::<PersistedState>(&bytes) {
+        Ok(s) if s.version == STATE_VERSION => Ok(Loaded::Ok(s)),
+        Ok(s) => set_aside(path, format!("unsupported state version {}", s.version)),
+        Err(e) => set_aside(path, e.to_string()),
+    }
+}
+
+fn set_aside(path: &Path, message: String) -> Result<Loaded, StateError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let moved_to = path.with_extension(format!("json.corrupt-{stamp}"));
+    std::fs::rename(path, &moved_to).map_err(|source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Loaded::Corrupt { moved_to, message })
+}
+
+/// Write state.json atomically.
+pub fn save(path: &Path, state: &PersistedState) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = serde_json::to_vec_pretty(state).map_err(|e| StateError::Encode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&data).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corrupt_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        assert!(matches!(load(&p).unwrap(), Loaded::Missing));
+        let mut s = PersistedState {
+            version: STATE_VERSION,
+            project: "demo".into(),
+            ..Default::default()
+        };
+        s.units.insert(
+            "web".into(),
+            UnitMemo {
+                restarts: 2,
+                last_exit: Some(ExitStatus::Code(1)),
+            },
+        );
+        save(&p, &s).unwrap();
+        match load(&p).unwrap() {
+            Loaded::Ok(back) => assert_eq!(back, s),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&p, b"{not json").unwrap();
+        match load(&p).unwrap() {
+            Loaded::Corrupt { moved_to, .. } => {
+                assert!(moved_to.exists());
+                assert!(!p.exists());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

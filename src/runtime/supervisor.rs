@@ -1,0 +1,635 @@
+//! The supervisor's event loop: one thread owns the core and the backend; the backend's
+//! watcher threads, the control socket and the signal thread feed it through one channel.
+//! Timers are the loop's `recv_timeout` deadline. Nothing polls.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Instant;
+
+use nix::sys::signal::{SigSet, Signal as NixSignal};
+
+use super::paths::{ensure_dir, ProjectPaths, Roots};
+use super::plan::plan;
+use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
+use super::RuntimeError;
+use crate::backend::process::{Echo, ProcessBackend};
+use crate::backend::{Backend, BackendEvent, BackendPaths};
+use crate::config::{self, Config};
+use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
+use crate::control::server::{Incoming, Server};
+use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId};
+
+/// How to run the supervisor.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_path: PathBuf,
+    pub system: bool,
+    /// Start only these at first (with their dependencies); all when `None`.
+    pub services: Option<Vec<String>>,
+    /// Echo service output to stdout as `name | line` (foreground mode).
+    pub echo: bool,
+    /// Where to report readiness (daemon mode): one JSON `Response` line.
+    pub ready_fd: Option<i32>,
+}
+
+enum Msg {
+    Backend(BackendEvent),
+    Control(Incoming),
+    Signal(i32),
+}
+
+/// What a pending client is waiting for.
+enum Goal {
+    /// The units settled (started, failed, or blocked) and none is mid-stop.
+    Settled(Option<Vec<UnitId>>),
+    /// None of the units has a process.
+    Down(Option<Vec<UnitId>>),
+}
+
+struct Waiter {
+    goal: Goal,
+    reply: Sender<Response>,
+}
+
+/// The running supervisor.
+struct Supervisor {
+    config: Config,
+    paths: ProjectPaths,
+    core: Core,
+    backend: Box<dyn Backend>,
+    rx: Receiver<Msg>,
+    queue: VecDeque<Event>,
+    waiters: Vec<Waiter>,
+    ready: Option<(File, Option<Vec<UnitId>>)>,
+    memo: BTreeMap<String, UnitMemo>,
+    dirty: bool,
+    shutting_down: bool,
+    shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
+}
+
+/// Run a supervisor until it is told to stop. Returns the process exit code.
+pub fn run(opts: Options) -> Result<i32, RuntimeError> {
+    // Block the signals we handle before any thread exists, so every thread inherits the mask
+    // and only the signal thread receives them. Children get a clean mask from std's spawn.
+    let mut handled = SigSet::empty();
+    for s in [NixSignal::SIGINT, NixSignal::SIGTERM, NixSignal::SIGHUP] {
+        handled.add(s);
+    }
+    handled
+        .thread_block()
+        .map_err(|e| RuntimeError::Other(format!("blocking signals: {e}")))?;
+
+    let mut ready = opts.ready_fd.map(|fd| {
+        // SAFETY: the fd was created by our parent for this purpose and is owned by nobody else.
+        File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+
+    let config = match config::load(&opts.config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e.into());
+        }
+    };
+    let roots = Roots::for_mode(opts.system);
+    let paths = roots.project(&config.project);
+    for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
+        ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
+    }
+    let _lock = match lock(&paths) {
+        Ok(l) => l,
+        Err(e) => {
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e);
+        }
+    };
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    spawn_signal_thread(handled, tx.clone())?;
+
+    let sink_tx = tx.clone();
+    let echo: Option<Echo> = if opts.echo {
+        let width = config
+            .services
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0);
+        Some(Box::new(move |unit: &str, _kind, line: &[u8]| {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{unit:<width$} | ");
+            let _ = out.write_all(line);
+            let _ = out.write_all(b"\n");
+        }))
+    } else {
+        None
+    };
+    let backend = ProcessBackend::new(
+        BackendPaths {
+            log_dir: paths.log_dir.clone(),
+            run_dir: paths.run_dir.clone(),
+        },
+        echo,
+        Box::new(move |ev| {
+            let _ = sink_tx.send(Msg::Backend(ev));
+        }),
+    )?;
+    tracing::info!(
+        project = %config.project,
+        backend = backend.name(),
+        "supervisor starting (pid {})",
+        std::process::id()
+    );
+
+    let mut sup = Supervisor {
+        core: Core::new(plan(&config)),
+        config,
+        paths,
+        backend: Box::new(backend),
+        rx,
+        queue: VecDeque::new(),
+        waiters: Vec::new(),
+        ready: ready.take().map(|f| (f, opts.services.clone())),
+        memo: BTreeMap::new(),
+        dirty: true,
+        shutting_down: false,
+        shutdown_replies: Vec::new(),
+    };
+    sup.adopt_previous()?;
+
+    let server = Server::bind(&sup.paths.socket, None)?;
+    let ctl_tx = tx.clone();
+    server
+        .spawn(None, move |inc| ctl_tx.send(Msg::Control(inc)).is_ok())
+        .map_err(RuntimeError::io("starting the control thread"))?;
+    drop(tx);
+    std::fs::write(&sup.paths.pid_file, format!("{}\n", std::process::id())).map_err(
+        RuntimeError::io(format!("writing {}", sup.paths.pid_file.display())),
+    )?;
+
+    sup.queue
+        .push_back(Event::Request(Request::Start(opts.services.clone())));
+    let code = sup.run_loop();
+    sup.finish();
+    Ok(code)
+}
+
+fn report_ready(ready: &mut Option<File>, resp: Response) {
+    if let Some(mut f) = ready.take() {
+        if let Ok(mut line) = serde_json::to_string(&resp) {
+            line.push('\n');
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Hold an exclusive lock for the supervisor's life: a second supervisor of the same project
+/// fails fast, and a crashed one releases it automatically (the kernel drops flocks on exit).
+fn lock(paths: &ProjectPaths) -> Result<nix::fcntl::Flock<File>, RuntimeError> {
+    let path = paths.run_dir.join("supervisor.lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(RuntimeError::io(format!("opening {}", path.display())))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        RuntimeError::Other(format!(
+            "a supervisor is already running for this project (lock {} is held)",
+            path.display()
+        ))
+    })
+}
+
+fn spawn_signal_thread(set: SigSet, tx: Sender<Msg>) -> Result<(), RuntimeError> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(sig) => {
+                    if tx.send(Msg::Signal(sig as i32)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        })
+        .map(|_| ())
+        .map_err(RuntimeError::io("starting the signal thread"))
+}
+
+impl Supervisor {
+    /// Re-attach to units a previous supervisor left running.
+    fn adopt_previous(&mut self) -> Result<(), RuntimeError> {
+        let prev = match state::load(&self.paths.state_file)? {
+            Loaded::Missing => return Ok(()),
+            Loaded::Corrupt { moved_to, message } => {
+                tracing::warn!(
+                    "state file was corrupt ({message}); set aside as {}",
+                    moved_to.display()
+                );
+                return Ok(());
+            }
+            Loaded::Ok(s) => s,
+        };
+        self.memo = prev.units;
+        let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        for rec in prev.records {
+            match self.backend.adopt(&rec) {
+                Ok(Some(pid)) if known.contains(&rec.unit) => {
+                    tracing::info!(unit = %rec.unit, pid, "adopted a running service");
+                    self.queue.push_back(Event::Adopted {
+                        unit: rec.unit.clone(),
+                        pid,
+                    });
+                }
+                Ok(Some(pid)) => {
+                    tracing::info!(unit = %rec.unit, pid, "stopping a leftover service that is no longer configured");
+                    let _ = self.backend.kill(&rec.unit);
+                }
+                Ok(None) => {
+                    tracing::info!(unit = %rec.unit, "service recorded as running is gone");
+                }
+                Err(e) => tracing::warn!(unit = %rec.unit, "cannot adopt: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn run_loop(&mut self) -> i32 {
+        loop {
+            self.drain_queue();
+            if self.dirty {
+                self.persist();
+            }
+            self.check_waiters();
+            if self.shutting_down && self.core.idle() {
+                return 0;
+            }
+            let msg = match self.core.next_deadline() {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if deadline <= now {
+                        self.queue.push_back(Event::Tick);
+                        continue;
+                    }
+                    match self.rx.recv_timeout(deadline - now) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.queue.push_back(Event::Tick);
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return 1,
+                    }
+                }
+                None => match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return 1,
+                },
+            };
+            match msg {
+                Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
+                    self.queue.push_back(Event::Exited { unit, pid, status });
+                }
+                Msg::Control(inc) => self.on_request(inc),
+                Msg::Signal(sig) if sig == libc::SIGHUP => {
+                    let path = self.config.path.clone();
+                    if let Err(e) = self.reload(&path) {
+                        tracing::error!("reload on SIGHUP failed: {e}");
+                    }
+                }
+                Msg::Signal(sig) => {
+                    tracing::info!(
+                        "received {}, stopping every service",
+                        crate::signals::name(sig)
+                    );
+                    self.begin_shutdown();
+                }
+            }
+        }
+    }
+
+    fn drain_queue(&mut self) {
+        while let Some(ev) = self.queue.pop_front() {
+            let actions = self.core.handle(Instant::now(), ev);
+            for a in actions {
+                self.execute(a);
+            }
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Start { unit, spec } => match self.backend.start(&spec) {
+                Ok(pid) => self.queue.push_back(Event::Started { unit, pid }),
+                Err(e) => self.queue.push_back(Event::StartFailed {
+                    unit,
+                    error: e.to_string(),
+                }),
+            },
+            Action::Signal { unit, signal } => {
+                if let Err(e) = self.backend.signal(&unit, signal) {
+                    tracing::debug!(unit = %unit, "signal: {e}");
+                }
+            }
+            Action::Kill { unit } => {
+                tracing::warn!(unit = %unit, "did not stop in time; killing");
+                if let Err(e) = self.backend.kill(&unit) {
+                    tracing::debug!(unit = %unit, "kill: {e}");
+                }
+            }
+            Action::Report {
+                unit,
+                kind,
+                message,
+            } => {
+                match kind {
+                    ReportKind::Failed | ReportKind::DependencyFailed => {
+                        tracing::warn!(unit = %unit, "{message}")
+                    }
+                    _ => tracing::info!(unit = %unit, "{message}"),
+                }
+                self.dirty = true;
+            }
+            Action::Persist => self.dirty = true,
+        }
+    }
+
+    fn persist(&mut self) {
+        self.dirty = false;
+        for u in self.core.units() {
+            let m = self.memo.entry(u.name.clone()).or_default();
+            m.restarts = m.restarts.max(u.restarts);
+            if u.last_exit.is_some() {
+                m.last_exit = u.last_exit;
+            }
+        }
+        let st = PersistedState {
+            version: STATE_VERSION,
+            project: self.config.project.clone(),
+            config: self.config.path.clone(),
+            backend: self.backend.name().to_string(),
+            supervisor_pid: Some(std::process::id()),
+            records: self.backend.records(),
+            units: self.memo.clone(),
+        };
+        if let Err(e) = state::save(&self.paths.state_file, &st) {
+            tracing::error!("cannot save state: {e}");
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        let now = Instant::now();
+        StatusReport {
+            project: self.config.project.clone(),
+            config: self.config.path.clone(),
+            backend: self.backend.name().to_string(),
+            supervisor_pid: Some(std::process::id()),
+            services: self
+                .core
+                .units()
+                .into_iter()
+                .map(|u| {
+                    let memo = self.memo.get(&u.name);
+                    ServiceStatus {
+                        uptime_secs: u
+                            .since
+                            .map(|s| now.saturating_duration_since(s).as_secs_f64()),
+                        restarts: u.restarts.max(memo.map(|m| m.restarts).unwrap_or(0)),
+                        last_exit: u.last_exit.or(memo.and_then(|m| m.last_exit)),
+                        health: None,
+                        next_restart_secs: u
+                            .next_restart
+                            .map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                        name: u.name,
+                        state: u.state,
+                        pid: u.pid,
+                        reason: u.reason,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn unknown_services(&self, services: &Option<Vec<String>>) -> Option<String> {
+        let names: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        let bad: Vec<&String> = services
+            .iter()
+            .flatten()
+            .filter(|s| !names.contains(s))
+            .collect();
+        if bad.is_empty() {
+            return None;
+        }
+        let cron: Vec<&String> = bad
+            .iter()
+            .copied()
+            .filter(|b| self.config.service(b).is_some_and(|s| s.cron.is_some()))
+            .collect();
+        if !cron.is_empty() {
+            return Some(format!(
+                "`{}` is a cron job, not a long-running service",
+                cron[0]
+            ));
+        }
+        Some(format!(
+            "unknown service `{}`; services are: {}",
+            bad[0],
+            names.join(", ")
+        ))
+    }
+
+    fn on_request(&mut self, inc: Incoming) {
+        let Incoming {
+            request,
+            reply,
+            written,
+            ..
+        } = inc;
+        if self.shutting_down && !matches!(request, Wire::Status | Wire::Shutdown) {
+            let _ = reply.send(Response::err(
+                "the supervisor is shutting down",
+                Default::default(),
+            ));
+            return;
+        }
+        match request {
+            Wire::Status => {
+                let _ = reply.send(Response::ok(to_json(&self.status())));
+            }
+            Wire::Start { services } | Wire::Restart { services } | Wire::Stop { services }
+                if self.unknown_services(&services).is_some() =>
+            {
+                let msg = self.unknown_services(&services).unwrap_or_default();
+                let _ = reply.send(Response::err(msg, Default::default()));
+            }
+            Wire::Start { services } => {
+                self.queue
+                    .push_back(Event::Request(Request::Start(services.clone())));
+                self.waiters.push(Waiter {
+                    goal: Goal::Settled(services),
+                    reply,
+                });
+            }
+            Wire::Restart { services } => {
+                self.queue
+                    .push_back(Event::Request(Request::Restart(services.clone())));
+                self.waiters.push(Waiter {
+                    goal: Goal::Settled(services),
+                    reply,
+                });
+            }
+            Wire::Stop { services } => {
+                self.queue
+                    .push_back(Event::Request(Request::Stop(services.clone())));
+                self.waiters.push(Waiter {
+                    goal: Goal::Down(services),
+                    reply,
+                });
+            }
+            Wire::Reload { config } => match self.reload(&config) {
+                Ok(()) => self.waiters.push(Waiter {
+                    goal: Goal::Settled(None),
+                    reply,
+                }),
+                Err(e) => {
+                    let _ = reply.send(Response::err(e.to_string(), Default::default()));
+                }
+            },
+            Wire::Shutdown => {
+                self.shutdown_replies.push((reply, written));
+                self.begin_shutdown();
+            }
+        }
+    }
+
+    fn reload(&mut self, path: &std::path::Path) -> Result<(), RuntimeError> {
+        let new = config::load(path)?;
+        if new.project != self.config.project {
+            return Err(RuntimeError::Other(format!(
+                "the new config belongs to project `{}`, this supervisor runs `{}`",
+                new.project, self.config.project
+            )));
+        }
+        tracing::info!("applying configuration {}", new.path.display());
+        self.queue
+            .push_back(Event::Request(Request::Reload(plan(&new))));
+        self.config = new;
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.queue.push_back(Event::Request(Request::Stop(None)));
+        }
+    }
+
+    fn goal_met(&self, goal: &Goal) -> bool {
+        let units = self.core.units();
+        let selected = |name: &str, sel: &Option<Vec<UnitId>>| {
+            sel.as_ref().is_none_or(|v| v.iter().any(|n| n == name))
+        };
+        match goal {
+            Goal::Settled(sel) => {
+                self.core.settled(sel.as_deref())
+                    && !units
+                        .iter()
+                        .any(|u| selected(&u.name, sel) && u.state == StateKind::Stopping)
+            }
+            Goal::Down(sel) => !units.iter().any(|u| {
+                selected(&u.name, sel)
+                    && matches!(
+                        u.state,
+                        StateKind::Running | StateKind::Starting | StateKind::Stopping
+                    )
+            }),
+        }
+    }
+
+    /// The answer for a settled goal: ok when every selected unit is running or completed.
+    fn settled_response(&self, sel: Option<&[UnitId]>) -> Response {
+        let report = self.status();
+        let bad: Vec<String> = report
+            .services
+            .iter()
+            .filter(|s| sel.is_none_or(|v| v.contains(&s.name)))
+            .filter(|s| !s.is_good())
+            .map(|s| {
+                format!(
+                    "{} is {}{}",
+                    s.name,
+                    serde_json::to_value(s.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    s.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        if bad.is_empty() {
+            Response::ok(to_json(&report))
+        } else {
+            Response::err(bad.join("\n"), to_json(&report))
+        }
+    }
+
+    fn check_waiters(&mut self) {
+        if let Some((_, sel)) = &self.ready {
+            if self.goal_met(&Goal::Settled(sel.clone())) {
+                let resp = self.settled_response(sel.as_deref());
+                if let Some((f, _)) = self.ready.take() {
+                    report_ready(&mut Some(f), resp);
+                }
+            }
+        }
+        let waiters = std::mem::take(&mut self.waiters);
+        for w in waiters {
+            if !self.goal_met(&w.goal) {
+                self.waiters.push(w);
+                continue;
+            }
+            let resp = match &w.goal {
+                Goal::Settled(sel) => self.settled_response(sel.as_deref()),
+                Goal::Down(_) => Response::ok(to_json(&self.status())),
+            };
+            let _ = w.reply.send(resp);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.persist();
+        let _ = std::fs::remove_file(&self.paths.socket);
+        let _ = std::fs::remove_file(&self.paths.pid_file);
+        let report = to_json(&self.status());
+        for (r, written) in self.shutdown_replies.drain(..) {
+            if r.send(Response::ok(report.clone())).is_ok() {
+                // The process exits right after this; let the answer reach the client first.
+                let _ = written.recv_timeout(std::time::Duration::from_secs(2));
+            }
+        }
+        for w in self.waiters.drain(..) {
+            let _ = w
+                .reply
+                .send(Response::err("the supervisor stopped", report.clone()));
+        }
+        if let Some((f, _)) = self.ready.take() {
+            report_ready(
+                &mut Some(f),
+                Response::err("the supervisor stopped during start-up", report),
+            );
+        }
+        tracing::info!("supervisor stopped");
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}

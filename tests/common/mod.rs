@@ -1,0 +1,185 @@
+//! Test harness: a private HOME per test, the real `sysg` binary, and waiting on conditions
+//! with deadlines (never sleeping and hoping).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn sysg_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sysg"))
+}
+
+/// One isolated project: a temporary HOME with the project in `home/proj`.
+pub struct Project {
+    pub home: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Project {
+    /// A project whose systemg.yaml is `yaml`.
+    pub fn new(yaml: &str) -> Project {
+        let home = tempfile::Builder::new()
+            .prefix("sysg-test-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = home.path().join("proj");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("systemg.yaml"), yaml).expect("write config");
+        Project { home, dir }
+    }
+
+    /// Write a file in the project directory.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, contents).expect("write");
+        p
+    }
+
+    /// The project's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join(".local/share/systemg/proj")
+    }
+
+    /// A `sysg` command in the project directory with the private HOME.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(sysg_bin());
+        c.args(args)
+            .current_dir(&self.dir)
+            .env("HOME", self.home.path())
+            .env_remove("XDG_STATE_HOME")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run `sysg args..`, bounded by 60 s.
+    pub fn sysg(&self, args: &[&str]) -> Output {
+        run_bounded(self.cmd(args), Duration::from_secs(60))
+    }
+
+    /// `sysg status --json`, parsed.
+    pub fn status(&self) -> Value {
+        let out = self.sysg(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json is not JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// The status entry of one service.
+    pub fn service(&self, name: &str) -> Value {
+        let st = self.status();
+        st["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no service {name} in {st}"))
+    }
+
+    /// The pid of a running service.
+    pub fn pid(&self, name: &str) -> u32 {
+        let s = self.service(name);
+        s["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no pid: {s}")) as u32
+    }
+
+    /// Start daemonized and assert success.
+    pub fn start(&self) {
+        let out = self.sysg(&["start", "--daemonize"]);
+        assert_ok(&out, "start --daemonize");
+    }
+
+    /// The supervisor's pid from its pid file.
+    pub fn supervisor_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.state_dir().join("run/supervisor.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Leave nothing running, whatever the test did.
+        let _ = run_bounded(self.cmd(&["stop"]), Duration::from_secs(30));
+    }
+}
+
+/// Run a command, killing it if it outlives `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn sysg");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("command did not finish within {limit:?}: {cmd:?}");
+        }
+    }
+}
+
+/// Assert exit 0, showing the output otherwise.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Poll `cond` until it holds or `limit` passes; panics with `what` on timeout.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Read a pid written to a file by a test service.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Text of an output's stdout.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Text of an output's stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,338 @@
+//! End-to-end tests of the real `sysg` binary with the process backend against real processes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn start_status_stop() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  one:
+    command: "sleep 1000"
+  two:
+    exec: ["sleep", "1001"]
+"#,
+    );
+    p.start();
+    let one = p.pid("one");
+    let two = p.pid("two");
+    assert!(alive(one) && alive(two));
+    let st = p.status();
+    assert_eq!(st["backend"], "process");
+    assert_eq!(st["project"], "proj");
+    assert_eq!(p.service("one")["state"], "running");
+    let out = p.sysg(&["status"]);
+    assert_ok(&out, "status");
+    assert!(stdout(&out).contains("one"), "{}", stdout(&out));
+
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+    assert!(!alive(one) && !alive(two), "services survived stop");
+    let out = p.sysg(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "status without supervisor exits 3");
+}
+
+#[test]
+fn completed_dependency_gates_dependent() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  migrate:
+    command: "touch migrated"
+    restart_policy: never
+  web:
+    command: "test -f migrated && exec sleep 1000"
+    restart_policy: never
+    depends_on:
+      - service: migrate
+        condition: completed
+"#,
+    );
+    p.start();
+    assert_eq!(p.service("migrate")["state"], "completed");
+    assert_eq!(p.service("web")["state"], "running");
+}
+
+#[test]
+fn failed_dependency_keeps_dependents_down() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  db:
+    command: "exit 1"
+    restart_policy: never
+  web:
+    command: "touch web-ran; exec sleep 1000"
+    depends_on: [db]
+"#,
+    );
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert!(!out.status.success(), "start must fail when a service fails");
+    assert!(stderr(&out).contains("db"), "{}", stderr(&out));
+    assert_eq!(p.service("db")["state"], "failed");
+    let web = p.service("web");
+    assert!(web["pid"].is_null(), "{web}");
+    assert!(
+        web["reason"].as_str().unwrap_or("").contains("db"),
+        "reason should name the dependency: {web}"
+    );
+}
+
+#[test]
+fn crash_loop_backs_off_and_gives_up() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  flaky:
+    command: "echo run >> runs; exit 3"
+    restart_policy: on-failure
+    backoff: 50ms
+    max_restarts: 3
+"#,
+    );
+    let _ = p.sysg(&["start", "--daemonize"]);
+    wait_until("flaky gives up", T, || p.service("flaky")["state"] == "failed");
+    let s = p.service("flaky");
+    assert_eq!(s["restarts"], 3, "{s}");
+    assert_eq!(s["last_exit"]["kind"], "code");
+    assert_eq!(s["last_exit"]["value"], 3);
+    let runs = std::fs::read_to_string(p.dir.join("runs")).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 4, "first run plus three restarts");
+}
+
+#[test]
+fn restart_policies_mean_what_they_say() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  never-fails:
+    command: "exit 1"
+    restart_policy: never
+  onfail-ok:
+    command: "exit 0"
+    restart_policy: on-failure
+    backoff: 10ms
+  always-ok:
+    command: "echo x >> always; exit 0"
+    restart_policy: always
+    backoff: 10ms
+"#,
+    );
+    let _ = p.sysg(&["start", "--daemonize"]);
+    wait_until("always restarts after exit 0", T, || {
+        p.service("always-ok")["restarts"].as_u64().unwrap_or(0) >= 2
+    });
+    assert_eq!(p.service("never-fails")["state"], "failed");
+    assert_eq!(p.service("never-fails")["restarts"], 0);
+    assert_eq!(p.service("onfail-ok")["state"], "completed");
+    assert_eq!(p.service("onfail-ok")["restarts"], 0);
+}
+
+#[test]
+fn restart_one_service_leaves_others() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  a:
+    command: "sleep 1000"
+  b:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    let (a, b) = (p.pid("a"), p.pid("b"));
+    let out = p.sysg(&["restart", "--service", "a"]);
+    assert_ok(&out, "restart a");
+    let a2 = p.pid("a");
+    assert_ne!(a, a2);
+    assert!(!alive(a));
+    assert_eq!(p.pid("b"), b, "b must keep running untouched");
+}
+
+#[test]
+fn stop_kills_double_forked_descendants() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  forker:
+    command: "sh ./fork.sh"
+"#,
+    );
+    p.write(
+        "fork.sh",
+        "setsid sh -c 'sleep 1000 & echo $! > grandchild.pid; wait' &\n( sleep 1001 & echo $! > orphan.pid ) &\nexec sleep 1002\n",
+    );
+    p.start();
+    let gc = p.dir.join("grandchild.pid");
+    let orphan = p.dir.join("orphan.pid");
+    wait_until("descendants wrote their pids", T, || {
+        read_pid(&gc).is_some() && read_pid(&orphan).is_some()
+    });
+    let (g, o) = (read_pid(&gc).unwrap_or(0), read_pid(&orphan).unwrap_or(0));
+    assert!(alive(g) && alive(o));
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("setsid'd and orphaned descendants die", T, || {
+        !alive(g) && !alive(o)
+    });
+}
+
+#[test]
+fn logs_capture_both_streams() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  talker:
+    command: "echo to-stdout; echo to-stderr >&2; exec sleep 1000"
+"#,
+    );
+    p.start();
+    wait_until("stdout line in logs", T, || {
+        stdout(&p.sysg(&["logs", "--service", "talker", "--kind", "stdout"])).contains("to-stdout")
+    });
+    wait_until("stderr line in logs", T, || {
+        stdout(&p.sysg(&["logs", "--service", "talker", "--kind", "stderr"])).contains("to-stderr")
+    });
+    let out = stdout(&p.sysg(&["logs", "--service", "talker", "--kind", "stdout"]));
+    assert!(!out.contains("to-stderr"), "streams must stay apart: {out}");
+}
+
+#[test]
+fn supervisor_crash_then_readoption_without_duplicates() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  steady:
+    command: "exec sleep 1000"
+"#,
+    );
+    p.start();
+    let pid = p.pid("steady");
+    let sup = p.supervisor_pid().expect("supervisor pid file");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill supervisor");
+    wait_until("supervisor gone", T, || !alive(sup as u32));
+    assert!(alive(pid), "the service must outlive its supervisor");
+    p.start();
+    assert_eq!(p.pid("steady"), pid, "re-adopted, not started twice");
+    assert_eq!(p.service("steady")["state"], "running");
+    // Stop still reaches the adopted process.
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("adopted service stopped", T, || !alive(pid));
+}
+
+#[test]
+fn restart_with_new_config_applies_the_difference() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  keep:
+    command: "sleep 1000"
+  change:
+    command: "sleep 1000"
+  remove:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    let (keep, change, remove) = (p.pid("keep"), p.pid("change"), p.pid("remove"));
+    let new = p.write(
+        "next.yaml",
+        r#"
+version: "1"
+project: proj
+services:
+  keep:
+    command: "sleep 1000"
+  change:
+    command: "sleep 1001"
+  add:
+    command: "sleep 1000"
+"#,
+    );
+    let out = p.sysg(&["restart", "--config", new.to_str().unwrap_or_default()]);
+    assert_ok(&out, "restart --config");
+    let st = p.status();
+    let names: Vec<&str> = st["services"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["keep", "change", "add"]);
+    assert_eq!(p.pid("keep"), keep, "unchanged service keeps running");
+    assert_ne!(p.pid("change"), change, "changed service restarted");
+    assert!(!alive(change));
+    wait_until("removed service stopped", T, || !alive(remove));
+    assert!(alive(p.pid("add")));
+}
+
+#[test]
+fn control_socket_refuses_other_uids() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a client as another uid");
+        return;
+    }
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  a:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    // Open the path so that only the server's own peer-credential check stands in the way.
+    use std::os::unix::fs::PermissionsExt;
+    let mut dir = p.state_dir().join("run/control.sock");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    while dir.pop() {
+        if dir.as_os_str().len() <= 1 || dir == std::path::Path::new("/tmp") {
+            break;
+        }
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+    }
+    let mut cmd = p.cmd(&["status", "--json"]);
+    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    let out = run_bounded(cmd, Duration::from_secs(20));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "stderr: {}",
+        stderr(&out)
+    );
+    assert_eq!(p.service("a")["state"], "running", "supervisor unaffected");
+}
+
+#[test]
+fn second_start_does_not_duplicate() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  a:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    let pid = p.pid("a");
+    p.start();
+    assert_eq!(p.pid("a"), pid);
+}

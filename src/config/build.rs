@@ -44,9 +44,7 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         );
         return None;
     }
-    let Some(mut top) = root_field.map(ctx) else {
-        return None;
-    };
+    let mut top = root_field.map_as(ctx, "a mapping with `version` and `services`")?;
 
     let version = top
         .require(ctx, "version", "the config format version, \"1\"")
@@ -114,7 +112,9 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
                     .position(|n| *n == e.service)
                     .is_some_and(|i| healthy[i]);
                 let condition = match e.condition {
-                    Some((DepCondition::Healthy, at)) if !target_healthy && names.contains(&e.service) => {
+                    Some((DepCondition::Healthy, at))
+                        if !target_healthy && names.contains(&e.service) =>
+                    {
                         ctx.err(
                             at,
                             format!(
@@ -154,8 +154,7 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
 }
 
 fn services(ctx: &mut Ctx, f: &Field, logs: LogPolicy) -> Vec<Draft> {
-    let Some(mut m) = f.map_as(ctx, "a mapping of service names to services")
-    else {
+    let Some(mut m) = f.map_as(ctx, "a mapping of service names to services") else {
         return Vec::new();
     };
     let entries = m.take_all();
@@ -226,7 +225,9 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .take("working_dir")
         .and_then(|f| f.text(ctx))
         .map(|p| ctx.resolve(&p));
-    let env = m.take("env").map_or(Some(Env::default()), |f| sections::env(ctx, &f));
+    let env = m
+        .take("env")
+        .map_or(Some(Env::default()), |f| sections::env(ctx, &f));
 
     let cron_field = m.take("cron");
     let is_cron = cron_field.is_some();
@@ -257,7 +258,9 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         draft.deps = depends_on(ctx, &f);
     }
 
-    let health_check = m.take("health_check").map(|f| sections::health_check(ctx, &f));
+    let health_check = m
+        .take("health_check")
+        .map(|f| sections::health_check(ctx, &f));
     draft.has_health = matches!(health_check, Some(Some(_)));
 
     let deployment = match m.take("deployment") {
@@ -283,7 +286,9 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
     let limits = m
         .take("limits")
         .map_or(Some(Default::default()), |f| sections::limits(ctx, &f));
-    let capabilities = m.take("capabilities").map(|f| sections::capabilities(ctx, &f));
+    let capabilities = m
+        .take("capabilities")
+        .map(|f| sections::capabilities(ctx, &f));
     let isolation = m
         .take("isolation")
         .map_or(Some(Default::default()), |f| sections::isolation(ctx, &f));
@@ -313,10 +318,10 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         return draft;
     }
     // Every read above succeeded when no diagnostic was added, so each `?` below holds.
-    let build = || -> Option<Service> {
+    draft.service = run.and_then(|run| {
         Some(Service {
             name,
-            run: run?,
+            run,
             working_dir,
             env: env?,
             restart_policy: restart_policy?,
@@ -340,8 +345,7 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
             logs: logs?,
             tags: tags?,
         })
-    };
-    draft.service = build();
+    });
     draft
 }
 
@@ -371,7 +375,9 @@ fn depends_on(ctx: &mut Ctx, f: &Field) -> Vec<DepDraft> {
                 let condition = m.take("condition");
                 m.finish(ctx);
                 let Some(service) = service else { continue };
-                let Some(name) = service.text(ctx) else { continue };
+                let Some(name) = service.text(ctx) else {
+                    continue;
+                };
                 let cond = match condition {
                     Some(c) => match c.choice(ctx, CONDITIONS) {
                         Some("healthy") => Some((DepCondition::Healthy, c.pos())),
@@ -389,10 +395,7 @@ fn depends_on(ctx: &mut Ctx, f: &Field) -> Vec<DepDraft> {
                 });
             }
             _ => {
-                item.expected::<()>(
-                    ctx,
-                    "a service name or a mapping {service, condition}",
-                );
+                item.expected::<()>(ctx, "a service name or a mapping {service, condition}");
             }
         }
     }
@@ -404,26 +407,26 @@ fn cron_of(ctx: &mut Ctx, f: &Field) -> Option<Cron> {
     let expression = m.require(ctx, "expression", "a cron expression like \"0 3 * * *\"");
     let timezone = m.take("timezone");
     m.finish(ctx);
+    // Zone and expression are checked separately so each error points at its own field.
     let tz = match &timezone {
-        Some(t) => {
-            let name = t.text(ctx)?;
-            match super::cron::parse_timezone(&name) {
-                Ok(_) => Some(name),
-                Err(e) => return t.error(ctx, e),
-            }
-        }
-        None => None,
+        Some(t) => t
+            .text(ctx)
+            .and_then(|name| match super::cron::parse_timezone(&name) {
+                Ok(_) => Some(Some(name)),
+                Err(e) => t.error(ctx, e),
+            }),
+        None => Some(None),
     };
-    let expression = expression?;
-    let expr = expression.text(ctx)?;
-    // The zone was checked above; validate the expression in UTC so a bad expression is
-    // reported at the expression.
-    if let Err(e) = super::cron::CronSchedule::parse(&expr, Some("UTC")) {
-        return expression.error(ctx, e);
-    }
+    let expr = expression.and_then(|e| {
+        let text = e.text(ctx)?;
+        match super::cron::CronSchedule::parse(&text, Some("UTC")) {
+            Ok(_) => Some(text),
+            Err(msg) => e.error(ctx, msg),
+        }
+    });
     Some(Cron {
-        expression: expr,
-        timezone: tz,
+        expression: expr?,
+        timezone: tz?,
     })
 }
 
@@ -440,7 +443,11 @@ fn signal(ctx: &mut Ctx, f: &Field) -> Option<Signal> {
         }),
         None => {
             let up = text.trim().to_ascii_uppercase();
-            let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+            let full = if up.starts_with("SIG") {
+                up
+            } else {
+                format!("SIG{up}")
+            };
             let hint = did_you_mean(&full, crate::signals::names());
             f.error(ctx, format!("unknown signal {text:?}{hint}"))
         }
@@ -456,7 +463,10 @@ fn log_policy(ctx: &mut Ctx, f: &Field, base: LogPolicy) -> Option<LogPolicy> {
         match s.size(ctx) {
             Some(Size::Value(v)) if v > 0 => out.max_size = v,
             Some(_) => {
-                s.error::<()>(ctx, "must be a size greater than 0 (rotation needs a limit)");
+                s.error::<()>(
+                    ctx,
+                    "must be a size greater than 0 (rotation needs a limit)",
+                );
                 ok = false;
             }
             None => ok = false,

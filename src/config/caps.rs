@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn canonicalizes() {
-        assert_eq!(canonical("CAP_NET_BIND_SERVICE"), Some("CAP_NET_BIND_SERVICE"));
+        assert_eq!(
+            canonical("CAP_NET_BIND_SERVICE"),
+            Some("CAP_NET_BIND_SERVICE")
+        );
         assert_eq!(canonical("net_bind_service"), Some("CAP_NET_BIND_SERVICE"));
         assert_eq!(canonical("cap_sys_nice"), Some("CAP_SYS_NICE"));
         assert_eq!(canonical("CAP_FLY"), None);

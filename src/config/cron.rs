@@ -386,7 +386,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(CronSchedule::parse("* * *", None).unwrap_err().contains("found 3"));
+        assert!(CronSchedule::parse("* * *", None)
+            .unwrap_err()
+            .contains("found 3"));
         assert!(CronSchedule::parse("61 * * * *", None).is_err());
         assert!(CronSchedule::parse("@often", None).is_err());
         let e = CronSchedule::parse("@daily", Some("America/New_Yrok")).unwrap_err();

@@ -108,8 +108,21 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         for bad in [
-            "", "-5s", "5 parsecs", "s", "5x", "1.5", "1..5s", ".5s", "5.s", "ms", "1e3s",
-            "5s-", "999999999999d", "abc", "5 s",
+            "",
+            "-5s",
+            "5 parsecs",
+            "s",
+            "5x",
+            "1.5",
+            "1..5s",
+            ".5s",
+            "5.s",
+            "ms",
+            "1e3s",
+            "5s-",
+            "999999999999d",
+            "abc",
+            "5 s",
         ] {
             assert_eq!(parse(bad), Err(DurationError), "{bad:?}");
         }

@@ -34,10 +34,7 @@ pub(crate) fn check(ctx: &mut Ctx, names: &[String], edges: &[Vec<Edge>]) -> boo
             match index(&e.target) {
                 Some(to) => {
                     if adj[from].iter().any(|(t, _)| *t == to) {
-                        ctx.err(
-                            e.pos,
-                            format!("{}: `{}` is listed twice", e.path, e.target),
-                        );
+                        ctx.err(e.pos, format!("{}: `{}` is listed twice", e.path, e.target));
                     } else {
                         adj[from].push((to, e.pos));
                     }

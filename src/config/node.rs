@@ -179,6 +179,16 @@ pub(crate) fn parse(src: &str) -> Result<Node, SyntaxError> {
 /// First line of an error text without the trailing " at line N, column M" (the diagnostic
 /// carries the position separately).
 fn short_message(text: &str) -> String {
+    // Budget breaches print as Rust debug structs; say what they mean instead.
+    if text.contains("Depth {") || text.starts_with("recursion limit") {
+        return format!("the document is nested deeper than {MAX_DEPTH} levels");
+    }
+    if text.contains("Documents {") {
+        return "only one YAML document is allowed (remove the `---` separator)".into();
+    }
+    if text.contains("budget breached") {
+        return "the document is too large or complex for a config file".into();
+    }
     let first = text.lines().next().unwrap_or("").trim();
     let trimmed = match first.rfind(" at line ") {
         Some(i) if first[i..].contains("column") => &first[..i],
@@ -215,14 +225,24 @@ mod tests {
         let Kind::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].1.value, Kind::Int(1));
         assert_eq!(pos(&m[0].1), Pos { line: 1, column: 4 });
-        let Kind::Map(inner) = &m[1].1.value else { panic!() };
+        let Kind::Map(inner) = &m[1].1.value else {
+            panic!()
+        };
         // strict booleans: `n` is a key and `yes` a string
         assert_eq!(inner[1].0.value, Kind::Str("n".into()));
         assert_eq!(inner[1].1.value, Kind::Str("yes".into()));
         assert_eq!(inner[2].1.value, Kind::Null);
-        let Kind::Seq(s) = &inner[0].1.value else { panic!() };
+        let Kind::Seq(s) = &inner[0].1.value else {
+            panic!()
+        };
         assert_eq!(s[0].value, Kind::Float(1.5));
-        assert_eq!(pos(&s[1]), Pos { line: 3, column: 12 });
+        assert_eq!(
+            pos(&s[1]),
+            Pos {
+                line: 3,
+                column: 12
+            }
+        );
     }
 
     #[test]

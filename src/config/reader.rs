@@ -47,7 +47,10 @@ impl Ctx {
 }
 
 /// The closest candidate to `word`, when one is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for c in candidates {
@@ -64,7 +67,10 @@ pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
 }
 
 /// `; did you mean `x`?` or nothing.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     suggest(word, candidates)
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default()
@@ -94,7 +100,11 @@ impl<'n> Field<'n> {
 
     /// Record "<path>: expected <what>, found <value>" and give up on this value.
     pub fn expected<T>(&self, ctx: &mut Ctx, what: &str) -> Option<T> {
-        let msg = format!("{}expected {what}, found {}", prefix(&self.path), describe(self.node));
+        let msg = format!(
+            "{}expected {what}, found {}",
+            prefix(&self.path),
+            describe(self.node)
+        );
         ctx.err(self.pos(), msg);
         None
     }
@@ -269,7 +279,11 @@ impl<'n> MapReader<'n> {
                 _ => {
                     ctx.err(
                         pos(k),
-                        format!("{}expected a plain key, found {}", prefix(&field.path), describe(k)),
+                        format!(
+                            "{}expected a plain key, found {}",
+                            prefix(&field.path),
+                            describe(k)
+                        ),
                     );
                     continue;
                 }
@@ -433,6 +447,8 @@ mod tests {
             "s.backoff: expected a duration like 100ms, 5s, 2m, 1h or 1.5s, found \"5 parsecs\""
         );
         assert_eq!((c.diags[0].line, c.diags[0].column), (2, 12));
-        assert!(c.diags[1].message.starts_with("s.n: expected a non-negative whole number"));
+        assert!(c.diags[1]
+            .message
+            .starts_with("s.n: expected a non-negative whole number"));
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::node::Kind;
 use super::reader::{did_you_mean, Ctx, Field};
 use super::schema::{
-    BlueGreen, CgroupLimits, Deployment, Env, HealthCheck, Hook, Hooks, Isolation,
-    Limits, Probe, Spawn, SpawnMode, Strategy, TerminationPolicy,
+    BlueGreen, CgroupLimits, Deployment, Env, HealthCheck, Hook, Hooks, Isolation, Limits, Probe,
+    Spawn, SpawnMode, Strategy, TerminationPolicy,
 };
 use super::{caps, envfile, size, DiagKind, Diagnostic};
 
@@ -69,7 +69,11 @@ pub(crate) fn env(ctx: &mut Ctx, f: &Field) -> Option<Env> {
     ok.then_some(out)
 }
 
-fn read_env_file(ctx: &mut Ctx, field: &Field, path: &std::path::Path) -> Option<Vec<(String, String)>> {
+fn read_env_file(
+    ctx: &mut Ctx,
+    field: &Field,
+    path: &std::path::Path,
+) -> Option<Vec<(String, String)>> {
     let fail = |ctx: &mut Ctx, line: u64, column: u64, message: String| {
         ctx.push(Diagnostic {
             kind: DiagKind::EnvFile,
@@ -94,13 +98,23 @@ fn read_env_file(ctx: &mut Ctx, field: &Field, path: &std::path::Path) -> Option
             return None;
         }
         Ok(meta) if meta.is_dir() => {
-            fail(ctx, 0, 0, format!("{}: env file is a directory", field.path));
+            fail(
+                ctx,
+                0,
+                0,
+                format!("{}: env file is a directory", field.path),
+            );
             return None;
         }
         _ => match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                fail(ctx, 0, 0, format!("{}: cannot read env file: {e}", field.path));
+                fail(
+                    ctx,
+                    0,
+                    0,
+                    format!("{}: cannot read env file: {e}", field.path),
+                );
                 return None;
             }
         },
@@ -128,8 +142,14 @@ fn read_env_file(ctx: &mut Ctx, field: &Field, path: &std::path::Path) -> Option
 pub(crate) fn line_col(bytes: &[u8], offset: usize) -> (u64, u64) {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count() as u64
+        + 1;
     (line, column)
 }
 
@@ -199,10 +219,7 @@ pub(crate) fn health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
             }
         }
         _ => {
-            let msg = format!(
-                "{}: set only one of `url`, `tcp` or `command`",
-                m.path()
-            );
+            let msg = format!("{}: set only one of `url`, `tcp` or `command`", m.path());
             ctx.err(given[1].key_pos, msg);
             None
         }
@@ -220,7 +237,10 @@ pub(crate) fn health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
 fn tcp_probe(ctx: &mut Ctx, f: &Field) -> Option<Probe> {
     let text = f.text(ctx)?;
     let parsed = text.rsplit_once(':').and_then(|(h, p)| {
-        let host = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
+        let host = h
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h);
         let port = p.parse::<u16>().ok().filter(|p| *p > 0)?;
         (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_string(), port))
     });
@@ -268,13 +288,20 @@ fn transpose<T>(v: Option<Option<T>>) -> Option<Option<T>> {
 fn blue_green(ctx: &mut Ctx, f: &Field) -> Option<BlueGreen> {
     let mut m = f.map(ctx)?;
     let env_var = m
-        .require(ctx, "env_var", "the variable that tells the service its slot")
+        .require(
+            ctx,
+            "env_var",
+            "the variable that tells the service its slot",
+        )
         .and_then(|e| {
             let name = e.text(ctx)?;
             if envfile::valid_key(&name) {
                 Some(name)
             } else {
-                e.expected(ctx, "a variable name (letters, digits and _, not starting with a digit)")
+                e.expected(
+                    ctx,
+                    "a variable name (letters, digits and _, not starting with a digit)",
+                )
             }
         });
     let slots = m
@@ -442,7 +469,11 @@ pub(crate) fn capabilities(ctx: &mut Ctx, f: &Field) -> Option<Vec<String>> {
             }
             None => {
                 let up = name.trim().to_ascii_uppercase();
-                let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+                let full = if up.starts_with("CAP_") {
+                    up
+                } else {
+                    format!("CAP_{up}")
+                };
                 let hint = did_you_mean(&full, caps::CAPABILITIES);
                 item.error::<()>(ctx, format!("unknown capability {name:?}{hint}"));
                 ok = false;

@@ -35,7 +35,10 @@ pub fn parse(s: &str) -> Result<Size, SizeError> {
     };
     if !number.contains('.') {
         let n: u64 = number.parse().map_err(|_| SizeError)?;
-        return n.checked_mul(1u64 << shift).map(Size::Value).ok_or(SizeError);
+        return n
+            .checked_mul(1u64 << shift)
+            .map(Size::Value)
+            .ok_or(SizeError);
     }
     let n: f64 = number.parse().map_err(|_| SizeError)?;
     let bytes = (n * (1u64 << shift) as f64).round();
@@ -117,21 +120,45 @@ mod tests {
 
     #[test]
     fn cpu_max_forms() {
-        let c = |q, p| Ok(CpuMax { quota_us: q, period_us: p });
+        let c = |q, p| {
+            Ok(CpuMax {
+                quota_us: q,
+                period_us: p,
+            })
+        };
         assert_eq!(parse_cpu_max("200000 100000"), c(Some(200_000), 100_000));
         assert_eq!(parse_cpu_max("max 100000"), c(None, 100_000));
         assert_eq!(parse_cpu_max("max"), c(None, 100_000));
         assert_eq!(parse_cpu_max("50000"), c(Some(50_000), 100_000));
         assert_eq!(parse_cpu_max("50%"), c(Some(50_000), 100_000));
         assert_eq!(parse_cpu_max("150%"), c(Some(150_000), 100_000));
-        for bad in ["", "0%", "-5%", "x 100000", "100 100000", "1000 5", "1 2 3", "lots"] {
+        for bad in [
+            "",
+            "0%",
+            "-5%",
+            "x 100000",
+            "100 100000",
+            "1000 5",
+            "1 2 3",
+            "lots",
+        ] {
             assert_eq!(parse_cpu_max(bad), Err(SizeError), "{bad:?}");
         }
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "-1", "1X", "K", "1.5.5G", ".5G", "lots", "99999999999T", "1 2"] {
+        for bad in [
+            "",
+            "-1",
+            "1X",
+            "K",
+            "1.5.5G",
+            ".5G",
+            "lots",
+            "99999999999T",
+            "1 2",
+        ] {
             assert_eq!(parse(bad), Err(SizeError), "{bad:?}");
         }
         assert_eq!(from_int(-1), Err(SizeError));

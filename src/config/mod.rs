@@ -1,12 +1,25 @@
 //! Configuration: parse `systemg.yaml`, validate every rule, report every problem with its
 //! position.
 
+mod build;
+pub mod caps;
+pub mod cron;
+pub mod duration;
+pub mod envfile;
+pub mod graph;
+mod node;
+mod reader;
 pub mod schema;
+mod sections;
+pub mod size;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use build::valid_name;
+pub use cron::CronSchedule;
+pub use graph::start_order;
 pub use schema::Config;
 
 /// Where a problem was found.
@@ -68,12 +81,125 @@ impl std::fmt::Display for Diagnostic {
     }
 }
 
+/// Configs larger than this are refused before parsing: real ones are a few kilobytes.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Read, parse and validate the config at `path`.
-pub fn load(_path: &Path) -> Result<Config, ConfigErrors> {
-    todo!("config")
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let abs = absolute(path);
+    let io_error = |message: String| {
+        ConfigErrors(vec![Diagnostic {
+            kind: DiagKind::Io,
+            file: abs.clone(),
+            line: 0,
+            column: 0,
+            message,
+        }])
+    };
+    let meta = std::fs::metadata(&abs).map_err(|e| io_error(format!("cannot read config: {e}")))?;
+    if meta.is_dir() {
+        return Err(io_error("cannot read config: it is a directory".into()));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(io_error(too_large(meta.len())));
+    }
+    let bytes = std::fs::read(&abs).map_err(|e| io_error(format!("cannot read config: {e}")))?;
+    // The file may have grown between the two calls.
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(io_error(too_large(bytes.len() as u64)));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => load_str(&text, &abs),
+        Err(e) => {
+            let (line, column) = sections::line_col(e.as_bytes(), e.utf8_error().valid_up_to());
+            Err(ConfigErrors(vec![Diagnostic {
+                kind: DiagKind::Syntax,
+                file: abs,
+                line,
+                column,
+                message: "the config is not valid UTF-8 text".into(),
+            }]))
+        }
+    }
 }
 
 /// Parse and validate `source` as if read from `path` (env files resolve against its directory).
-pub fn load_str(_source: &str, _path: &Path) -> Result<Config, ConfigErrors> {
-    todo!("config")
+pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let file = absolute(path);
+    let base_dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let syntax = |line: u64, column: u64, message: String| {
+        ConfigErrors(vec![Diagnostic {
+            kind: DiagKind::Syntax,
+            file: file.clone(),
+            line,
+            column,
+            message,
+        }])
+    };
+    if source.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(syntax(0, 0, too_large(source.len() as u64)));
+    }
+    let root = node::parse(source).map_err(|e| {
+        let (line, column) = e.pos.map_or((0, 0), |p| (p.line, p.column));
+        syntax(line, column, e.message)
+    })?;
+    let project = default_project(&base_dir);
+    let mut ctx = reader::Ctx::new(file.clone(), base_dir);
+    match build::build(&mut ctx, &root, project) {
+        Some(config) if ctx.diags.is_empty() => Ok(config),
+        _ => {
+            let mut diags = ctx.diags;
+            if diags.is_empty() {
+                // Defensive: a build that failed must say why.
+                diags.push(Diagnostic {
+                    kind: DiagKind::Config,
+                    file,
+                    line: 0,
+                    column: 0,
+                    message: "invalid configuration".into(),
+                });
+            }
+            // Report in file order; env file problems after the config's own.
+            diags.sort_by_key(|d| (d.kind == DiagKind::EnvFile, d.line, d.column));
+            Err(ConfigErrors(diags))
+        }
+    }
 }
+
+fn too_large(len: u64) -> String {
+    format!("the config is {len} bytes; the limit is {MAX_CONFIG_BYTES} bytes (4 MiB)")
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The project name when `project:` is absent: the config directory's name, with any
+/// character outside `[A-Za-z0-9_.-]` replaced so the result is always valid.
+fn default_project(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        "systemg".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! Malformed configs must fail with positioned diagnostics, never panic; every example
+//! config must validate.
+
+use std::path::{Path, PathBuf};
+
+use systemg::config::{load, load_str, DiagKind};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/malformed")
+}
+
+#[test]
+fn every_malformed_file_fails_with_a_position() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        seen += 1;
+        let errs = match load(&path) {
+            Ok(c) => panic!("{} unexpectedly valid: {c:?}", path.display()),
+            Err(e) => e.0,
+        };
+        assert!(!errs.is_empty(), "{}", path.display());
+        assert!(
+            errs.iter().any(|d| d.line > 0 && d.column > 0),
+            "{}: no positioned diagnostic in {errs:#?}",
+            path.display()
+        );
+        for d in &errs {
+            assert!(!d.message.is_empty());
+            assert!(
+                !d.message.contains('\n'),
+                "{}: multi-line message",
+                path.display()
+            );
+            assert_eq!(d.file, path, "{}", path.display());
+        }
+    }
+    assert!(seen >= 15, "corpus went missing: {seen} files");
+}
+
+#[test]
+fn wrong_types_are_all_reported() {
+    let errs = load(&corpus_dir().join("wrong_types.yaml")).unwrap_err().0;
+    let lines: Vec<u64> = errs.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [4, 5, 6, 7, 8], "{errs:#?}");
+}
+
+#[test]
+fn specific_messages() {
+    let dir = corpus_dir();
+    let first = |name: &str| load(&dir.join(name)).unwrap_err().0.remove(0);
+    let errs = load(&dir.join("unknown_top_level.yaml")).unwrap_err().0;
+    let d = errs
+        .iter()
+        .find(|d| d.message.contains("unknown key"))
+        .unwrap();
+    assert_eq!((d.line, d.column), (2, 1));
+    assert!(
+        d.message.contains("did you mean `services`?"),
+        "{}",
+        d.message
+    );
+    let d = first("tabs.yaml");
+    assert_eq!(d.kind, DiagKind::Syntax);
+    assert_eq!(d.line, 3);
+    let d = first("cycle.yaml");
+    assert!(d.message.contains("a -> b -> c -> a"), "{}", d.message);
+    let d = first("duplicate_keys.yaml");
+    assert_eq!((d.line, d.column), (5, 5));
+    let errs = load(&dir.join("bad_cron.yaml")).unwrap_err().0;
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+}
+
+#[test]
+fn binary_junk_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("junk.yaml");
+    // Deterministic pseudo-random bytes, including NUL and invalid UTF-8.
+    let mut x: u32 = 0x1234_5678;
+    let junk: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&p, &junk).unwrap();
+    let e = load(&p).unwrap_err().0;
+    assert!(e[0].line > 0);
+    // Valid UTF-8 control characters reach the YAML parser instead.
+    let text: String = (0..2000).map(|i| char::from((i % 32) as u8)).collect();
+    let e = load_str(&text, &p).unwrap_err().0;
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn huge_file_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.yaml");
+    let line = "# padding padding padding padding padding padding padding padding\n";
+    let big = line.repeat(10 * 1024 * 1024 / line.len() + 1);
+    std::fs::write(&p, &big).unwrap();
+    let e = load(&p).unwrap_err().0;
+    assert_eq!(e[0].kind, DiagKind::Io);
+    assert!(e[0].message.contains("4 MiB"));
+    let e = load_str(&big, &p).unwrap_err().0;
+    assert!(e[0].message.contains("4 MiB"));
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("deep.yaml");
+    let flow = format!(
+        "version: '1'\nservices: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    std::fs::write(&p, &flow).unwrap();
+    let e = load(&p).unwrap_err().0;
+    assert!(e[0].line > 0, "{e:#?}");
+    // Block nesting without the quadratic indentation: `- - - ... x`.
+    let block = format!("version: '1'\nservices:\n  {}x\n", "- ".repeat(10_000));
+    let e = load_str(&block, &p).unwrap_err().0;
+    assert!(e[0].line > 0, "{e:#?}");
+    assert!(e[0].message.contains("nested deeper"), "{e:#?}");
+}
+
+#[test]
+fn every_example_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            continue;
+        }
+        seen += 1;
+        if let Err(e) = load(&path) {
+            panic!("{} is invalid:\n{e}", path.display());
+        }
+    }
+    assert!(seen >= 3, "only {seen} examples");
+    let basic = load(&dir.join("basic.yaml")).unwrap();
+    assert_eq!(
+        systemg::config::start_order(&basic),
+        ["db", "migrations", "web"]
+    );
+}

@@ -39,8 +39,15 @@ pub fn parse(s: &str) -> Option<(i32, &'static str)> {
         return TABLE.iter().find(|(_, v)| *v == n).map(|(k, v)| (*v, *k));
     }
     let up = t.to_ascii_uppercase();
-    let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    TABLE.iter().find(|(k, _)| *k == full).map(|(k, v)| (*v, *k))
+    let full = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    TABLE
+        .iter()
+        .find(|(k, _)| *k == full)
+        .map(|(k, v)| (*v, *k))
 }
 
 /// Canonical name of a signal number (`SIGTERM`), or the number.

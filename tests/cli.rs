@@ -17,9 +17,15 @@ fn validate_ok_and_errors() {
     let out = p.sysg(&["validate", "--config", "bad.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("bad.yaml:4:5"), "position of the unknown key: {err}");
+    assert!(
+        err.contains("bad.yaml:4:5"),
+        "position of the unknown key: {err}"
+    );
     assert!(err.contains("command"), "did-you-mean suggestion: {err}");
-    assert!(err.contains("bad.yaml:5:"), "second problem reported too: {err}");
+    assert!(
+        err.contains("bad.yaml:5:"),
+        "second problem reported too: {err}"
+    );
 }
 
 #[test]
@@ -32,7 +38,9 @@ fn missing_config_is_a_usage_error() {
 
 #[test]
 fn start_refuses_an_invalid_config_before_anything_runs() {
-    let p = Project::new("version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n    depends_on: [db]\n");
+    let p = Project::new(
+        "version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n    depends_on: [db]\n",
+    );
     let out = p.sysg(&["start", "--daemonize"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("db"), "{}", stderr(&out));

@@ -36,7 +36,11 @@ services:
     assert_ok(&out, "stop");
     assert!(!alive(one) && !alive(two), "services survived stop");
     let out = p.sysg(&["status"]);
-    assert_eq!(out.status.code(), Some(3), "status without supervisor exits 3");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "status without supervisor exits 3"
+    );
 }
 
 #[test]
@@ -76,7 +80,10 @@ services:
 "#,
     );
     let out = p.sysg(&["start", "--daemonize"]);
-    assert!(!out.status.success(), "start must fail when a service fails");
+    assert!(
+        !out.status.success(),
+        "start must fail when a service fails"
+    );
     assert!(stderr(&out).contains("db"), "{}", stderr(&out));
     assert_eq!(p.service("db")["state"], "failed");
     let web = p.service("web");
@@ -101,7 +108,9 @@ services:
 "#,
     );
     let _ = p.sysg(&["start", "--daemonize"]);
-    wait_until("flaky gives up", T, || p.service("flaky")["state"] == "failed");
+    wait_until("flaky gives up", T, || {
+        p.service("flaky")["state"] == "failed"
+    });
     let s = p.service("flaky");
     assert_eq!(s["restarts"], 3, "{s}");
     assert_eq!(s["last_exit"]["kind"], "code");

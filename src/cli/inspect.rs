@@ -69,7 +69,10 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         "tags": svc.map(|s| s.tags.clone()),
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&data).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).unwrap_or_default()
+        );
         return EXIT_OK;
     }
     println!("{}", a.unit);

@@ -78,7 +78,14 @@ fn state_color(s: StateKind) -> &'static str {
 /// One row per service: NAME STATE PID UPTIME RESTARTS LAST-EXIT HEALTH REASON.
 pub fn status_table(report: &StatusReport, services: &[&ServiceStatus], color: bool) -> String {
     let header = [
-        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "HEALTH", "REASON",
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "HEALTH",
+        "REASON",
     ];
     let rows: Vec<[String; 8]> = services
         .iter()
@@ -134,10 +141,7 @@ pub fn status_table(report: &StatusReport, services: &[&ServiceStatus], color: b
         l.trim_end().to_string()
     };
     let h: Vec<String> = header.iter().map(|s| s.to_string()).collect();
-    out.push_str(&line(
-        h.iter().map(|s| paint(s, "1", color)).collect(),
-        &h,
-    ));
+    out.push_str(&line(h.iter().map(|s| paint(s, "1", color)).collect(), &h));
     out.push('\n');
     for (r, s) in rows.iter().zip(services) {
         let mut cells: Vec<String> = r.to_vec();

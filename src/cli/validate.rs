@@ -10,12 +10,17 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
     let path = config_path(g);
     match config::load(&path) {
         Ok(cfg) => {
+            let cron = next_cron_runs(&cfg);
             if a.json {
                 let v = serde_json::json!({
                     "ok": true,
                     "config": cfg.path,
                     "project": cfg.project,
                     "services": cfg.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                    "cron": cron.iter().map(|(n, runs)| serde_json::json!({
+                        "name": n,
+                        "next_runs": runs.iter().map(|t| t.to_rfc3339()).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
                 });
                 println!("{v}");
             } else {
@@ -26,6 +31,13 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
                     cfg.project,
                     if n == 1 { "" } else { "s" }
                 );
+                for (name, runs) in &cron {
+                    let shown: Vec<String> = runs
+                        .iter()
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
+                        .collect();
+                    println!("  cron {name}: next runs {}", shown.join(", "));
+                }
             }
             EXIT_OK
         }
@@ -45,4 +57,27 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
             EXIT_USAGE
         }
     }
+}
+
+/// The next three run times of every cron job, in the job's time zone.
+fn next_cron_runs(
+    cfg: &config::Config,
+) -> Vec<(String, Vec<chrono::DateTime<chrono_tz::Tz>>)> {
+    let now = chrono::Utc::now();
+    cfg.services
+        .iter()
+        .filter_map(|s| {
+            let c = s.cron.as_ref()?;
+            let sched = config::CronSchedule::parse(&c.expression, c.timezone.as_deref()).ok()?;
+            let tz = sched.timezone();
+            Some((
+                s.name.clone(),
+                sched
+                    .upcoming(now, 3)
+                    .into_iter()
+                    .map(|t| t.with_timezone(&tz))
+                    .collect(),
+            ))
+        })
+        .collect()
 }

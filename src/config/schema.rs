@@ -261,7 +261,15 @@ pub struct Hooks {
 
 /// Events a webhook can select.
 pub const WEBHOOK_EVENTS: &[&str] = &[
-    "start", "ready", "exit", "failure", "restart", "stop", "deploy", "unhealthy", "cron",
+    "start",
+    "ready",
+    "exit",
+    "failure",
+    "restart",
+    "stop",
+    "deploy",
+    "unhealthy",
+    "cron",
 ];
 
 /// `webhooks:` entry (project or service level).

@@ -66,12 +66,12 @@ impl Server {
             },
         )?;
         if let Some(gid) = group {
-            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(
-                |e| ControlError::Io {
+            nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
+                ControlError::Io {
                     context: format!("chown {}", path.display()),
                     source: e.into(),
-                },
-            )?;
+                }
+            })?;
         }
         Ok(Server {
             listener,
@@ -130,7 +130,10 @@ where
         Err(e) => {
             answer(
                 &stream,
-                Response::err(format!("cannot read peer credentials: {e}"), Default::default()),
+                Response::err(
+                    format!("cannot read peer credentials: {e}"),
+                    Default::default(),
+                ),
             );
             return;
         }

@@ -85,6 +85,8 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
         )));
     }
     serde_json::from_str(line.trim_end()).map_err(|e| {
-        RuntimeError::Other(format!("unreadable readiness report from the supervisor: {e}"))
+        RuntimeError::Other(format!(
+            "unreadable readiness report from the supervisor: {e}"
+        ))
     })
 }

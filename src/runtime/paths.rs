@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn system_layout() {
         let p = Roots::system().project("web");
-        assert_eq!(p.state_file, PathBuf::from("/var/lib/systemg/web/state.json"));
+        assert_eq!(
+            p.state_file,
+            PathBuf::from("/var/lib/systemg/web/state.json")
+        );
         assert_eq!(p.socket, PathBuf::from("/run/systemg/web/control.sock"));
         assert_eq!(p.log_dir, PathBuf::from("/var/log/systemg/web"));
     }
@@ -142,7 +145,13 @@ mod tests {
             system: false,
         };
         let p = r.project("demo");
-        assert_eq!(p.socket, PathBuf::from("/h/.local/share/systemg/demo/run/control.sock"));
-        assert_eq!(p.log_dir, PathBuf::from("/h/.local/share/systemg/demo/logs"));
+        assert_eq!(
+            p.socket,
+            PathBuf::from("/h/.local/share/systemg/demo/run/control.sock")
+        );
+        assert_eq!(
+            p.log_dir,
+            PathBuf::from("/h/.local/share/systemg/demo/logs")
+        );
     }
 }

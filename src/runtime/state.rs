@@ -55,7 +55,10 @@ pub enum Loaded {
     Missing,
     Ok(PersistedState),
     /// The file was unreadable as state; it was moved to `moved_to`.
-    Corrupt { moved_to: PathBuf, message: String },
+    Corrupt {
+        moved_to: PathBuf,
+        message: String,
+    },
 }
 
 /// Read state.json, setting a corrupt one aside.

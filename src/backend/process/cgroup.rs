@@ -4,6 +4,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::config::schema::{CgroupLimits, Size};
+
 /// Where this supervisor may create unit cgroups.
 #[derive(Debug, Clone)]
 pub struct CgroupRoot {
@@ -133,6 +135,40 @@ pub fn kill(dir: &Path) -> io::Result<()> {
         for pid in pids {
             let _ = super::tree::send_signal(pid, libc::SIGKILL);
         }
+    }
+    Ok(())
+}
+
+/// Write `memory.max` / `cpu.max`, enabling the controllers in the parent first.
+pub fn set_limits(dir: &Path, limits: &CgroupLimits) -> Result<(), String> {
+    let mut settings = Vec::new();
+    if let Some(m) = limits.memory_max {
+        let v = match m {
+            Size::Value(n) => n.to_string(),
+            Size::Unlimited => "max".to_string(),
+        };
+        settings.push(("memory", "memory.max", v));
+    }
+    if let Some(c) = limits.cpu_max {
+        let quota = c.quota_us.map_or("max".to_string(), |q| q.to_string());
+        settings.push(("cpu", "cpu.max", format!("{quota} {}", c.period_us)));
+    }
+    for (controller, file, value) in settings {
+        let path = dir.join(file);
+        if !path.exists() {
+            if let Some(parent) = dir.parent() {
+                let _ = fs::write(
+                    parent.join("cgroup.subtree_control"),
+                    format!("+{controller}"),
+                );
+            }
+        }
+        fs::write(&path, &value).map_err(|e| {
+            format!(
+                "writing {value} to {} (is the {controller} controller available?): {e}",
+                path.display()
+            )
+        })?;
     }
     Ok(())
 }

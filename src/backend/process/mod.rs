@@ -5,6 +5,7 @@
 
 mod cgroup;
 mod output;
+mod privs;
 mod procfs;
 mod reaper;
 mod spawn;
@@ -217,6 +218,7 @@ impl Backend for ProcessBackend {
 
     fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
         spawn::check_supported(spec)?;
+        let setup = privs::ChildSetup::prepare(spec)?;
         self.seq += 1;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -254,10 +256,35 @@ impl Backend for ProcessBackend {
             .cgroups
             .as_ref()
             .and_then(|c| c.create(&spec.project, &spec.name));
+        let limits = &spec.limits.cgroup;
+        if limits.memory_max.is_some() || limits.cpu_max.is_some() {
+            let applied = match &cg {
+                Some(c) => cgroup::set_limits(&c.dir, limits),
+                None => Err("no cgroup v2 could be created for the unit".to_string()),
+            };
+            if let Err(m) = applied {
+                let _ = fs::remove_file(&out_path);
+                let _ = fs::remove_file(&err_path);
+                if let Some(c) = &cg {
+                    cgroup::remove(&c.dir);
+                }
+                return Err(BackendError::Start {
+                    unit: spec.name.clone(),
+                    message: format!("limits.cgroup: {m}"),
+                });
+            }
+        }
 
         let spawned = {
             let mut registry = reaper::main_pids();
-            let r = spawn::spawn(spec, out_w, err_w, cg.as_ref().map(|c| &c.procs), &marker);
+            let r = spawn::spawn(
+                spec,
+                out_w,
+                err_w,
+                cg.as_ref().map(|c| &c.procs),
+                &marker,
+                setup,
+            );
             if let Ok(pid) = r {
                 reaper::register_main(&mut registry, pid);
             }

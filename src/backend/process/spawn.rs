@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::stat::Mode;
 
+use super::privs::ChildSetup;
 use super::tree::MARKER_VAR;
 use crate::backend::BackendError;
 use crate::spec::UnitSpec;
@@ -25,32 +26,8 @@ fn start_err(spec: &UnitSpec, message: impl Into<String>) -> BackendError {
     }
 }
 
-/// Refuse what this backend cannot do yet, instead of silently running without it.
+/// Check what can be checked before anything is created.
 pub fn check_supported(spec: &UnitSpec) -> Result<(), BackendError> {
-    let unsupported = |field: &str| {
-        Err(start_err(
-            spec,
-            format!("`{field}` is not supported by the process backend yet"),
-        ))
-    };
-    if spec.user.is_some() {
-        return unsupported("user");
-    }
-    if spec.group.is_some() {
-        return unsupported("group");
-    }
-    if !spec.supplementary_groups.is_empty() {
-        return unsupported("supplementary_groups");
-    }
-    if !spec.limits.is_empty() {
-        return unsupported("limits");
-    }
-    if spec.capabilities.is_some() {
-        return unsupported("capabilities");
-    }
-    if spec.isolation != Default::default() {
-        return unsupported("isolation");
-    }
     if spec.argv.is_empty() || spec.argv[0].is_empty() {
         return Err(start_err(spec, "nothing to run (empty command)"));
     }
@@ -104,6 +81,7 @@ pub fn spawn(
     stderr: File,
     cgroup_procs: Option<&File>,
     marker: &str,
+    setup: ChildSetup,
 ) -> Result<u32, BackendError> {
     if let Some(cwd) = &spec.cwd {
         match fs::metadata(cwd) {
@@ -134,14 +112,16 @@ pub fn spawn(
     }
     let cgroup_fd: Option<RawFd> = cgroup_procs.map(|f| f.as_raw_fd());
     // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system
-    // calls (setsid, write) on values prepared before the fork, and does not allocate
-    // (io::Error::last_os_error stores the errno inline).
+    // calls (setsid, unshare, write, setrlimit, setgroups, setresuid, capset, ...) on values
+    // prepared before the fork, and does not allocate (io::Error::last_os_error stores the
+    // errno inline).
     unsafe {
         cmd.pre_exec(move || {
             // Own session, hence own process group (pgid = sid = pid), no controlling tty.
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
+            setup.apply_namespaces()?;
             // Writing "0" to cgroup.procs moves the writing process.
             if let Some(fd) = cgroup_fd {
                 let buf = b"0";
@@ -149,7 +129,7 @@ pub fn spawn(
                     return Err(io::Error::last_os_error());
                 }
             }
-            Ok(())
+            setup.apply_rest()
         });
     }
     let child = cmd

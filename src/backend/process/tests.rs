@@ -261,13 +261,24 @@ fn start_errors() {
     assert!(e.to_string().contains("working directory"), "{e}");
 
     let mut s = h.spec("user", &["true"]);
-    s.user = Some("nobody".into());
+    s.user = Some("no-such-user-xyz".into());
     let e = h.backend.start(&s).unwrap_err();
-    assert!(e.to_string().contains("`user` is not supported"), "{e}");
+    assert!(e.to_string().contains("no such user"), "{e}");
+
+    let mut s = h.spec("group", &["true"]);
+    s.supplementary_groups = vec!["no-such-group-xyz".into()];
+    let e = h.backend.start(&s).unwrap_err();
+    assert!(e.to_string().contains("no such group"), "{e}");
+
+    let mut s = h.spec("cap", &["true"]);
+    s.capabilities = Some(vec!["CAP_NOT_A_CAP".into()]);
+    let e = h.backend.start(&s).unwrap_err();
+    assert!(e.to_string().contains("unknown capability"), "{e}");
 
     let mut s = h.spec("iso", &["true"]);
-    s.isolation.network = true;
-    assert!(h.backend.start(&s).is_err());
+    s.isolation.pid = true;
+    let e = h.backend.start(&s).unwrap_err();
+    assert!(e.to_string().contains("isolation.pid"), "{e}");
 
     let e = h.backend.start(&h.spec("../x", &["true"])).unwrap_err();
     assert!(matches!(e, BackendError::Start { .. }), "{e}");
@@ -523,5 +534,97 @@ fn restart_after_exit_reuses_names() {
             h.lines_until("again", 1),
             vec![(Kind::Stdout, format!("run-{i}"))]
         );
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn user_group_limits_and_capabilities_are_applied() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("skipped: no user `nobody`");
+        return;
+    };
+    let mut h = harness(true);
+    let mut s = h.sh(
+        "privs",
+        "id -u; id -g; ulimit -n; nice; grep Cpus_allowed_list /proc/self/status; \
+         grep CapAmb /proc/self/status; grep CapEff /proc/self/status; id -G",
+    );
+    s.user = Some("nobody".into());
+    s.supplementary_groups = vec!["0".into()];
+    s.limits.nofile = Some(crate::config::schema::Size::Value(1234));
+    s.limits.nice = Some(5);
+    s.limits.cpu_affinity = Some(vec![0]);
+    s.capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
+    h.backend.start(&s).unwrap();
+    let lines: Vec<String> = h
+        .lines_until("privs", 8)
+        .into_iter()
+        .map(|(k, l)| {
+            assert_eq!(k, Kind::Stdout, "{l}");
+            l
+        })
+        .collect();
+    assert_eq!(lines[0], nobody.uid.to_string());
+    assert_eq!(lines[1], nobody.gid.to_string());
+    assert_eq!(lines[2], "1234");
+    assert_eq!(lines[3], "5");
+    assert!(lines[4].ends_with("\t0"), "{lines:?}");
+    assert!(lines[5].ends_with("0000000000000400"), "{lines:?}");
+    assert!(lines[6].ends_with("0000000000000400"), "{lines:?}");
+    assert!(lines[7].split(' ').any(|g| g == "0"), "{lines:?}");
+    assert_eq!(h.exited("privs").1, ExitStatus::Code(0));
+}
+
+#[test]
+fn network_isolation_leaves_only_loopback() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut h = harness(true);
+    let mut s = h.sh(
+        "netns",
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    );
+    s.isolation.network = true;
+    s.isolation.mount = true;
+    match h.backend.start(&s) {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("skipped: namespaces unavailable here: {e}");
+            return;
+        }
+    }
+    assert_eq!(h.lines_until("netns", 1), vec![(Kind::Stdout, "lo".into())]);
+    assert_eq!(h.exited("netns").1, ExitStatus::Code(0));
+}
+
+#[test]
+fn cgroup_limits_are_written_or_refused() {
+    let mut h = harness(true);
+    let mut s = h.spec("limited", &["sleep", "1000"]);
+    s.limits.cgroup.memory_max = Some(crate::config::schema::Size::Value(64 << 20));
+    match h.backend.start(&s) {
+        Ok(_) => {
+            let rec = h.backend.records().remove(0);
+            let dir = PathBuf::from(rec.extra["cgroup"].as_str().unwrap());
+            let v = std::fs::read_to_string(dir.join("memory.max")).unwrap();
+            assert_eq!(v.trim(), (64u64 << 20).to_string());
+            h.backend.kill("limited").unwrap();
+            h.exited("limited");
+        }
+        Err(e) => {
+            assert!(e.to_string().contains("limits.cgroup"), "{e}");
+            assert!(h.backend.records().is_empty());
+        }
     }
 }

@@ -1,7 +1,10 @@
 #![cfg(target_os = "linux")]
 //! The fork/exec backend (Linux): every unit runs in its own session and, when the supervisor
-//! can create one, its own cgroup v2; exits arrive through pidfds (reaper.rs), output through
-//! FIFOs into log files (output.rs), and a unit is killed as a whole tree (tree.rs).
+//! can create one, its own cgroup v2 (cgroup.rs); identity, limits, capabilities and namespaces
+//! are applied between fork and exec (spawn.rs, privs.rs); exits arrive through pidfds
+//! (reaper.rs), output through FIFOs into log files (output.rs), and a unit is killed as a
+//! whole tree (tree.rs). Dropping the backend stops its threads but leaves the units running,
+//! so that a later supervisor can adopt them.
 
 mod cgroup;
 mod output;
@@ -326,7 +329,11 @@ impl Backend for ProcessBackend {
             policy: spec.logs,
             pidfd,
         };
-        self.watch(&mut units, entry)?;
+        if let Err(e) = self.watch(&mut units, entry) {
+            // Unwatched, it could never be reported: do not leave it running.
+            let _ = tree::send_signal(pid, libc::SIGKILL);
+            return Err(e);
+        }
         drop(units);
         for (kind, reader, fifo) in [
             (Kind::Stdout, out_r, out_path),

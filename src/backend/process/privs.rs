@@ -212,6 +212,19 @@ impl ChildSetup {
             }
         };
 
+        // An unprivileged supervisor running a unit as itself: nothing to change (setgroups
+        // would fail with EPERM).
+        // SAFETY: geteuid/getegid have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (mut uid, mut gid, mut groups) = (user.map(|u| u.uid.as_raw()), gid, groups);
+        if euid != 0
+            && uid.is_none_or(|u| u == euid)
+            && gid.is_none_or(|g| g == egid)
+            && spec.supplementary_groups.is_empty()
+        {
+            (uid, gid, groups) = (None, None, None);
+        }
+
         Ok(ChildSetup {
             unshare,
             private_mounts: spec.isolation.mount,
@@ -221,7 +234,7 @@ impl ChildSetup {
             affinity,
             groups,
             gid,
-            uid: user.map(|u| u.uid.as_raw()),
+            uid,
             caps,
             mount_root: c"/".to_owned(),
             lo: c"lo".to_owned(),

@@ -1,42 +1,487 @@
-//! The fork/exec backend. (Placeholder signature; replaced by the real backend.)
+#![cfg(target_os = "linux")]
+//! The fork/exec backend (Linux): every unit runs in its own session and, when the supervisor
+//! can create one, its own cgroup v2 (cgroup.rs); identity, limits, capabilities and namespaces
+//! are applied between fork and exec (spawn.rs, privs.rs); exits arrive through pidfds
+//! (reaper.rs), output through FIFOs into log files (output.rs), and a unit is killed as a
+//! whole tree (tree.rs). Dropping the backend stops its threads but leaves the units running,
+//! so that a later supervisor can adopt them.
 
-use super::{AdoptRecord, Backend, BackendError, BackendPaths, EventSink};
+mod cgroup;
+mod output;
+mod privs;
+mod procfs;
+mod reaper;
+mod spawn;
+mod tree;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use serde_json::json;
+
+use crate::backend::{AdoptRecord, Backend, BackendError, BackendPaths, EventSink};
+use crate::config::schema::LogPolicy;
+use crate::logs::Kind;
 use crate::spec::UnitSpec;
 
-/// Output echo for foreground mode.
-pub type Echo = Box<dyn Fn(&str, crate::logs::Kind, &[u8]) + Send + Sync>;
+pub use output::{Echo, LineSplitter, MAX_LINE};
+pub use procfs::proc_start_time;
 
-/// Fork/exec backend.
-pub struct ProcessBackend;
+use output::{LogOpener, NewStream, Output};
+use reaper::Reaper;
+use tree::Membership;
+
+/// Knobs of the process backend (defaults: use cgroups when possible).
+pub struct ProcessOptions {
+    /// Try to put every unit in a cgroup of its own; `false` forces the process-group + /proc
+    /// fallback.
+    pub use_cgroups: bool,
+    /// Where lines go; `None` is the real `LogFile`.
+    pub(crate) log_opener: Option<LogOpener>,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions {
+            use_cgroups: true,
+            log_opener: None,
+        }
+    }
+}
+
+/// One running unit.
+pub(crate) struct Entry {
+    unit: String,
+    pid: u32,
+    start_time: u64,
+    pgid: u32,
+    cgroup: Option<PathBuf>,
+    marker: String,
+    stdout_fifo: PathBuf,
+    stderr_fifo: PathBuf,
+    policy: LogPolicy,
+    pidfd: OwnedFd,
+}
+
+impl Entry {
+    fn membership(&self) -> Membership<'_> {
+        match &self.cgroup {
+            Some(dir) => Membership::Cgroup(dir),
+            None => Membership::Group {
+                main: self.pid,
+                pgid: self.pgid,
+                marker: &self.marker,
+            },
+        }
+    }
+
+    fn record(&self) -> AdoptRecord {
+        AdoptRecord {
+            unit: self.unit.clone(),
+            pid: self.pid,
+            start_time: self.start_time,
+            extra: json!({
+                "backend": "process",
+                "kill_mode": if self.cgroup.is_some() { "cgroup" } else { "process-group" },
+                "pgid": self.pgid,
+                "cgroup": self.cgroup,
+                "marker": self.marker,
+                "stdout_fifo": self.stdout_fifo,
+                "stderr_fifo": self.stderr_fifo,
+                "logs": {
+                    "max_size": self.policy.max_size,
+                    "max_files": self.policy.max_files,
+                    "compress": self.policy.compress,
+                },
+            }),
+        }
+    }
+}
+
+/// Running units, shared by the backend and its reaper thread.
+#[derive(Default)]
+pub(crate) struct Units {
+    map: HashMap<String, Entry>,
+    by_pid: HashMap<u32, String>,
+}
+
+/// The fork/exec backend.
+pub struct ProcessBackend {
+    paths: BackendPaths,
+    units: Arc<Mutex<Units>>,
+    cgroups: Option<cgroup::CgroupRoot>,
+    reaper: Option<Reaper>,
+    output: Output,
+    output_thread: Option<JoinHandle<()>>,
+    seq: u64,
+}
 
 impl ProcessBackend {
-    /// New backend.
+    /// A backend writing logs under `paths.log_dir` and FIFOs under `paths.run_dir`; `echo`
+    /// also gets every output line (foreground mode); exits are reported on `sink`.
     pub fn new(
-        _paths: BackendPaths,
-        _echo: Option<Echo>,
-        _sink: EventSink,
+        paths: BackendPaths,
+        echo: Option<Echo>,
+        sink: EventSink,
     ) -> Result<ProcessBackend, BackendError> {
-        todo!()
+        Self::with_options(paths, echo, sink, ProcessOptions::default())
     }
+
+    /// `new` with options.
+    pub fn with_options(
+        paths: BackendPaths,
+        echo: Option<Echo>,
+        sink: EventSink,
+        options: ProcessOptions,
+    ) -> Result<ProcessBackend, BackendError> {
+        let opener = options.log_opener.unwrap_or_else(output::file_opener);
+        let (output, output_thread) = output::spawn(paths.log_dir.clone(), opener, echo)?;
+        let units = Arc::new(Mutex::new(Units::default()));
+        let reaper = match Reaper::start(units.clone(), sink, output.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                output.shutdown();
+                let _ = output_thread.join();
+                return Err(e);
+            }
+        };
+        let cgroups = if options.use_cgroups {
+            cgroup::CgroupRoot::detect()
+        } else {
+            None
+        };
+        Ok(ProcessBackend {
+            paths,
+            units,
+            cgroups,
+            reaper: Some(reaper),
+            output,
+            output_thread: Some(output_thread),
+            seq: 0,
+        })
+    }
+
+    /// The cgroup2 directory under which unit cgroups are tried, if any.
+    pub fn cgroup_base(&self) -> Option<&Path> {
+        self.cgroups.as_ref().map(|c| c.own.as_path())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Units> {
+        self.units.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fifo_paths(&self, unit: &str) -> (PathBuf, PathBuf) {
+        (
+            self.paths.run_dir.join(format!("{unit}.stdout.fifo")),
+            self.paths.run_dir.join(format!("{unit}.stderr.fifo")),
+        )
+    }
+
+    fn watch(&self, units: &mut Units, entry: Entry) -> Result<(), BackendError> {
+        if let Some(r) = &self.reaper {
+            r.epoll
+                .add(
+                    entry.pidfd.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, u64::from(entry.pid)),
+                )
+                .map_err(|e| BackendError::Io {
+                    context: format!("{}: watching pid {}", entry.unit, entry.pid),
+                    source: e.into(),
+                })?;
+        }
+        units.by_pid.insert(entry.pid, entry.unit.clone());
+        units.map.insert(entry.unit.clone(), entry);
+        Ok(())
+    }
+
+    fn io_err(context: String) -> impl FnOnce(std::io::Error) -> BackendError {
+        move |source| BackendError::Io { context, source }
+    }
+}
+
+fn open_pidfd(pid: u32) -> std::io::Result<OwnedFd> {
+    let p = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        p,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 impl Backend for ProcessBackend {
     fn name(&self) -> &'static str {
         "process"
     }
-    fn start(&mut self, _spec: &UnitSpec) -> Result<u32, BackendError> {
-        todo!()
+
+    fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
+        spawn::check_supported(spec)?;
+        let setup = privs::ChildSetup::prepare(spec)?;
+        self.seq += 1;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let marker = format!(
+            "{}/{}/{}-{}-{nanos}",
+            spec.project,
+            spec.name,
+            std::process::id(),
+            self.seq
+        );
+        let units_arc = self.units.clone();
+        let mut units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = units.map.get(&spec.name) {
+            return Err(BackendError::Start {
+                unit: spec.name.clone(),
+                message: format!("already running (pid {})", e.pid),
+            });
+        }
+        for dir in [&self.paths.run_dir, &self.paths.log_dir] {
+            fs::create_dir_all(dir).map_err(Self::io_err(format!("creating {}", dir.display())))?;
+        }
+        let (out_path, err_path) = self.fifo_paths(&spec.name);
+        let (out_r, out_w) =
+            spawn::make_fifo(&out_path).map_err(Self::io_err(format!("{}", out_path.display())))?;
+        let (err_r, err_w) = match spawn::make_fifo(&err_path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&out_path);
+                return Err(Self::io_err(format!("{}", err_path.display()))(e));
+            }
+        };
+        let cg = self
+            .cgroups
+            .as_ref()
+            .and_then(|c| c.create(&spec.project, &spec.name));
+        let limits = &spec.limits.cgroup;
+        if limits.memory_max.is_some() || limits.cpu_max.is_some() {
+            let applied = match &cg {
+                Some(c) => cgroup::set_limits(&c.dir, limits),
+                None => Err("no cgroup v2 could be created for the unit".to_string()),
+            };
+            if let Err(m) = applied {
+                let _ = fs::remove_file(&out_path);
+                let _ = fs::remove_file(&err_path);
+                if let Some(c) = &cg {
+                    cgroup::remove(&c.dir);
+                }
+                return Err(BackendError::Start {
+                    unit: spec.name.clone(),
+                    message: format!("limits.cgroup: {m}"),
+                });
+            }
+        }
+
+        let spawned = {
+            let mut registry = reaper::main_pids();
+            let r = spawn::spawn(
+                spec,
+                out_w,
+                err_w,
+                cg.as_ref().map(|c| &c.procs),
+                &marker,
+                setup,
+            );
+            if let Ok(pid) = r {
+                reaper::register_main(&mut registry, pid);
+            }
+            r
+        };
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = fs::remove_file(&out_path);
+                let _ = fs::remove_file(&err_path);
+                if let Some(c) = &cg {
+                    cgroup::remove(&c.dir);
+                }
+                return Err(e);
+            }
+        };
+        // Our unreaped child: /proc/PID exists even if it already exited.
+        let start_time = proc_start_time(pid).unwrap_or(0);
+        let pidfd = match open_pidfd(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = tree::send_signal(pid, libc::SIGKILL);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+                return Err(BackendError::Start {
+                    unit: spec.name.clone(),
+                    message: format!("pidfd_open: {e}"),
+                });
+            }
+        };
+        let entry = Entry {
+            unit: spec.name.clone(),
+            pid,
+            start_time,
+            pgid: pid,
+            cgroup: cg.map(|c| c.dir),
+            marker,
+            stdout_fifo: out_path.clone(),
+            stderr_fifo: err_path.clone(),
+            policy: spec.logs,
+            pidfd,
+        };
+        if let Err(e) = self.watch(&mut units, entry) {
+            // Unwatched, it could never be reported: do not leave it running.
+            let _ = tree::send_signal(pid, libc::SIGKILL);
+            return Err(e);
+        }
+        drop(units);
+        for (kind, reader, fifo) in [
+            (Kind::Stdout, out_r, out_path),
+            (Kind::Stderr, err_r, err_path),
+        ] {
+            self.output.add(NewStream {
+                unit: spec.name.clone(),
+                kind,
+                reader,
+                fifo,
+                policy: spec.logs,
+            });
+        }
+        Ok(pid)
     }
-    fn signal(&mut self, _unit: &str, _signal: i32) -> Result<(), BackendError> {
-        todo!()
+
+    fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError> {
+        let units = self.lock();
+        let entry = units
+            .map
+            .get(unit)
+            .ok_or_else(|| BackendError::NotRunning {
+                unit: unit.to_string(),
+            })?;
+        tree::signal_all(&entry.membership(), signal);
+        Ok(())
     }
-    fn kill(&mut self, _unit: &str) -> Result<(), BackendError> {
-        todo!()
+
+    fn kill(&mut self, unit: &str) -> Result<(), BackendError> {
+        let units = self.lock();
+        let entry = units
+            .map
+            .get(unit)
+            .ok_or_else(|| BackendError::NotRunning {
+                unit: unit.to_string(),
+            })?;
+        tree::kill_all(&entry.membership());
+        Ok(())
     }
-    fn adopt(&mut self, _record: &AdoptRecord) -> Result<Option<u32>, BackendError> {
-        todo!()
+
+    fn adopt(&mut self, record: &AdoptRecord) -> Result<Option<u32>, BackendError> {
+        let pid = record.pid;
+        if proc_start_time(pid) != Some(record.start_time) {
+            return Ok(None);
+        }
+        let units_arc = self.units.clone();
+        let mut units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = units.map.get(&record.unit) {
+            if e.pid == pid {
+                return Ok(Some(pid));
+            }
+            return Err(BackendError::Start {
+                unit: record.unit.clone(),
+                message: format!("already running (pid {})", e.pid),
+            });
+        }
+        let pidfd = match open_pidfd(pid) {
+            Ok(fd) => fd,
+            Err(_) => return Ok(None),
+        };
+        // Checked again with the pidfd held: the pid cannot be reused from here on.
+        if proc_start_time(pid) != Some(record.start_time) {
+            return Ok(None);
+        }
+        let x = &record.extra;
+        let path = |k: &str| x.get(k).and_then(|v| v.as_str()).map(PathBuf::from);
+        let (default_out, default_err) = self.fifo_paths(&record.unit);
+        let stdout_fifo = path("stdout_fifo").unwrap_or(default_out);
+        let stderr_fifo = path("stderr_fifo").unwrap_or(default_err);
+        let cgroup = path("cgroup").filter(|d| d.join("cgroup.procs").is_file());
+        let pgid = x
+            .get("pgid")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(pid);
+        let marker = x
+            .get("marker")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut policy = LogPolicy::default();
+        if let Some(l) = x.get("logs") {
+            if let Some(v) = l.get("max_size").and_then(|v| v.as_u64()) {
+                policy.max_size = v;
+            }
+            if let Some(v) = l
+                .get("max_files")
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+            {
+                policy.max_files = v;
+            }
+            if let Some(v) = l.get("compress").and_then(|v| v.as_bool()) {
+                policy.compress = v;
+            }
+        }
+        reaper::register_main(&mut reaper::main_pids(), pid);
+        let entry = Entry {
+            unit: record.unit.clone(),
+            pid,
+            start_time: record.start_time,
+            pgid,
+            cgroup,
+            marker,
+            stdout_fifo: stdout_fifo.clone(),
+            stderr_fifo: stderr_fifo.clone(),
+            policy,
+            pidfd,
+        };
+        self.watch(&mut units, entry)?;
+        drop(units);
+        for (kind, fifo) in [(Kind::Stdout, stdout_fifo), (Kind::Stderr, stderr_fifo)] {
+            match spawn::open_fifo_reader(&fifo) {
+                Ok(reader) => self.output.add(NewStream {
+                    unit: record.unit.clone(),
+                    kind,
+                    reader,
+                    fifo,
+                    policy,
+                }),
+                Err(e) => tracing::warn!(
+                    "{}: re-opening {}: {e}; its output is lost",
+                    record.unit,
+                    fifo.display()
+                ),
+            }
+        }
+        Ok(Some(pid))
     }
+
     fn records(&self) -> Vec<AdoptRecord> {
-        todo!()
+        let units = self.lock();
+        let mut out: Vec<AdoptRecord> = units.map.values().map(Entry::record).collect();
+        out.sort_by(|a, b| a.unit.cmp(&b.unit));
+        out
     }
 }
+
+impl Drop for ProcessBackend {
+    /// Stops the backend's threads; the units keep running (a later supervisor may adopt them).
+    fn drop(&mut self) {
+        self.reaper.take();
+        self.output.shutdown();
+        if let Some(t) = self.output_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

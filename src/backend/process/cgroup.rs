@@ -1,0 +1,224 @@
+//! cgroup v2: find the hierarchy, create one cgroup per unit, list and kill its processes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::config::schema::{CgroupLimits, Size};
+
+/// Where this supervisor may create unit cgroups.
+#[derive(Debug, Clone)]
+pub struct CgroupRoot {
+    /// The cgroup2 mount point.
+    pub mount: PathBuf,
+    /// The supervisor's own cgroup directory.
+    pub own: PathBuf,
+}
+
+/// A unit's cgroup, created and ready for the child to join.
+pub struct UnitCgroup {
+    pub dir: PathBuf,
+    /// `cgroup.procs`, opened for writing before the fork; the child writes `0` into it.
+    pub procs: File,
+}
+
+impl CgroupRoot {
+    /// The cgroup2 mount from /proc/self/mountinfo and our cgroup from /proc/self/cgroup.
+    pub fn detect() -> Option<CgroupRoot> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = cgroup2_mount(&mountinfo)?;
+        let cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = own_cgroup(&cgroup)?;
+        let own = mount.join(rel.trim_start_matches('/'));
+        own.is_dir().then_some(CgroupRoot { mount, own })
+    }
+
+    /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
+    /// a sibling of it. `None` when neither is writable.
+    pub fn create(&self, project: &str, service: &str) -> Option<UnitCgroup> {
+        let group = format!("sysg-{project}");
+        let mut bases = vec![self.own.clone()];
+        if let Some(parent) = self.own.parent() {
+            if self.own != self.mount && parent.starts_with(&self.mount) {
+                bases.push(parent.to_path_buf());
+            }
+        }
+        for base in bases {
+            let dir = base.join(&group).join(service);
+            if fs::create_dir_all(&dir).is_err() {
+                continue;
+            }
+            // Leftovers of an earlier instance that nobody adopted must not share the new one's
+            // cgroup.
+            if !procs(&dir).is_empty() {
+                let _ = kill(&dir);
+            }
+            match OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+            {
+                Ok(procs) => return Some(UnitCgroup { dir, procs }),
+                Err(_) => {
+                    let _ = fs::remove_dir(&dir);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Mount point of the cgroup2 hierarchy in a mountinfo text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let mount_point = left.split(' ').nth(4)?;
+        Some(PathBuf::from(unescape_octal(mount_point)))
+    })
+}
+
+/// The unified-hierarchy path (`0::/path`) in a /proc/PID/cgroup text.
+pub fn own_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end_matches(" (deleted)").to_string())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Pids in the cgroup (empty when it is gone).
+pub fn procs(dir: &Path) -> Vec<u32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// SIGKILL everything in the cgroup: `cgroup.kill` (Linux 5.14+), else each listed pid until
+/// the cgroup stays empty.
+pub fn kill(dir: &Path) -> io::Result<()> {
+    let write_kill = OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.kill"))
+        .and_then(|mut f| f.write_all(b"1"));
+    if write_kill.is_ok() {
+        return Ok(());
+    }
+    // Without cgroup.kill, a process may fork between the read and the kill: repeat a few times.
+    for _ in 0..16 {
+        let pids = procs(dir);
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let _ = super::tree::send_signal(pid, libc::SIGKILL);
+        }
+    }
+    Ok(())
+}
+
+/// Write `memory.max` / `cpu.max`, enabling the controllers in the parent first.
+pub fn set_limits(dir: &Path, limits: &CgroupLimits) -> Result<(), String> {
+    let mut settings = Vec::new();
+    if let Some(m) = limits.memory_max {
+        let v = match m {
+            Size::Value(n) => n.to_string(),
+            Size::Unlimited => "max".to_string(),
+        };
+        settings.push(("memory", "memory.max", v));
+    }
+    if let Some(c) = limits.cpu_max {
+        let quota = c.quota_us.map_or("max".to_string(), |q| q.to_string());
+        settings.push(("cpu", "cpu.max", format!("{quota} {}", c.period_us)));
+    }
+    for (controller, file, value) in settings {
+        let path = dir.join(file);
+        if !path.exists() {
+            if let Some(parent) = dir.parent() {
+                let _ = fs::write(
+                    parent.join("cgroup.subtree_control"),
+                    format!("+{controller}"),
+                );
+            }
+        }
+        fs::write(&path, &value).map_err(|e| {
+            format!(
+                "writing {value} to {} (is the {controller} controller available?): {e}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Remove an empty unit cgroup (and its `sysg-<project>` parent when that is empty too);
+/// `false` while it still has (dying) processes.
+pub fn remove(dir: &Path) -> bool {
+    let removed = match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    };
+    if removed {
+        if let Some(parent) = dir.parent() {
+            let is_ours = parent
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("sysg-"));
+            if is_ours {
+                let _ = fs::remove_dir(parent);
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_in_hybrid_mountinfo() {
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            cgroup2_mount(text),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let text =
+            "29 23 0:26 / /sys/fs/cgroup\\040x rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(cgroup2_mount(text), Some(PathBuf::from("/sys/fs/cgroup x")));
+        assert_eq!(cgroup2_mount("1 2 3 / /x rw - ext4 /dev/sda rw\n"), None);
+    }
+
+    #[test]
+    fn own_cgroup_line() {
+        let text = "4:memory:/a/b\n0::/user.slice/x.scope\n";
+        assert_eq!(own_cgroup(text).as_deref(), Some("/user.slice/x.scope"));
+        assert_eq!(own_cgroup("1:cpu:/\n"), None);
+    }
+}

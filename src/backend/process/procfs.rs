@@ -1,0 +1,185 @@
+//! Reading /proc: process status lines, children, environment markers.
+
+use std::fs;
+use std::path::Path;
+
+/// The fields of /proc/PID/stat the backend needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: u32,
+    /// One-letter state (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub session: u32,
+    /// Field 22: start time in clock ticks since boot.
+    pub start_time: u64,
+}
+
+/// Parse the text of /proc/PID/stat. The command name (field 2) sits in parentheses and may
+/// itself contain spaces and parentheses, so the fields after it are found from the last `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    if close < open {
+        return None;
+    }
+    let pid = text[..open].trim().parse().ok()?;
+    let mut rest = text[close + 1..].split_ascii_whitespace();
+    // Fields 3.. : state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+    // utime stime cutime cstime priority nice num_threads itrealvalue starttime
+    let state = *rest.next()?.as_bytes().first()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    let session = rest.next()?.parse().ok()?;
+    let start_time = rest.nth(15)?.parse().ok()?;
+    Some(Stat {
+        pid,
+        state,
+        ppid,
+        pgrp,
+        session,
+        start_time,
+    })
+}
+
+/// Read and parse /proc/PID/stat.
+pub fn stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Start time of `pid` (field 22 of /proc/PID/stat, clock ticks since boot), `None` when the
+/// process does not exist. Pid plus start time identifies a process across pid reuse.
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|s| s.start_time)
+}
+
+/// Every process visible in /proc.
+pub fn all() -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// Pids of the direct children of this process (all threads), from
+/// /proc/self/task/*/children, or a full /proc scan when that file is not available.
+pub fn own_children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let mut have_children_file = false;
+    if let Ok(tasks) = fs::read_dir("/proc/self/task") {
+        for task in tasks.filter_map(|e| e.ok()) {
+            if let Ok(text) = fs::read_to_string(task.path().join("children")) {
+                have_children_file = true;
+                out.extend(
+                    text.split_ascii_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    if !have_children_file {
+        out = all()
+            .into_iter()
+            .filter(|s| s.ppid == me)
+            .map(|s| s.pid)
+            .collect();
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// True when the initial environment of `pid` contains exactly `entry` (`NAME=value`).
+pub fn environ_contains(pid: u32, entry: &str) -> bool {
+    environ_file_contains(Path::new(&format!("/proc/{pid}/environ")), entry)
+}
+
+fn environ_file_contains(path: &Path, entry: &str) -> bool {
+    let Ok(data) = fs::read(path) else {
+        return false;
+    };
+    data.split(|b| *b == 0).any(|e| e == entry.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(comm: &str) -> String {
+        // 52 fields as in a real stat line; starttime (22) = 987654, session = 77.
+        let mut fields = vec!["S", "1", "42", "77"];
+        let filler = ["0"; 15];
+        fields.extend(filler);
+        fields.push("987654");
+        fields.extend(["0"; 30]);
+        format!("1234 ({comm}) {}", fields.join(" "))
+    }
+
+    #[test]
+    fn parses_plain_comm() {
+        let s = parse_stat(&line("sleep")).unwrap();
+        assert_eq!(s.pid, 1234);
+        assert_eq!(s.state, b'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.pgrp, 42);
+        assert_eq!(s.session, 77);
+        assert_eq!(s.start_time, 987654);
+    }
+
+    #[test]
+    fn parses_comm_with_parens_and_spaces() {
+        let s = parse_stat(&line("a ) (b) c) (")).unwrap();
+        assert_eq!(s.start_time, 987654);
+        assert_eq!(s.ppid, 1);
+        let s = parse_stat(&line(") (")).unwrap();
+        assert_eq!(s.start_time, 987654);
+        assert_eq!(s.session, 77);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_stat("").is_none());
+        assert!(parse_stat("12 (x) S 1 2").is_none());
+        assert!(parse_stat("x (y) S 1 2 3").is_none());
+    }
+
+    #[test]
+    fn own_start_time_is_stable() {
+        let me = std::process::id();
+        let a = proc_start_time(me).unwrap();
+        assert_eq!(proc_start_time(me), Some(a));
+        assert!(own_children().iter().all(|p| *p != me));
+    }
+
+    #[test]
+    fn real_comm_with_parens() {
+        // A process whose comm contains ") (": exec through a symlink with that name.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("x) (y");
+        std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+        let mut child = std::process::Command::new(&link).arg("30").spawn().unwrap();
+        let pid = child.id();
+        let st = stat(pid).unwrap();
+        assert_eq!(st.ppid, std::process::id());
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim_end(), "x) (y");
+        assert!(proc_start_time(pid).unwrap() >= proc_start_time(std::process::id()).unwrap());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn environ_match_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("environ");
+        fs::write(&p, b"A=1\0SYSG_UNIT_ID=x/y/1\0B=2\0").unwrap();
+        assert!(environ_file_contains(&p, "SYSG_UNIT_ID=x/y/1"));
+        assert!(!environ_file_contains(&p, "SYSG_UNIT_ID=x/y/"));
+    }
+}

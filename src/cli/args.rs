@@ -188,4 +188,7 @@ pub struct SuperviseArgs {
     /// File descriptor to report readiness on
     #[arg(long)]
     pub ready_fd: Option<i32>,
+    /// Adopt what a crashed supervisor left running, start nothing
+    #[arg(long)]
+    pub adopt_only: bool,
 }

@@ -79,3 +79,17 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
         }
     }
 }
+
+/// Units a dead supervisor left running: recorded in state.json and still alive with the
+/// recorded start time.
+pub fn orphaned_records(paths: &ProjectPaths) -> Vec<crate::backend::AdoptRecord> {
+    use crate::runtime::state::{self, Loaded};
+    match state::load(&paths.state_file) {
+        Ok(Loaded::Ok(s)) => s
+            .records
+            .into_iter()
+            .filter(|r| crate::backend::process::proc_start_time(r.pid) == Some(r.start_time))
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -73,6 +73,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
                 backend: backend_name(g),
                 log_level: g.log_level.map(|l| l.to_string()),
                 service: a.service.as_deref(),
+                adopt_only: false,
             },
             &paths,
         );
@@ -84,13 +85,13 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
             }
         };
     }
-    run_supervisor(g, cfg.path.clone(), a.service.clone(), true, None)
+    run_supervisor(g, cfg.path.clone(), a.service.clone(), true, None, false)
 }
 
 /// `sysg supervise` (what `start --daemonize` runs).
 pub fn supervise(g: &Global, a: &SuperviseArgs) -> i32 {
     let path = super::context::config_path(g);
-    run_supervisor(g, path, a.service.clone(), false, a.ready_fd)
+    run_supervisor(g, path, a.service.clone(), false, a.ready_fd, a.adopt_only)
 }
 
 fn run_supervisor(
@@ -99,11 +100,13 @@ fn run_supervisor(
     service: Option<String>,
     echo: bool,
     ready_fd: Option<i32>,
+    adopt_only: bool,
 ) -> i32 {
     match supervisor::run(supervisor::Options {
         config_path,
         system: g.sys,
         services: service.map(|s| vec![s]),
+        adopt_only,
         echo,
         ready_fd,
     }) {
@@ -112,6 +115,29 @@ fn run_supervisor(
             eprintln!("{e}");
             EXIT_USAGE
         }
+        Err(e) => {
+            error(e);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Start a detached supervisor for `ctx` that adopts what a crashed one left running,
+/// without starting anything else.
+pub(crate) fn adopt_with_daemon(g: &Global, ctx: &super::context::Ctx) -> i32 {
+    let resp = daemon::spawn(
+        daemon::DaemonArgs {
+            config: &ctx.config_path,
+            system: g.sys,
+            backend: backend_name(g),
+            log_level: g.log_level.map(|l| l.to_string()),
+            service: None,
+            adopt_only: true,
+        },
+        &ctx.paths,
+    );
+    match resp {
+        Ok(_) => super::EXIT_OK,
         Err(e) => {
             error(e);
             EXIT_FAILURE

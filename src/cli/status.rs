@@ -140,6 +140,7 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
         .as_ref()
         .map(|c| c.services.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
+    let live = super::context::orphaned_records(&ctx.paths);
     StatusReport {
         project: ctx.project.clone(),
         config: ctx.config_path.clone(),
@@ -149,15 +150,24 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
             .into_iter()
             .map(|name| {
                 let m = memo.get(&name).cloned().unwrap_or_default();
+                let rec = live.iter().find(|r| r.unit == name);
                 ServiceStatus {
+                    state: if rec.is_some() {
+                        StateKind::Running
+                    } else {
+                        StateKind::Stopped
+                    },
+                    pid: rec.map(|r| r.pid),
+                    reason: Some(if rec.is_some() {
+                        "running without a supervisor; `sysg start` re-adopts it".into()
+                    } else {
+                        "no supervisor running".into()
+                    }),
                     name,
-                    state: StateKind::Stopped,
-                    pid: None,
                     uptime_secs: None,
                     restarts: m.restarts,
                     last_exit: m.last_exit,
                     health: None,
-                    reason: Some("no supervisor running".into()),
                     next_restart_secs: None,
                 }
             })

@@ -1,7 +1,7 @@
 //! `sysg stop`
 
 use super::args::{Global, ServiceArg};
-use super::context::resolve;
+use super::context::{orphaned_records, resolve};
 use super::output::print_outcome;
 use super::{error, EXIT_FAILURE, EXIT_OK};
 use crate::control::{client, protocol::Request, ControlError};
@@ -27,8 +27,16 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
             code
         }
         Err(ControlError::NotRunning { project, .. }) => {
-            eprintln!("sysg: no supervisor is running for project `{project}`; nothing to stop");
-            EXIT_OK
+            if orphaned_records(&ctx.paths).is_empty() {
+                eprintln!("sysg: no supervisor is running for project `{project}`; nothing to stop");
+                return EXIT_OK;
+            }
+            // Services outlived a crashed supervisor: a new one adopts them, then stops them.
+            let code = super::start::adopt_with_daemon(g, &ctx);
+            if code != EXIT_OK {
+                return code;
+            }
+            run(g, a)
         }
         Err(e) => {
             error(e);

@@ -18,6 +18,8 @@ pub struct DaemonArgs<'a> {
     pub backend: &'a str,
     pub log_level: Option<String>,
     pub service: Option<&'a str>,
+    /// Only adopt what a crashed supervisor left; start nothing.
+    pub adopt_only: bool,
 }
 
 /// Start a detached supervisor and return its readiness report.
@@ -58,6 +60,9 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
         .arg(write_end.as_raw_fd().to_string());
     if let Some(s) = args.service {
         cmd.arg("--service").arg(s);
+    }
+    if args.adopt_only {
+        cmd.arg("--adopt-only");
     }
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and

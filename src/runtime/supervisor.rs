@@ -34,6 +34,8 @@ pub struct Options {
     pub echo: bool,
     /// Where to report readiness (daemon mode): one JSON `Response` line.
     pub ready_fd: Option<i32>,
+    /// Adopt running units but start nothing (used to stop what a crashed supervisor left).
+    pub adopt_only: bool,
 }
 
 enum Msg {
@@ -171,8 +173,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         RuntimeError::io(format!("writing {}", sup.paths.pid_file.display())),
     )?;
 
-    sup.queue
-        .push_back(Event::Request(Request::Start(opts.services.clone())));
+    if !opts.adopt_only {
+        sup.queue
+            .push_back(Event::Request(Request::Start(opts.services.clone())));
+    }
     let code = sup.run_loop();
     sup.finish();
     Ok(code)

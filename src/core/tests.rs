@@ -1161,7 +1161,11 @@ fn explicit_start_reruns_a_completed_unit_but_implicit_does_not() {
     sim.req(Request::Stop(Some(vec!["app".into()])));
     sim.exit("app", ExitStatus::Code(0));
     let acts = sim.req(Request::Start(Some(vec!["app".into()])));
-    assert_eq!(starts(&acts), vec!["app"], "completed dependency is not re-run");
+    assert_eq!(
+        starts(&acts),
+        vec!["app"],
+        "completed dependency is not re-run"
+    );
     let acts = sim.req(Request::Start(Some(vec!["init".into()])));
     assert_eq!(starts(&acts), vec!["init"]);
 }

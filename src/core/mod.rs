@@ -3,7 +3,12 @@
 //! It never forks, never talks to D-Bus, never reads the clock: the runtime feeds it events
 //! (with the time they happened) and carries out the actions it returns. Every rule about
 //! ordering, cascades, restarts and backoff lives here, shared by both backends.
+//!
+//! Layout: `unit.rs` (one unit's state), `policy.rs` (restart decision and backoff),
+//! `deps.rs` (order, closures, dependency conditions), this file (dispatch and the
+//! reconcile pass). The state diagram and the decisions are in `STATES.md`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +16,20 @@ use serde::Serialize;
 
 use crate::config::schema::{Dependency, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
+
+mod deps;
+mod policy;
+#[cfg(test)]
+mod random_tests;
+#[cfg(test)]
+mod tests;
+mod unit;
+
+use deps::{Check, Mode};
+use policy::{Decision, Ending};
+use unit::{report, State, StopWhy, Unit};
+
+pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 
 /// A unit's key: the service name.
 pub type UnitId = String;
@@ -134,39 +153,711 @@ pub struct UnitView {
     pub next_restart: Option<Instant>,
 }
 
+/// The supervisor state machine for one project.
 pub struct Core {
-    _private: (),
+    /// Plan order; units removed by a reload but still stopping are kept at the end.
+    units: Vec<Unit>,
+    index: HashMap<UnitId, usize>,
+    /// Start order (dependencies first); reconcile walks it so one pass settles a chain.
+    order: Vec<usize>,
 }
 
 impl Core {
     /// A core for this plan; nothing starts until a `Request::Start`.
-    pub fn new(_plan: Vec<UnitPlan>) -> Core {
-        todo!("core")
+    pub fn new(plan: Vec<UnitPlan>) -> Core {
+        let mut core = Core {
+            units: dedup(plan).into_iter().map(Unit::new).collect(),
+            index: HashMap::new(),
+            order: Vec::new(),
+        };
+        core.rebuild();
+        core
     }
 
     /// Feed one event at time `now`; returns what to do, in order.
-    pub fn handle(&mut self, _now: Instant, _event: Event) -> Vec<Action> {
-        todo!("core")
+    pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
+        let before = self.pids();
+        let mut out = Vec::new();
+        match event {
+            Event::Request(request) => self.request(now, request, &mut out),
+            Event::Started { unit, pid } => self.on_started(now, &unit, pid, &mut out),
+            Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, &mut out),
+            Event::Exited { unit, pid, status } => {
+                self.on_exited(now, &unit, pid, status, &mut out)
+            }
+            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
+            Event::Tick => self.on_tick(now, &mut out),
+        }
+        self.reconcile(now, &mut out);
+        if self.pids() != before {
+            out.push(Action::Persist);
+        }
+        out
     }
 
     /// The earliest time at which a `Tick` has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        todo!("core")
+        self.units.iter().filter_map(Unit::deadline).min()
     }
 
     /// Every unit, in plan order.
     pub fn units(&self) -> Vec<UnitView> {
-        todo!("core")
+        self.units.iter().map(Unit::view).collect()
     }
 
     /// True when none of `units` (all when `None`) is still on its way up
     /// (`Waiting` on a dependency that may still come up, or `Starting`).
-    pub fn settled(&self, _units: Option<&[UnitId]>) -> bool {
-        todo!("core")
+    pub fn settled(&self, units: Option<&[UnitId]>) -> bool {
+        let selected = match units {
+            None => self.all(),
+            Some(names) => self.resolve(names),
+        };
+        // Waiting only survives a reconcile while some dependency is pending (a broken one
+        // makes it Blocked), so Waiting always means "may still come up". A restart by
+        // request is on its way up as well.
+        !selected.into_iter().any(|i| {
+            matches!(
+                self.units[i].state,
+                State::Starting
+                    | State::Waiting
+                    | State::Stopping {
+                        why: StopWhy::Restart,
+                        ..
+                    }
+            )
+        })
     }
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        todo!("core")
+        !self.units.iter().any(Unit::is_live)
     }
+
+    /// The view of one unit, if it is known.
+    pub fn unit(&self, name: &str) -> Option<UnitView> {
+        self.index.get(name).map(|&i| self.units[i].view())
+    }
+
+    // ----- bookkeeping -----
+
+    fn rebuild(&mut self) {
+        self.index = self
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.plan.name.clone(), i))
+            .collect();
+        let (order, in_cycle) = deps::topo_order(&self.units);
+        for (u, c) in self.units.iter_mut().zip(in_cycle) {
+            u.in_cycle = c;
+        }
+        self.order = order;
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        let mut pids: Vec<_> = self
+            .units
+            .iter()
+            .filter_map(|u| u.pid.map(|p| (u.plan.name.clone(), p)))
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// Indices of every unit still in the plan.
+    fn all(&self) -> Vec<usize> {
+        (0..self.units.len())
+            .filter(|&i| !self.units[i].removed)
+            .collect()
+    }
+
+    /// Indices of the named units that are in the plan; unknown names are ignored.
+    fn resolve(&self, names: &[UnitId]) -> Vec<usize> {
+        let mut out: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.index.get(n).copied())
+            .filter(|&i| !self.units[i].removed)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    // ----- backend events -----
+
+    fn on_started(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        match &mut u.state {
+            State::Starting => {
+                u.pid = Some(pid);
+                u.running_since = Some(now);
+                // Health seam: without probes a running process counts as healthy.
+                u.healthy = true;
+                u.set(now, State::Running { pending_stop: None }, None);
+                report(
+                    out,
+                    name,
+                    ReportKind::Started,
+                    format!("started (pid {pid})"),
+                );
+            }
+            State::Stopping {
+                signalled,
+                signal,
+                timeout,
+                kill_at,
+                ..
+            } if !*signalled => {
+                // The stop was decided while the start was in flight: deliver it now.
+                *signalled = true;
+                *kill_at = now.checked_add(*timeout);
+                out.push(Action::Signal {
+                    unit: name.to_string(),
+                    signal: *signal,
+                });
+                u.pid = Some(pid);
+                u.running_since = Some(now);
+            }
+            // Stale or unexpected: the unit is not waiting for a process.
+            _ => {}
+        }
+    }
+
+    fn on_start_failed(&mut self, now: Instant, name: &str, error: String, out: &mut Vec<Action>) {
+        let Some(i) = self.find(name) else { return };
+        match &self.units[i].state {
+            State::Starting => self.after_ending(now, i, Ending::StartFailed(error), out),
+            State::Stopping {
+                why,
+                signalled: false,
+                ..
+            } => {
+                let why = why.clone();
+                self.finish_stop(now, i, why, None, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_exited(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        status: ExitStatus,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        // Only the current process counts: anything else is an old, already handled one.
+        if u.pid != Some(pid) {
+            return;
+        }
+        u.pid = None;
+        u.healthy = false;
+        u.last_exit = Some(status);
+        match &u.state {
+            State::Running {
+                pending_stop: Some(why),
+            }
+            | State::Stopping { why, .. } => {
+                let why = why.clone();
+                self.finish_stop(now, i, why, Some(status), out);
+            }
+            _ => self.after_ending(now, i, Ending::Exit(status), out),
+        }
+    }
+
+    fn on_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        // Never replace a process the core already tracks or is creating.
+        if u.removed || u.is_live() {
+            return;
+        }
+        u.pid = Some(pid);
+        u.running_since = Some(now);
+        u.wanted = true;
+        u.healthy = true;
+        // Nothing is known about this process's history: it has not completed yet.
+        u.succeeded = false;
+        u.set(now, State::Running { pending_stop: None }, None);
+        report(
+            out,
+            name,
+            ReportKind::Started,
+            format!("adopted (pid {pid})"),
+        );
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for u in &mut self.units {
+            match &mut u.state {
+                State::Backoff { at: Some(at) } if *at <= now => {
+                    // Back to Waiting: reconcile starts it if its dependencies still hold.
+                    u.set(now, State::Waiting, None);
+                }
+                State::Stopping { kill_at, .. } if kill_at.is_some_and(|t| t <= now) => {
+                    *kill_at = None;
+                    out.push(Action::Kill {
+                        unit: u.plan.name.clone(),
+                    });
+                    report(
+                        out,
+                        &u.plan.name,
+                        ReportKind::Stopped,
+                        "stop timeout reached, killing".to_string(),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The process of unit `i` ended (or never started) without being asked to: apply policy.
+    fn after_ending(&mut self, now: Instant, i: usize, ending: Ending, out: &mut Vec<Action>) {
+        let u = &mut self.units[i];
+        let name = u.plan.name.clone();
+        if u.running_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= STABLE_RUN)
+        {
+            u.consecutive = 0;
+        }
+        u.running_since = None;
+        if let Ending::Exit(status) = &ending {
+            report(out, &name, ReportKind::Exited, format!("exited: {status}"));
+        }
+        let decision = policy::decide(
+            u.plan.restart,
+            u.plan.backoff,
+            u.plan.max_restarts,
+            u.consecutive,
+            &ending,
+        );
+        match decision {
+            Decision::Completed => {
+                u.succeeded = true;
+                u.set(now, State::Completed, None);
+            }
+            Decision::Failed(reason) => {
+                u.succeeded = false;
+                report(out, &name, ReportKind::Failed, reason.clone());
+                u.set(now, State::Failed, Some(reason));
+            }
+            Decision::Restart { delay, nth } => {
+                u.consecutive = nth;
+                u.restarts = u.restarts.saturating_add(1);
+                u.succeeded = ending.success();
+                let what = ending.describe();
+                report(
+                    out,
+                    &name,
+                    ReportKind::Restarting,
+                    format!("{what}; restarting in {delay:?} (restart {nth})"),
+                );
+                u.set(
+                    now,
+                    State::Backoff {
+                        at: now.checked_add(delay),
+                    },
+                    Some(what),
+                );
+            }
+        }
+    }
+
+    /// The process of unit `i` is gone after a stop (or never came): land where `why` says.
+    fn finish_stop(
+        &mut self,
+        now: Instant,
+        i: usize,
+        why: StopWhy,
+        status: Option<ExitStatus>,
+        out: &mut Vec<Action>,
+    ) {
+        let u = &mut self.units[i];
+        let name = u.plan.name.clone();
+        u.running_since = None;
+        let how = status.map(|s| format!(" ({s})")).unwrap_or_default();
+        match why {
+            StopWhy::User => {
+                report(out, &name, ReportKind::Stopped, format!("stopped{how}"));
+                u.set(now, State::Stopped, None);
+            }
+            StopWhy::Cascade(reason) => {
+                report(
+                    out,
+                    &name,
+                    ReportKind::Stopped,
+                    format!("stopped{how}: {reason}"),
+                );
+                u.set(now, State::Blocked, Some(reason));
+            }
+            StopWhy::Restart if u.wanted => {
+                report(
+                    out,
+                    &name,
+                    ReportKind::Restarting,
+                    format!("stopped{how}; restarting on request"),
+                );
+                u.fresh(now);
+            }
+            StopWhy::Restart => {
+                report(out, &name, ReportKind::Stopped, format!("stopped{how}"));
+                u.set(now, State::Stopped, None);
+            }
+            StopWhy::Remove => {
+                report(
+                    out,
+                    &name,
+                    ReportKind::Stopped,
+                    format!("stopped{how}; removed from the plan"),
+                );
+                self.units.remove(i);
+                self.rebuild();
+            }
+        }
+    }
+
+    // ----- requests -----
+
+    fn request(&mut self, now: Instant, request: Request, out: &mut Vec<Action>) {
+        match request {
+            Request::Start(names) => {
+                let (named, explicit) = match names {
+                    None => (self.all(), false),
+                    Some(names) => (self.resolve(&names), true),
+                };
+                for i in deps::with_dependencies(&self.units, &named) {
+                    let explicit = explicit && named.contains(&i);
+                    self.want(now, i, explicit);
+                }
+            }
+            Request::Stop(names) => {
+                let seeds = match names {
+                    None => self.all(),
+                    Some(names) => self.resolve(&names),
+                };
+                for i in deps::with_dependents(&self.units, &seeds) {
+                    self.stop_by_user(now, i, out);
+                }
+            }
+            Request::Restart(names) => {
+                let named = match names {
+                    None => self.all(),
+                    Some(names) => self.resolve(&names),
+                };
+                for &i in &named {
+                    self.restart_one(now, i, out);
+                }
+                // Like a start, a restart brings up what the unit needs.
+                for i in deps::with_dependencies(&self.units, &named) {
+                    if !named.contains(&i) {
+                        self.want(now, i, false);
+                    }
+                }
+            }
+            Request::Reload(plan) => self.reload(now, plan, out),
+        }
+    }
+
+    /// Make unit `i` wanted. `explicit` (named in a start request) also re-runs a completed
+    /// unit and cuts a backoff short; a dependency pulled in implicitly keeps those as they are.
+    fn want(&mut self, now: Instant, i: usize, explicit: bool) {
+        let u = &mut self.units[i];
+        if u.removed {
+            return;
+        }
+        u.wanted = true;
+        match &mut u.state {
+            State::Stopped | State::Failed | State::Blocked => u.fresh(now),
+            State::Completed | State::Backoff { .. } if explicit => u.fresh(now),
+            State::Running { pending_stop } if *pending_stop == Some(StopWhy::User) => {
+                *pending_stop = None;
+                u.reason = None;
+            }
+            State::Stopping { why, .. } if *why == StopWhy::User => {
+                *why = StopWhy::Restart;
+                // A re-run by request must complete again before `Completed` holds.
+                u.succeeded = false;
+            }
+            _ => {}
+        }
+    }
+
+    fn stop_by_user(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) {
+        let u = &mut self.units[i];
+        if u.removed {
+            return;
+        }
+        u.wanted = false;
+        match &mut u.state {
+            State::Running { pending_stop } => {
+                // The signal itself goes out in reconcile, once the dependents have exited.
+                *pending_stop = Some(StopWhy::User);
+                u.reason = Some("stopping after its dependents".to_string());
+            }
+            State::Starting => u.begin_stop(now, StopWhy::User, out),
+            State::Stopping { why, .. } => *why = StopWhy::User,
+            State::Waiting | State::Blocked | State::Backoff { .. } => {
+                report(
+                    out,
+                    &u.plan.name,
+                    ReportKind::Stopped,
+                    "stopped".to_string(),
+                );
+                u.set(now, State::Stopped, None);
+            }
+            State::Stopped | State::Completed | State::Failed => {}
+        }
+    }
+
+    fn restart_one(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) {
+        let u = &mut self.units[i];
+        if u.removed {
+            return;
+        }
+        u.wanted = true;
+        u.consecutive = 0;
+        match &mut u.state {
+            State::Running { .. } => {
+                u.succeeded = false;
+                // No waiting for dependents: they are left running across the restart.
+                u.begin_stop(now, StopWhy::Restart, out);
+            }
+            // A start in flight already brings up a fresh process.
+            State::Starting => {}
+            State::Stopping { why, .. } => {
+                *why = StopWhy::Restart;
+                u.succeeded = false;
+            }
+            _ => u.fresh(now),
+        }
+    }
+
+    fn reload(&mut self, now: Instant, plan: Vec<UnitPlan>, out: &mut Vec<Action>) {
+        let plan = dedup(plan);
+        let new_names: HashSet<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+        for u in &mut self.units {
+            if !u.removed && !new_names.contains(u.plan.name.as_str()) {
+                u.removed = true;
+                u.wanted = false;
+                match &mut u.state {
+                    // Waits for its dependents like any stop (they are stopped by the cascade).
+                    State::Running { pending_stop } => *pending_stop = Some(StopWhy::Remove),
+                    State::Starting => u.begin_stop(now, StopWhy::Remove, out),
+                    State::Stopping { why, .. } => *why = StopWhy::Remove,
+                    _ => {}
+                }
+            }
+        }
+        let mut old: Vec<Option<Unit>> = std::mem::take(&mut self.units)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let old_index: HashMap<String, usize> = old
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| u.as_ref().map(|u| (u.plan.name.clone(), i)))
+            .collect();
+        let mut next = Vec::with_capacity(plan.len());
+        for p in plan {
+            let existing = old_index.get(&p.name).and_then(|&i| old[i].take());
+            match existing {
+                Some(mut u) => {
+                    if u.removed {
+                        resurrect(&mut u);
+                    }
+                    if u.plan != p {
+                        change(now, &mut u, p, out);
+                    }
+                    next.push(u);
+                }
+                None => {
+                    let mut u = Unit::new(p);
+                    u.wanted = true;
+                    u.fresh(now);
+                    next.push(u);
+                }
+            }
+        }
+        for u in old.into_iter().flatten() {
+            if u.is_live() {
+                next.push(u);
+            } else {
+                report(
+                    out,
+                    &u.plan.name,
+                    ReportKind::Stopped,
+                    "removed from the plan".to_string(),
+                );
+            }
+        }
+        self.units = next;
+        self.rebuild();
+    }
+
+    // ----- reconcile -----
+
+    /// Bring every unit in line with its dependencies: start what may start, block what cannot,
+    /// cascade-stop what lost a dependency, and deliver stops whose dependents are gone.
+    fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
+        // Walking in start order settles everything in one pass; the bounded repeat is a
+        // safety net for units behind a cycle, which are walked last.
+        for _ in 0..self.units.len() + 2 {
+            let mut changed = false;
+            for pos in 0..self.order.len() {
+                let i = self.order[pos];
+                changed |= self.step(now, i, out);
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// One reconcile step for unit `i`; true when it changed state.
+    fn step(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) -> bool {
+        let u = &self.units[i];
+        match &u.state {
+            State::Waiting | State::Blocked if u.wanted && !u.removed => {
+                let verdict = self.evaluate(i, Mode::Start);
+                let u = &mut self.units[i];
+                match verdict {
+                    Check::Satisfied => {
+                        u.start(now, out);
+                        true
+                    }
+                    Check::Pending(reason) => {
+                        // A blocked unit keeps saying why it was blocked until it can start.
+                        if u.state == State::Waiting {
+                            u.reason = Some(reason);
+                        }
+                        false
+                    }
+                    Check::Broken(reason) => {
+                        if u.state == State::Blocked && u.reason.as_deref() == Some(&reason) {
+                            return false;
+                        }
+                        report(
+                            out,
+                            &u.plan.name,
+                            ReportKind::DependencyFailed,
+                            reason.clone(),
+                        );
+                        u.set(now, State::Blocked, Some(reason));
+                        true
+                    }
+                }
+            }
+            State::Running { pending_stop: None } | State::Starting => {
+                let Check::Broken(reason) = self.evaluate(i, Mode::Keep) else {
+                    return false;
+                };
+                let u = &mut self.units[i];
+                report(
+                    out,
+                    &u.plan.name,
+                    ReportKind::DependencyFailed,
+                    format!("stopping: {reason}"),
+                );
+                if u.state == State::Starting {
+                    u.begin_stop(now, StopWhy::Cascade(reason), out);
+                } else {
+                    u.state = State::Running {
+                        pending_stop: Some(StopWhy::Cascade(reason.clone())),
+                    };
+                    u.reason = Some(reason);
+                }
+                true
+            }
+            State::Running {
+                pending_stop: Some(why),
+            } => {
+                let why = why.clone();
+                // Dependents go first; inside a cycle (only reachable through adoption) that
+                // order does not exist and waiting would deadlock, so cycle members go at once.
+                let waiting = !self.units[i].in_cycle
+                    && deps::dependents_of(&self.units, i)
+                        .into_iter()
+                        .any(|j| self.units[j].is_live());
+                if waiting {
+                    return false;
+                }
+                self.units[i].begin_stop(now, why, out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Combined verdict over all dependencies of unit `i`: any broken one wins, then any
+    /// pending one.
+    fn evaluate(&self, i: usize, mode: Mode) -> Check {
+        let u = &self.units[i];
+        if u.in_cycle {
+            return Check::Broken("dependency cycle".to_string());
+        }
+        let mut pending = None;
+        for d in &u.plan.depends_on {
+            let dep = self.find(&d.service).map(|j| &self.units[j]);
+            match deps::check(dep, &d.service, d.condition, mode) {
+                Check::Broken(reason) => return Check::Broken(reason),
+                Check::Pending(reason) => {
+                    pending.get_or_insert(reason);
+                }
+                Check::Satisfied => {}
+            }
+        }
+        pending.map_or(Check::Satisfied, Check::Pending)
+    }
+}
+
+/// Keep the first unit of each name: names are keys, and the runtime validated the plan.
+fn dedup(plan: Vec<UnitPlan>) -> Vec<UnitPlan> {
+    let mut seen = HashSet::new();
+    plan.into_iter()
+        .filter(|p| seen.insert(p.name.clone()))
+        .collect()
+}
+
+/// A unit removed by an earlier reload is back in the plan before its process was gone.
+fn resurrect(u: &mut Unit) {
+    u.removed = false;
+    u.wanted = true;
+    match &mut u.state {
+        State::Running { pending_stop } if *pending_stop == Some(StopWhy::Remove) => {
+            *pending_stop = None;
+            u.reason = None;
+        }
+        State::Stopping { why, .. } if *why == StopWhy::Remove => {
+            *why = StopWhy::Restart;
+            u.succeeded = false;
+        }
+        _ => {}
+    }
+}
+
+/// Swap in a changed plan; a wanted unit is restarted so the new spec takes effect.
+fn change(now: Instant, u: &mut Unit, plan: UnitPlan, out: &mut Vec<Action>) {
+    if u.wanted {
+        u.consecutive = 0;
+        match &u.state {
+            // Stop before swapping the plan: the old process gets the old spec's stop signal.
+            State::Running { pending_stop: None } | State::Starting => {
+                u.succeeded = false;
+                u.begin_stop(now, StopWhy::Restart, out);
+            }
+            // Already going down; the way back up (restart or recovery) uses the new plan.
+            State::Running { .. } | State::Stopping { .. } => {}
+            State::Backoff { .. } | State::Failed | State::Completed => u.fresh(now),
+            State::Waiting | State::Blocked | State::Stopped => {}
+        }
+    }
+    u.plan = plan;
 }

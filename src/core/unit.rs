@@ -1,0 +1,230 @@
+//! One unit's state machine data: its plan, its fine-grained state and its counters.
+//!
+//! The transitions themselves live in `core/mod.rs` (they need to look at other units for
+//! dependencies); this file holds what a unit *is* and how it is shown. See `STATES.md`.
+
+use std::time::{Duration, Instant};
+
+use super::{Action, ReportKind, StateKind, UnitPlan, UnitView};
+use crate::spec::ExitStatus;
+
+/// Why a unit is being stopped; decides where it lands once its process exited.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StopWhy {
+    /// A client asked: land in `Stopped`, never restart.
+    User,
+    /// A dependency broke (the reason names it): land in `Blocked`, start again when it recovers.
+    Cascade(String),
+    /// Restart by request or a changed spec on reload: start again right after the exit.
+    Restart,
+    /// Removed from the plan by a reload: forget the unit after the exit.
+    Remove,
+}
+
+/// Fine-grained state; `StateKind` is its coarse public face.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum State {
+    /// Not wanted (initial, or stopped by a client).
+    Stopped,
+    /// Wanted, some dependency is on its way up.
+    Waiting,
+    /// `Action::Start` issued, waiting for `Started`/`StartFailed`.
+    Starting,
+    /// Process alive. `pending_stop` is set when a stop was decided but waits for the unit's
+    /// dependents to exit first (dependents are always stopped before what they depend on).
+    Running { pending_stop: Option<StopWhy> },
+    /// Stop under way. `signalled` is false while the process is not yet known (the stop was
+    /// decided during `Starting`; the signal goes out on `Started`). Signal and timeout are
+    /// captured when the stop began so that a reload swapping the spec cannot change them.
+    Stopping {
+        why: StopWhy,
+        signal: i32,
+        timeout: Duration,
+        signalled: bool,
+        kill_at: Option<Instant>,
+    },
+    /// Restart scheduled at `at` (`None` only if the delay overflows `Instant`: never).
+    Backoff { at: Option<Instant> },
+    /// Exited 0, no restart.
+    Completed,
+    /// Failed for good until a new request.
+    Failed,
+    /// Wanted, but held down by a broken dependency.
+    Blocked,
+}
+
+/// One unit as the core tracks it.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    pub(crate) plan: UnitPlan,
+    pub(crate) state: State,
+    pub(crate) pid: Option<u32>,
+    pub(crate) since: Option<Instant>,
+    /// When the current process started; drives the `STABLE_RUN` counter reset.
+    pub(crate) running_since: Option<Instant>,
+    pub(crate) restarts: u32,
+    pub(crate) consecutive: u32,
+    pub(crate) last_exit: Option<ExitStatus>,
+    pub(crate) reason: Option<String>,
+    /// The user (or a start-up `Start`) wants this unit up; cleared by a user stop. Only wanted
+    /// units are ever started by the core on its own (dependency recovery, backoff).
+    pub(crate) wanted: bool,
+    /// Dropped from the plan by a reload; forgotten once its process is gone.
+    pub(crate) removed: bool,
+    /// Part of (or behind) a dependency cycle: can never start.
+    pub(crate) in_cycle: bool,
+    /// Seam for health checks: the `Healthy` condition requires it. Until probes exist it is
+    /// set as soon as the process runs, so `Healthy` behaves like `Started`; probe results
+    /// will clear/set it through future events.
+    pub(crate) healthy: bool,
+    /// The last run exited 0 (latched for the `Completed` condition across policy restarts).
+    pub(crate) succeeded: bool,
+}
+
+impl Unit {
+    /// A fresh, stopped unit for `plan`.
+    pub(crate) fn new(plan: UnitPlan) -> Unit {
+        Unit {
+            plan,
+            state: State::Stopped,
+            pid: None,
+            since: None,
+            running_since: None,
+            restarts: 0,
+            consecutive: 0,
+            last_exit: None,
+            reason: None,
+            wanted: false,
+            removed: false,
+            in_cycle: false,
+            healthy: false,
+            succeeded: false,
+        }
+    }
+
+    /// The unit's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// Move to `state` at `now` with `reason`.
+    pub(crate) fn set(&mut self, now: Instant, state: State, reason: Option<String>) {
+        self.state = state;
+        self.since = Some(now);
+        self.reason = reason;
+    }
+
+    /// Make the unit ready for a start requested by a client: counters and latches reset.
+    pub(crate) fn fresh(&mut self, now: Instant) {
+        self.consecutive = 0;
+        self.succeeded = false;
+        self.set(now, State::Waiting, None);
+    }
+
+    /// A process exists (or is being created) for this unit.
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(
+            self.state,
+            State::Starting | State::Running { .. } | State::Stopping { .. }
+        )
+    }
+
+    /// The coarse state.
+    pub(crate) fn kind(&self) -> StateKind {
+        match self.state {
+            State::Stopped => StateKind::Stopped,
+            State::Waiting => StateKind::Waiting,
+            State::Starting => StateKind::Starting,
+            State::Running { .. } => StateKind::Running,
+            State::Stopping { .. } => StateKind::Stopping,
+            State::Backoff { .. } => StateKind::Backoff,
+            State::Completed => StateKind::Completed,
+            State::Failed => StateKind::Failed,
+            State::Blocked => StateKind::Blocked,
+        }
+    }
+
+    /// The earliest timer of this unit, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Backoff { at } => at,
+            State::Stopping { kill_at, .. } => kill_at,
+            _ => None,
+        }
+    }
+
+    /// The public view.
+    pub(crate) fn view(&self) -> UnitView {
+        let since = match self.state {
+            // For a running unit the interesting time is when the process began.
+            State::Running { .. } => self.running_since.or(self.since),
+            _ => self.since,
+        };
+        UnitView {
+            name: self.plan.name.clone(),
+            state: self.kind(),
+            pid: self.pid,
+            since,
+            restarts: self.restarts,
+            last_exit: self.last_exit,
+            reason: self.reason.clone(),
+            next_restart: match self.state {
+                State::Backoff { at } => at,
+                _ => None,
+            },
+        }
+    }
+}
+
+impl Unit {
+    /// Ask the runtime to start the unit.
+    pub(crate) fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::Start {
+            unit: self.plan.name.clone(),
+            spec: self.plan.spec.clone(),
+        });
+        self.healthy = false;
+        self.set(now, State::Starting, None);
+    }
+
+    /// Send the stop signal now (or, while the process is not yet known, as soon as it is) and
+    /// arm the kill deadline.
+    pub(crate) fn begin_stop(&mut self, now: Instant, why: StopWhy, out: &mut Vec<Action>) {
+        let signal = self.plan.spec.stop_signal;
+        let timeout = self.plan.spec.stop_timeout;
+        let reason = match &why {
+            StopWhy::Cascade(r) => Some(r.clone()),
+            _ => None,
+        };
+        let signalled = self.pid.is_some();
+        let kill_at = if signalled {
+            out.push(Action::Signal {
+                unit: self.plan.name.clone(),
+                signal,
+            });
+            now.checked_add(timeout)
+        } else {
+            None
+        };
+        self.set(
+            now,
+            State::Stopping {
+                why,
+                signal,
+                timeout,
+                signalled,
+                kill_at,
+            },
+            reason,
+        );
+    }
+}
+
+/// Append an `Action::Report`.
+pub(crate) fn report(out: &mut Vec<Action>, unit: &str, kind: ReportKind, message: String) {
+    out.push(Action::Report {
+        unit: unit.to_string(),
+        kind,
+        message,
+    });
+}

@@ -150,6 +150,8 @@ pub(crate) fn check(dep: Option<&Unit>, name: &str, cond: DepCondition, mode: Mo
         State::Running {
             pending_stop: Some(why),
         } => Check::Broken(going_down(name, why)),
+        // Still inside its settle window: not started yet.
+        State::Running { pending_stop: None } if d.up_at.is_some() => completed_or(pending()),
         State::Running { pending_stop: None } => match cond {
             DepCondition::Started => Check::Satisfied,
             DepCondition::Healthy if d.healthy => Check::Satisfied,

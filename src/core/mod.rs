@@ -45,7 +45,15 @@ pub struct UnitPlan {
     pub backoff: Duration,
     /// Consecutive restarts allowed before the unit is `failed`; `None` = unlimited.
     pub max_restarts: Option<u32>,
+    /// How long a new process must stay up before it counts as started (for dependents with
+    /// `condition: started` and for `settled`). Zero: as soon as it runs.
+    pub settle: Duration,
 }
+
+/// The settle window the runtime uses for every unit: a process that dies within it (a
+/// missing program under `/bin/sh -c`, a crash on start-up) failed to *start*, so its
+/// dependents never run and `sysg start` reports the failure.
+pub const START_SETTLE: Duration = Duration::from_millis(200);
 
 /// Something that happened, fed to the core by the runtime.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,15 +224,17 @@ impl Core {
         // makes it Blocked), so Waiting always means "may still come up". A restart by
         // request is on its way up as well.
         !selected.into_iter().any(|i| {
-            matches!(
-                self.units[i].state,
-                State::Starting
-                    | State::Waiting
-                    | State::Stopping {
-                        why: StopWhy::Restart,
-                        ..
-                    }
-            )
+            let u = &self.units[i];
+            u.up_at.is_some()
+                || matches!(
+                    u.state,
+                    State::Starting
+                        | State::Waiting
+                        | State::Stopping {
+                            why: StopWhy::Restart,
+                            ..
+                        }
+                )
         })
     }
 
@@ -296,8 +306,14 @@ impl Core {
             State::Starting => {
                 u.pid = Some(pid);
                 u.running_since = Some(now);
-                // Health seam: without probes a running process counts as healthy.
-                u.healthy = true;
+                // Health seam: without probes a process that is up counts as healthy.
+                if u.plan.settle.is_zero() {
+                    u.up_at = None;
+                    u.healthy = true;
+                } else {
+                    u.up_at = now.checked_add(u.plan.settle);
+                    u.healthy = false;
+                }
                 u.set(now, State::Running { pending_stop: None }, None);
                 report(
                     out,
@@ -360,6 +376,7 @@ impl Core {
         }
         u.pid = None;
         u.healthy = false;
+        u.up_at = None;
         u.last_exit = Some(status);
         match &u.state {
             State::Running {
@@ -384,6 +401,7 @@ impl Core {
         u.running_since = Some(now);
         u.wanted = true;
         u.healthy = true;
+        u.up_at = None;
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
@@ -397,6 +415,11 @@ impl Core {
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         for u in &mut self.units {
+            if u.up_at.is_some_and(|t| t <= now) {
+                // Survived the settle window: it started (dependents may go).
+                u.up_at = None;
+                u.healthy = true;
+            }
             match &mut u.state {
                 State::Backoff { at: Some(at) } if *at <= now => {
                     // Back to Waiting: reconcile starts it if its dependencies still hold.

@@ -102,6 +102,11 @@ fn random_plan(rng: &mut Rng) -> Vec<UnitPlan> {
             } else {
                 Some(rng.below(4) as u32)
             },
+            settle: if rng.chance(50) {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(rng.below(400) as u64)
+            },
         });
     }
     plan
@@ -499,12 +504,22 @@ fn random_boot_without_failures_reaches_settled() {
         w.core = Core::new(plan.clone());
         w.plan = plan;
         w.feed(Event::Request(Request::Start(None)));
-        while let Some(unit) = w.starting.first().cloned() {
-            w.starting.remove(0);
-            w.next_pid += 1;
-            let pid = w.next_pid;
-            w.live.insert(unit.clone(), pid);
-            w.feed(Event::Started { unit, pid });
+        loop {
+            while let Some(unit) = w.starting.first().cloned() {
+                w.starting.remove(0);
+                w.next_pid += 1;
+                let pid = w.next_pid;
+                w.live.insert(unit.clone(), pid);
+                w.feed(Event::Started { unit, pid });
+            }
+            // Let settle windows pass: dependents start once their dependencies are up.
+            match w.core.next_deadline() {
+                Some(t) => {
+                    w.now = w.now.max(t);
+                    w.feed(Event::Tick);
+                }
+                None => break,
+            }
         }
         assert!(w.core.settled(None), "seed {seed}: {:?}", w.core.units());
         for v in w.core.units() {

@@ -45,6 +45,7 @@ fn unit(name: &str, deps: &[&str]) -> UnitPlan {
         restart: RestartPolicy::OnFailure,
         backoff: Duration::from_secs(1),
         max_restarts: None,
+        settle: Duration::ZERO,
     }
 }
 
@@ -1198,4 +1199,47 @@ fn restart_leaves_completed_condition_dependents_running() {
     let acts = sim.exit("job", ExitStatus::Code(1));
     // The re-run failed: now the condition is broken and app goes down.
     assert_eq!(signals(&acts), vec!["app"]);
+}
+
+fn settling(p: UnitPlan) -> UnitPlan {
+    UnitPlan {
+        settle: Duration::from_millis(200),
+        ..p
+    }
+}
+
+#[test]
+fn dependents_wait_for_the_settle_window() {
+    let mut sim = Sim::new(vec![settling(unit("db", &[])), unit("web", &["db"])]);
+    assert_eq!(starts(&sim.start_all()), vec!["db"]);
+    let (_, acts) = sim.started("db");
+    assert!(starts(&acts).is_empty(), "web must wait: {acts:?}");
+    assert!(!sim.core.settled(None), "db is not up yet");
+    assert_eq!(
+        sim.core.next_deadline(),
+        Some(sim.now + Duration::from_millis(200))
+    );
+    let acts = sim.advance(Duration::from_millis(199));
+    assert!(starts(&acts).is_empty());
+    let acts = sim.advance(Duration::from_millis(1));
+    assert_eq!(starts(&acts), vec!["web"]);
+}
+
+#[test]
+fn exit_inside_the_settle_window_is_a_failed_start_for_dependents() {
+    let mut sim = Sim::new(vec![
+        with_policy(settling(unit("db", &[])), RestartPolicy::Never),
+        unit("web", &["db"]),
+    ]);
+    sim.start_all();
+    sim.started("db");
+    let acts = sim.exit("db", ExitStatus::Code(1));
+    assert!(starts(&acts).is_empty(), "{acts:?}");
+    assert_eq!(sim.state("db"), StateKind::Failed);
+    assert_eq!(sim.state("web"), StateKind::Blocked);
+    assert!(sim.view("web").pid.is_none());
+    assert!(sim.core.settled(None));
+    // Time passing never starts web while db is failed.
+    let acts = sim.advance(Duration::from_secs(3600));
+    assert!(starts(&acts).is_empty());
 }

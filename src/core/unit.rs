@@ -77,6 +77,8 @@ pub(crate) struct Unit {
     /// set as soon as the process runs, so `Healthy` behaves like `Started`; probe results
     /// will clear/set it through future events.
     pub(crate) healthy: bool,
+    /// While running: when the settle window ends (`None` once the process counts as up).
+    pub(crate) up_at: Option<Instant>,
     /// The last run exited 0 (latched for the `Completed` condition across policy restarts).
     pub(crate) succeeded: bool,
 }
@@ -98,6 +100,7 @@ impl Unit {
             removed: false,
             in_cycle: false,
             healthy: false,
+            up_at: None,
             succeeded: false,
         }
     }
@@ -149,6 +152,7 @@ impl Unit {
         match self.state {
             State::Backoff { at } => at,
             State::Stopping { kill_at, .. } => kill_at,
+            State::Running { .. } => self.up_at,
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ pub fn plan(config: &Config) -> Vec<UnitPlan> {
             restart: s.restart_policy,
             backoff: s.backoff,
             max_restarts: s.max_restarts,
+            settle: crate::core::START_SETTLE,
         })
         .collect()
 }

@@ -1,10 +1,116 @@
-//! `sysg logs`
+//! `sysg logs`: read service logs straight from the log files (no supervisor needed).
+
+use std::path::PathBuf;
 
 use super::args::{Global, LogsArgs};
-use super::{error, EXIT_FAILURE};
+use super::context::resolve;
+use super::{error, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::logs::{self, Kind};
 
-/// `sysg logs`
-pub fn run(_g: &Global, _a: &LogsArgs) -> i32 {
-    error("logs: pending");
-    EXIT_FAILURE
+/// `sysg logs [--service S] [--kind K] [--lines N] [--follow]`
+pub fn run(g: &Global, a: &LogsArgs) -> i32 {
+    let ctx = match resolve(g) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let log_dir = ctx.paths.log_dir.clone();
+    let kinds: Vec<Kind> = match a.kind {
+        Some(k) => vec![k],
+        None => vec![Kind::Stdout, Kind::Stderr],
+    };
+    // Which units: the named one, or every configured one.
+    let units: Vec<String> = if a.kind == Some(Kind::Supervisor) {
+        vec![String::new()]
+    } else if let Some(s) = &a.service {
+        if let Some(cfg) = &ctx.config {
+            if cfg.service(s).is_none() {
+                error(format!(
+                    "unknown service `{s}`; services are: {}",
+                    cfg.services
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                return EXIT_USAGE;
+            }
+        }
+        vec![s.clone()]
+    } else {
+        match &ctx.config {
+            Some(cfg) => cfg.services.iter().map(|s| s.name.clone()).collect(),
+            None => {
+                error("pass --service NAME (no config file to list services from)");
+                return EXIT_USAGE;
+            }
+        }
+    };
+    let prefix = units.len() > 1;
+    let width = units.iter().map(|u| u.len()).max().unwrap_or(0);
+
+    // Gather the last N lines of every selected stream, ordered by their timestamps.
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for u in &units {
+        match logs::tail_merged(&log_dir, u, &kinds, a.lines) {
+            Ok(v) => lines.extend(v.into_iter().map(|(_, l)| (u.clone(), l))),
+            Err(e) => {
+                error(e);
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    lines.sort_by(|x, y| {
+        let tx = logs::parse_line(&x.1).map(|p| p.0);
+        let ty = logs::parse_line(&y.1).map(|p| p.0);
+        tx.cmp(&ty)
+    });
+    let skip = lines.len().saturating_sub(a.lines);
+    for (u, l) in &lines[skip..] {
+        print_line(prefix, width, u, l);
+    }
+    if !a.follow {
+        return EXIT_OK;
+    }
+    let mut paths: Vec<(String, PathBuf)> = Vec::new();
+    for u in &units {
+        for k in &kinds {
+            paths.push((u.clone(), logs::log_path(&log_dir, u, *k)));
+        }
+    }
+    let files: Vec<&PathBuf> = paths.iter().map(|(_, p)| p).collect();
+    let mut follower = match logs::follow_many(&files) {
+        Ok(f) => f,
+        Err(e) => {
+            error(e);
+            return EXIT_FAILURE;
+        }
+    };
+    loop {
+        match follower.next_tagged(None) {
+            Ok(batch) => {
+                for (i, l) in batch {
+                    let u = paths.get(i).map(|(u, _)| u.as_str()).unwrap_or("");
+                    print_line(prefix, width, u, &l);
+                }
+            }
+            Err(e) => {
+                error(e);
+                return EXIT_FAILURE;
+            }
+        }
+    }
+}
+
+fn print_line(prefix: bool, width: usize, unit: &str, line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let r = if prefix {
+        writeln!(out, "{unit:<width$} | {line}")
+    } else {
+        writeln!(out, "{line}")
+    };
+    if r.is_err() {
+        // Reader went away (e.g. `| head`): stop quietly.
+        std::process::exit(EXIT_OK);
+    }
 }

@@ -28,7 +28,9 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         }
         Err(ControlError::NotRunning { project, .. }) => {
             if orphaned_records(&ctx.paths).is_empty() {
-                eprintln!("sysg: no supervisor is running for project `{project}`; nothing to stop");
+                eprintln!(
+                    "sysg: no supervisor is running for project `{project}`; nothing to stop"
+                );
                 return EXIT_OK;
             }
             // Services outlived a crashed supervisor: a new one adopts them, then stops them.

@@ -60,9 +60,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
 }
 
 /// The next three run times of every cron job, in the job's time zone.
-fn next_cron_runs(
-    cfg: &config::Config,
-) -> Vec<(String, Vec<chrono::DateTime<chrono_tz::Tz>>)> {
+fn next_cron_runs(cfg: &config::Config) -> Vec<(String, Vec<chrono::DateTime<chrono_tz::Tz>>)> {
     let now = chrono::Utc::now();
     cfg.services
         .iter()

@@ -224,6 +224,54 @@ impl SystemdBackend {
     }
 }
 
+/// The main pid of a unit whose start job failed only because its program already ended:
+/// exec() succeeded (no systemd setup exit code) and the process exited or was killed.
+fn ran_then_ended(t: &Track) -> Option<u32> {
+    let pid = t.exec_main_pid;
+    match t.exec_main? {
+        (1, status) if !is_systemd_exit_code(status) && pid != 0 => Some(pid),
+        (2 | 3, _) if pid != 0 => Some(pid),
+        _ => None,
+    }
+}
+
+/// Exit statuses systemd's service set-up uses (`EXIT_CHDIR` 200 … `EXIT_CREDENTIALS` 243 in
+/// 252): the program never ran. A program that itself exits with one of these is taken for a
+/// set-up failure, a documented limitation.
+fn is_systemd_exit_code(status: i32) -> bool {
+    (200..=245).contains(&status)
+}
+
+/// A start-job failure in words, with the set-up step systemd reports when it is known.
+fn start_failure(name: &str, job: &str, t: &Track) -> String {
+    let step = match t.exec_main {
+        Some((1, 200)) => Some("changing to the working directory failed"),
+        Some((1, 201)) => Some("setting the nice level failed"),
+        Some((1, 203)) => Some("the program could not be executed (missing or not executable?)"),
+        Some((1, 205)) => Some("setting resource limits failed"),
+        Some((1, 216)) => Some("the group does not exist or could not be set"),
+        Some((1, 217)) => Some("the user does not exist or could not be set"),
+        Some((1, 218)) => Some("setting capabilities failed"),
+        Some((1, 225)) => Some("setting up the network namespace failed"),
+        Some((1, 226)) => Some("setting up the mount namespace failed"),
+        Some((1, s)) if is_systemd_exit_code(s) => None,
+        _ => None,
+    };
+    let result = t.result.as_deref().filter(|r| *r != "success");
+    let mut msg = format!("systemd could not start {name}: job {job}");
+    if let Some(r) = result {
+        msg.push_str(&format!(", result {r}"));
+    }
+    if let Some((1, s)) = t.exec_main.filter(|(_, s)| is_systemd_exit_code(*s)) {
+        msg.push_str(&format!(", set-up exit status {s}"));
+    }
+    if let Some(step) = step {
+        msg.push_str(&format!(": {step}"));
+    }
+    msg.push_str(&format!(" (see `journalctl -u {name}`)"));
+    msg
+}
+
 fn is_no_such_unit(e: &zbus::Error) -> bool {
     matches!(e, zbus::Error::MethodError(name, _, _)
         if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
@@ -357,20 +405,26 @@ impl Backend for SystemdBackend {
                 .unwrap_or_else(|e| e.into_inner().0);
         };
         if result != "done" {
-            let detail = st
-                .tracks
-                .get(&path)
-                .and_then(|t| t.result.clone())
-                .filter(|r| r != "success");
+            let track = st.tracks.get(&path).cloned().unwrap_or_default();
             drop(st);
+            if let Some(pid) = ran_then_ended(&track) {
+                // The program ran and ended before systemd finished the start job (a fast
+                // crash): a start followed by an exit, as on the process backend.
+                let events = {
+                    let mut st = self.shared.lock();
+                    st.tracks.get_mut(&path).and_then(|t| {
+                        t.pid = pid;
+                        t.armed = true;
+                        t.ended = true;
+                        t.take_exit()
+                    })
+                };
+                self.shared.emit(events.into_iter().collect());
+                return Ok(pid);
+            }
             return Err(BackendError::Start {
                 unit: service.to_string(),
-                message: match detail {
-                    Some(r) => format!(
-                        "systemd could not start {name}: job {result}, result {r} (see `journalctl -u {name}`)"
-                    ),
-                    None => format!("systemd could not start {name}: job {result}"),
-                },
+                message: start_failure(&name, &result, &track),
             });
         }
         let seen = st.tracks.get(&path).map(|t| t.main_pid).unwrap_or(0);

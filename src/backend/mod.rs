@@ -2,6 +2,9 @@
 //! backend (fork/exec). Both sit behind `Backend`; the core never knows which one runs.
 
 pub mod process;
+pub mod select;
+#[cfg(target_os = "linux")]
+pub mod systemd;
 
 use std::path::PathBuf;
 
@@ -69,6 +72,24 @@ pub trait Backend: Send {
     fn adopt(&mut self, record: &AdoptRecord) -> Result<Option<u32>, BackendError>;
     /// What to persist so that a later supervisor can adopt the running units.
     fn records(&self) -> Vec<AdoptRecord>;
+    /// Running units of the project the backend can find by itself (without a state file),
+    /// as records to pass to `adopt`. Only the systemd backend can: its units outlive the
+    /// supervisor under a known name.
+    fn discover(&self) -> Vec<AdoptRecord> {
+        Vec::new()
+    }
+}
+
+/// Which backend the runtime should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// systemd when its manager is reachable over D-Bus, else process.
+    #[default]
+    Auto,
+    /// Transient systemd units.
+    Systemd,
+    /// fork/exec.
+    Process,
 }
 
 /// Directories a backend writes to.

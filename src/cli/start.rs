@@ -11,11 +11,20 @@ use crate::runtime::{daemon, supervisor};
 /// Refuse backends this build cannot run.
 pub(crate) fn check_backend(g: &Global) -> Result<(), i32> {
     match g.backend {
-        BackendChoice::Systemd => {
-            error("the systemd backend is not available in this build yet; use --backend process (or auto)");
+        BackendChoice::Systemd if !cfg!(target_os = "linux") => {
+            error("the systemd backend exists only on Linux; use --backend process (or auto)");
             Err(EXIT_USAGE)
         }
-        BackendChoice::Auto | BackendChoice::Process => Ok(()),
+        _ => Ok(()),
+    }
+}
+
+/// The runtime's form of `--backend`.
+pub(crate) fn backend_choice(g: &Global) -> crate::backend::Choice {
+    match g.backend {
+        BackendChoice::Auto => crate::backend::Choice::Auto,
+        BackendChoice::Systemd => crate::backend::Choice::Systemd,
+        BackendChoice::Process => crate::backend::Choice::Process,
     }
 }
 
@@ -109,6 +118,7 @@ fn run_supervisor(
         adopt_only,
         echo,
         ready_fd,
+        backend: backend_choice(g),
     }) {
         Ok(code) => code,
         Err(crate::runtime::RuntimeError::Config(e)) => {

@@ -16,7 +16,7 @@ use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
-use crate::backend::process::{Echo, ProcessBackend};
+use crate::backend::process::Echo;
 use crate::backend::{Backend, BackendEvent, BackendPaths};
 use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
@@ -36,6 +36,8 @@ pub struct Options {
     pub ready_fd: Option<i32>,
     /// Adopt running units but start nothing (used to stop what a crashed supervisor left).
     pub adopt_only: bool,
+    /// `--backend`.
+    pub backend: crate::backend::Choice,
 }
 
 enum Msg {
@@ -130,7 +132,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     } else {
         None
     };
-    let backend = ProcessBackend::new(
+    let backend = crate::backend::select::create(
+        opts.backend,
+        opts.system,
+        &config.project,
         BackendPaths {
             log_dir: paths.log_dir.clone(),
             run_dir: paths.run_dir.clone(),
@@ -151,7 +156,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         core: Core::new(plan(&config)),
         config,
         paths,
-        backend: Box::new(backend),
+        backend,
         rx,
         queue: VecDeque::new(),
         waiters: Vec::new(),
@@ -229,20 +234,28 @@ fn spawn_signal_thread(set: SigSet, tx: Sender<Msg>) -> Result<(), RuntimeError>
 impl Supervisor {
     /// Re-attach to units a previous supervisor left running.
     fn adopt_previous(&mut self) -> Result<(), RuntimeError> {
-        let prev = match state::load(&self.paths.state_file)? {
-            Loaded::Missing => return Ok(()),
+        let mut records = match state::load(&self.paths.state_file)? {
+            Loaded::Missing => Vec::new(),
             Loaded::Corrupt { moved_to, message } => {
                 tracing::warn!(
                     "state file was corrupt ({message}); set aside as {}",
                     moved_to.display()
                 );
-                return Ok(());
+                Vec::new()
             }
-            Loaded::Ok(s) => s,
+            Loaded::Ok(s) => {
+                self.memo = s.units;
+                s.records
+            }
         };
-        self.memo = prev.units;
+        // Units the backend finds by itself (systemd units outlive a lost state file).
+        for rec in self.backend.discover() {
+            if !records.iter().any(|r| r.unit == rec.unit) {
+                records.push(rec);
+            }
+        }
         let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
-        for rec in prev.records {
+        for rec in records {
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&rec.unit) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");

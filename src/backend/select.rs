@@ -1,0 +1,47 @@
+//! Picking and creating the backend for `--backend auto|systemd|process`.
+
+use super::process::{Echo, ProcessBackend};
+use super::{Backend, BackendError, BackendPaths, Choice, EventSink};
+
+/// Create the backend `choice` asks for. `Auto` takes systemd when its manager answers over
+/// D-Bus (the system manager with `system`, else the user's) and says in one log line why not
+/// otherwise.
+pub fn create(
+    choice: Choice,
+    system: bool,
+    project: &str,
+    paths: BackendPaths,
+    echo: Option<Echo>,
+    sink: EventSink,
+) -> Result<Box<dyn Backend>, BackendError> {
+    #[cfg(target_os = "linux")]
+    {
+        let use_systemd = match choice {
+            Choice::Systemd => true,
+            Choice::Process => false,
+            Choice::Auto => match super::systemd::available(system) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!("using the process backend: {why}");
+                    false
+                }
+            },
+        };
+        if use_systemd {
+            if echo.is_some() {
+                // Output goes to the journal under systemd; there is no stream to echo.
+                tracing::info!("service output goes to the journal; see `sysg logs`");
+            }
+            let b = super::systemd::SystemdBackend::connect(system, project, sink)?;
+            return Ok(Box::new(b));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    if choice == Choice::Systemd {
+        let _ = (system, project);
+        return Err(BackendError::Other(
+            "the systemd backend exists only on Linux".into(),
+        ));
+    }
+    Ok(Box::new(ProcessBackend::new(paths, echo, sink)?))
+}

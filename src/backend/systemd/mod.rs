@@ -1,0 +1,640 @@
+//! The systemd backend: every service is a transient unit `sysg-<project>-<service>.service`
+//! started over D-Bus, watched through systemd's signals, logging to the journal.
+//!
+//! Two connections, as zbus's backpressure demands: `watch` owns one that only drains signals;
+//! this module makes every call on the other. Restart policy stays with the core (no `Restart=`),
+//! so systemd only runs, reports and kills.
+
+pub mod journal;
+pub mod naming;
+pub mod properties;
+pub mod proxies;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zbus::blocking::Connection;
+use zbus::zvariant::Value;
+
+use crate::backend::{AdoptRecord, Backend, BackendError, EventSink};
+use crate::spec::UnitSpec;
+
+use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
+use watch::{Shared, Track};
+
+/// How long `start` waits for systemd to finish the start job.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `start` waits for an earlier instance of the same unit to be unloaded.
+const UNLOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs units as systemd transient services.
+pub struct SystemdBackend {
+    project: String,
+    system: bool,
+    call: Connection,
+    shared: Arc<Shared>,
+}
+
+/// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
+pub fn available(system: bool) -> Result<(), String> {
+    if system && !std::path::Path::new("/run/systemd/system").exists() {
+        return Err(
+            "the system was not booted with systemd (/run/systemd/system is missing)".into(),
+        );
+    }
+    let conn = bus(system).map_err(|e| e.to_string())?;
+    manager_version(&conn)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn bus(system: bool) -> Result<Connection, BackendError> {
+    let conn = if system {
+        Connection::system()
+    } else {
+        Connection::session()
+    };
+    conn.map_err(|e| unreachable_err(system, e))
+}
+
+fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {
+    let which = if system { "system" } else { "session" };
+    BackendError::Other(format!(
+        "systemd is not reachable over D-Bus ({which} bus): {e}"
+    ))
+}
+
+fn manager_version(conn: &Connection) -> Result<String, BackendError> {
+    ManagerProxy::new(conn)
+        .and_then(|m| m.version())
+        .map_err(|e| BackendError::Other(format!("systemd is not reachable over D-Bus: {e}")))
+}
+
+impl SystemdBackend {
+    /// Connect to the system (`system`) or the user's session manager and start watching.
+    pub fn connect(
+        system: bool,
+        project: &str,
+        sink: EventSink,
+    ) -> Result<SystemdBackend, BackendError> {
+        let call = bus(system)?;
+        let events = bus(system)?;
+        Self::with_connections(call, events, system, project, sink)
+    }
+
+    /// Use two already-open connections to the same bus (tests reach a namespaced systemd this
+    /// way): `call` for method calls, `events` for nothing but signals.
+    pub fn with_connections(
+        call: Connection,
+        events: Connection,
+        system: bool,
+        project: &str,
+        sink: EventSink,
+    ) -> Result<SystemdBackend, BackendError> {
+        let version = manager_version(&call)?;
+        tracing::debug!(
+            "systemd {version} answers on the {} bus",
+            if system { "system" } else { "session" }
+        );
+        let shared = Shared::new(sink);
+        watch::spawn(events, shared.clone())?;
+        Ok(SystemdBackend {
+            project: project.to_string(),
+            system,
+            call,
+            shared,
+        })
+    }
+
+    /// True for the system manager, false for the user's manager.
+    pub fn is_system(&self) -> bool {
+        self.system
+    }
+
+    fn manager(&self) -> Result<ManagerProxy<'_>, BackendError> {
+        ManagerProxy::new(&self.call).map_err(|e| BackendError::Other(format!("systemd: {e}")))
+    }
+
+    fn unit_name(&self, service: &str) -> String {
+        naming::unit_name(&self.project, service)
+    }
+
+    /// Running units of `project` as (service, MainPID): what a supervisor that lost its state
+    /// file can still adopt.
+    pub fn list_project_units(&self, project: &str) -> Result<Vec<(String, u32)>, BackendError> {
+        let pattern = naming::project_pattern(project);
+        let rows = self
+            .manager()?
+            .list_units_by_patterns(&[], &[pattern.as_str()])
+            .map_err(|e| BackendError::Other(format!("listing units {pattern}: {e}")))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, active) = (&row.0, row.3.as_str());
+            let Some(service) = naming::service_of_unit(project, name) else {
+                continue;
+            };
+            if !matches!(active, "active" | "activating" | "reloading") {
+                continue;
+            }
+            match self.main_pid(&row.6) {
+                Ok(pid) if pid != 0 => out.push((service, pid)),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("{name}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn main_pid(&self, path: &zbus::zvariant::OwnedObjectPath) -> Result<u32, zbus::Error> {
+        ServiceProxy::builder(&self.call)
+            .path(path.as_ref())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()?
+            .main_pid()
+    }
+
+    fn unit_state(&self, path: &zbus::zvariant::OwnedObjectPath) -> Result<String, zbus::Error> {
+        UnitProxy::builder(&self.call)
+            .path(path.as_ref())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()?
+            .active_state()
+    }
+
+    /// Make sure no earlier instance of `name` is loaded: a failed one is reset, an inactive one
+    /// is awaited until systemd unloads it, a running one is an error.
+    fn ensure_free(&self, service: &str, name: &str, path: &str) -> Result<(), BackendError> {
+        let deadline = Instant::now() + UNLOAD_TIMEOUT;
+        let manager = self.manager()?;
+        loop {
+            match manager.get_unit(name) {
+                Err(e) if is_no_such_unit(&e) => break,
+                Err(e) => return Err(call_err(service, "looking up the unit", e)),
+                Ok(upath) => match self.unit_state(&upath) {
+                    Ok(s) if s == "failed" => {
+                        // A failed unit keeps its name taken until reset.
+                        let _ = manager.reset_failed_unit(name);
+                    }
+                    Ok(s) if s == "inactive" || s == "deactivating" => {}
+                    Ok(s) => {
+                        return Err(BackendError::Start {
+                            unit: service.to_string(),
+                            message: format!(
+                                "unit {name} is already {s} under systemd (started by an earlier supervisor?); stop it with `systemctl stop {name}` or let sysg adopt it"
+                            ),
+                        })
+                    }
+                    Err(e) if is_gone(&e) => {}
+                    Err(e) => return Err(call_err(service, "reading the unit state", e)),
+                },
+            }
+            if Instant::now() >= deadline {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!(
+                        "an earlier instance of {name} is still loaded after {UNLOAD_TIMEOUT:?}"
+                    ),
+                });
+            }
+            // Woken by the unit's UnitRemoved; the timeout re-checks in case it was missed.
+            let st = self.shared.lock();
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(100));
+        }
+        // The unit is gone; let the signal thread see its removal before a new track takes the
+        // path, so no late signal of the old instance lands on the new one.
+        let mut st = self.shared.lock();
+        while st
+            .tracks
+            .get(path)
+            .is_some_and(|t| !t.removed && (t.start_job_result().is_some() || t.armed))
+            && Instant::now() < deadline
+        {
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        Ok(())
+    }
+}
+
+/// The main pid of a unit whose start job failed only because its program already ended:
+/// exec() succeeded (no systemd setup exit code) and the process exited or was killed.
+fn ran_then_ended(t: &Track) -> Option<u32> {
+    let pid = t.exec_main_pid;
+    match t.exec_main? {
+        (1, status) if !is_systemd_exit_code(status) && pid != 0 => Some(pid),
+        (2 | 3, _) if pid != 0 => Some(pid),
+        _ => None,
+    }
+}
+
+/// Exit statuses systemd's service set-up uses (`EXIT_CHDIR` 200 … `EXIT_CREDENTIALS` 243 in
+/// 252): the program never ran. A program that itself exits with one of these is taken for a
+/// set-up failure, a documented limitation.
+fn is_systemd_exit_code(status: i32) -> bool {
+    (200..=245).contains(&status)
+}
+
+/// A start-job failure in words, with the set-up step systemd reports when it is known.
+fn start_failure(name: &str, job: &str, t: &Track) -> String {
+    let step = match t.exec_main {
+        Some((1, 200)) => Some("changing to the working directory failed"),
+        Some((1, 201)) => Some("setting the nice level failed"),
+        Some((1, 203)) => Some("the program could not be executed (missing or not executable?)"),
+        Some((1, 205)) => Some("setting resource limits failed"),
+        Some((1, 216)) => Some("the group does not exist or could not be set"),
+        Some((1, 217)) => Some("the user does not exist or could not be set"),
+        Some((1, 218)) => Some("setting capabilities failed"),
+        Some((1, 225)) => Some("setting up the network namespace failed"),
+        Some((1, 226)) => Some("setting up the mount namespace failed"),
+        Some((1, s)) if is_systemd_exit_code(s) => None,
+        _ => None,
+    };
+    let result = t.result.as_deref().filter(|r| *r != "success");
+    let mut msg = format!("systemd could not start {name}: job {job}");
+    if let Some(r) = result {
+        msg.push_str(&format!(", result {r}"));
+    }
+    if let Some((1, s)) = t.exec_main.filter(|(_, s)| is_systemd_exit_code(*s)) {
+        msg.push_str(&format!(", set-up exit status {s}"));
+    }
+    if let Some(step) = step {
+        msg.push_str(&format!(": {step}"));
+    }
+    msg.push_str(&format!(" (see `journalctl -u {name}`)"));
+    msg
+}
+
+fn is_no_such_unit(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::MethodError(name, _, _)
+        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
+}
+
+/// The unit (object) disappeared between two calls.
+fn is_gone(e: &zbus::Error) -> bool {
+    is_no_such_unit(e)
+        || matches!(e, zbus::Error::MethodError(name, _, _)
+            if name.as_str() == "org.freedesktop.DBus.Error.UnknownObject")
+        || matches!(e, zbus::Error::FDO(f)
+            if matches!(**f, zbus::fdo::Error::UnknownObject(_) | zbus::fdo::Error::UnknownMethod(_)))
+}
+
+fn call_err(service: &str, what: &str, e: zbus::Error) -> BackendError {
+    BackendError::Start {
+        unit: service.to_string(),
+        message: format!("{what}: {}", describe(&e)),
+    }
+}
+
+/// A D-Bus error in words, with systemd's own message (which names the offending property).
+fn describe(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, Some(detail), _) => {
+            let hint = match name.as_str() {
+                "org.freedesktop.DBus.Error.AccessDenied"
+                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+                    " (permission denied: use the user manager without --sys, or run as root)"
+                }
+                "org.freedesktop.systemd1.UnitExists" => " (a unit of that name already exists)",
+                _ => "",
+            };
+            format!("{detail} [{name}]{hint}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// systemd's message for a refused property names it ("Unknown assignment: PrivatePIDs=..." or
+/// "Invalid ... for MemoryMax"); make that explicit when it does.
+fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error) -> BackendError {
+    let text = describe(&e);
+    let named = props
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| text.contains(&format!("{k}=")) || text.contains(&format!(" {k}")));
+    let message = match named {
+        Some(p) => format!("systemd refused property {p}: {text}"),
+        None => format!("systemd refused the transient unit: {text}"),
+    };
+    BackendError::Start {
+        unit: service.to_string(),
+        message,
+    }
+}
+
+impl Backend for SystemdBackend {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
+        let service = spec.name.as_str();
+        let name = self.unit_name(service);
+        naming::check_length(&name).map_err(|message| BackendError::Start {
+            unit: service.to_string(),
+            message,
+        })?;
+        let path = naming::unit_object_path(&name);
+        let props = properties::service_properties(spec).map_err(|e| BackendError::Start {
+            unit: service.to_string(),
+            message: e.to_string(),
+        })?;
+        if let Some(why) = self.shared.lock().dead.clone() {
+            return Err(BackendError::Start {
+                unit: service.to_string(),
+                message: format!("the systemd backend lost its signal connection: {why}"),
+            });
+        }
+        self.ensure_free(service, &name, &path)?;
+
+        // The track exists before the call, so signals that beat the reply are kept.
+        self.shared
+            .lock()
+            .tracks
+            .insert(path.clone(), Track::new(service, &name));
+        let args: Vec<(&str, Value<'_>)> =
+            props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let job = match self
+            .manager()?
+            .start_transient_unit(&name, "fail", &args, &[])
+        {
+            Ok(j) => j.as_str().to_string(),
+            Err(e) => {
+                self.shared.lock().tracks.remove(&path);
+                return Err(start_call_err(service, &props, e));
+            }
+        };
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut st = self.shared.lock();
+        if let Some(t) = st.tracks.get_mut(&path) {
+            t.start_job = Some(job.clone());
+        }
+        let result = loop {
+            let t = st.tracks.get(&path);
+            if let Some(r) = t.and_then(|t| t.start_job_result()) {
+                break r.to_string();
+            }
+            if let Some(why) = st.dead.clone() {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!("lost the signal connection while starting: {why}"),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!(
+                        "systemd did not finish starting {name} within {START_TIMEOUT:?} (job {job})"
+                    ),
+                });
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        };
+        if result != "done" {
+            let track = st.tracks.get(&path).cloned().unwrap_or_default();
+            drop(st);
+            if let Some(pid) = ran_then_ended(&track) {
+                // The program ran and ended before systemd finished the start job (a fast
+                // crash): a start followed by an exit, as on the process backend.
+                let events = {
+                    let mut st = self.shared.lock();
+                    st.tracks.get_mut(&path).and_then(|t| {
+                        t.pid = pid;
+                        t.armed = true;
+                        t.ended = true;
+                        t.take_exit()
+                    })
+                };
+                self.shared.emit(events.into_iter().collect());
+                return Ok(pid);
+            }
+            return Err(BackendError::Start {
+                unit: service.to_string(),
+                message: start_failure(&name, &result, &track),
+            });
+        }
+        let seen = st.tracks.get(&path).map(|t| t.main_pid).unwrap_or(0);
+        drop(st);
+
+        // systemd flushes unit changes before JobRemoved, so MainPID is normally known by now;
+        // ask only when it is not.
+        let mut pid = seen;
+        if pid == 0 {
+            let upath = zbus::zvariant::OwnedObjectPath::try_from(path.clone())
+                .map_err(|e| BackendError::Other(format!("{path}: {e}")))?;
+            match self.main_pid(&upath) {
+                Ok(p) => pid = p,
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(call_err(service, "reading MainPID", e)),
+            }
+        }
+        let events = {
+            let mut st = self.shared.lock();
+            let Some(t) = st.tracks.get_mut(&path) else {
+                return Err(BackendError::Other(format!("{name}: lost track")));
+            };
+            if pid == 0 {
+                // Already over: the main process ended before we could read it.
+                pid = t.exec_main_pid;
+                t.ended = true;
+            }
+            t.pid = pid;
+            t.armed = true;
+            t.take_exit()
+        };
+        self.shared.emit(events.into_iter().collect());
+        if pid == 0 {
+            return Err(BackendError::Start {
+                unit: service.to_string(),
+                message: format!("{name} started but systemd reports no main process"),
+            });
+        }
+        Ok(pid)
+    }
+
+    fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError> {
+        // KillUnit, not StopUnit: the core runs the stop sequence (signal, stop_timeout, kill)
+        // itself, the same on both backends; StopUnit would add systemd's own timeout on top.
+        let name = self.unit_name(unit);
+        self.manager()?
+            .kill_unit(&name, "all", signal)
+            .map_err(|e| {
+                if is_no_such_unit(&e) {
+                    BackendError::NotRunning {
+                        unit: unit.to_string(),
+                    }
+                } else {
+                    BackendError::Other(format!("{unit}: KillUnit {name}: {}", describe(&e)))
+                }
+            })
+    }
+
+    fn kill(&mut self, unit: &str) -> Result<(), BackendError> {
+        self.signal(unit, libc::SIGKILL)
+    }
+
+    fn adopt(&mut self, record: &AdoptRecord) -> Result<Option<u32>, BackendError> {
+        let service = record.unit.as_str();
+        let name = record
+            .extra
+            .get("unit_name")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.unit_name(service));
+        let path = naming::unit_object_path(&name);
+        // Track first: an exit between the checks below and arming is still caught.
+        let mut track = Track::new(service, &name);
+        track.seen_active = true;
+        self.shared.lock().tracks.insert(path.clone(), track);
+        let forget = |me: &Self| {
+            me.shared.lock().tracks.remove(&path);
+        };
+
+        let manager = self.manager()?;
+        let upath = match manager.get_unit(&name) {
+            Ok(p) => p,
+            Err(e) if is_no_such_unit(&e) => {
+                forget(self);
+                return Ok(None);
+            }
+            Err(e) => {
+                forget(self);
+                return Err(BackendError::Other(format!(
+                    "{service}: looking up {name}: {}",
+                    describe(&e)
+                )));
+            }
+        };
+        let state = self.unit_state(&upath);
+        let pid = self.main_pid(&upath);
+        let (state, pid) = match (state, pid) {
+            (Ok(s), Ok(p)) => (s, p),
+            (Err(e), _) | (_, Err(e)) if is_gone(&e) => {
+                forget(self);
+                return Ok(None);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                forget(self);
+                return Err(BackendError::Other(format!(
+                    "{service}: reading {name}: {}",
+                    describe(&e)
+                )));
+            }
+        };
+        let running = matches!(state.as_str(), "active" | "activating" | "reloading");
+        let same_start =
+            record.start_time == 0 || proc_start_time(pid).is_some_and(|t| t == record.start_time);
+        if !running || pid == 0 || pid != record.pid || !same_start {
+            forget(self);
+            return Ok(None);
+        }
+        let events = {
+            let mut st = self.shared.lock();
+            let Some(t) = st.tracks.get_mut(&path) else {
+                return Ok(None);
+            };
+            t.pid = pid;
+            t.main_pid = pid;
+            t.armed = true;
+            t.take_exit()
+        };
+        let ended = events.is_some();
+        self.shared.emit(events.into_iter().collect());
+        // It ended while we looked: the exit was just reported, so it counts as adopted.
+        let _ = ended;
+        Ok(Some(pid))
+    }
+
+    fn records(&self) -> Vec<AdoptRecord> {
+        let st = self.shared.lock();
+        let mut out: Vec<AdoptRecord> = st
+            .tracks
+            .values()
+            .filter(|t| t.armed && !t.ended && t.pid != 0)
+            .map(|t| AdoptRecord {
+                unit: t.service.clone(),
+                pid: t.pid,
+                start_time: proc_start_time(t.pid).unwrap_or(0),
+                extra: serde_json::json!({ "unit_name": t.unit_name }),
+            })
+            .collect();
+        out.sort_by(|a, b| a.unit.cmp(&b.unit));
+        out
+    }
+
+    fn discover(&self) -> Vec<AdoptRecord> {
+        match self.list_project_units(&self.project) {
+            Ok(units) => units
+                .into_iter()
+                .map(|(service, pid)| AdoptRecord {
+                    extra: serde_json::json!({ "unit_name": self.unit_name(&service) }),
+                    unit: service,
+                    pid,
+                    // Unknown: the unit name already identifies the process under systemd.
+                    start_time: 0,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("cannot list the project's systemd units: {e}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 of a /proc/PID/stat line. The command (field 2) may contain spaces and parentheses,
+/// so counting starts after its last `)`.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (state), so field 22 is the 20th token.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22() {
+        let line = "1234 (we ird) name)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 0";
+        assert_eq!(parse_start_time(line), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+        let own = proc_start_time(std::process::id()).unwrap();
+        assert!(own > 0);
+    }
+
+    #[test]
+    fn errors_name_the_property() {
+        let props = vec![("PrivatePIDs".to_string(), Value::Bool(true))];
+        let e = start_call_err(
+            "web",
+            &props,
+            zbus::Error::Failure("Unknown assignment: PrivatePIDs=yes".into()),
+        );
+        let s = e.to_string();
+        assert!(
+            s.starts_with("web: systemd refused property PrivatePIDs"),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,559 @@
+//! The pure translation of a `UnitSpec` into the `a(sv)` property list of
+//! `StartTransientUnit`.
+//!
+//! Every value is built with the exact D-Bus type systemd expects when *writing* the property
+//! (`t` vs `i` vs `u` matters: a wrong type is rejected with "Invalid argument"). The golden tests
+//! below pin each signature.
+//!
+//! Deliberately absent:
+//! - `Restart=`: restart policy, backoff and `max_restarts` belong to the core, which must see
+//!   every exit to drive dependencies, health gating and webhooks the same way on both backends.
+//!   A unit that systemd restarted by itself would change its MainPID behind the core's back.
+//! - `PrivateTmp=`: the process backend's mount isolation gives a private mount table but keeps
+//!   the host's /tmp; sending `PrivateTmp` would make the backends behave differently.
+//! - any `false` boolean: old systemd versions mishandle some explicit `false` values, and false
+//!   is the default anyway.
+
+use zbus::zvariant::Value;
+
+use crate::config::schema::Size;
+use crate::spec::UnitSpec;
+
+use super::naming;
+
+/// A property value systemd would refuse, named so the user knows which setting to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("property {property}: {message}")]
+pub struct PropertyError {
+    /// The systemd property name.
+    pub property: &'static str,
+    /// What is wrong with the value.
+    pub message: String,
+}
+
+/// One `(name, value)` entry of the property list.
+pub type Property = (String, Value<'static>);
+
+/// Linux capability names in kernel bit order (`CAP_CHOWN` is bit 0).
+const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The bit mask systemd expects for `AmbientCapabilities`/`CapabilityBoundingSet`.
+pub fn capability_mask(names: &[String]) -> Result<u64, PropertyError> {
+    let mut mask = 0u64;
+    for name in names {
+        let upper = name.to_ascii_uppercase();
+        let canonical = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        let bit = CAPABILITIES
+            .iter()
+            .position(|c| *c == canonical)
+            .ok_or_else(|| PropertyError {
+                property: "AmbientCapabilities",
+                message: format!("unknown capability `{name}`"),
+            })?;
+        mask |= 1u64 << bit;
+    }
+    Ok(mask)
+}
+
+/// The `ay` bit mask of `CPUAffinity`: byte `i`, bit `j` is CPU `8i+j`.
+pub fn cpu_mask(cpus: &[u32]) -> Result<Vec<u8>, PropertyError> {
+    // systemd caps CPU sets at 8192 CPUs (CPU_SET_MAX); refuse before it does, with a clearer error.
+    const MAX_CPUS: u32 = 8192;
+    let mut mask = Vec::new();
+    for &cpu in cpus {
+        if cpu >= MAX_CPUS {
+            return Err(PropertyError {
+                property: "CPUAffinity",
+                message: format!("CPU {cpu} is out of range (at most {})", MAX_CPUS - 1),
+            });
+        }
+        let byte = (cpu / 8) as usize;
+        if mask.len() <= byte {
+            mask.resize(byte + 1, 0);
+        }
+        mask[byte] |= 1 << (cpu % 8);
+    }
+    Ok(mask)
+}
+
+/// A size in the `t` form systemd uses, where `u64::MAX` means infinity.
+fn size(s: Size) -> u64 {
+    match s {
+        Size::Value(v) => v,
+        Size::Unlimited => u64::MAX,
+    }
+}
+
+fn push(props: &mut Vec<Property>, name: &str, value: Value<'static>) {
+    props.push((name.to_string(), value));
+}
+
+/// `CPUQuotaPerSecUSec` from a cgroup `cpu.max` quota and period (both µs): the CPU time allowed
+/// per second of wall time.
+pub fn cpu_quota_per_sec_usec(quota_us: u64, period_us: u64) -> Result<u64, PropertyError> {
+    if period_us == 0 {
+        return Err(PropertyError {
+            property: "CPUQuotaPerSecUSec",
+            message: "the cpu_max period must not be 0".into(),
+        });
+    }
+    let per_sec = u128::from(quota_us) * 1_000_000 / u128::from(period_us);
+    u64::try_from(per_sec).map_err(|_| PropertyError {
+        property: "CPUQuotaPerSecUSec",
+        message: format!("cpu_max quota {quota_us} is too large"),
+    })
+}
+
+/// The properties of the transient service for `spec`.
+pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyError> {
+    let mut p: Vec<Property> = Vec::new();
+    push(
+        &mut p,
+        "Description",
+        Value::from(format!("{} (systemg project {})", spec.name, spec.project)),
+    );
+    // `exec`: the start job completes once execve() succeeded, so a missing binary is a start
+    // failure (not a crash after a successful start) and MainPID is final when the job is done.
+    push(&mut p, "Type", Value::from("exec"));
+
+    let Some(program) = spec.argv.first() else {
+        return Err(PropertyError {
+            property: "ExecStart",
+            message: "the command is empty".into(),
+        });
+    };
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), spec.argv.clone(), false)];
+    push(&mut p, "ExecStart", Value::from(exec));
+
+    if !spec.env.is_empty() {
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        push(&mut p, "Environment", Value::from(env));
+    }
+    if let Some(cwd) = &spec.cwd {
+        let cwd = cwd.to_str().ok_or_else(|| PropertyError {
+            property: "WorkingDirectory",
+            message: format!("{} is not valid UTF-8", cwd.display()),
+        })?;
+        push(&mut p, "WorkingDirectory", Value::from(cwd.to_string()));
+    }
+    if let Some(user) = &spec.user {
+        push(&mut p, "User", Value::from(user.clone()));
+    }
+    if let Some(group) = &spec.group {
+        push(&mut p, "Group", Value::from(group.clone()));
+    }
+    if !spec.supplementary_groups.is_empty() {
+        push(
+            &mut p,
+            "SupplementaryGroups",
+            Value::from(spec.supplementary_groups.clone()),
+        );
+    }
+
+    // The config has one value per rlimit: it is both the hard and the soft limit.
+    let l = &spec.limits;
+    for (name, limit) in [
+        ("LimitNOFILE", l.nofile),
+        ("LimitNPROC", l.nproc),
+        ("LimitMEMLOCK", l.memlock),
+    ] {
+        if let Some(v) = limit {
+            push(&mut p, name, Value::U64(size(v)));
+            push(&mut p, &format!("{name}Soft"), Value::U64(size(v)));
+        }
+    }
+    if let Some(nice) = l.nice {
+        push(&mut p, "Nice", Value::I32(nice));
+    }
+    if let Some(cpus) = &l.cpu_affinity {
+        push(&mut p, "CPUAffinity", Value::from(cpu_mask(cpus)?));
+    }
+    if let Some(mem) = l.cgroup.memory_max {
+        push(&mut p, "MemoryMax", Value::U64(size(mem)));
+    }
+    if let Some(cpu) = l.cgroup.cpu_max {
+        // `max` (no quota) is systemd's default: nothing to send.
+        if let Some(quota) = cpu.quota_us {
+            push(
+                &mut p,
+                "CPUQuotaPerSecUSec",
+                Value::U64(cpu_quota_per_sec_usec(quota, cpu.period_us)?),
+            );
+            // Keep the period the user chose (systemd would otherwise use 100 ms).
+            push(&mut p, "CPUQuotaPeriodUSec", Value::U64(cpu.period_us));
+        }
+    }
+
+    if let Some(caps) = &spec.capabilities {
+        let mask = capability_mask(caps)?;
+        push(&mut p, "AmbientCapabilities", Value::U64(mask));
+        push(&mut p, "CapabilityBoundingSet", Value::U64(mask));
+    }
+
+    let iso = spec.isolation;
+    if iso.network {
+        push(&mut p, "PrivateNetwork", Value::Bool(true));
+    }
+    if iso.mount {
+        push(&mut p, "PrivateMounts", Value::Bool(true));
+    }
+    if iso.pid {
+        // systemd ≥ 257 only; older managers answer "Unknown assignment", which `start` reports
+        // naming this property.
+        push(&mut p, "PrivatePIDs", Value::Bool(true));
+    }
+
+    // The core sends the stop signal itself and escalates to SIGKILL after stop_timeout; these
+    // make an outside `systemctl stop` behave the same way.
+    push(&mut p, "KillMode", Value::from("control-group"));
+    push(&mut p, "KillSignal", Value::I32(spec.stop_signal));
+    push(
+        &mut p,
+        "TimeoutStopUSec",
+        Value::U64(u64::try_from(spec.stop_timeout.as_micros()).unwrap_or(u64::MAX)),
+    );
+    // Unload as soon as the unit ends, failed or not, so the same name can be started again
+    // without ResetFailedUnit and failed units do not pile up.
+    push(&mut p, "CollectMode", Value::from("inactive-or-failed"));
+    push(
+        &mut p,
+        "Slice",
+        Value::from(naming::slice_name(&spec.project)),
+    );
+    push(&mut p, "StandardOutput", Value::from("journal"));
+    push(&mut p, "StandardError", Value::from("journal"));
+    push(&mut p, "SyslogIdentifier", Value::from(spec.name.clone()));
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::schema::{CgroupLimits, CpuMax, Isolation, Limits, LogPolicy};
+
+    fn minimal() -> UnitSpec {
+        UnitSpec {
+            project: "shop".into(),
+            name: "web".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],
+            env: vec![],
+            cwd: None,
+            user: None,
+            group: None,
+            supplementary_groups: vec![],
+            limits: Limits::default(),
+            capabilities: None,
+            isolation: Isolation::default(),
+            stop_signal: 15,
+            stop_timeout: Duration::from_secs(10),
+            logs: LogPolicy::default(),
+        }
+    }
+
+    fn full() -> UnitSpec {
+        UnitSpec {
+            env: vec![("A".into(), "1".into()), ("B".into(), "x y".into())],
+            cwd: Some(PathBuf::from("/srv/shop")),
+            user: Some("www".into()),
+            group: Some("www".into()),
+            supplementary_groups: vec!["adm".into(), "video".into()],
+            limits: Limits {
+                nofile: Some(Size::Value(4096)),
+                nproc: Some(Size::Unlimited),
+                memlock: Some(Size::Value(65536)),
+                nice: Some(-5),
+                cpu_affinity: Some(vec![0, 2, 9]),
+                cgroup: CgroupLimits {
+                    memory_max: Some(Size::Value(512 * 1024 * 1024)),
+                    cpu_max: Some(CpuMax {
+                        quota_us: Some(50_000),
+                        period_us: 100_000,
+                    }),
+                },
+            },
+            capabilities: Some(vec!["CAP_NET_BIND_SERVICE".into(), "CAP_SYS_NICE".into()]),
+            isolation: Isolation {
+                network: true,
+                pid: true,
+                mount: true,
+            },
+            stop_signal: 2,
+            stop_timeout: Duration::from_millis(2500),
+            ..minimal()
+        }
+    }
+
+    /// Each property as `(name, signature, value rendered by zvariant)`.
+    fn rendered(props: &[Property]) -> Vec<(String, String, String)> {
+        props
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value_signature().to_string(), render(v)))
+            .collect()
+    }
+
+    /// A plain rendering of the basic values (zvariant's Display adds GVariant type prefixes).
+    fn render(v: &Value<'_>) -> String {
+        match v {
+            Value::U64(n) => n.to_string(),
+            Value::I32(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => format!("{:?}", s.as_str()),
+            Value::Array(a) => format!("[{}]", a.iter().map(render).collect::<Vec<_>>().join(", ")),
+            other => format!("{other}"),
+        }
+    }
+
+    fn sig_of<'a>(r: &'a [(String, String, String)], name: &str) -> &'a str {
+        r.iter()
+            .find(|(k, _, _)| k == name)
+            .map(|(_, s, _)| s.as_str())
+            .unwrap_or_else(|| panic!("no property {name}"))
+    }
+
+    fn value_of<'a>(props: &'a [Property], name: &str) -> &'a Value<'static> {
+        props
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no property {name}"))
+    }
+
+    #[test]
+    fn minimal_spec_golden() {
+        let props = service_properties(&minimal()).unwrap();
+        let names: Vec<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Description",
+                "Type",
+                "ExecStart",
+                "KillMode",
+                "KillSignal",
+                "TimeoutStopUSec",
+                "CollectMode",
+                "Slice",
+                "StandardOutput",
+                "StandardError",
+                "SyslogIdentifier",
+            ],
+            "nothing privileged or optional may be sent when nothing is configured"
+        );
+        let r = rendered(&props);
+        let expect = [
+            ("Description", "s", "\"web (systemg project shop)\""),
+            ("Type", "s", "\"exec\""),
+            ("KillMode", "s", "\"control-group\""),
+            ("KillSignal", "i", "15"),
+            ("TimeoutStopUSec", "t", "10000000"),
+            ("CollectMode", "s", "\"inactive-or-failed\""),
+            ("Slice", "s", "\"sysg-shop.slice\""),
+            ("StandardOutput", "s", "\"journal\""),
+            ("StandardError", "s", "\"journal\""),
+            ("SyslogIdentifier", "s", "\"web\""),
+        ];
+        for (name, sig, val) in expect {
+            let (_, s, v) = r.iter().find(|(k, _, _)| k == name).unwrap();
+            assert_eq!((s.as_str(), v.as_str()), (sig, val), "{name}");
+        }
+        assert_eq!(sig_of(&r, "ExecStart"), "a(sasb)");
+        let exec: Vec<(String, Vec<String>, bool)> = value_of(&props, "ExecStart")
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            exec,
+            vec![(
+                "/bin/sh".to_string(),
+                vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],
+                false
+            )]
+        );
+    }
+
+    #[test]
+    fn full_spec_golden() {
+        let props = service_properties(&full()).unwrap();
+        let r = rendered(&props);
+        let expect: &[(&str, &str, &str)] = &[
+            ("Environment", "as", "[\"A=1\", \"B=x y\"]"),
+            ("WorkingDirectory", "s", "\"/srv/shop\""),
+            ("User", "s", "\"www\""),
+            ("Group", "s", "\"www\""),
+            ("SupplementaryGroups", "as", "[\"adm\", \"video\"]"),
+            ("LimitNOFILE", "t", "4096"),
+            ("LimitNOFILESoft", "t", "4096"),
+            ("LimitNPROC", "t", "18446744073709551615"),
+            ("LimitNPROCSoft", "t", "18446744073709551615"),
+            ("LimitMEMLOCK", "t", "65536"),
+            ("LimitMEMLOCKSoft", "t", "65536"),
+            ("Nice", "i", "-5"),
+            ("MemoryMax", "t", "536870912"),
+            ("CPUQuotaPerSecUSec", "t", "500000"),
+            ("CPUQuotaPeriodUSec", "t", "100000"),
+            ("AmbientCapabilities", "t", "8389632"),
+            ("CapabilityBoundingSet", "t", "8389632"),
+            ("PrivateNetwork", "b", "true"),
+            ("PrivateMounts", "b", "true"),
+            ("PrivatePIDs", "b", "true"),
+            ("KillSignal", "i", "2"),
+            ("TimeoutStopUSec", "t", "2500000"),
+        ];
+        for (name, sig, val) in expect {
+            let (_, s, v) = r
+                .iter()
+                .find(|(k, _, _)| k == name)
+                .unwrap_or_else(|| panic!("missing {name}"));
+            assert_eq!((s.as_str(), v.as_str()), (*sig, *val), "{name}");
+        }
+        // CPUs 0, 2 and 9: byte 0 = 0b101, byte 1 = 0b10.
+        assert_eq!(sig_of(&r, "CPUAffinity"), "ay");
+        let aff: Vec<u8> = value_of(&props, "CPUAffinity")
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(aff, vec![0b101, 0b10]);
+        assert_eq!(sig_of(&r, "ExecStart"), "a(sasb)");
+        assert!(!r
+            .iter()
+            .any(|(k, _, _)| k == "Restart" || k == "PrivateTmp"));
+        // Names are unique: systemd refuses a property given twice.
+        let mut names: Vec<&String> = props.iter().map(|(k, _)| k).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), props.len());
+    }
+
+    #[test]
+    fn capability_bits_follow_the_kernel() {
+        assert_eq!(capability_mask(&["CAP_CHOWN".into()]).unwrap(), 1);
+        assert_eq!(
+            capability_mask(&["net_bind_service".into()]).unwrap(),
+            1 << 10
+        );
+        assert_eq!(capability_mask(&["CAP_SYS_ADMIN".into()]).unwrap(), 1 << 21);
+        assert_eq!(
+            capability_mask(&["CAP_CHECKPOINT_RESTORE".into()]).unwrap(),
+            1 << 40
+        );
+        assert_eq!(capability_mask(&[]).unwrap(), 0);
+        let err = capability_mask(&["CAP_FLY".into()]).unwrap_err();
+        assert!(err.to_string().contains("CAP_FLY"), "{err}");
+    }
+
+    #[test]
+    fn empty_capability_list_drops_everything() {
+        let spec = UnitSpec {
+            capabilities: Some(vec![]),
+            ..minimal()
+        };
+        let r = rendered(&service_properties(&spec).unwrap());
+        let amb = r
+            .iter()
+            .find(|(k, _, _)| k == "AmbientCapabilities")
+            .unwrap();
+        let bnd = r
+            .iter()
+            .find(|(k, _, _)| k == "CapabilityBoundingSet")
+            .unwrap();
+        assert_eq!((amb.1.as_str(), amb.2.as_str()), ("t", "0"));
+        assert_eq!((bnd.1.as_str(), bnd.2.as_str()), ("t", "0"));
+    }
+
+    #[test]
+    fn cpu_quota_and_bad_values() {
+        assert_eq!(cpu_quota_per_sec_usec(50_000, 100_000).unwrap(), 500_000);
+        assert_eq!(cpu_quota_per_sec_usec(200_000, 100_000).unwrap(), 2_000_000);
+        assert_eq!(
+            cpu_quota_per_sec_usec(1, 0).unwrap_err().property,
+            "CPUQuotaPerSecUSec"
+        );
+        let no_quota = UnitSpec {
+            limits: Limits {
+                cgroup: CgroupLimits {
+                    memory_max: None,
+                    cpu_max: Some(CpuMax {
+                        quota_us: None,
+                        period_us: 100_000,
+                    }),
+                },
+                ..Limits::default()
+            },
+            ..minimal()
+        };
+        let props = service_properties(&no_quota).unwrap();
+        assert!(!props.iter().any(|(k, _)| k.starts_with("CPUQuota")));
+        assert_eq!(cpu_mask(&[8192]).unwrap_err().property, "CPUAffinity");
+        let empty = UnitSpec {
+            argv: vec![],
+            ..minimal()
+        };
+        assert_eq!(
+            service_properties(&empty).unwrap_err().property,
+            "ExecStart"
+        );
+    }
+
+    #[test]
+    fn escaped_project_names_reach_slice_and_description() {
+        let spec = UnitSpec {
+            project: "my-app".into(),
+            ..minimal()
+        };
+        let props = service_properties(&spec).unwrap();
+        let r = rendered(&props);
+        let slice = r.iter().find(|(k, _, _)| k == "Slice").unwrap();
+        assert_eq!(slice.2, "\"sysg-my\\\\x2dapp.slice\"");
+    }
+}

@@ -1,0 +1,284 @@
+//! End-to-end: the real `sysg` binary with `--sys --backend systemd`, run inside a namespaced
+//! systemd 252 (see tests/systemd/mod.rs). Every wait is a polled condition with a deadline.
+
+mod systemd;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use systemd::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// One project run by `sysg --sys` inside the namespace.
+struct SysProject<'a> {
+    ns: &'a NsSystemd,
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    project: String,
+}
+
+impl<'a> SysProject<'a> {
+    fn new(ns: &'a NsSystemd, project: &str, services_yaml: &str) -> SysProject<'a> {
+        // /tmp is the host's, shared with the namespace (systemd-tmpfiles is masked there).
+        let dir = tempfile::Builder::new()
+            .prefix("sysg-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let config = dir.path().join("systemg.yaml");
+        std::fs::write(
+            &config,
+            format!("version: \"1\"\nproject: {project}\nservices:\n{services_yaml}"),
+        )
+        .expect("write config");
+        SysProject {
+            ns,
+            _dir: dir,
+            config,
+            project: project.to_string(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.config.parent().map(PathBuf::from).unwrap_or_default()
+    }
+
+    fn sysg(&self, args: &[&str]) -> Output {
+        let bin = env!("CARGO_BIN_EXE_sysg");
+        let cfg = self.config.to_string_lossy().into_owned();
+        let dir = self.dir().to_string_lossy().into_owned();
+        let mut full = vec![
+            "env",
+            "-C",
+            &dir,
+            "NO_COLOR=1",
+            bin,
+            "--sys",
+            "--backend",
+            "systemd",
+            "-c",
+            &cfg,
+        ];
+        full.extend_from_slice(args);
+        run_bounded(self.ns.command(&full), Duration::from_secs(60))
+    }
+
+    fn status(&self) -> Value {
+        let out = self.sysg(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json is not JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    fn service(&self, name: &str) -> Value {
+        let st = self.status();
+        st["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no service {name} in {st}"))
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        let s = self.service(name);
+        s["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no pid: {s}")) as u32
+    }
+
+    fn unit(&self, service: &str) -> String {
+        systemg::backend::systemd::naming::unit_name(&self.project, service)
+    }
+
+    /// A file under the namespace's private /var/lib, /run or /var/log, seen from the host.
+    fn inner_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.ns.pid))
+    }
+
+    fn supervisor_pid(&self) -> Option<u32> {
+        let p = self.inner_path(&format!("/run/systemg/{}/supervisor.pid", self.project));
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    fn sysg_units(&self) -> String {
+        self.ns.output(&[
+            "systemctl",
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "sysg-*",
+        ])
+    }
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn e2e_properties_journal_and_clean_stop() {
+    let Some(ns) = boot_or_skip("e2e_properties_journal_and_clean_stop") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "e2e-props",
+        r#"  web:
+    command: "echo hello-from-web; exec sleep 1000"
+    env:
+      vars:
+        MODE: test
+    limits:
+      nofile: 2048
+      cgroup:
+        memory_max: 64M
+    stop_signal: SIGINT
+    stop_timeout: 4s
+"#,
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let st = p.status();
+    assert_eq!(st["backend"], "systemd", "{st}");
+    let pid = p.pid("web");
+    let unit = p.unit("web");
+    assert_eq!(ns.show(&unit, "MainPID"), pid.to_string());
+    assert_eq!(ns.show(&unit, "ActiveState"), "active");
+    assert_eq!(ns.show(&unit, "LimitNOFILE"), "2048");
+    assert_eq!(ns.show(&unit, "MemoryMax"), (64u64 << 20).to_string());
+    assert_eq!(ns.show(&unit, "KillSignal"), "2");
+    assert_eq!(ns.show(&unit, "TimeoutStopUSec"), "4s");
+    assert_eq!(ns.show(&unit, "Restart"), "no");
+    assert_eq!(ns.show(&unit, "Slice"), "sysg-e2e\\x2dprops.slice");
+    assert!(ns.show(&unit, "Environment").contains("MODE=test"));
+    wait_until("web's output is in the journal", T, || {
+        ns.output(&["journalctl", "-u", &unit, "-o", "cat", "--no-pager"])
+            .contains("hello-from-web")
+    });
+
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+    assert!(!ns.alive(pid), "web survived stop");
+    assert_eq!(p.sysg(&["status"]).status.code(), Some(3));
+}
+
+#[test]
+fn e2e_crash_is_restarted_per_policy() {
+    let Some(ns) = boot_or_skip("e2e_crash_is_restarted_per_policy") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "e2e-crash",
+        r#"  flaky:
+    command: "echo run >> runs; exit 3"
+    restart_policy: on-failure
+    backoff: 50ms
+    max_restarts: 2
+"#,
+    );
+    let _ = p.sysg(&["start", "--daemonize"]);
+    wait_until("flaky gives up", T, || {
+        p.service("flaky")["state"] == "failed"
+    });
+    let s = p.service("flaky");
+    assert_eq!(s["restarts"], 2, "{s}");
+    assert_eq!(s["last_exit"]["kind"], "code", "{s}");
+    assert_eq!(s["last_exit"]["value"], 3, "{s}");
+    let runs = std::fs::read_to_string(p.dir().join("runs")).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 3, "first run plus two restarts");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+#[test]
+fn e2e_outside_stop_is_reported_and_dependents_follow() {
+    let Some(ns) = boot_or_skip("e2e_outside_stop_is_reported_and_dependents_follow") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "e2e-dep",
+        r#"  db:
+    command: "exec sleep 1000"
+    restart_policy: never
+  web:
+    command: "exec sleep 1001"
+    restart_policy: never
+    depends_on: [db]
+"#,
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let db = p.pid("db");
+    let web = p.pid("web");
+    let out = ns.exec(&["systemctl", "stop", &p.unit("db")]);
+    assert!(out.status.success(), "{out:?}");
+    wait_until("db is seen as down", T, || p.service("db")["pid"].is_null());
+    wait_until("web follows db down", T, || {
+        p.service("web")["pid"].is_null() && !ns.alive(web)
+    });
+    assert!(!ns.alive(db));
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+#[test]
+fn e2e_supervisor_crash_then_readoption() {
+    let Some(ns) = boot_or_skip("e2e_supervisor_crash_then_readoption") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "e2e-adopt",
+        r#"  keeper:
+    command: "exec sleep 1000"
+"#,
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let pid = p.pid("keeper");
+    let unit = p.unit("keeper");
+
+    // 1. With the state file: kill -9 the supervisor, start again, same MainPID.
+    let sup = p.supervisor_pid().expect("supervisor pid file");
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    wait_until("the supervisor is gone", T, || !ns.alive(sup));
+    assert_eq!(
+        ns.show(&unit, "MainPID"),
+        pid.to_string(),
+        "the unit outlives the supervisor"
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start after crash");
+    assert_eq!(p.pid("keeper"), pid, "re-adopted with the same MainPID");
+    assert_eq!(p.service("keeper")["state"], "running");
+
+    // 2. Without a state file: the unit is found by name.
+    let sup = p.supervisor_pid().expect("supervisor pid file");
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    wait_until("the supervisor is gone", T, || !ns.alive(sup));
+    let state = p.inner_path(&format!("/var/lib/systemg/{}/state.json", p.project));
+    let _ = std::fs::remove_file(state);
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start without state");
+    assert_eq!(p.pid("keeper"), pid, "adopted from ListUnitsByPatterns");
+
+    // The adopted unit is still watched: an outside kill is noticed (and restarted per policy).
+    ns.exec(&["kill", "-9", &pid.to_string()]);
+    wait_until("the kill is noticed", T, || {
+        let s = p.service("keeper");
+        s["pid"].as_u64().is_some_and(|n| n as u32 != pid) || s["restarts"].as_u64() >= Some(1)
+    });
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}

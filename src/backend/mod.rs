@@ -78,6 +78,9 @@ pub trait Backend: Send {
     fn discover(&self) -> Vec<AdoptRecord> {
         Vec::new()
     }
+    /// Every unit has stopped and the supervisor is leaving for good: remove what the backend
+    /// created for the project as a whole (the systemd backend's project slice).
+    fn release(&mut self) {}
 }
 
 /// Which backend the runtime should use.

@@ -30,9 +30,19 @@ pub fn call(
     })
     .map_err(|e| ControlError::Protocol(e.to_string()))?;
     line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .map_err(io("writing to the supervisor"))?;
+    if let Err(e) = stream.write_all(line.as_bytes()) {
+        // A supervisor that refuses us answers and hangs up, possibly before reading our
+        // request: read its answer before reporting the broken pipe.
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ) {
+            return Err(ControlError::Io {
+                context: "writing to the supervisor".into(),
+                source: e,
+            });
+        }
+    }
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
     let n = reader

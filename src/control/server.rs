@@ -138,20 +138,6 @@ where
             return;
         }
     };
-    if !allowed(&peer, allowed_gid) {
-        answer(
-            &stream,
-            Response::err(
-                format!(
-                    "permission denied: uid {} may not control this supervisor (owned by uid {})",
-                    peer.uid,
-                    nix::unistd::geteuid()
-                ),
-                Default::default(),
-            ),
-        );
-        return;
-    }
     let mut line = Vec::new();
     let mut limited = BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64 + 1));
     match limited.read_until(b'\n', &mut line) {
@@ -168,6 +154,20 @@ where
         Ok(0) => return,
         Ok(_) => {}
         Err(_) => return,
+    }
+    if !allowed(&peer, allowed_gid) {
+        answer(
+            &stream,
+            Response::err(
+                format!(
+                    "permission denied: uid {} may not control this supervisor (owned by uid {})",
+                    peer.uid,
+                    nix::unistd::geteuid()
+                ),
+                Default::default(),
+            ),
+        );
+        return;
     }
     let envelope: Envelope = match serde_json::from_slice(&line) {
         Ok(e) => e,

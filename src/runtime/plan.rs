@@ -15,7 +15,7 @@ pub fn plan(config: &Config) -> Vec<UnitPlan> {
         .filter(|s| s.cron.is_none())
         .map(|s| UnitPlan {
             name: s.name.clone(),
-            spec: Arc::new(UnitSpec::from_service(&config.project, s)),
+            spec: Arc::new(spec_of(config, s)),
             depends_on: s.depends_on.clone(),
             restart: s.restart_policy,
             backoff: s.backoff,
@@ -23,4 +23,13 @@ pub fn plan(config: &Config) -> Vec<UnitPlan> {
             settle: crate::core::START_SETTLE,
         })
         .collect()
+}
+
+/// The spec of one service; services run in the config's directory unless they say otherwise.
+pub fn spec_of(config: &Config, svc: &crate::config::schema::Service) -> UnitSpec {
+    let mut spec = UnitSpec::from_service(&config.project, svc);
+    if spec.cwd.is_none() {
+        spec.cwd = Some(config.base_dir.clone());
+    }
+    spec
 }

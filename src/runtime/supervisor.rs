@@ -622,6 +622,9 @@ impl Supervisor {
     }
 
     fn finish(&mut self) {
+        if self.core.idle() {
+            self.backend.release();
+        }
         self.persist();
         let _ = std::fs::remove_file(&self.paths.socket);
         let _ = std::fs::remove_file(&self.paths.pid_file);

@@ -72,7 +72,7 @@ const KEEP: &[&str] = &[
     "systemd-journald-audit.socket",
 ];
 
-const TARGET: &str = "sysg-test.target";
+const TARGET: &str = "systemg-harness.target";
 
 /// One systemd per test at a time in this process: each boot is cheap, and serial boots keep
 /// the test's expectations simple.

@@ -576,6 +576,17 @@ impl Backend for SystemdBackend {
         out
     }
 
+    fn release(&mut self) {
+        // The project slice outlives its services; an empty one is stopped so that nothing
+        // of the project stays loaded after `sysg stop`.
+        let slice = naming::slice_name(&self.project);
+        if let Ok(m) = self.manager() {
+            if let Err(e) = m.stop_unit(&slice, "replace") {
+                tracing::debug!("stopping {slice}: {e}");
+            }
+        }
+    }
+
     fn discover(&self) -> Vec<AdoptRecord> {
         match self.list_project_units(&self.project) {
             Ok(units) => units

@@ -44,6 +44,9 @@ pub trait Manager {
     /// Send a signal to the processes of a unit (`whom`: main, control or all).
     fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
 
+    /// Stop a unit (its stop logic, then SIGKILL after its timeout); returns the job path.
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+
     /// Forget a unit's failed state (and let it be garbage-collected).
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 

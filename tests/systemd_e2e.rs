@@ -168,6 +168,13 @@ fn e2e_properties_journal_and_clean_stop() {
         ns.output(&["journalctl", "-u", &unit, "-o", "cat", "--no-pager"])
             .contains("hello-from-web")
     });
+    let logs = p.sysg(&["logs", "--service", "web"]);
+    assert_ok(&logs, "logs");
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("hello-from-web"),
+        "sysg logs reads the journal: {}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
 
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());

@@ -45,6 +45,9 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
             }
         }
     };
+    if a.kind != Some(Kind::Supervisor) && uses_journal(&ctx.paths) {
+        return journal(g, &ctx.project, &units, a);
+    }
     let prefix = units.len() > 1;
     let width = units.iter().map(|u| u.len()).max().unwrap_or(0);
 
@@ -113,4 +116,41 @@ fn print_line(prefix: bool, width: usize, unit: &str, line: &str) {
         // Reader went away (e.g. `| head`): stop quietly.
         std::process::exit(EXIT_OK);
     }
+}
+
+/// Did the project's supervisor run its services as systemd units (whose output is in the
+/// journal)?
+fn uses_journal(paths: &crate::runtime::paths::ProjectPaths) -> bool {
+    use crate::runtime::state::{self, Loaded};
+    matches!(state::load(&paths.state_file), Ok(Loaded::Ok(s)) if s.backend == "systemd")
+}
+
+/// Show the units' output from the journal (stdout and stderr are not told apart there).
+#[cfg(target_os = "linux")]
+fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs) -> i32 {
+    use crate::backend::systemd::naming::unit_name;
+    let mut cmd = std::process::Command::new("journalctl");
+    cmd.arg(if g.sys { "--system" } else { "--user" });
+    for u in units {
+        cmd.arg("--unit").arg(unit_name(project, u));
+    }
+    cmd.args(["--output", "short-iso", "--no-pager", "--lines"])
+        .arg(a.lines.to_string());
+    if a.follow {
+        cmd.arg("--follow");
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => EXIT_OK,
+        Ok(_) => EXIT_FAILURE,
+        Err(e) => {
+            error(format!("running journalctl: {e}"));
+            EXIT_FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn journal(_g: &Global, _project: &str, _units: &[String], _a: &LogsArgs) -> i32 {
+    error("the journal exists only on Linux");
+    EXIT_FAILURE
 }

@@ -46,6 +46,7 @@ fn unit(name: &str, deps: &[&str]) -> UnitPlan {
         backoff: Duration::from_secs(1),
         max_restarts: None,
         settle: Duration::ZERO,
+        health: None,
     }
 }
 

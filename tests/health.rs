@@ -25,13 +25,24 @@ fn http_server(port: u16) -> String {
     format!("exec python3 -m http.server {port} --bind 127.0.0.1")
 }
 
-/// A python one-liner exiting 0 when `url` answers 2xx.
-fn fetch(url: &str) -> String {
-    format!("python3 -c \"import urllib.request; urllib.request.urlopen('{url}', timeout=2)\"")
+/// Write `fetch.py` (exits 0 when the url in argv answers 2xx) into the project.
+fn write_fetch(p: &Project) {
+    p.write(
+        "fetch.py",
+        "import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=2)\n",
+    );
 }
 
-fn supervisor_log(p: &Project) -> String {
-    std::fs::read_to_string(p.state_dir().join("logs/supervisor.log")).unwrap_or_default()
+/// The supervisor log of `project` (tests name their projects: the process backend's cgroups
+/// are per project name, and parallel tests must not share them).
+fn supervisor_log(p: &Project, project: &str) -> String {
+    let path = p
+        .home
+        .path()
+        .join(".local/share/systemg")
+        .join(project)
+        .join("logs/supervisor.log");
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]
@@ -40,6 +51,7 @@ fn start_waits_for_health_and_gates_the_dependent() {
     let p = Project::new(&format!(
         r#"
 version: "1"
+project: health-gate
 services:
   db:
     command: "sleep 0.7; {server}"
@@ -50,13 +62,13 @@ services:
       retries: 50
   web:
     # Fails (and stays failed) if it runs before db answers.
-    command: "{fetch} && exec sleep 1000"
+    command: "python3 fetch.py http://127.0.0.1:{port}/ && exec sleep 1000"
     restart_policy: never
     depends_on: [db]
 "#,
         server = http_server(port),
-        fetch = fetch(&format!("http://127.0.0.1:{port}/")),
     ));
+    write_fetch(&p);
     let t0 = Instant::now();
     let out = p.sysg(&["start", "--daemonize"]);
     let took = t0.elapsed();
@@ -82,6 +94,7 @@ fn a_probe_that_never_passes_fails_start_and_keeps_dependents_down() {
     let p = Project::new(&format!(
         r#"
 version: "1"
+project: health-never
 services:
   db:
     command: "exec sleep 1000"
@@ -142,6 +155,7 @@ fn a_service_that_turns_unhealthy_is_restarted_and_hooks_run() {
     let p = Project::new(&format!(
         r#"
 version: "1"
+project: health-restart
 services:
   api:
     command: "touch ok; {server}"
@@ -154,6 +168,8 @@ services:
       interval: 150ms
       timeout: 1s
       retries: 2
+      # The first probe runs at once; python needs a moment to listen.
+      start_period: 5s
     hooks:
       on_start: 'echo "$SYSG_EVENT $SYSG_SERVICE $SYSG_PID $HOOK_VAR" >> hook-start'
       on_ready: 'echo "$SYSG_EVENT $SYSG_PID" >> hook-ready'
@@ -193,7 +209,7 @@ services:
         "unhealthy unhealthy (2 probes failed: HTTP 404)",
         "on_failure runs for an unhealthy verdict"
     );
-    let log = supervisor_log(&p);
+    let log = supervisor_log(&p, "health-restart");
     assert!(log.contains("unhealthy (2 probes failed: HTTP 404)"), "{log}");
     // A failing hook is logged and changes nothing.
     assert!(log.contains("hook failed: exit 3"), "{log}");
@@ -285,6 +301,7 @@ fn webhooks_post_signed_events_and_a_dead_endpoint_delays_nothing() {
     let p = Project::new(&format!(
         r#"
 version: "1"
+project: health-webhook
 webhooks:
   - url: "http://127.0.0.1:{port}/hook"
     events: [start, exit]
@@ -301,7 +318,7 @@ services:
     p.start();
     let pid = p.pid("svc");
     let (r, v) = next_event(&rx, "start");
-    assert_eq!(v["project"], "proj");
+    assert_eq!(v["project"], "health-webhook");
     assert_eq!(v["service"], "svc");
     assert_eq!(v["pid"], pid);
     assert!(v["exit_status"].is_null());

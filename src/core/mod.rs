@@ -612,6 +612,10 @@ impl Core {
     ) {
         if let StopWhy::Unhealthy(what) = why {
             // Stopped because it was unhealthy: a failure, for the restart policy to handle.
+            if let Some(st) = status {
+                let name = &self.units[i].plan.name;
+                report(out, name, ReportKind::Exited, format!("exited: {st}"));
+            }
             self.after_ending(now, i, Ending::Unhealthy(what), out);
             return;
         }

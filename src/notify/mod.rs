@@ -4,9 +4,16 @@
 pub mod hooks;
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use crate::config::schema::{Hook, Hooks};
 use crate::config::Config;
 use crate::core::{Notice, NoticeKind};
+
+/// How long an exiting supervisor waits for queued webhooks (after it answered its clients
+/// and released its lock).
+pub const FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Errors of the notification machinery (all of them only logged).
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +50,8 @@ pub fn hook_for(hooks: &Hooks, kind: NoticeKind) -> Option<(&'static str, &Hook)
 /// Runs hooks and sends webhooks for the supervisor.
 #[derive(Default)]
 pub struct Notifier {
-    /// Started on the first webhook.
-    sender: Option<webhook::Sender>,
+    /// One sender thread per endpoint url, started on its first event.
+    senders: HashMap<String, webhook::Sender>,
 }
 
 impl Notifier {
@@ -97,11 +104,11 @@ impl Notifier {
         selected: &[&crate::config::schema::Webhook],
     ) -> Result<(), NotifyError> {
         let body = serde_json::to_vec(&webhook::Payload::new(&config.project, notice))?;
-        let sender = match &mut self.sender {
-            Some(s) => s,
-            None => self.sender.insert(webhook::Sender::spawn()?),
-        };
         for w in selected {
+            let sender = match self.senders.entry(w.url.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(webhook::Sender::spawn()?),
+            };
             let d = webhook::Delivery {
                 hook: (*w).clone(),
                 event: notice.kind.as_str().to_string(),
@@ -112,5 +119,15 @@ impl Notifier {
             }
         }
         Ok(())
+    }
+
+    /// Give queued webhooks until `deadline` to go out (at supervisor exit, so that the last
+    /// events are not lost); endpoints still busy then are abandoned with a log line.
+    pub fn flush(&mut self, deadline: Instant) {
+        for (url, sender) in self.senders.drain() {
+            if !sender.finish(deadline) {
+                tracing::warn!(url = %url, "webhooks still pending at exit were dropped");
+            }
+        }
     }
 }

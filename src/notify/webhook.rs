@@ -1,11 +1,12 @@
 //! Webhooks: an HTTP POST of a JSON event per selected lifecycle event (docs/json.md), with
 //! a timeout per attempt, bounded retries with exponential backoff, and an HMAC-SHA256
-//! signature header when a secret is set. One dedicated sender thread drains a bounded
-//! queue: a slow or dead endpoint only ever delays other webhooks, never supervision, and
-//! when the queue is full new events are dropped (and logged).
+//! signature header when a secret is set. Each endpoint has a dedicated sender thread that
+//! drains a bounded queue: a slow or dead endpoint only ever delays its own deliveries, never
+//! supervision nor other endpoints, and when its queue is full new events are dropped (and
+//! logged).
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
 use serde::Serialize;
@@ -86,20 +87,37 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
-/// The handle of the sender thread.
+/// The handle of one endpoint's sender thread.
 pub struct Sender {
     tx: SyncSender<Delivery>,
+    /// Closed by the thread when it has sent everything and the queue is closed.
+    done: Receiver<()>,
 }
 
 impl Sender {
-    /// Start the sender thread.
+    /// Start a sender thread.
     pub fn spawn() -> Result<Sender, NotifyError> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (done_tx, done) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("webhooks".into())
-            .spawn(move || sender_loop(rx))
+            .spawn(move || {
+                sender_loop(rx);
+                drop(done_tx);
+            })
             .map_err(NotifyError::Thread)?;
-        Ok(Sender { tx })
+        Ok(Sender { tx, done })
+    }
+
+    /// Close the queue and wait until `deadline` for what is queued to be sent. True when
+    /// everything went out.
+    pub fn finish(self, deadline: Instant) -> bool {
+        drop(self.tx);
+        let left = deadline.saturating_duration_since(Instant::now());
+        matches!(
+            self.done.recv_timeout(left),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        )
     }
 
     /// Queue a delivery without ever blocking.
@@ -268,7 +286,8 @@ mod tests {
     #[test]
     fn full_queue_drops_instead_of_blocking() {
         let (tx, _rx) = mpsc::sync_channel(1);
-        let s = Sender { tx };
+        let (_done_tx, done) = mpsc::channel();
+        let s = Sender { tx, done };
         let d = delivery("http://127.0.0.1:1/".into(), 0, None);
         assert!(s.send(d.clone()).is_ok());
         let t0 = Instant::now();

@@ -109,7 +109,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
-    let _lock = match lock(&paths) {
+    let lock_guard = match lock(&paths) {
         Ok(l) => l,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -195,6 +195,11 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     }
     let code = sup.run_loop();
     sup.finish();
+    // Clients have their answers and a new supervisor may start; the last webhooks get a
+    // bounded moment to go out.
+    drop(lock_guard);
+    sup.notifier
+        .flush(Instant::now() + crate::notify::FLUSH_AT_EXIT);
     Ok(code)
 }
 

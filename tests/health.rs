@@ -73,7 +73,10 @@ services:
     let out = p.sysg(&["start", "--daemonize"]);
     let took = t0.elapsed();
     assert_ok(&out, "start");
-    assert!(took >= Duration::from_millis(700), "returned before db was up: {took:?}");
+    assert!(
+        took >= Duration::from_millis(700),
+        "returned before db was up: {took:?}"
+    );
     let db = p.service("db");
     assert_eq!(db["health"], "healthy", "{db}");
     assert_eq!(db["state"], "running", "{db}");
@@ -83,7 +86,9 @@ services:
     // The table shows it too.
     let table = stdout(&p.sysg(&["status"]));
     assert!(
-        table.lines().any(|l| l.starts_with("db") && l.contains("healthy")),
+        table
+            .lines()
+            .any(|l| l.starts_with("db") && l.contains("healthy")),
         "{table}"
     );
 }
@@ -118,17 +123,18 @@ services:
         });
         // While db's probes fail, web says what it waits for.
         wait_until("web explains the wait", T, || {
-            p.service("web")["reason"]
-                .as_str()
-                .is_some_and(|r| {
-                    r.starts_with("waiting for db to become healthy (")
-                        && r.contains("probes failed: connection refused")
-                })
+            p.service("web")["reason"].as_str().is_some_and(|r| {
+                r.starts_with("waiting for db to become healthy (")
+                    && r.contains("probes failed: connection refused")
+            })
         });
         let db = p.service("db");
         assert_eq!(db["health"], "starting", "{db}");
         assert!(
-            db["reason"].as_str().unwrap_or("").contains("connection refused"),
+            db["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("connection refused"),
             "{db}"
         );
     });
@@ -187,7 +193,9 @@ services:
         std::fs::read_to_string(&start_hook).is_ok_and(|s| !s.is_empty())
     });
     assert_eq!(
-        std::fs::read_to_string(&start_hook).unwrap_or_default().trim(),
+        std::fs::read_to_string(&start_hook)
+            .unwrap_or_default()
+            .trim(),
         format!("start api {first} from-env")
     );
     wait_until("on_ready ran", T, || {
@@ -210,7 +218,10 @@ services:
         "on_failure runs for an unhealthy verdict"
     );
     let log = supervisor_log(&p, "health-restart");
-    assert!(log.contains("unhealthy (2 probes failed: HTTP 404)"), "{log}");
+    assert!(
+        log.contains("unhealthy (2 probes failed: HTTP 404)"),
+        "{log}"
+    );
     // A failing hook is logged and changes nothing.
     assert!(log.contains("hook failed: exit 3"), "{log}");
     assert_eq!(p.service("api")["state"], "running");
@@ -247,7 +258,8 @@ fn webhook_receiver() -> (u16, mpsc::Receiver<Received>) {
             let mut body = vec![0u8; len];
             let _ = r.read_exact(&mut body);
             let mut s = r.into_inner();
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             if tx.send(Received { head, body }).is_err() {
                 return;
             }
@@ -328,9 +340,16 @@ services:
         chrono::DateTime::parse_from_rfc3339(ts).is_ok(),
         "timestamp {ts}"
     );
-    let sig = format!("x-systemg-signature: sha256={}", hmac_hex("s3cret", &r.body));
+    let sig = format!(
+        "x-systemg-signature: sha256={}",
+        hmac_hex("s3cret", &r.body)
+    );
     assert!(r.head.contains(&sig), "{}", r.head);
-    assert!(r.head.contains("content-type: application/json"), "{}", r.head);
+    assert!(
+        r.head.contains("content-type: application/json"),
+        "{}",
+        r.head
+    );
 
     assert_ok(&p.sysg(&["stop"]), "stop");
     // The hanging endpoint (5 s timeout, 3 retries, for two events) slowed nothing down.
@@ -340,7 +359,10 @@ services:
     assert_eq!(v["pid"], pid);
     assert_eq!(v["exit_status"]["kind"], "signal");
     assert_eq!(v["exit_status"]["value"], 15);
-    let sig = format!("x-systemg-signature: sha256={}", hmac_hex("s3cret", &r.body));
+    let sig = format!(
+        "x-systemg-signature: sha256={}",
+        hmac_hex("s3cret", &r.body)
+    );
     assert!(r.head.contains(&sig), "{}", r.head);
     // Only the selected events reach this endpoint.
     while let Ok(r) = rx.recv_timeout(Duration::from_millis(300)) {

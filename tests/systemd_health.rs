@@ -103,7 +103,10 @@ services:
 
     let t0 = Instant::now();
     assert_ok(&sysg(&["start", "--daemonize"]), "start");
-    assert!(t0.elapsed() >= Duration::from_millis(500), "start returned before db was up");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "start returned before db was up"
+    );
     let db = service("db");
     assert_eq!(db["health"], "healthy", "{db}");
     let web = service("web");

@@ -134,7 +134,7 @@ impl Core {
             if !probing || u.pid.is_none() || u.probe.in_flight.is_some() {
                 continue;
             }
-            if !u.probe.next_at.is_some_and(|t| t <= now) {
+            if u.probe.next_at.is_none_or(|t| t > now) {
                 continue;
             }
             self.probe_seq += 1;
@@ -228,8 +228,7 @@ impl Core {
         u.probe.streak = u.probe.streak.saturating_add(1);
         u.probe.last_error = Some(detail.clone());
         let in_start_period = !u.probe.passed
-            && u
-                .probe
+            && u.probe
                 .started
                 .and_then(|s| s.checked_add(check.start_period))
                 .is_some_and(|end| now < end);
@@ -251,14 +250,7 @@ impl Core {
         u.probe.end();
         u.healthy = false;
         report(out, &name, ReportKind::Unhealthy, what.clone());
-        notify(
-            out,
-            &name,
-            NoticeKind::Unhealthy,
-            u.pid,
-            None,
-            what.clone(),
-        );
+        notify(out, &name, NoticeKind::Unhealthy, u.pid, None, what.clone());
         u.begin_stop(now, StopWhy::Unhealthy(what), out);
     }
 }

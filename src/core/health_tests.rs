@@ -334,10 +334,7 @@ fn unhealthy_is_stopped_restarted_and_dependents_follow() {
 #[test]
 fn unhealthy_under_never_fails_and_blocks_dependents() {
     let mut sim = Sim::new(vec![
-        with_policy(
-            with_check(unit("db", &[]), check()),
-            RestartPolicy::Never,
-        ),
+        with_policy(with_check(unit("db", &[]), check()), RestartPolicy::Never),
         with_cond(unit("web", &["db"]), DepCondition::Healthy),
     ]);
     sim.start_all();
@@ -406,7 +403,10 @@ fn stale_and_unknown_results_are_ignored() {
     assert!(sim.result("db", p1, true, "ok").is_empty());
     assert_eq!(sim.view("db").health, Some(Health::Starting));
     // The current one counts, once.
-    assert_eq!(kinds_of(&sim.result("db", p2, true, "ok"), "db"), vec![NoticeKind::Ready]);
+    assert_eq!(
+        kinds_of(&sim.result("db", p2, true, "ok"), "db"),
+        vec![NoticeKind::Ready]
+    );
     assert!(sim.result("db", p2, true, "ok").is_empty());
 }
 

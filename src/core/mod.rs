@@ -28,8 +28,8 @@ mod tests;
 mod unit;
 
 use deps::{Check, Mode};
-use policy::{Decision, Ending};
 use notice::notify;
+use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
 pub use health::{Health, PROBE_GRACE};
@@ -351,7 +351,9 @@ impl Core {
                 u.pid = Some(pid);
                 u.running_since = Some(now);
                 u.healthy = false;
-                u.up_at = now.checked_add(u.plan.settle).filter(|_| !u.plan.settle.is_zero());
+                u.up_at = now
+                    .checked_add(u.plan.settle)
+                    .filter(|_| !u.plan.settle.is_zero());
                 u.set(now, State::Running { pending_stop: None }, None);
                 report(
                     out,

@@ -40,7 +40,10 @@ pub fn describe(e: ureq::Error, timeout: Duration, url: &str) -> ProbeError {
 
 /// Probe: GET `url`.
 pub fn probe(url: &str, timeout: Duration) -> Result<String, ProbeError> {
-    if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
         return Err(ProbeError::Unsupported(
             "https is not supported by this build; use an http:// url or a tcp probe".into(),
         ));
@@ -96,7 +99,10 @@ mod tests {
     #[test]
     fn two_and_three_hundreds_are_healthy() {
         let t = Duration::from_secs(5);
-        assert_eq!(probe(&server(Some(OK)), t).ok().as_deref(), Some("HTTP 200"));
+        assert_eq!(
+            probe(&server(Some(OK)), t).ok().as_deref(),
+            Some("HTTP 200")
+        );
         assert_eq!(
             probe(&server(Some(MOVED)), t).ok().as_deref(),
             Some("HTTP 302")

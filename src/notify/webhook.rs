@@ -136,8 +136,12 @@ impl Sender {
 fn sender_loop(rx: Receiver<Delivery>) {
     while let Ok(d) = rx.recv() {
         match deliver(&d) {
-            Ok(code) => tracing::debug!(url = %d.hook.url, event = %d.event, "webhook delivered (HTTP {code})"),
-            Err(e) => tracing::warn!(url = %d.hook.url, event = %d.event, "webhook not delivered: {e}"),
+            Ok(code) => {
+                tracing::debug!(url = %d.hook.url, event = %d.event, "webhook delivered (HTTP {code})")
+            }
+            Err(e) => {
+                tracing::warn!(url = %d.hook.url, event = %d.event, "webhook not delivered: {e}")
+            }
         }
     }
 }
@@ -160,7 +164,10 @@ pub fn deliver(d: &Delivery) -> Result<u16, String> {
                     "HTTP {code} after {} attempt(s)",
                     attempt.saturating_add(1)
                 )),
-                Err(e) => Err(format!("{e} after {} attempt(s)", attempt.saturating_add(1))),
+                Err(e) => Err(format!(
+                    "{e} after {} attempt(s)",
+                    attempt.saturating_add(1)
+                )),
             };
         }
         attempt += 1;
@@ -173,7 +180,10 @@ pub fn deliver(d: &Delivery) -> Result<u16, String> {
 /// One attempt.
 fn post(d: &Delivery) -> Result<u16, String> {
     let url = &d.hook.url;
-    if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
         return Err("https is not supported by this build; use an http:// url".into());
     }
     let mut req = crate::health::http::agent(d.hook.timeout)
@@ -260,7 +270,11 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(deliver(&delivery(url, 3, Some("k"))), Ok(200));
         // Two waits: 0.5 s then 1 s.
-        assert!(t0.elapsed() >= Duration::from_millis(1500), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            t0.elapsed()
+        );
         let reqs: Vec<_> = rx.try_iter().collect();
         assert_eq!(reqs.len(), 3);
         let (head, body) = &reqs[0];
@@ -280,7 +294,10 @@ mod tests {
         assert_eq!(r, Err("HTTP 500 after 2 attempt(s)".into()));
         let reqs: Vec<_> = rx.try_iter().collect();
         assert_eq!(reqs.len(), 2);
-        assert!(!reqs[0].0.to_ascii_lowercase().contains("x-systemg-signature"));
+        assert!(!reqs[0]
+            .0
+            .to_ascii_lowercase()
+            .contains("x-systemg-signature"));
     }
 
     #[test]

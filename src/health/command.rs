@@ -19,6 +19,47 @@ pub const OUTPUT_TAIL: usize = 8 * 1024;
 /// left the group could hold it open forever).
 const DRAIN: Duration = Duration::from_millis(500);
 
+/// Who a command runs as: the service's `user`/`group`, so that a probe or hook never has
+/// more rights than the service it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The identity to switch to for a service with `user`/`group`: `None` when neither is set,
+/// or when the supervisor is not root (then it cannot switch and runs commands as itself,
+/// like the services themselves).
+pub fn identity(user: Option<&str>, group: Option<&str>) -> Result<Option<Identity>, ProbeError> {
+    if (user.is_none() && group.is_none()) || !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let bad = ProbeError::Identity;
+    let (mut uid, mut gid) = (0, 0);
+    if let Some(name) = user {
+        let found = match name.parse::<u32>() {
+            Ok(n) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(n)),
+            Err(_) => nix::unistd::User::from_name(name),
+        };
+        let u = found
+            .map_err(|e| bad(format!("user {name}: {e}")))?
+            .ok_or_else(|| bad(format!("user {name}: no such user")))?;
+        uid = u.uid.as_raw();
+        gid = u.gid.as_raw();
+    }
+    if let Some(name) = group {
+        gid = match name.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => nix::unistd::Group::from_name(name)
+                .map_err(|e| bad(format!("group {name}: {e}")))?
+                .ok_or_else(|| bad(format!("group {name}: no such group")))?
+                .gid
+                .as_raw(),
+        };
+    }
+    Ok(Some(Identity { uid, gid }))
+}
+
 /// A finished command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
@@ -35,6 +76,17 @@ pub fn run_shell(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<Finished, ProbeError> {
+    run_shell_as(command, env, cwd, timeout, None)
+}
+
+/// `run_shell` as `who` (when set: uid, gid, no supplementary groups).
+pub fn run_shell_as(
+    command: &str,
+    env: &[(String, String)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    who: Option<Identity>,
+) -> Result<Finished, ProbeError> {
     let (read, write) = nix::unistd::pipe().map_err(|e| ProbeError::Spawn(e.into()))?;
     let write2 = write.try_clone().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -48,6 +100,10 @@ pub fn run_shell(
         .process_group(0);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
+    }
+    if let Some(id) = who {
+        // std drops the supplementary groups when root switches uid.
+        cmd.gid(id.gid).uid(id.uid);
     }
     let mut child = cmd.spawn().map_err(ProbeError::Spawn)?;
     // The write ends now live only in the child (std closed ours after the spawn).
@@ -140,7 +196,18 @@ pub fn probe(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<String, ProbeError> {
-    let done = run_shell(command, env, cwd, timeout)?;
+    probe_as(command, env, cwd, timeout, None)
+}
+
+/// `probe` as `who`.
+pub fn probe_as(
+    command: &str,
+    env: &[(String, String)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    who: Option<Identity>,
+) -> Result<String, ProbeError> {
+    let done = run_shell_as(command, env, cwd, timeout, who)?;
     if done.status.success() {
         return Ok("exit 0".into());
     }
@@ -216,6 +283,21 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(gone(), "grandchild {pid} survived the timeout");
+    }
+
+    #[test]
+    fn runs_as_the_services_user() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipping runs_as_the_services_user: needs root");
+            return;
+        }
+        let who = identity(Some("nobody"), None).expect("nobody exists");
+        let done = run_shell_as("id -u", &[], Some(Path::new("/")), T, who).expect("run");
+        let want = who.map(|w| w.uid.to_string());
+        assert_eq!(last_line(&done.output), want);
+        assert_ne!(last_line(&done.output).as_deref(), Some("0"));
+        assert_eq!(identity(None, None).ok(), Some(None));
+        assert!(identity(Some("no-such-user-here"), None).is_err());
     }
 
     #[test]

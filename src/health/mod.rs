@@ -40,6 +40,9 @@ pub enum ProbeError {
     /// The probe command could not be run.
     #[error("cannot run the probe command: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The service's user or group cannot be resolved.
+    #[error("{0}")]
+    Identity(String),
     /// The probe asks for something this build cannot do.
     #[error("{0}")]
     Unsupported(String),
@@ -58,14 +61,16 @@ pub fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-/// Run one probe to completion (blocking, bounded by `check.timeout`). `Ok` carries a short
+/// Run one probe to completion (blocking, bounded by `check.timeout`); a command probe runs
+/// with the service's environment, working directory and identity. `Ok` carries a short
 /// description of the success.
 pub fn run(check: &HealthCheck, spec: &UnitSpec) -> Result<String, ProbeError> {
     match &check.probe {
         Probe::Http { url } => http::probe(url, check.timeout),
         Probe::Tcp { host, port } => tcp::probe(host, *port, check.timeout),
         Probe::Command { command } => {
-            command::probe(command, &spec.env, spec.cwd.as_deref(), check.timeout)
+            let who = command::identity(spec.user.as_deref(), spec.group.as_deref())?;
+            command::probe_as(command, &spec.env, spec.cwd.as_deref(), check.timeout, who)
         }
     }
 }

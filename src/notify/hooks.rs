@@ -1,5 +1,6 @@
-//! Hook commands (`hooks.on_start` …): `/bin/sh -c` with the service's environment and
-//! working directory plus `SYSG_*` variables, on a thread of their own, bounded by the hook's
+//! Hook commands (`hooks.on_start` …): `/bin/sh -c` with the service's environment, working
+//! directory and identity (`user`/`group`, when the supervisor is root) plus `SYSG_*`
+//! variables, on a thread of their own, bounded by the hook's
 //! timeout. Output goes to the supervisor log; a failing hook is logged and changes nothing.
 
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub struct HookRun {
     /// The service's environment plus the `SYSG_*` variables.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
+    /// The service's `user` and `group`.
+    pub user: Option<String>,
+    pub group: Option<String>,
     pub unit: String,
 }
 
@@ -59,7 +63,21 @@ pub fn spawn(hook: HookRun) -> Result<(), NotifyError> {
 fn run(hook: &HookRun) {
     let unit = &hook.unit;
     let name = hook.name;
-    match command::run_shell(&hook.command, &hook.env, hook.cwd.as_deref(), hook.timeout) {
+    let who = match command::identity(hook.user.as_deref(), hook.group.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(unit = %unit, hook = name, "hook not run: {e}");
+            return;
+        }
+    };
+    let done = command::run_shell_as(
+        &hook.command,
+        &hook.env,
+        hook.cwd.as_deref(),
+        hook.timeout,
+        who,
+    );
+    match done {
         Ok(done) => {
             for line in String::from_utf8_lossy(&done.output).lines() {
                 tracing::info!(unit = %unit, hook = name, "{line}");

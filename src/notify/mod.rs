@@ -75,6 +75,8 @@ impl Notifier {
                     timeout: hook.timeout,
                     env,
                     cwd: spec.cwd.clone(),
+                    user: spec.user.clone(),
+                    group: spec.group.clone(),
                     unit: notice.unit.clone(),
                 };
                 if let Err(e) = hooks::spawn(run) {

@@ -44,6 +44,7 @@ enum Msg {
     Backend(BackendEvent),
     Control(Incoming),
     Signal(i32),
+    Probe(crate::health::ProbeOutcome),
 }
 
 /// What a pending client is waiting for.
@@ -73,6 +74,10 @@ struct Supervisor {
     dirty: bool,
     shutting_down: bool,
     shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
+    /// Runs health probes off this thread; results come back as `Msg::Probe`.
+    probes: crate::health::Runner,
+    /// Hooks and webhooks.
+    notifier: crate::notify::Notifier,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -104,7 +109,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
-    let _lock = match lock(&paths) {
+    let lock_guard = match lock(&paths) {
         Ok(l) => l,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -152,6 +157,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         std::process::id()
     );
 
+    let probe_tx = tx.clone();
+    let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
+        let _ = probe_tx.send(Msg::Probe(o));
+    }));
     let mut sup = Supervisor {
         core: Core::new(plan(&config)),
         config,
@@ -165,6 +174,8 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         dirty: true,
         shutting_down: false,
         shutdown_replies: Vec::new(),
+        probes,
+        notifier: crate::notify::Notifier::new(),
     };
     sup.adopt_previous()?;
 
@@ -184,6 +195,11 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     }
     let code = sup.run_loop();
     sup.finish();
+    // Clients have their answers and a new supervisor may start; the last webhooks get a
+    // bounded moment to go out.
+    drop(lock_guard);
+    sup.notifier
+        .flush(Instant::now() + crate::notify::FLUSH_AT_EXIT);
     Ok(code)
 }
 
@@ -312,6 +328,12 @@ impl Supervisor {
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
+                Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
+                    unit: o.unit,
+                    probe: o.probe,
+                    ok: o.ok,
+                    detail: o.detail,
+                }),
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -365,7 +387,7 @@ impl Supervisor {
                 message,
             } => {
                 match kind {
-                    ReportKind::Failed | ReportKind::DependencyFailed => {
+                    ReportKind::Failed | ReportKind::DependencyFailed | ReportKind::Unhealthy => {
                         tracing::warn!(unit = %unit, "{message}")
                     }
                     _ => tracing::info!(unit = %unit, "{message}"),
@@ -373,6 +395,13 @@ impl Supervisor {
                 self.dirty = true;
             }
             Action::Persist => self.dirty = true,
+            Action::Probe {
+                unit,
+                probe,
+                check,
+                spec,
+            } => self.probes.spawn(unit, probe, check, spec),
+            Action::Notify(notice) => self.notifier.dispatch(&self.config, &notice),
         }
     }
 
@@ -418,7 +447,7 @@ impl Supervisor {
                             .map(|s| now.saturating_duration_since(s).as_secs_f64()),
                         restarts: u.restarts.max(memo.map(|m| m.restarts).unwrap_or(0)),
                         last_exit: u.last_exit.or(memo.and_then(|m| m.last_exit)),
-                        health: None,
+                        health: u.health.map(|h| h.as_str().to_string()),
                         next_restart_secs: u
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),

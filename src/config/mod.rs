@@ -8,6 +8,7 @@ pub mod duration;
 pub mod envfile;
 pub mod graph;
 mod node;
+pub mod privileged;
 mod reader;
 pub mod schema;
 mod sections;
@@ -20,6 +21,7 @@ use thiserror::Error;
 pub use build::valid_name;
 pub use cron::CronSchedule;
 pub use graph::start_order;
+pub use privileged::{privileged_problems, Caller};
 pub use schema::Config;
 
 /// Where a problem was found.

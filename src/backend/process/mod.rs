@@ -205,6 +205,13 @@ impl ProcessBackend {
     }
 }
 
+/// Whether this process may create unit cgroups (a cgroup2 hierarchy with a directory it can
+/// write: root, or a subtree delegated to its uid). Without one, cgroup limits cannot be
+/// applied.
+pub fn cgroup_writable() -> bool {
+    cgroup::CgroupRoot::detect().is_some_and(|c| c.writable())
+}
+
 fn open_pidfd(pid: u32) -> std::io::Result<OwnedFd> {
     let p = rustix::process::Pid::from_raw(pid as i32)
         .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;

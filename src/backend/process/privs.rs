@@ -47,6 +47,7 @@ struct CapData {
 #[repr(u8)]
 pub enum Step {
     Setsid = 1,
+    SignalMask,
     Unshare,
     PrivateMounts,
     Loopback,
@@ -68,8 +69,9 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 20] = [
         Step::Setsid,
+        Step::SignalMask,
         Step::Unshare,
         Step::PrivateMounts,
         Step::Loopback,
@@ -99,6 +101,7 @@ impl Step {
     pub fn describe(self) -> (&'static str, &'static str) {
         match self {
             Step::Setsid => ("(session)", "setsid"),
+            Step::SignalMask => ("(signals)", "unblocking signals"),
             Step::Unshare => ("isolation", "creating the namespaces (unshare)"),
             Step::PrivateMounts => ("isolation.mount", "making mounts private"),
             Step::Loopback => ("isolation.network", "bringing up the loopback interface"),

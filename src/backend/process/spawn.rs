@@ -117,6 +117,15 @@ pub fn spawn(
         .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
     let report_fd = report_w.as_raw_fd();
     let forks = setup.forks_again();
+    // The supervisor blocks the signals its signal thread waits for (SIGINT, SIGTERM, SIGHUP)
+    // and std's spawn keeps the parent's mask: unblock everything in the child, or the unit
+    // would never see its stop signal.
+    // SAFETY: sigemptyset initialises the set we own.
+    let empty_mask = unsafe {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        set.assume_init()
+    };
     // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system
     // calls (setsid, unshare, fork, write, setrlimit, setgroups, setresuid, capset, ...) on
     // values prepared before the fork, and does not allocate (io::Error::last_os_error stores
@@ -124,6 +133,10 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(move || {
             let steps = || -> Result<(), StepError> {
+                if libc::pthread_sigmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut()) != 0
+                {
+                    return Err((Step::SignalMask, io::Error::last_os_error()));
+                }
                 setup.apply_namespaces(report_fd)?;
                 // Writing "0" to cgroup.procs moves the writing process.
                 if let Some(fd) = cgroup_fd {

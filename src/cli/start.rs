@@ -22,6 +22,12 @@ pub(crate) fn check_backend(g: &Global) -> Result<(), i32> {
 /// Refuse a config whose privileged fields the supervisor could not apply (see
 /// config/privileged.rs), printing every problem with its position.
 pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Result<(), i32> {
+    if g.drop_privileges {
+        if let Err(e) = crate::runtime::privileges::backend_for_drop(backend_choice(g)) {
+            error(e);
+            return Err(EXIT_USAGE);
+        }
+    }
     crate::runtime::privileges::check(cfg, g.drop_privileges, g.sys).map_err(|e| {
         eprintln!("{e}");
         let n = e.0.len();

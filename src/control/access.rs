@@ -68,9 +68,9 @@ impl Policy {
     pub fn read_only_message(&self, peer: &Peer, request: &Request) -> String {
         let group = self.group.map(group_name).unwrap_or_default();
         format!(
-            "permission denied: uid {} may only read this supervisor's status (as a member of group `{group}`); `{}` needs root (sudo) or {}",
+            "permission denied: uid {} may only read this supervisor's status (as a member of group `{group}`); {} needs root (sudo) or {}",
             peer.uid,
-            request.name(),
+            request.action(),
             crate::config::privileged::describe_uid(self.owner_uid)
         )
     }
@@ -82,15 +82,15 @@ impl Request {
         matches!(self, Request::Status)
     }
 
-    /// The wire name (`cmd`) of the request.
-    pub fn name(&self) -> &'static str {
+    /// What the request does, in the words of the command that sends it.
+    pub fn action(&self) -> &'static str {
         match self {
-            Request::Status => "status",
-            Request::Start { .. } => "start",
-            Request::Stop { .. } => "stop",
-            Request::Restart { .. } => "restart",
-            Request::Reload { .. } => "reload",
-            Request::Shutdown => "shutdown",
+            Request::Status => "`status`",
+            Request::Start { .. } => "`start`",
+            Request::Stop { .. } => "`stop --service`",
+            Request::Restart { .. } => "`restart`",
+            Request::Reload { .. } => "`restart --config` (reload)",
+            Request::Shutdown => "`stop` (of the whole project)",
         }
     }
 }
@@ -200,7 +200,7 @@ mod tests {
         assert!(m.contains("uid 1000") && m.contains("uid 0 (root)"), "{m}");
         assert!(m.contains("may read its status"), "{m}");
         let m = p.read_only_message(&peer(1000, 65534), &Request::Shutdown);
-        assert!(m.contains("`shutdown` needs root"), "{m}");
+        assert!(m.contains("`stop` (of the whole project) needs root"), "{m}");
     }
 
     #[test]

@@ -177,7 +177,8 @@ pub fn system_group() -> Option<u32> {
 /// roots (/var/lib/systemg, /run/systemg, /var/log/systemg) and the project's directories are
 /// `root:systemg 0750`, so members reach the socket, the state and the logs; without it they
 /// stay `0700`. With `owner` (the `--drop-privileges` user), the project's directories and the
-/// files directly in them belong to that user, who must write state, fifos and logs.
+/// files directly in them belong to that user, who must write state, fifos and logs, and the
+/// roots get `o+x` so that it can reach them.
 pub fn prepare_system_dirs(
     paths: &ProjectPaths,
     group: Option<u32>,
@@ -188,9 +189,12 @@ pub fn prepare_system_dirs(
         return Ok(());
     }
     let mode = if group.is_some() { 0o750 } else { 0o700 };
+    // The dropped user must pass through the roots to reach its project's directories; it
+    // may not list them.
+    let root_mode = mode | if owner.is_some() { 0o001 } else { 0 };
     for dir in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
-        if let (Some(root), Some(_)) = (dir.parent(), group) {
-            set_owner_mode(root, None, group, mode)?;
+        if let Some(root) = dir.parent() {
+            set_owner_mode(root, None, group, root_mode)?;
         }
         set_owner_mode(dir, owner, group, mode)?;
         if let Some(uid) = owner {

@@ -320,7 +320,10 @@ fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error)
         .map(|(k, _)| k.as_str())
         .find(|k| text.contains(&format!("{k}=")) || text.contains(&format!(" {k}")));
     let message = match named {
-        Some(p) => format!("systemd refused property {p}: {text}"),
+        Some(p) => match properties::config_field(p) {
+            Some(field) => format!("systemd refused property {p} (from {field}): {text}"),
+            None => format!("systemd refused property {p}: {text}"),
+        },
         None => format!("systemd refused the transient unit: {text}"),
     };
     BackendError::Start {

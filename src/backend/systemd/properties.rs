@@ -150,6 +150,31 @@ pub fn cpu_quota_per_sec_usec(quota_us: u64, period_us: u64) -> Result<u64, Prop
     })
 }
 
+/// The config field a property comes from, for error messages (with a hint where one helps).
+pub fn config_field(property: &str) -> Option<&'static str> {
+    Some(match property {
+        "User" => "user",
+        "Group" => "group",
+        "SupplementaryGroups" => "supplementary_groups",
+        "LimitNOFILE" | "LimitNOFILESoft" => "limits.nofile",
+        "LimitNPROC" | "LimitNPROCSoft" => "limits.nproc",
+        "LimitMEMLOCK" | "LimitMEMLOCKSoft" => "limits.memlock",
+        "Nice" => "limits.nice",
+        "CPUAffinity" => "limits.cpu_affinity",
+        "MemoryMax" => "limits.cgroup.memory_max",
+        "CPUQuotaPerSecUSec" | "CPUQuotaPeriodUSec" => "limits.cgroup.cpu_max",
+        "AmbientCapabilities" | "CapabilityBoundingSet" => "capabilities",
+        "PrivateNetwork" => "isolation.network",
+        "PrivateMounts" => "isolation.mount",
+        "PrivatePIDs" => {
+            "isolation.pid, which needs systemd 257 or later; the process backend (--backend process) supports it"
+        }
+        "Environment" => "env",
+        "WorkingDirectory" => "working_dir",
+        _ => return None,
+    })
+}
+
 /// The properties of the transient service for `spec`.
 pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyError> {
     let mut p: Vec<Property> = Vec::new();

@@ -38,9 +38,11 @@ fn limit(pid: u32, name: &str) -> (String, String) {
 
 /// Wait until the service's main process is the program (not the forked copy of sysg).
 fn wait_exec(pid: u32, comm: &str) {
-    wait_until(&format!("pid {pid} to exec {comm}"), Duration::from_secs(10), || {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
-    });
+    wait_until(
+        &format!("pid {pid} to exec {comm}"),
+        Duration::from_secs(10),
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm),
+    );
 }
 
 #[test]
@@ -91,20 +93,28 @@ services:
 
     let limited = p.pid("limited");
     wait_exec(limited, "sleep");
-    assert_eq!(limit(limited, "Max open files"), ("1234".into(), "1234".into()));
-    assert_eq!(limit(limited, "Max processes"), ("777".into(), "777".into()));
+    assert_eq!(
+        limit(limited, "Max open files"),
+        ("1234".into(), "1234".into())
+    );
+    assert_eq!(
+        limit(limited, "Max processes"),
+        ("777".into(), "777".into())
+    );
     assert_eq!(
         limit(limited, "Max locked memory"),
         ("65536".into(), "65536".into())
     );
     let stat = std::fs::read_to_string(format!("/proc/{limited}/stat")).unwrap();
-    let after_comm: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let after_comm: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     // Field 19 (nice); after the comm, fields count from 3.
     assert_eq!(after_comm[19 - 3], "7");
-    assert_eq!(
-        status_field(&limited.to_string(), "Cpus_allowed_list"),
-        "0"
-    );
+    assert_eq!(status_field(&limited.to_string(), "Cpus_allowed_list"), "0");
     // sched_getaffinity says the same.
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(limited as i32)).unwrap();
     assert!(set.is_set(0).unwrap());
@@ -123,9 +133,14 @@ services:
     let plain = p.pid("plain");
     wait_exec(plain, "sleep");
     // ...with no signal blocked (the supervisor blocks the ones its signal thread waits for).
-    assert_eq!(status_field(&plain.to_string(), "SigBlk"), "0000000000000000");
+    assert_eq!(
+        status_field(&plain.to_string(), "SigBlk"),
+        "0000000000000000"
+    );
     let sup = p.supervisor_pid().unwrap().to_string();
-    for set in ["CapBnd", "CapEff", "CapPrm", "CapAmb", "Uid", "Gid", "Groups"] {
+    for set in [
+        "CapBnd", "CapEff", "CapPrm", "CapAmb", "Uid", "Gid", "Groups",
+    ] {
         assert_eq!(
             status_field(&plain.to_string(), set),
             status_field(&sup, set),
@@ -164,10 +179,7 @@ services:
         assert_ne!(ns(pid, kind), ns(sup as u32, kind), "{kind}");
     }
     // PID 1 inside, `pid` outside.
-    assert_eq!(
-        status_field(&pid.to_string(), "NSpid"),
-        format!("{pid}\t1")
-    );
+    assert_eq!(status_field(&pid.to_string(), "NSpid"), format!("{pid}\t1"));
     // The service's own view: a loopback that is up and nothing else.
     let links = Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-n", "ip", "-o", "link"])
@@ -189,7 +201,10 @@ services:
         .lines()
         .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
         .count();
-    assert!((1..=3).contains(&count), "{count} pids in the service's /proc");
+    assert!(
+        (1..=3).contains(&count),
+        "{count} pids in the service's /proc"
+    );
 
     let net = p.pid("netonly");
     assert_ne!(ns(net, "net"), ns(sup as u32, "net"));
@@ -276,11 +291,15 @@ services:
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("toomany is failed: start failed: toomany: limits.nofile: 2000000000 is above"),
+        err.contains(
+            "toomany is failed: start failed: toomany: limits.nofile: 2000000000 is above"
+        ),
         "{err}"
     );
     assert!(
-        err.contains("badcpu is failed: start failed: badcpu: limits.cpu_affinity: sched_setaffinity"),
+        err.contains(
+            "badcpu is failed: start failed: badcpu: limits.cpu_affinity: sched_setaffinity"
+        ),
         "{err}"
     );
     for s in ["toomany", "badcpu"] {
@@ -363,7 +382,11 @@ fn a_supervisor_without_root_refuses_privileged_fields() {
         return;
     }
     let n = Nobody::new(PRIVILEGED);
-    for args in [&["validate"][..], &["start", "--daemonize"][..], &["start"][..]] {
+    for args in [
+        &["validate"][..],
+        &["start", "--daemonize"][..],
+        &["start"][..],
+    ] {
         let out = n.sysg(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
@@ -394,4 +417,50 @@ fn a_supervisor_without_root_refuses_privileged_fields() {
     );
     let out = ok.sysg(&["validate"]);
     assert_ok(&out, "validate as nobody");
+}
+
+#[test]
+fn env_file_values_are_never_shown() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  web:
+    command: "exec sleep 1000"
+    env:
+      file: secrets.env
+      vars:
+        MODE: visible-mode
+"#,
+    );
+    p.write("secrets.env", "API_TOKEN=hunter2-secret-value\n");
+    let out = p.sysg(&["--log-level", "trace", "start", "--daemonize"]);
+    assert_ok(&out, "start");
+    let mut shown = String::new();
+    for args in [
+        &["status"][..],
+        &["status", "--json"][..],
+        &["inspect", "web"][..],
+        &["inspect", "web", "--json"][..],
+        &["logs"][..],
+        &["logs", "--kind", "supervisor"][..],
+        &["validate", "--json"][..],
+    ] {
+        let out = p.sysg(args);
+        shown.push_str(&stdout(&out));
+        shown.push_str(&stderr(&out));
+    }
+    shown.push_str(&stdout(&out));
+    shown.push_str(&stderr(&out));
+    shown.push_str(
+        &std::fs::read_to_string(p.state_dir().join("logs/supervisor.log")).unwrap_or_default(),
+    );
+    shown.push_str(&std::fs::read_to_string(p.state_dir().join("state.json")).unwrap());
+    // The key is shown (inspect lists env keys), the value never.
+    assert!(shown.contains("API_TOKEN"), "{shown}");
+    assert!(!shown.contains("hunter2"), "a secret was shown:\n{shown}");
+    // The service did get it.
+    let pid = p.pid("web");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(String::from_utf8_lossy(&environ).contains("API_TOKEN=hunter2-secret-value"));
 }

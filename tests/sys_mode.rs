@@ -26,7 +26,10 @@ const SYSTEM_DIRS: [&str; 4] = [
 enum As {
     Root,
     /// uid 65534 with the given primary gid and supplementary groups.
-    User { gid: u32, groups: Vec<u32> },
+    User {
+        gid: u32,
+        groups: Vec<u32>,
+    },
 }
 
 /// uid and gid 65534 with no supplementary group.
@@ -65,7 +68,9 @@ fn free_gid() -> u32 {
         .lines()
         .filter_map(|l| l.split(':').nth(2).and_then(|g| g.parse().ok()))
         .collect();
-    (64000..65000).find(|g| !used.contains(g)).expect("a free gid")
+    (64000..65000)
+        .find(|g| !used.contains(g))
+        .expect("a free gid")
 }
 
 impl Sandbox {
@@ -85,18 +90,30 @@ impl Sandbox {
         let gid = with_group.then(free_gid);
         let mut script = String::from("set -e\n");
         for d in SYSTEM_DIRS {
-            script.push_str(&format!("mkdir -p {d}\nmount -t tmpfs -o mode=0755 tmpfs {d}\n"));
+            script.push_str(&format!(
+                "mkdir -p {d}\nmount -t tmpfs -o mode=0755 tmpfs {d}\n"
+            ));
         }
         if let Some(g) = gid {
             let group_file = dir.path().join("group");
             let mut text = std::fs::read_to_string("/etc/group").unwrap();
             text.push_str(&format!("systemg:x:{g}:\n"));
             std::fs::write(&group_file, text).unwrap();
-            script.push_str(&format!("mount --bind {} /etc/group\n", group_file.display()));
+            script.push_str(&format!(
+                "mount --bind {} /etc/group\n",
+                group_file.display()
+            ));
         }
         script.push_str("exec sleep 100000\n");
         let holder = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "/bin/sh", "-c", &script])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -172,10 +189,9 @@ impl Sandbox {
     }
 
     fn supervisor_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.inside(&format!(
-            "/run/systemg/{}/supervisor.pid",
-            self.project
-        )))
+        std::fs::read_to_string(
+            self.inside(&format!("/run/systemg/{}/supervisor.pid", self.project)),
+        )
         .ok()
         .and_then(|s| s.trim().parse().ok())
     }
@@ -217,8 +233,13 @@ fn sys_socket_is_group_readable_and_members_only_read() {
         println!("skipped: {why}");
         return;
     }
-    let mut sb = Sandbox::new("privsys", true, WEB);
+    let services = format!("{WEB}    env:\n      file: secrets.env\n");
+    let mut sb = Sandbox::new("privsys", true, &services);
     let g = sb.gid.unwrap();
+    // Secrets stay root's: members read status without being able to read them.
+    let secrets = sb.dir.path().join("secrets.env");
+    std::fs::write(&secrets, "TOKEN=s3cret\n").unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_ok(&sb.start(&[]), "start");
     let sock = sb.inside("/run/systemg/privsys/control.sock");
     assert_eq!(owner_mode(&sock), (0o660, 0, g));
@@ -235,7 +256,9 @@ fn sys_socket_is_group_readable_and_members_only_read() {
     // Everything of the project is under the system paths.
     assert!(sb.inside("/var/lib/systemg/privsys/state.json").is_file());
     assert!(sb.inside("/run/systemg/privsys/supervisor.pid").is_file());
-    assert!(sb.inside("/var/log/systemg/privsys/supervisor.log").is_file());
+    assert!(sb
+        .inside("/var/log/systemg/privsys/supervisor.log")
+        .is_file());
     wait_until("web's output in its log", T, || {
         std::fs::read_to_string(sb.inside("/var/log/systemg/privsys/web.stdout.log"))
             .is_ok_and(|t| t.contains("hello-from-web"))
@@ -251,15 +274,21 @@ fn sys_socket_is_group_readable_and_members_only_read() {
     assert_ok(&sb.sysg(member, &["inspect", "web"]), "inspect as a member");
     let logs = sb.sysg(member, &["logs", "--service", "web"]);
     assert_ok(&logs, "logs as a member");
-    assert!(stdout(&logs).contains("hello-from-web"), "{}", stdout(&logs));
+    assert!(
+        stdout(&logs).contains("hello-from-web"),
+        "{}",
+        stdout(&logs)
+    );
     // ...but may not change anything, and is told so in one line.
     let web = sb.service_pid("web");
-    for args in [&["stop"][..], &["restart", "--service", "web"][..]] {
+    for args in [&["stop"][..], &["stop", "--service", "web"][..]] {
         let out = sb.sysg(member, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = one_line(&out);
         assert!(
-            err.contains("uid 65534 may only read this supervisor's status (as a member of group `systemg`)"),
+            err.contains(
+                "uid 65534 may only read this supervisor's status (as a member of group `systemg`)"
+            ),
             "{err}"
         );
         assert!(err.contains("needs root (sudo)"), "{err}");
@@ -279,7 +308,10 @@ fn sys_socket_is_group_readable_and_members_only_read() {
         let out = sb.sysg(NOBODY, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let err = one_line(&out);
-        assert!(err.contains("permission denied on /run/systemg/privsys/control.sock"), "{err}");
+        assert!(
+            err.contains("permission denied on /run/systemg/privsys/control.sock"),
+            "{err}"
+        );
         assert!(err.contains("join the `systemg` group"), "{err}");
     }
 
@@ -337,7 +369,11 @@ fn drop_privileges_runs_the_supervisor_as_the_services_user() {
         &["--drop-privileges", "--backend", "systemd", "start", "-d"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--drop-privileges: the systemd backend"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--drop-privileges: the systemd backend"),
+        "{}",
+        stderr(&out)
+    );
 
     assert_ok(&sb.start(&["--drop-privileges"]), "start --drop-privileges");
     let sup = sb.supervisor_pid().expect("supervisor pid");
@@ -348,7 +384,11 @@ fn drop_privileges_runs_the_supervisor_as_the_services_user() {
     // Every service runs as that user, including the one that did not ask.
     for name in ["web", "helper"] {
         let pid = sb.service_pid(name);
-        assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534", "{name}");
+        assert_eq!(
+            status_field(pid, "Uid"),
+            "65534\t65534\t65534\t65534",
+            "{name}"
+        );
     }
     // Root set up the directories for it; the socket stays root's.
     assert_eq!(

@@ -42,7 +42,16 @@ impl<'a> SysProject<'a> {
     fn sysg(&self, args: &[&str]) -> Output {
         let bin = env!("CARGO_BIN_EXE_sysg");
         let cfg = self.config.to_string_lossy().into_owned();
-        let mut full = vec!["env", "NO_COLOR=1", bin, "--sys", "--backend", "systemd", "-c", &cfg];
+        let mut full = vec![
+            "env",
+            "NO_COLOR=1",
+            bin,
+            "--sys",
+            "--backend",
+            "systemd",
+            "-c",
+            &cfg,
+        ];
         full.extend_from_slice(args);
         run_bounded(self.ns.command(&full), Duration::from_secs(60))
     }
@@ -50,7 +59,10 @@ impl<'a> SysProject<'a> {
     fn pid(&self, name: &str) -> u32 {
         let out = self.sysg(&["status", "--json"]);
         let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("status --json ({e}): {}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "status --json ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         st["services"]
             .as_array()
@@ -177,7 +189,12 @@ fn systemd_applies_every_privileged_field() {
         assert_eq!((v[0], v[1]), (want, want), "{line}");
     }
     let stat = ns.output(&["cat", &format!("/proc/{limited}/stat")]);
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     assert_eq!(fields[19 - 3], "7", "nice in {stat}");
     assert_eq!(p.status_field(limited, "Cpus_allowed_list"), "0");
 
@@ -205,7 +222,15 @@ fn systemd_applies_every_privileged_field() {
     for kind in ["net", "mnt"] {
         assert_ne!(p.ns_link(isolated, kind), p.ns_link(sup, kind), "{kind}");
     }
-    let links = ns.output(&["nsenter", "-t", &isolated.to_string(), "-n", "ip", "-o", "link"]);
+    let links = ns.output(&[
+        "nsenter",
+        "-t",
+        &isolated.to_string(),
+        "-n",
+        "ip",
+        "-o",
+        "link",
+    ]);
     let names: Vec<&str> = links
         .lines()
         .filter_map(|l| l.split(':').nth(1).map(str::trim))

@@ -25,16 +25,19 @@ pub fn config_path(g: &Global) -> PathBuf {
 /// Load and validate the config; on failure print every problem and return the exit code.
 pub fn load_config(g: &Global) -> Result<Config, i32> {
     let path = config_path(g);
-    config::load(&path).map_err(|e| {
-        eprintln!("{e}");
-        let n = e.0.len();
-        error(format!(
-            "{} has {n} problem{}",
-            path.display(),
-            if n == 1 { "" } else { "s" }
-        ));
-        EXIT_USAGE
-    })
+    config::load(&path).map_err(|e| report(&path, &e))
+}
+
+/// Print every problem of a config; the exit code.
+fn report(path: &std::path::Path, e: &config::ConfigErrors) -> i32 {
+    eprintln!("{e}");
+    let n = e.0.len();
+    error(format!(
+        "{} has {n} problem{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    ));
+    EXIT_USAGE
 }
 
 /// Resolve the project: from the config when it exists, else the one running supervisor.
@@ -42,7 +45,25 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
     let roots = Roots::for_mode(g.sys);
     let path = config_path(g);
     if g.config.is_some() || path.exists() {
-        let cfg = load_config(g)?;
+        // A user who may read a `--sys` supervisor's status need not be able to read its
+        // secrets: without them, the project name is enough to find the supervisor.
+        let cfg = match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                let project = config::only_unreadable_env_files(&e)
+                    .then(|| config::project_name(&path))
+                    .flatten();
+                let Some(project) = project else {
+                    return Err(report(&path, &e));
+                };
+                return Ok(Ctx {
+                    paths: roots.project(&project),
+                    project,
+                    config_path: path,
+                    config: None,
+                });
+            }
+        };
         return Ok(Ctx {
             paths: roots.project(&cfg.project),
             project: cfg.project.clone(),

@@ -44,7 +44,8 @@ pub struct Caller {
 }
 
 /// The hint for a supervisor started without root.
-pub const SUDO_HINT: &str = "run the supervisor as root (`sudo sysg --sys ...`) or remove the field";
+pub const SUDO_HINT: &str =
+    "run the supervisor as root (`sudo sysg --sys ...`) or remove the field";
 
 impl Caller {
     /// The calling process; `cgroup_writable` comes from the backend, which knows where unit
@@ -208,7 +209,10 @@ fn service_problems(svc: &Service, c: &Caller) -> Vec<(Vec<&'static str>, String
         if !c.root && gid != c.gid && !out.iter().any(|(p, _)| p == &vec!["user"]) {
             out.push((
                 vec!["user"],
-                needs(format!("sets the primary group of `{}` (gid {gid})", svc.user.as_deref().unwrap_or_default())),
+                needs(format!(
+                    "sets the primary group of `{}` (gid {gid})",
+                    svc.user.as_deref().unwrap_or_default()
+                )),
             ));
         }
     }
@@ -299,10 +303,7 @@ fn service_problems(svc: &Service, c: &Caller) -> Vec<(Vec<&'static str>, String
         (iso.mount, "mount", "a mount namespace"),
     ] {
         if on {
-            out.push((
-                vec!["isolation", field],
-                needs(format!("creates {what}")),
-            ));
+            out.push((vec!["isolation", field], needs(format!("creates {what}"))));
         }
     }
     out
@@ -407,7 +408,13 @@ services:
         let d = problems(PRIVILEGED, &unprivileged());
         let got: Vec<(u64, u64, String)> = d
             .iter()
-            .map(|d| (d.line, d.column, d.message.split(':').next().unwrap().to_string()))
+            .map(|d| {
+                (
+                    d.line,
+                    d.column,
+                    d.message.split(':').next().unwrap().to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -429,7 +436,11 @@ services:
         // memlock 1K is below the hard limit: lowering needs nothing.
         assert!(d.iter().all(|x| x.message.contains("sudo sysg --sys")));
         assert!(d[0].message.contains("uid 0"), "{}", d[0].message);
-        assert!(d[3].message.contains("current hard limit is 4096"), "{}", d[3].message);
+        assert!(
+            d[3].message.contains("current hard limit is 4096"),
+            "{}",
+            d[3].message
+        );
     }
 
     #[test]
@@ -468,7 +479,9 @@ services:
         let mut c = unprivileged();
         c.rlimit_nice = 25; // down to -5
         let yaml = |n: i32| {
-            format!("version: \"1\"\nservices:\n  w:\n    command: run\n    limits:\n      nice: {n}\n")
+            format!(
+                "version: \"1\"\nservices:\n  w:\n    command: run\n    limits:\n      nice: {n}\n"
+            )
         };
         assert_eq!(problems(&yaml(-5), &c), vec![]);
         assert_eq!(problems(&yaml(-6), &c).len(), 1);
@@ -499,6 +512,10 @@ services:
         let yaml = "version: \"1\"\nservices:\n  w:\n    command: run\n    capabilities: []\n";
         let d = problems(yaml, &unprivileged());
         assert_eq!(d.len(), 1);
-        assert!(d[0].message.contains("drops every capability"), "{}", d[0].message);
+        assert!(
+            d[0].message.contains("drops every capability"),
+            "{}",
+            d[0].message
+        );
     }
 }

@@ -140,9 +140,11 @@ fn proc_groups(pid: i32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Groups:"))
-                .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
         })
         .unwrap_or_default()
 }
@@ -200,7 +202,10 @@ mod tests {
         assert!(m.contains("uid 1000") && m.contains("uid 0 (root)"), "{m}");
         assert!(m.contains("may read its status"), "{m}");
         let m = p.read_only_message(&peer(1000, 65534), &Request::Shutdown);
-        assert!(m.contains("`stop` (of the whole project) needs root"), "{m}");
+        assert!(
+            m.contains("`stop` (of the whole project) needs root"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -299,7 +299,8 @@ mod tests {
         let none = cfg("  a:\n    command: x\n");
         let e = DropTarget::from_config(&none).unwrap_err().to_string();
         assert!(e.contains("no service sets `user:`"), "{e}");
-        let two = cfg("  a:\n    command: x\n    user: nobody\n  b:\n    command: y\n    user: root\n");
+        let two =
+            cfg("  a:\n    command: x\n    user: nobody\n  b:\n    command: y\n    user: root\n");
         let e = DropTarget::from_config(&two).unwrap_err().to_string();
         assert!(e.contains("`a` and `b` run as different users"), "{e}");
         let root = cfg("  a:\n    command: x\n    user: root\n");

@@ -204,7 +204,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     if let Some(target) = &privileged.target {
         if let Err(e) = privileges::drop_to(target) {
             if let Some((f, _)) = sup.ready.take() {
-                report_ready(&mut Some(f), Response::err(e.to_string(), Default::default()));
+                report_ready(
+                    &mut Some(f),
+                    Response::err(e.to_string(), Default::default()),
+                );
             }
             return Err(e.into());
         }

@@ -340,9 +340,7 @@ impl ChildSetup {
             Some(name) => Some(resolve_user(name).map_err(|m| err(spec, format!("user: {m}")))?),
         };
         let gid = match &spec.group {
-            Some(name) => {
-                Some(resolve_group(name).map_err(|m| err(spec, format!("group: {m}")))?)
-            }
+            Some(name) => Some(resolve_group(name).map_err(|m| err(spec, format!("group: {m}")))?),
             None => user.as_ref().map(|u| u.gid.as_raw()),
         };
         let groups = if !spec.supplementary_groups.is_empty() || user.is_some() {
@@ -460,8 +458,7 @@ impl ChildSetup {
             .map_err(|e| (Step::PrivateMounts, e))?;
         }
         if self.loopback_up {
-            self.bring_up_loopback()
-                .map_err(|e| (Step::Loopback, e))?;
+            self.bring_up_loopback().map_err(|e| (Step::Loopback, e))?;
         }
         if self.new_pid_ns {
             let pid = libc::fork();

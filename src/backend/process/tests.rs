@@ -669,8 +669,9 @@ fn a_plain_service_keeps_the_supervisors_capabilities() {
     let field = |v: &[String], k: &str| v.iter().find(|l| l.starts_with(k)).cloned();
     assert_eq!(field(&theirs, "CapBnd"), field(&mine, "CapBnd"));
     assert_eq!(field(&theirs, "CapAmb"), field(&mine, "CapAmb"));
-    if is_root() && field(&mine, "CapEff").map(|l| l.replace("CapEff", ""))
-        == field(&mine, "CapBnd").map(|l| l.replace("CapBnd", ""))
+    if is_root()
+        && field(&mine, "CapEff").map(|l| l.replace("CapEff", ""))
+            == field(&mine, "CapBnd").map(|l| l.replace("CapBnd", ""))
     {
         assert_eq!(field(&theirs, "CapEff"), field(&mine, "CapEff"));
     }
@@ -695,7 +696,9 @@ fn a_capability_the_supervisor_lacks_is_refused() {
     s.capabilities = Some(vec![name.to_string()]);
     let e = h.backend.start(&s).unwrap_err().to_string();
     assert!(
-        e.contains(&format!("capabilities: {name}: the supervisor does not hold")),
+        e.contains(&format!(
+            "capabilities: {name}: the supervisor does not hold"
+        )),
         "{e}"
     );
 }
@@ -737,7 +740,10 @@ fn raising_a_hard_limit_needs_cap_sys_resource() {
         Err(e) => {
             assert!(!has_resource, "{e}");
             let e = e.to_string();
-            assert!(e.contains("limits.nproc") && e.contains("CAP_SYS_RESOURCE"), "{e}");
+            assert!(
+                e.contains("limits.nproc") && e.contains("CAP_SYS_RESOURCE"),
+                "{e}"
+            );
         }
     }
 }
@@ -748,7 +754,11 @@ fn nspid(pid: u32) -> Vec<u32> {
         .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|v| v.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -773,7 +783,10 @@ fn pid_isolation_makes_the_service_pid_1_and_keeps_its_exit_status() {
         wait_until("the service to be ready", || ready.exists());
         assert_eq!(nspid(pid), vec![pid, 1], "mount={mount}");
         let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
-        assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), ours);
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+            ours
+        );
         // The supervisor's own pid namespace for later children is untouched.
         assert_eq!(
             std::fs::read_link("/proc/self/ns/pid_for_children").unwrap(),
@@ -789,7 +802,9 @@ fn pid_isolation_makes_the_service_pid_1_and_keeps_its_exit_status() {
         assert_eq!(h.backend.records()[0].pid, pid);
         h.backend.signal("pidns", libc::SIGTERM).unwrap();
         assert_eq!(h.exited("pidns"), (pid, ExitStatus::Code(3)));
-        wait_until("the service to be reaped", || proc_start_time(pid).is_none());
+        wait_until("the service to be reaped", || {
+            proc_start_time(pid).is_none()
+        });
     }
 }
 

@@ -282,3 +282,37 @@ fn systemd_252_refuses_pid_isolation_clearly() {
     }
     let _ = p.sysg(&["stop"]);
 }
+
+#[test]
+fn systemd_env_values_stay_out_of_unit_properties() {
+    let Some(ns) = boot_or_skip("systemd_env_values_stay_out_of_unit_properties") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "privenv",
+        "  web:\n    command: \"exec sleep 1000\"\n    env:\n      file: secrets.env\n      vars:\n        QUOTED: 'a \"b\" $c `d` \\\\e'\n",
+    );
+    let dir = p.config.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("secrets.env"), "API_TOKEN=hunter2-secret\n").unwrap();
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let unit = p.unit("web");
+    // Every property of the unit, as any local user could read them.
+    let all = ns.output(&["systemctl", "show", &unit]);
+    assert!(
+        !all.contains("hunter2"),
+        "the secret is in the unit's properties"
+    );
+    let pid = p.pid("web");
+    let environ = ns.output(&["cat", &format!("/proc/{pid}/environ")]);
+    let vars: Vec<&str> = environ.split('\0').collect();
+    assert!(vars.contains(&"API_TOKEN=hunter2-secret"), "{vars:?}");
+    assert!(vars.contains(&r#"QUOTED=a "b" $c `d` \\e"#), "{vars:?}");
+    // The file systemd read is gone.
+    let env_dir = format!("/proc/{}/root/run/systemg/privenv/env", ns.pid);
+    let left: Vec<_> = std::fs::read_dir(&env_dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

@@ -142,6 +142,13 @@ impl Sandbox {
 
     /// `sysg --sys -c CONFIG ARGS..` inside, as `who`.
     fn sysg(&self, who: &As, args: &[&str]) -> Output {
+        let mut full = vec!["--sys"];
+        full.extend_from_slice(args);
+        self.sysg_any(who, &full)
+    }
+
+    /// `sysg -c CONFIG ARGS..` inside, as `who`, without `--sys`.
+    fn sysg_any(&self, who: &As, args: &[&str]) -> Output {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.pid().to_string())
@@ -157,11 +164,11 @@ impl Sandbox {
             }
         }
         c.arg(sysg_bin())
-            .arg("--sys")
             .arg("-c")
             .arg(&self.config)
             .args(args)
             .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", self.dir.path().join("user-state"))
             .stdin(Stdio::null());
         run_bounded(c, Duration::from_secs(60))
     }
@@ -303,6 +310,14 @@ fn sys_socket_is_group_readable_and_members_only_read() {
     };
     assert_eq!(sb.status(primary)["services"][0]["state"], "running");
 
+    // Without --sys, status finds the system supervisor when the user has none.
+    let out = sb.sysg_any(member, &["status", "--json"]);
+    assert_ok(&out, "status without --sys");
+    assert!(stdout(&out).contains("\"running\""), "{}", stdout(&out));
+    let out = sb.sysg_any(NOBODY, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("permission denied on /run/systemg/privsys/control.sock"));
+
     // Anyone else is refused before reaching the socket, in one clear line.
     for args in [&["status"][..], &["stop"][..]] {
         let out = sb.sysg(NOBODY, args);
@@ -343,6 +358,26 @@ fn sys_without_the_group_is_root_only() {
     assert!(err.contains("permission denied"), "{err}");
     assert!(!err.contains("os error"), "{err}");
     assert_eq!(sb.status(&As::Root)["services"][0]["state"], "running");
+
+    // --sys reads /etc/systemg/systemg.yaml by default.
+    std::fs::write(
+        sb.inside("/etc/systemg/systemg.yaml"),
+        "version: \"1\"\nproject: frometc\nservices:\n  a:\n    command: x\n",
+    )
+    .unwrap();
+    let mut c = Command::new("nsenter");
+    c.arg("-t")
+        .arg(sb.pid().to_string())
+        .args(["-m", "--wd=/"])
+        .arg(sysg_bin())
+        .args(["--sys", "validate"]);
+    let out = run_bounded(c, Duration::from_secs(30));
+    assert_ok(&out, "validate with the default --sys config");
+    assert!(
+        stdout(&out).starts_with("/etc/systemg/systemg.yaml: ok (project `frometc`"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 fn status_field(pid: u32, key: &str) -> String {

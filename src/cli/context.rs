@@ -101,6 +101,27 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
     }
 }
 
+/// Without `--sys`, when no supervisor of your own runs the project but a system one does
+/// (`sudo sysg --sys start`), talk to that one: read-only commands (`status`, `inspect`) are
+/// what a `systemg` group member may send it, and anyone else gets a clear refusal rather
+/// than "not running".
+pub fn or_system_supervisor(g: &Global, ctx: Ctx) -> Ctx {
+    if g.sys || client::is_live(&ctx.paths.socket) {
+        return ctx;
+    }
+    let system = Roots::system().project(&ctx.project);
+    // A socket we may not even look at (directory 0750 root:systemg) still counts: the call
+    // will say that we are not allowed.
+    match std::fs::symlink_metadata(&system.socket) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ctx,
+        _ if !client::is_live(&system.socket) && std::fs::metadata(&system.socket).is_ok() => ctx,
+        _ => Ctx {
+            paths: system,
+            ..ctx
+        },
+    }
+}
+
 /// Units a dead supervisor left running: recorded in state.json and still alive with the
 /// recorded start time.
 pub fn orphaned_records(paths: &ProjectPaths) -> Vec<crate::backend::AdoptRecord> {

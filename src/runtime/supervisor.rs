@@ -233,7 +233,11 @@ struct Privileged {
 }
 
 fn privileged_setup(config: &Config, opts: &Options) -> Result<Privileged, RuntimeError> {
-    privileges::check(config, opts.drop_privileges, opts.system)?;
+    // An adopt-only supervisor starts nothing: it must be able to stop what is left even when
+    // the config no longer fits the host (a deleted user).
+    if !opts.adopt_only {
+        privileges::check(config, opts.drop_privileges, opts.system)?;
+    }
     let (target, backend) = if opts.drop_privileges {
         (
             Some(privileges::DropTarget::from_config(config)?),

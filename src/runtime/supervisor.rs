@@ -203,6 +203,8 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
 
     if let Some(target) = &privileged.target {
         if let Err(e) = privileges::drop_to(target) {
+            let _ = std::fs::remove_file(&sup.paths.socket);
+            let _ = std::fs::remove_file(&sup.paths.pid_file);
             if let Some((f, _)) = sup.ready.take() {
                 report_ready(
                     &mut Some(f),

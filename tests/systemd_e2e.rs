@@ -163,7 +163,11 @@ fn e2e_properties_journal_and_clean_stop() {
     assert_eq!(ns.show(&unit, "TimeoutStopUSec"), "4s");
     assert_eq!(ns.show(&unit, "Restart"), "no");
     assert_eq!(ns.show(&unit, "Slice"), "sysg-e2e\\x2dprops.slice");
-    assert!(ns.show(&unit, "Environment").contains("MODE=test"));
+    // The environment reaches the service through a private file, not the world-readable
+    // Environment= property (env files hold secrets; see docs/security.md).
+    assert!(!ns.show(&unit, "Environment").contains("MODE=test"));
+    let environ = ns.output(&["cat", &format!("/proc/{pid}/environ")]);
+    assert!(environ.split('\0').any(|v| v == "MODE=test"), "{environ:?}");
     wait_until("web's output is in the journal", T, || {
         ns.output(&["journalctl", "-u", &unit, "-o", "cat", "--no-pager"])
             .contains("hello-from-web")

@@ -32,7 +32,8 @@ pub fn create(
                 // Output goes to the journal under systemd; there is no stream to echo.
                 tracing::info!("service output goes to the journal; see `sysg logs`");
             }
-            let b = super::systemd::SystemdBackend::connect(system, project, sink)?;
+            let b = super::systemd::SystemdBackend::connect(system, project, sink)?
+                .with_env_dir(paths.run_dir.join("env"));
             return Ok(Box::new(b));
         }
     }

@@ -25,10 +25,13 @@ pub fn config_path(g: &Global) -> PathBuf {
 /// Load and validate the config; on failure print every problem and return the exit code.
 pub fn load_config(g: &Global) -> Result<Config, i32> {
     let path = config_path(g);
-    config::load(&path).map_err(|e| {
-        print_config_errors(&path, &e);
-        EXIT_USAGE
-    })
+    config::load(&path).map_err(|e| report(&path, &e))
+}
+
+/// Print every problem of a config; the exit code.
+fn report(path: &std::path::Path, e: &config::ConfigErrors) -> i32 {
+    print_config_errors(path, e);
+    EXIT_USAGE
 }
 
 /// Print every problem of a config, then a one-line summary.
@@ -47,7 +50,25 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
     let roots = Roots::for_mode(g.sys);
     let path = config_path(g);
     if g.config.is_some() || path.exists() {
-        let cfg = load_config(g)?;
+        // A user who may read a `--sys` supervisor's status need not be able to read its
+        // secrets: without them, the project name is enough to find the supervisor.
+        let cfg = match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                let project = config::only_unreadable_env_files(&e)
+                    .then(|| config::project_name(&path))
+                    .flatten();
+                let Some(project) = project else {
+                    return Err(report(&path, &e));
+                };
+                return Ok(Ctx {
+                    paths: roots.project(&project),
+                    project,
+                    config_path: path,
+                    config: None,
+                });
+            }
+        };
         return Ok(Ctx {
             paths: roots.project(&cfg.project),
             project: cfg.project.clone(),
@@ -82,6 +103,27 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
             ));
             Err(EXIT_USAGE)
         }
+    }
+}
+
+/// Without `--sys`, when no supervisor of your own runs the project but a system one does
+/// (`sudo sysg --sys start`), talk to that one: read-only commands (`status`, `inspect`) are
+/// what a `systemg` group member may send it, and anyone else gets a clear refusal rather
+/// than "not running".
+pub fn or_system_supervisor(g: &Global, ctx: Ctx) -> Ctx {
+    if g.sys || client::is_live(&ctx.paths.socket) {
+        return ctx;
+    }
+    let system = Roots::system().project(&ctx.project);
+    // A socket we may not even look at (directory 0750 root:systemg) still counts: the call
+    // will say that we are not allowed.
+    match std::fs::symlink_metadata(&system.socket) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ctx,
+        _ if !client::is_live(&system.socket) && std::fs::metadata(&system.socket).is_ok() => ctx,
+        _ => Ctx {
+            paths: system,
+            ..ctx
+        },
     }
 }
 

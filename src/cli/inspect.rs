@@ -15,6 +15,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let ctx = super::context::or_system_supervisor(g, ctx);
     let report = match client::call(
         &ctx.paths.socket,
         &ctx.project,

@@ -19,6 +19,27 @@ pub(crate) fn check_backend(g: &Global) -> Result<(), i32> {
     }
 }
 
+/// Refuse a config whose privileged fields the supervisor could not apply (see
+/// config/privileged.rs), printing every problem with its position.
+pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Result<(), i32> {
+    if g.drop_privileges {
+        if let Err(e) = crate::runtime::privileges::backend_for_drop(backend_choice(g)) {
+            error(e);
+            return Err(EXIT_USAGE);
+        }
+    }
+    crate::runtime::privileges::check(cfg, g.drop_privileges, g.sys).map_err(|e| {
+        eprintln!("{e}");
+        let n = e.0.len();
+        error(format!(
+            "{} has {n} setting{} this supervisor cannot apply",
+            cfg.path.display(),
+            if n == 1 { "" } else { "s" }
+        ));
+        EXIT_USAGE
+    })
+}
+
 /// The runtime's form of `--backend`.
 pub(crate) fn backend_choice(g: &Global) -> crate::backend::Choice {
     match g.backend {
@@ -43,6 +64,9 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         Err(code) => return code,
     };
     if let Err(code) = check_backend(g) {
+        return code;
+    }
+    if let Err(code) = check_privileges(g, &cfg) {
         return code;
     }
     if let Some(s) = &a.service {
@@ -83,6 +107,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
                 log_level: g.log_level.map(|l| l.to_string()),
                 service: a.service.as_deref(),
                 adopt_only: false,
+                drop_privileges: g.drop_privileges,
             },
             &paths,
         );
@@ -119,6 +144,7 @@ fn run_supervisor(
         echo,
         ready_fd,
         backend: backend_choice(g),
+        drop_privileges: g.drop_privileges,
     }) {
         Ok(code) => code,
         Err(crate::runtime::RuntimeError::Config(e)) => {
@@ -143,6 +169,7 @@ pub(crate) fn adopt_with_daemon(g: &Global, ctx: &super::context::Ctx) -> i32 {
             log_level: g.log_level.map(|l| l.to_string()),
             service: None,
             adopt_only: true,
+            drop_privileges: g.drop_privileges,
         },
         &ctx.paths,
     );

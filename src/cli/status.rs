@@ -17,6 +17,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let ctx = super::context::or_system_supervisor(g, ctx);
     let interval = match a.stream.as_deref().map(parse_interval) {
         None => None,
         Some(Ok(d)) => Some(d),

@@ -8,7 +8,11 @@ use crate::config;
 /// `sysg validate [--config F] [--json]`
 pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
     let path = config_path(g);
-    match config::load(&path) {
+    // Settings this host or this user cannot apply are errors too (config/privileged.rs).
+    let loaded = config::load(&path).and_then(|cfg| {
+        crate::runtime::privileges::check(&cfg, g.drop_privileges, g.sys).map(|()| cfg)
+    });
+    match loaded {
         Ok(cfg) => {
             let cron = next_cron_runs(&cfg);
             if a.json {

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod envfile;
 pub mod graph;
 mod node;
+pub mod privileged;
 mod reader;
 pub mod schema;
 mod sections;
@@ -20,6 +21,7 @@ use thiserror::Error;
 pub use build::valid_name;
 pub use cron::CronSchedule;
 pub use graph::start_order;
+pub use privileged::{privileged_problems, Caller};
 pub use schema::Config;
 
 /// Where a problem was found.
@@ -167,6 +169,37 @@ pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
             Err(ConfigErrors(diags))
         }
     }
+}
+
+/// The project of the config at `path` (`project:`, else its directory's name) without
+/// validating the rest: enough to find a running supervisor when the config cannot be fully
+/// loaded by this user (an env file only root may read).
+pub fn project_name(path: &Path) -> Option<String> {
+    let abs = absolute(path);
+    let text = std::fs::read_to_string(&abs).ok()?;
+    let root = node::parse(&text).ok()?;
+    if let node::Kind::Map(entries) = &root.value {
+        for (k, v) in entries {
+            if matches!(&k.value, node::Kind::Str(s) if s == "project") {
+                return match &v.value {
+                    node::Kind::Str(p) if valid_name(p) => Some(p.clone()),
+                    _ => None,
+                };
+            }
+        }
+    }
+    abs.parent().map(default_project)
+}
+
+/// True when every problem is an env file this process may not read (the config itself is
+/// fine): the case of a non-root user looking at a `--sys` project.
+pub fn only_unreadable_env_files(e: &ConfigErrors) -> bool {
+    !e.0.is_empty()
+        && e.0.iter().all(|d| {
+            d.kind == DiagKind::EnvFile
+                && d.message.contains("cannot read env file")
+                && nix::unistd::access(&d.file, nix::unistd::AccessFlags::R_OK).is_err()
+        })
 }
 
 fn too_large(len: u64) -> String {

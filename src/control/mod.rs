@@ -1,6 +1,7 @@
 //! Control socket: a versioned JSON-lines protocol over a unix socket, the server the supervisor
 //! runs, and the client every command uses.
 
+pub mod access;
 pub mod client;
 pub mod protocol;
 pub mod server;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
+use super::access::{self, Access, Policy};
 use super::protocol::{Envelope, Request, Response, MAX_REQUEST_BYTES, VERSION};
 use super::ControlError;
 
@@ -80,7 +81,8 @@ impl Server {
     }
 
     /// Serve on a background thread; each request goes to `deliver`. `allowed_gid` lets members
-    /// of that group (besides our own uid and root) in.
+    /// of that group (besides our own uid and root) read (see `access`). The owner is the
+    /// effective uid at this call: it stays the owner if the process later drops privileges.
     pub fn spawn<F>(
         self,
         allowed_gid: Option<u32>,
@@ -89,6 +91,10 @@ impl Server {
     where
         F: Fn(Incoming) -> bool + Send + Sync + Clone + 'static,
     {
+        let policy = Policy {
+            owner_uid: nix::unistd::geteuid().as_raw(),
+            group: allowed_gid,
+        };
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
@@ -98,7 +104,7 @@ impl Server {
                     // One short-lived thread per connection: a slow client never holds up others.
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
-                        .spawn(move || serve_one(stream, allowed_gid, deliver));
+                        .spawn(move || serve_one(stream, policy, deliver));
                 }
             })
     }
@@ -109,7 +115,7 @@ impl Server {
     }
 }
 
-fn serve_one<F>(stream: UnixStream, allowed_gid: Option<u32>, deliver: F)
+fn serve_one<F>(stream: UnixStream, policy: Policy, deliver: F)
 where
     F: Fn(Incoming) -> bool,
 {
@@ -155,17 +161,11 @@ where
         Ok(_) => {}
         Err(_) => return,
     }
-    if !allowed(&peer, allowed_gid) {
+    let access = policy.classify(&peer, &access::peer_groups(&stream, peer.pid));
+    if access == Access::Denied {
         answer(
             &stream,
-            Response::err(
-                format!(
-                    "permission denied: uid {} may not control this supervisor (owned by uid {})",
-                    peer.uid,
-                    nix::unistd::geteuid()
-                ),
-                Default::default(),
-            ),
+            Response::err(policy.denied_message(&peer), Default::default()),
         );
         return;
     }
@@ -192,6 +192,16 @@ where
         );
         return;
     }
+    if access == Access::ReadOnly && !envelope.request.is_read_only() {
+        answer(
+            &stream,
+            Response::err(
+                policy.read_only_message(&peer, &envelope.request),
+                Default::default(),
+            ),
+        );
+        return;
+    }
     let (tx, rx) = mpsc::channel();
     let (written_tx, written_rx) = mpsc::channel();
     if !deliver(Incoming {
@@ -213,9 +223,4 @@ where
         let _ = stream.shutdown(std::net::Shutdown::Write);
         let _ = written_tx.send(());
     }
-}
-
-fn allowed(peer: &Peer, allowed_gid: Option<u32>) -> bool {
-    let me = nix::unistd::geteuid().as_raw();
-    peer.uid == me || peer.uid == 0 || allowed_gid.is_some_and(|g| g == peer.gid)
 }

@@ -105,6 +105,16 @@ pub fn run_shell_as(
         // std drops the supplementary groups when root switches uid.
         cmd.gid(id.gid).uid(id.uid);
     }
+    // The supervisor blocks SIGTERM & co. for its signal thread; probes and hooks (and what
+    // they leave behind) must start with a clean signal state, like services.
+    #[cfg(target_os = "linux")]
+    // SAFETY: reset_signals only makes async-signal-safe calls and does not allocate.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(
+            &mut cmd,
+            crate::backend::process::spawn::reset_signals,
+        );
+    }
     let mut child = cmd.spawn().map_err(ProbeError::Spawn)?;
     // The write ends now live only in the child (std closed ours after the spawn).
     drop(cmd);

@@ -20,6 +20,8 @@ pub struct DaemonArgs<'a> {
     pub service: Option<&'a str>,
     /// Only adopt what a crashed supervisor left; start nothing.
     pub adopt_only: bool,
+    /// `--drop-privileges`.
+    pub drop_privileges: bool,
 }
 
 /// Start a detached supervisor and return its readiness report.
@@ -51,6 +53,9 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
     cmd.arg("--backend").arg(args.backend);
     if args.system {
         cmd.arg("--sys");
+    }
+    if args.drop_privileges {
+        cmd.arg("--drop-privileges");
     }
     if let Some(l) = &args.log_level {
         cmd.arg("--log-level").arg(l);

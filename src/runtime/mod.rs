@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod paths;
 pub mod plan;
+pub mod privileges;
 pub mod state;
 pub mod supervisor;
 
@@ -19,6 +20,8 @@ pub enum RuntimeError {
     Control(#[from] crate::control::ControlError),
     #[error(transparent)]
     State(#[from] state::StateError),
+    #[error(transparent)]
+    Privilege(#[from] privileges::PrivilegeError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -14,6 +14,7 @@ use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
+use super::privileges;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -38,6 +39,8 @@ pub struct Options {
     pub adopt_only: bool,
     /// `--backend`.
     pub backend: crate::backend::Choice,
+    /// `--drop-privileges`: set up as root, then run as the services' user (privileges.rs).
+    pub drop_privileges: bool,
 }
 
 enum Msg {
@@ -104,10 +107,28 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
             return Err(e.into());
         }
     };
+    // Privileged mode: what the services ask for must be possible for whoever runs them.
+    let privileged = match privileged_setup(&config, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e);
+        }
+    };
     let roots = Roots::for_mode(opts.system);
     let paths = roots.project(&config.project);
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
+    }
+    if opts.system {
+        if let Err(e) = privileges::prepare_system_dirs(
+            &paths,
+            privileged.group,
+            privileged.target.as_ref().map(|t| t.uid),
+        ) {
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e.into());
+        }
     }
     let lock_guard = match lock(&paths) {
         Ok(l) => l,
@@ -138,7 +159,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         None
     };
     let backend = crate::backend::select::create(
-        opts.backend,
+        privileged.backend,
         opts.system,
         &config.project,
         BackendPaths {
@@ -179,15 +200,31 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     };
     sup.adopt_previous()?;
 
-    let server = Server::bind(&sup.paths.socket, None)?;
+    let server = Server::bind(&sup.paths.socket, privileged.group)?;
     let ctl_tx = tx.clone();
     server
-        .spawn(None, move |inc| ctl_tx.send(Msg::Control(inc)).is_ok())
+        .spawn(privileged.group, move |inc| {
+            ctl_tx.send(Msg::Control(inc)).is_ok()
+        })
         .map_err(RuntimeError::io("starting the control thread"))?;
     drop(tx);
     std::fs::write(&sup.paths.pid_file, format!("{}\n", std::process::id())).map_err(
         RuntimeError::io(format!("writing {}", sup.paths.pid_file.display())),
     )?;
+
+    if let Some(target) = &privileged.target {
+        if let Err(e) = privileges::drop_to(target) {
+            let _ = std::fs::remove_file(&sup.paths.socket);
+            let _ = std::fs::remove_file(&sup.paths.pid_file);
+            if let Some((f, _)) = sup.ready.take() {
+                report_ready(
+                    &mut Some(f),
+                    Response::err(e.to_string(), Default::default()),
+                );
+            }
+            return Err(e.into());
+        }
+    }
 
     if !opts.adopt_only {
         sup.queue
@@ -201,6 +238,37 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     sup.notifier
         .flush(Instant::now() + crate::notify::FLUSH_AT_EXIT);
     Ok(code)
+}
+
+/// What privileged mode decided before anything was created.
+struct Privileged {
+    /// The `systemg` group (`--sys` only), which may read status through the socket.
+    group: Option<u32>,
+    /// The `--drop-privileges` user.
+    target: Option<privileges::DropTarget>,
+    /// The backend to create (`--drop-privileges` needs the process backend).
+    backend: crate::backend::Choice,
+}
+
+fn privileged_setup(config: &Config, opts: &Options) -> Result<Privileged, RuntimeError> {
+    // An adopt-only supervisor starts nothing: it must be able to stop what is left even when
+    // the config no longer fits the host (a deleted user).
+    if !opts.adopt_only {
+        privileges::check(config, opts.drop_privileges, opts.system)?;
+    }
+    let (target, backend) = if opts.drop_privileges {
+        (
+            Some(privileges::DropTarget::from_config(config)?),
+            privileges::backend_for_drop(opts.backend)?,
+        )
+    } else {
+        (None, opts.backend)
+    };
+    Ok(Privileged {
+        group: opts.system.then(privileges::system_group).flatten(),
+        target,
+        backend,
+    })
 }
 
 fn report_ready(ready: &mut Option<File>, resp: Response) {
@@ -555,6 +623,8 @@ impl Supervisor {
 
     fn reload(&mut self, path: &std::path::Path) -> Result<(), RuntimeError> {
         let new = config::load(path)?;
+        // Against who runs the services now (after any --drop-privileges).
+        privileges::check(&new, false, false)?;
         if new.project != self.config.project {
             return Err(RuntimeError::Other(format!(
                 "the new config belongs to project `{}`, this supervisor runs `{}`",

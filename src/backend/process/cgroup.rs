@@ -52,17 +52,32 @@ impl CgroupRoot {
         self
     }
 
-    /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
-    /// a sibling of it. `None` when neither is writable.
-    pub fn create(&self, project: &str, service: &str) -> Option<UnitCgroup> {
-        let group = format!("sysg-{project}{}", self.instance);
+    /// Directories `create` tries, in order: our own cgroup, then its parent.
+    fn bases(&self) -> Vec<PathBuf> {
         let mut bases = vec![self.own.clone()];
         if let Some(parent) = self.own.parent() {
             if self.own != self.mount && parent.starts_with(&self.mount) {
                 bases.push(parent.to_path_buf());
             }
         }
-        for base in bases {
+        bases
+    }
+
+    /// True when `create` could make a unit cgroup: one of its bases is writable by us (root,
+    /// or a subtree delegated to our uid).
+    pub fn writable(&self) -> bool {
+        self.bases().iter().any(|b| {
+            nix::unistd::access(b, nix::unistd::AccessFlags::W_OK).is_ok()
+                && nix::unistd::access(&b.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK)
+                    .is_ok()
+        })
+    }
+
+    /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
+    /// a sibling of it. `None` when neither is writable.
+    pub fn create(&self, project: &str, service: &str) -> Option<UnitCgroup> {
+        let group = format!("sysg-{project}{}", self.instance);
+        for base in self.bases() {
             let dir = base.join(&group).join(service);
             if fs::create_dir_all(&dir).is_err() {
                 continue;

@@ -11,7 +11,7 @@ mod output;
 mod privs;
 mod procfs;
 mod reaper;
-mod spawn;
+pub(crate) mod spawn;
 mod tree;
 
 use std::collections::HashMap;
@@ -203,6 +203,13 @@ impl ProcessBackend {
     fn io_err(context: String) -> impl FnOnce(std::io::Error) -> BackendError {
         move |source| BackendError::Io { context, source }
     }
+}
+
+/// Whether this process may create unit cgroups (a cgroup2 hierarchy with a directory it can
+/// write: root, or a subtree delegated to its uid). Without one, cgroup limits cannot be
+/// applied.
+pub fn cgroup_writable() -> bool {
+    cgroup::CgroupRoot::detect().is_some_and(|c| c.writable())
 }
 
 fn open_pidfd(pid: u32) -> std::io::Result<OwnedFd> {

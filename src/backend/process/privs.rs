@@ -1,10 +1,19 @@
-//! What is applied between fork and exec besides the session and the cgroup: namespaces,
-//! rlimits, niceness, CPU affinity, groups, gid, uid, capabilities. Everything is resolved and
+//! What is applied between fork and exec besides the cgroup: session, namespaces, rlimits,
+//! niceness, CPU affinity, groups, gid, uid, capabilities. Everything is resolved, checked and
 //! laid out before the fork (`ChildSetup::prepare`); `apply_*` only makes async-signal-safe
 //! system calls on that data and never allocates.
+//!
+//! A step that fails in the child writes its `Step` to the report pipe before the child gives
+//! up, so that the parent's error names the config field (`limits.nofile: ...`) instead of a
+//! bare errno. With `isolation.pid` the child forks once more after `unshare(CLONE_NEWPID)`:
+//! the grandchild is PID 1 of the new namespace and becomes the unit's main process; the
+//! intermediate child reports the grandchild's pid on the same pipe and exits, so the
+//! grandchild is re-parented to the supervisor (a child subreaper), which can then wait for it
+//! and read its real exit status.
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::RawFd;
 
 use nix::unistd::{Group, User};
 
@@ -12,60 +21,9 @@ use crate::backend::BackendError;
 use crate::config::schema::Size;
 use crate::spec::UnitSpec;
 
-/// Capability names in kernel order (`CAP_CHOWN` = 0 ...).
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// Number of a `CAP_*` name (case-insensitive, `CAP_` prefix optional).
 pub fn cap_number(name: &str) -> Option<u32> {
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    CAPS.iter().position(|c| *c == full).map(|i| i as u32)
+    crate::config::caps::canonical(name).and_then(crate::config::caps::number)
 }
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
@@ -84,12 +42,130 @@ struct CapData {
     inheritable: u32,
 }
 
+/// One step of the child's set-up, as reported on the pipe when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    Setsid = 1,
+    SignalMask,
+    Unshare,
+    PrivateMounts,
+    Loopback,
+    PidFork,
+    ProcMount,
+    Cgroup,
+    Nofile,
+    Nproc,
+    Memlock,
+    Nice,
+    Affinity,
+    KeepCaps,
+    Bounding,
+    Groups,
+    Gid,
+    Uid,
+    Capset,
+    Ambient,
+}
+
+impl Step {
+    const ALL: [Step; 20] = [
+        Step::Setsid,
+        Step::SignalMask,
+        Step::Unshare,
+        Step::PrivateMounts,
+        Step::Loopback,
+        Step::PidFork,
+        Step::ProcMount,
+        Step::Cgroup,
+        Step::Nofile,
+        Step::Nproc,
+        Step::Memlock,
+        Step::Nice,
+        Step::Affinity,
+        Step::KeepCaps,
+        Step::Bounding,
+        Step::Groups,
+        Step::Gid,
+        Step::Uid,
+        Step::Capset,
+        Step::Ambient,
+    ];
+
+    /// The step with this wire byte.
+    pub fn from_byte(b: u8) -> Option<Step> {
+        Step::ALL.iter().copied().find(|s| *s as u8 == b)
+    }
+
+    /// The config field the step applies and what it does, for error messages.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Step::Setsid => ("(session)", "setsid"),
+            Step::SignalMask => ("(signals)", "unblocking signals"),
+            Step::Unshare => ("isolation", "creating the namespaces (unshare)"),
+            Step::PrivateMounts => ("isolation.mount", "making mounts private"),
+            Step::Loopback => ("isolation.network", "bringing up the loopback interface"),
+            Step::PidFork => ("isolation.pid", "forking the namespace's first process"),
+            Step::ProcMount => ("isolation.pid", "mounting a fresh /proc"),
+            Step::Cgroup => ("(cgroup)", "joining the unit's cgroup"),
+            Step::Nofile => ("limits.nofile", "setrlimit(RLIMIT_NOFILE)"),
+            Step::Nproc => ("limits.nproc", "setrlimit(RLIMIT_NPROC)"),
+            Step::Memlock => ("limits.memlock", "setrlimit(RLIMIT_MEMLOCK)"),
+            Step::Nice => ("limits.nice", "setpriority"),
+            Step::Affinity => ("limits.cpu_affinity", "sched_setaffinity"),
+            Step::KeepCaps => ("capabilities", "PR_SET_KEEPCAPS"),
+            Step::Bounding => ("capabilities", "reducing the bounding set"),
+            Step::Groups => ("supplementary_groups", "setgroups"),
+            Step::Gid => ("group", "setresgid"),
+            Step::Uid => ("user", "setresuid"),
+            Step::Capset => ("capabilities", "capset"),
+            Step::Ambient => ("capabilities", "raising the ambient set"),
+        }
+    }
+}
+
+/// What the child reported on the pipe.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The step that failed.
+    pub failed: Option<Step>,
+    /// With `isolation.pid`: the pid (in our namespace) of the namespace's PID 1.
+    pub ns_init: Option<u32>,
+}
+
+impl Report {
+    /// Decode the bytes read from the pipe: `E<step>` and `P<pid, native endian u32>`.
+    pub fn parse(mut bytes: &[u8]) -> Report {
+        let mut r = Report::default();
+        while let Some((&tag, rest)) = bytes.split_first() {
+            match tag {
+                b'E' if !rest.is_empty() => {
+                    r.failed = r.failed.or(Step::from_byte(rest[0]));
+                    bytes = &rest[1..];
+                }
+                b'P' if rest.len() >= 4 => {
+                    let mut pid = [0u8; 4];
+                    pid.copy_from_slice(&rest[..4]);
+                    r.ns_init = Some(u32::from_ne_bytes(pid));
+                    bytes = &rest[4..];
+                }
+                _ => break,
+            }
+        }
+        r
+    }
+}
+
+/// A failed step with the error it got.
+pub type StepError = (Step, io::Error);
+
 /// Data for the child, prepared before the fork.
 pub struct ChildSetup {
     unshare: libc::c_int,
     private_mounts: bool,
     loopback_up: bool,
-    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    new_pid_ns: bool,
+    rlimits: Vec<(Step, libc::__rlimit_resource_t, libc::rlimit)>,
     nice: Option<libc::c_int>,
     affinity: Option<libc::cpu_set_t>,
     groups: Option<Vec<libc::gid_t>>,
@@ -99,6 +175,8 @@ pub struct ChildSetup {
     /// ambient).
     caps: Option<u64>,
     mount_root: CString,
+    proc_dir: CString,
+    proc_type: CString,
     lo: CString,
 }
 
@@ -116,14 +194,99 @@ fn rlim(v: Size) -> libc::rlim_t {
     }
 }
 
-impl ChildSetup {
-    pub fn prepare(spec: &UnitSpec) -> Result<ChildSetup, BackendError> {
-        if spec.isolation.pid {
+/// The capabilities this process holds: (permitted, bounding).
+fn own_caps() -> (u64, u64) {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData structs (version 3) into the array we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    let permitted = if rc == 0 {
+        u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32)
+    } else {
+        0
+    };
+    let mut bounding = 0u64;
+    for cap in 0..64u32 {
+        // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } == 1 {
+            bounding |= 1 << cap;
+        }
+    }
+    (permitted, bounding)
+}
+
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Check the rlimits the child will set against what the kernel will allow, so that the error
+/// names the field and says why, before anything is forked.
+fn check_rlimits(
+    spec: &UnitSpec,
+    rlimits: &[(Step, libc::__rlimit_resource_t, libc::rlimit)],
+    permitted: u64,
+) -> Result<(), BackendError> {
+    let may_raise = permitted & (1 << CAP_SYS_RESOURCE) != 0;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    for (step, res, want) in rlimits {
+        let field = step.describe().0;
+        let shown = |v: libc::rlim_t| {
+            if v == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        if *res == libc::RLIMIT_NOFILE {
+            if let Some(max) = nr_open {
+                if want.rlim_max == libc::RLIM_INFINITY || want.rlim_max > max {
+                    return Err(err(
+                        spec,
+                        format!(
+                            "{field}: {} is above the kernel's maximum number of open files (fs.nr_open = {max})",
+                            shown(want.rlim_max)
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the struct we own.
+        if unsafe { libc::getrlimit(*res, &mut cur) } != 0 {
+            continue;
+        }
+        let above = cur.rlim_max != libc::RLIM_INFINITY
+            && (want.rlim_max == libc::RLIM_INFINITY || want.rlim_max > cur.rlim_max);
+        if above && !may_raise {
             return Err(err(
                 spec,
-                "`isolation.pid` is not supported by the process backend yet".into(),
+                format!(
+                    "{field}: {} is above the supervisor's hard limit {}, and raising a hard limit needs CAP_SYS_RESOURCE, which the supervisor does not have",
+                    shown(want.rlim_max),
+                    shown(cur.rlim_max)
+                ),
             ));
         }
+    }
+    Ok(())
+}
+
+impl ChildSetup {
+    /// Resolve names, lay out every value the child needs and check what can be checked before
+    /// the fork. Errors name the config field.
+    pub fn prepare(spec: &UnitSpec) -> Result<ChildSetup, BackendError> {
         let mut unshare = 0;
         if spec.isolation.network {
             unshare |= libc::CLONE_NEWNET;
@@ -131,17 +294,21 @@ impl ChildSetup {
         if spec.isolation.mount {
             unshare |= libc::CLONE_NEWNS;
         }
+        if spec.isolation.pid {
+            unshare |= libc::CLONE_NEWPID;
+        }
 
         let l = &spec.limits;
         let mut rlimits = Vec::new();
-        for (res, v) in [
-            (libc::RLIMIT_NOFILE, l.nofile),
-            (libc::RLIMIT_NPROC, l.nproc),
-            (libc::RLIMIT_MEMLOCK, l.memlock),
+        for (step, res, v) in [
+            (Step::Nofile, libc::RLIMIT_NOFILE, l.nofile),
+            (Step::Nproc, libc::RLIMIT_NPROC, l.nproc),
+            (Step::Memlock, libc::RLIMIT_MEMLOCK, l.memlock),
         ] {
             if let Some(v) = v {
                 let v = rlim(v);
                 rlimits.push((
+                    step,
                     res,
                     libc::rlimit {
                         rlim_cur: v,
@@ -150,6 +317,8 @@ impl ChildSetup {
                 ));
             }
         }
+        let (permitted, bounding) = own_caps();
+        check_rlimits(spec, &rlimits, permitted)?;
         let affinity = match &l.cpu_affinity {
             None => None,
             Some(cpus) => {
@@ -157,7 +326,7 @@ impl ChildSetup {
                 let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
                 for &cpu in cpus {
                     if cpu as usize >= libc::CPU_SETSIZE as usize {
-                        return Err(err(spec, format!("cpu_affinity: no CPU {cpu}")));
+                        return Err(err(spec, format!("limits.cpu_affinity: no CPU {cpu}")));
                     }
                     // SAFETY: `cpu` was checked to be below CPU_SETSIZE.
                     unsafe { libc::CPU_SET(cpu as usize, &mut set) };
@@ -168,10 +337,10 @@ impl ChildSetup {
 
         let user = match &spec.user {
             None => None,
-            Some(name) => Some(resolve_user(name).map_err(|m| err(spec, m))?),
+            Some(name) => Some(resolve_user(name).map_err(|m| err(spec, format!("user: {m}")))?),
         };
         let gid = match &spec.group {
-            Some(name) => Some(resolve_group(name).map_err(|m| err(spec, m))?),
+            Some(name) => Some(resolve_group(name).map_err(|m| err(spec, format!("group: {m}")))?),
             None => user.as_ref().map(|u| u.gid.as_raw()),
         };
         let groups = if !spec.supplementary_groups.is_empty() || user.is_some() {
@@ -190,7 +359,10 @@ impl ChildSetup {
                 }
             }
             for name in &spec.supplementary_groups {
-                gs.push(resolve_group(name).map_err(|m| err(spec, m))?);
+                gs.push(
+                    resolve_group(name)
+                        .map_err(|m| err(spec, format!("supplementary_groups: {m}")))?,
+                );
             }
             gs.sort_unstable();
             gs.dedup();
@@ -204,8 +376,20 @@ impl ChildSetup {
             Some(names) => {
                 let mut mask = 0u64;
                 for n in names {
-                    let c = cap_number(n)
-                        .ok_or_else(|| err(spec, format!("unknown capability {n}")))?;
+                    let c = cap_number(n).ok_or_else(|| {
+                        err(spec, format!("capabilities: unknown capability {n}"))
+                    })?;
+                    // A capability the supervisor lacks cannot be handed on: say so now
+                    // rather than run the service without it.
+                    if bounding & (1 << c) == 0 || permitted & (1 << c) == 0 {
+                        return Err(err(
+                            spec,
+                            format!(
+                                "capabilities: {n}: the supervisor does not hold this capability (it is not in its {} set), so it cannot grant it",
+                                if bounding & (1 << c) == 0 { "bounding" } else { "permitted" }
+                            ),
+                        ));
+                    }
                     mask |= 1 << c;
                 }
                 Some(mask)
@@ -229,6 +413,7 @@ impl ChildSetup {
             unshare,
             private_mounts: spec.isolation.mount,
             loopback_up: spec.isolation.network,
+            new_pid_ns: spec.isolation.pid,
             rlimits,
             nice: l.nice,
             affinity,
@@ -237,19 +422,30 @@ impl ChildSetup {
             uid,
             caps,
             mount_root: c"/".to_owned(),
+            proc_dir: c"/proc".to_owned(),
+            proc_type: c"proc".to_owned(),
             lo: c"lo".to_owned(),
         })
     }
 
-    /// Namespaces (first, before the cgroup is joined).
+    /// True when the child forks once more (`isolation.pid`).
+    pub fn forks_again(&self) -> bool {
+        self.new_pid_ns
+    }
+
+    /// Own session, then namespaces (before the cgroup is joined). With a new pid namespace
+    /// this forks: the intermediate child writes the grandchild's pid to `report` and exits
+    /// here; only the grandchild returns.
     ///
     /// # Safety
     /// Call only in the child between fork and exec.
-    pub unsafe fn apply_namespaces(&self) -> io::Result<()> {
+    pub unsafe fn apply_namespaces(&self, report: RawFd) -> Result<(), StepError> {
+        // Own session, hence own process group (pgid = sid = pid), no controlling tty.
+        check(libc::setsid()).map_err(|e| (Step::Setsid, e))?;
         if self.unshare == 0 {
             return Ok(());
         }
-        check(libc::unshare(self.unshare))?;
+        check(libc::unshare(self.unshare)).map_err(|e| (Step::Unshare, e))?;
         if self.private_mounts {
             // Mounts made inside stay inside; the host's still propagate in.
             check(libc::mount(
@@ -258,10 +454,42 @@ impl ChildSetup {
                 std::ptr::null(),
                 libc::MS_REC | libc::MS_SLAVE,
                 std::ptr::null(),
-            ))?;
+            ))
+            .map_err(|e| (Step::PrivateMounts, e))?;
         }
         if self.loopback_up {
-            self.bring_up_loopback()?;
+            self.bring_up_loopback().map_err(|e| (Step::Loopback, e))?;
+        }
+        if self.new_pid_ns {
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err((Step::PidFork, io::Error::last_os_error()));
+            }
+            if pid > 0 {
+                // The intermediate child: hand the pid over and leave. Its exit re-parents
+                // the grandchild to the supervisor (a child subreaper).
+                let mut msg = [0u8; 5];
+                msg[0] = b'P';
+                msg[1..].copy_from_slice(&(pid as u32).to_ne_bytes());
+                libc::write(report, msg.as_ptr().cast(), msg.len());
+                libc::_exit(0);
+            }
+            // PID 1 of the new namespace. A session of its own again, so that the unit's
+            // process group and session ids are this process's pid (as the supervisor sees
+            // it), like any other unit's.
+            check(libc::setsid()).map_err(|e| (Step::Setsid, e))?;
+            if self.private_mounts {
+                // Only with a private mount table: mounting over the host's /proc would break
+                // every other process.
+                check(libc::mount(
+                    self.proc_type.as_ptr(),
+                    self.proc_dir.as_ptr(),
+                    self.proc_type.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                ))
+                .map_err(|e| (Step::ProcMount, e))?;
+            }
         }
         Ok(())
     }
@@ -291,24 +519,26 @@ impl ChildSetup {
     ///
     /// # Safety
     /// Call only in the child between fork and exec.
-    pub unsafe fn apply_rest(&self) -> io::Result<()> {
-        for (res, lim) in &self.rlimits {
-            check(libc::setrlimit(*res, lim))?;
+    pub unsafe fn apply_rest(&self) -> Result<(), StepError> {
+        for (step, res, lim) in &self.rlimits {
+            check(libc::setrlimit(*res, lim)).map_err(|e| (*step, e))?;
         }
         if let Some(n) = self.nice {
-            check(libc::setpriority(libc::PRIO_PROCESS, 0, n))?;
+            check(libc::setpriority(libc::PRIO_PROCESS, 0, n)).map_err(|e| (Step::Nice, e))?;
         }
         if let Some(set) = &self.affinity {
             check(libc::sched_setaffinity(
                 0,
                 std::mem::size_of::<libc::cpu_set_t>(),
                 set,
-            ))?;
+            ))
+            .map_err(|e| (Step::Affinity, e))?;
         }
         if let Some(mask) = self.caps {
             // Keep the permitted set across the uid change; trim the bounding set while we
             // still have CAP_SETPCAP.
-            check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+            check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))
+                .map_err(|e| (Step::KeepCaps, e))?;
             for cap in 0..64u32 {
                 if mask & (1 << cap) == 0
                     && libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) == 1
@@ -319,18 +549,19 @@ impl ChildSetup {
                         0,
                         0,
                         0,
-                    ))?;
+                    ))
+                    .map_err(|e| (Step::Bounding, e))?;
                 }
             }
         }
         if let Some(groups) = &self.groups {
-            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            check(libc::setgroups(groups.len(), groups.as_ptr())).map_err(|e| (Step::Groups, e))?;
         }
         if let Some(gid) = self.gid {
-            check(libc::setresgid(gid, gid, gid))?;
+            check(libc::setresgid(gid, gid, gid)).map_err(|e| (Step::Gid, e))?;
         }
         if let Some(uid) = self.uid {
-            check(libc::setresuid(uid, uid, uid))?;
+            check(libc::setresuid(uid, uid, uid)).map_err(|e| (Step::Uid, e))?;
         }
         if let Some(mask) = self.caps {
             let mut header = CapHeader {
@@ -355,7 +586,8 @@ impl ChildSetup {
                 libc::SYS_capset,
                 &mut header as *mut CapHeader,
                 data.as_mut_ptr(),
-            ) as libc::c_int)?;
+            ) as libc::c_int)
+            .map_err(|e| (Step::Capset, e))?;
             // Ambient capabilities survive the exec of an unprivileged program.
             for cap in 0..64u32 {
                 if mask & (1 << cap) != 0 {
@@ -365,12 +597,22 @@ impl ChildSetup {
                         cap as libc::c_ulong,
                         0,
                         0,
-                    ))?;
+                    ))
+                    .map_err(|e| (Step::Ambient, e))?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Write `E<step>` to the report pipe (child side; async-signal-safe).
+///
+/// # Safety
+/// Call only in the child between fork and exec.
+pub unsafe fn report_failure(report: RawFd, step: Step) {
+    let msg = [b'E', step as u8];
+    libc::write(report, msg.as_ptr().cast(), msg.len());
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -388,8 +630,8 @@ fn resolve_user(name: &str) -> Result<User, String> {
     };
     match found {
         Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(format!("user {name}: no such user")),
-        Err(e) => Err(format!("user {name}: {e}")),
+        Ok(None) => Err(format!("{name}: no such user")),
+        Err(e) => Err(format!("{name}: {e}")),
     }
 }
 
@@ -399,8 +641,8 @@ fn resolve_group(name: &str) -> Result<libc::gid_t, String> {
     }
     match Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(format!("group {name}: no such group")),
-        Err(e) => Err(format!("group {name}: {e}")),
+        Ok(None) => Err(format!("{name}: no such group")),
+        Err(e) => Err(format!("{name}: {e}")),
     }
 }
 
@@ -414,5 +656,24 @@ mod tests {
         assert_eq!(cap_number("net_bind_service"), Some(10));
         assert_eq!(cap_number("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(cap_number("CAP_NOPE"), None);
+    }
+
+    #[test]
+    fn report_bytes() {
+        let mut b = vec![b'P'];
+        b.extend_from_slice(&4242u32.to_ne_bytes());
+        b.extend_from_slice(&[b'E', Step::Nofile as u8]);
+        assert_eq!(
+            Report::parse(&b),
+            Report {
+                failed: Some(Step::Nofile),
+                ns_init: Some(4242)
+            }
+        );
+        assert_eq!(Report::parse(&[]), Report::default());
+        assert_eq!(Report::parse(&[b'E', 200]).failed, None);
+        for s in Step::ALL {
+            assert_eq!(Step::from_byte(s as u8), Some(s));
+        }
     }
 }

@@ -1,17 +1,17 @@
 //! Forking a unit's main process: FIFOs for its output, its own session, its cgroup.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nix::fcntl::{fcntl, FcntlArg};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 
-use super::privs::ChildSetup;
+use super::privs::{self, ChildSetup, Report, Step, StepError};
 use super::tree::MARKER_VAR;
 use crate::backend::BackendError;
 use crate::spec::UnitSpec;
@@ -111,43 +111,78 @@ pub fn spawn(
         cmd.current_dir(cwd);
     }
     let cgroup_fd: Option<RawFd> = cgroup_procs.map(|f| f.as_raw_fd());
+    // The child reports a failed step (and, with a new pid namespace, its grandchild's pid)
+    // here; both ends close on exec.
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
+    let report_fd = report_w.as_raw_fd();
+    let forks = setup.forks_again();
     // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system
-    // calls (setsid, unshare, write, setrlimit, setgroups, setresuid, capset, ...) on values
-    // prepared before the fork, and does not allocate (io::Error::last_os_error stores the
-    // errno inline).
+    // calls (setsid, unshare, fork, write, setrlimit, setgroups, setresuid, capset, ...) on
+    // values prepared before the fork, and does not allocate (io::Error::last_os_error stores
+    // the errno inline).
     unsafe {
         cmd.pre_exec(move || {
-            reset_signals()?;
-            // Own session, hence own process group (pgid = sid = pid), no controlling tty.
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            setup.apply_namespaces()?;
-            // Writing "0" to cgroup.procs moves the writing process.
-            if let Some(fd) = cgroup_fd {
-                let buf = b"0";
-                if libc::write(fd, buf.as_ptr().cast(), buf.len()) < 0 {
-                    return Err(io::Error::last_os_error());
+            let steps = || -> Result<(), StepError> {
+                reset_signals().map_err(|e| (Step::SignalMask, e))?;
+                setup.apply_namespaces(report_fd)?;
+                // Writing "0" to cgroup.procs moves the writing process.
+                if let Some(fd) = cgroup_fd {
+                    let buf = b"0";
+                    if libc::write(fd, buf.as_ptr().cast(), buf.len()) < 0 {
+                        return Err((Step::Cgroup, io::Error::last_os_error()));
+                    }
                 }
-            }
-            setup.apply_rest()
+                setup.apply_rest()
+            };
+            steps().map_err(|(step, e)| {
+                privs::report_failure(report_fd, step);
+                e
+            })
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| start_err(spec, format!("cannot run `{}`: {e}", spec.argv[0])))?;
+    let spawned = cmd.spawn();
+    drop(cmd);
+    drop(report_w);
+    // Everything the children wrote is there now: std's spawn returns only once every copy of
+    // its own exec-error pipe is closed (exec or exit), and ours were written before that.
+    let mut bytes = Vec::new();
+    let _ = (&File::from(report_r)).read_to_end(&mut bytes);
+    let report = Report::parse(&bytes);
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(start_err(
+                spec,
+                match report.failed.map(Step::describe) {
+                    Some((field, action)) if field.starts_with('(') => format!("{action}: {e}"),
+                    Some((field, action)) => format!("{field}: {action}: {e}"),
+                    None => format!("cannot run `{}`: {e}", spec.argv[0]),
+                },
+            ))
+        }
+    };
     // Dropping `Child` neither waits nor kills; the reaper collects the status via the pidfd.
     let pid = child.id();
     drop(child);
-    drop(cmd);
-    Ok(pid)
+    if !forks {
+        return Ok(pid);
+    }
+    // The intermediate child has exited (see above); reap it. The grandchild is ours now.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+    report.ns_init.ok_or_else(|| {
+        start_err(
+            spec,
+            "isolation.pid: the namespace's first process did not report its pid",
+        )
+    })
 }
 
 /// Give the service a clean signal state: the supervisor blocks the signals it waits for
 /// (SIGINT, SIGTERM, SIGHUP) and may have inherited ignored ones (a shell's `&` ignores SIGINT
 /// and SIGQUIT); a blocked or ignored SIGTERM would make every stop wait for SIGKILL.
 /// Runs between fork and exec: only async-signal-safe calls, no allocation.
-fn reset_signals() -> io::Result<()> {
+pub(crate) fn reset_signals() -> io::Result<()> {
     // SAFETY: sigemptyset/pthread_sigmask/signal are async-signal-safe and act on this
     // (single-threaded, just forked) process only.
     unsafe {

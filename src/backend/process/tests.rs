@@ -275,10 +275,22 @@ fn start_errors() {
     let e = h.backend.start(&s).unwrap_err();
     assert!(e.to_string().contains("unknown capability"), "{e}");
 
-    let mut s = h.spec("iso", &["true"]);
-    s.isolation.pid = true;
+    // Errors name the field, whether found before the fork or by the child.
+    let mut s = h.spec("nofile", &["true"]);
+    s.limits.nofile = Some(crate::config::schema::Size::Unlimited);
     let e = h.backend.start(&s).unwrap_err();
-    assert!(e.to_string().contains("isolation.pid"), "{e}");
+    assert!(e.to_string().contains("limits.nofile"), "{e}");
+    assert!(e.to_string().contains("fs.nr_open"), "{e}");
+
+    let mut s = h.spec("affinity", &["true"]);
+    // A CPU number the set can hold but no machine here has: the kernel refuses the mask.
+    s.limits.cpu_affinity = Some(vec![1000]);
+    let e = h.backend.start(&s).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("affinity: limits.cpu_affinity: sched_setaffinity: "),
+        "{e}"
+    );
 
     let e = h.backend.start(&h.spec("../x", &["true"])).unwrap_err();
     assert!(matches!(e, BackendError::Start { .. }), "{e}");
@@ -627,4 +639,200 @@ fn cgroup_limits_are_written_or_refused() {
             assert!(h.backend.records().is_empty());
         }
     }
+}
+
+/// `Cap*:` lines of /proc/PID/status.
+fn cap_lines(pid: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("Cap"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_plain_service_keeps_the_supervisors_capabilities() {
+    let mut h = harness(true);
+    let pid = h
+        .backend
+        .start(&h.spec("plain", &["sleep", "1000"]))
+        .unwrap();
+    // Wait for the exec: before it, /proc shows the forked copy of this process.
+    wait_until("the exec", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    let mine = cap_lines("self");
+    let theirs = cap_lines(&pid.to_string());
+    // Root's exec recomputes the permitted and effective sets from the bounding set; for a
+    // supervisor whose sets are all the bounding set (a root shell) nothing changes.
+    let field = |v: &[String], k: &str| v.iter().find(|l| l.starts_with(k)).cloned();
+    assert_eq!(field(&theirs, "CapBnd"), field(&mine, "CapBnd"));
+    assert_eq!(field(&theirs, "CapAmb"), field(&mine, "CapAmb"));
+    if is_root()
+        && field(&mine, "CapEff").map(|l| l.replace("CapEff", ""))
+            == field(&mine, "CapBnd").map(|l| l.replace("CapBnd", ""))
+    {
+        assert_eq!(field(&theirs, "CapEff"), field(&mine, "CapEff"));
+    }
+    h.backend.kill("plain").unwrap();
+    h.exited("plain");
+}
+
+#[test]
+fn a_capability_the_supervisor_lacks_is_refused() {
+    let bnd = cap_lines("self")
+        .into_iter()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap();
+    let Some(missing) = (0..=40u32).find(|c| bnd & (1 << c) == 0) else {
+        eprintln!("skipped: this process holds every capability");
+        return;
+    };
+    let name = crate::config::caps::CAPABILITIES[missing as usize];
+    let mut h = harness(true);
+    let mut s = h.spec("cap", &["true"]);
+    s.capabilities = Some(vec![name.to_string()]);
+    let e = h.backend.start(&s).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "capabilities: {name}: the supervisor does not hold"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn raising_a_hard_limit_needs_cap_sys_resource() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut lim) }, 0);
+    if lim.rlim_max == libc::RLIM_INFINITY {
+        eprintln!("skipped: RLIMIT_NPROC has no hard limit here");
+        return;
+    }
+    let want = lim.rlim_max + 1;
+    let mut h = harness(true);
+    let mut s = h.spec("nproc", &["sleep", "1000"]);
+    s.limits.nproc = Some(crate::config::schema::Size::Value(want));
+    let has_resource = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << 24) != 0);
+    match h.backend.start(&s) {
+        Ok(pid) => {
+            assert!(has_resource, "raised without CAP_SYS_RESOURCE");
+            let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max processes"))
+                .unwrap();
+            assert!(line.contains(&want.to_string()), "{line}");
+            h.backend.kill("nproc").unwrap();
+            h.exited("nproc");
+        }
+        Err(e) => {
+            assert!(!has_resource, "{e}");
+            let e = e.to_string();
+            assert!(
+                e.contains("limits.nproc") && e.contains("CAP_SYS_RESOURCE"),
+                "{e}"
+            );
+        }
+    }
+}
+
+/// `NSpid:` of a process: its pid in each namespace, outermost first.
+fn nspid(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pid_isolation_makes_the_service_pid_1_and_keeps_its_exit_status() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for mount in [true, false] {
+        let mut h = harness(true);
+        let ready = h.path("ready");
+        // PID 1 ignores signals it has no handler for: trap TERM to exit with a code.
+        let script = format!(
+            "trap 'exit 3' TERM; echo $$; ls /proc | grep -c '^[0-9]'; touch {}; sleep 1000 & wait",
+            ready.display()
+        );
+        let mut s = h.sh("pidns", &script);
+        s.isolation.pid = true;
+        s.isolation.mount = mount;
+        let pid = h.backend.start(&s).unwrap();
+        wait_until("the service to be ready", || ready.exists());
+        assert_eq!(nspid(pid), vec![pid, 1], "mount={mount}");
+        let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+            ours
+        );
+        // The supervisor's own pid namespace for later children is untouched.
+        assert_eq!(
+            std::fs::read_link("/proc/self/ns/pid_for_children").unwrap(),
+            ours
+        );
+        let lines = h.lines_until("pidns", 2);
+        assert_eq!(lines[0], (Kind::Stdout, "1".to_string()));
+        if mount {
+            // A fresh /proc shows the namespace only: the shell, sleep, ls, grep.
+            let n: u32 = lines[1].1.parse().unwrap();
+            assert!(n <= 4, "{lines:?}");
+        }
+        assert_eq!(h.backend.records()[0].pid, pid);
+        h.backend.signal("pidns", libc::SIGTERM).unwrap();
+        assert_eq!(h.exited("pidns"), (pid, ExitStatus::Code(3)));
+        wait_until("the service to be reaped", || {
+            proc_start_time(pid).is_none()
+        });
+    }
+}
+
+#[test]
+fn pid_isolation_kill_and_failures() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut h = harness(false);
+    let mut s = h.spec("pid1", &["sleep", "1000"]);
+    s.isolation.pid = true;
+    let pid = h.backend.start(&s).unwrap();
+    assert_eq!(nspid(pid), vec![pid, 1]);
+    // Process-group tracking: the unit is its own session, as without isolation.
+    assert_eq!(procfs::stat(pid).unwrap().session, pid);
+    h.backend.kill("pid1").unwrap();
+    assert_eq!(h.exited("pid1"), (pid, ExitStatus::Signal(libc::SIGKILL)));
+
+    // A failure after the second fork still names the field and leaves nothing behind.
+    let mut s = h.spec("pid1", &["true"]);
+    s.isolation.pid = true;
+    s.limits.cpu_affinity = Some(vec![1000]);
+    let e = h.backend.start(&s).unwrap_err().to_string();
+    assert!(e.contains("limits.cpu_affinity"), "{e}");
+    let mut s = h.spec("pid1", &["/nonexistent/program-xyz"]);
+    s.isolation.pid = true;
+    let e = h.backend.start(&s).unwrap_err().to_string();
+    assert!(e.contains("program-xyz"), "{e}");
+    assert!(h.backend.records().is_empty());
 }

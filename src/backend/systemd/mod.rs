@@ -34,6 +34,8 @@ pub struct SystemdBackend {
     system: bool,
     call: Connection,
     shared: Arc<Shared>,
+    /// Where to hand each unit its environment in a private file (`with_env_dir`).
+    env_dir: Option<std::path::PathBuf>,
 }
 
 /// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
@@ -104,7 +106,67 @@ impl SystemdBackend {
             system,
             call,
             shared,
+            env_dir: None,
         })
+    }
+
+    /// Pass each unit's environment through a `0600` file in `dir` (the project's run
+    /// directory), removed once the start job is over, instead of the `Environment=` property,
+    /// which every local user can read with `systemctl show`: env files hold secrets.
+    pub fn with_env_dir(mut self, dir: std::path::PathBuf) -> SystemdBackend {
+        self.env_dir = Some(dir);
+        self
+    }
+
+    /// Write the environment file of `service` when there is an env dir and an environment.
+    fn write_env_file(
+        &self,
+        service: &str,
+        spec: &UnitSpec,
+        props: &mut Vec<properties::Property>,
+    ) -> Result<Option<EnvFile>, BackendError> {
+        let Some(dir) = &self.env_dir else {
+            return Ok(None);
+        };
+        if spec.env.is_empty() {
+            return Ok(None);
+        }
+        let path = dir.join(format!("{service}.env"));
+        let io = |e: std::io::Error| BackendError::Io {
+            context: format!("writing {}", path.display()),
+            source: e,
+        };
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            f.write_all(properties::environment_file(&spec.env).as_bytes())
+                .map_err(io)?;
+        }
+        let text = path.to_str().ok_or_else(|| BackendError::Start {
+            unit: service.to_string(),
+            message: format!("{} is not valid UTF-8", path.display()),
+        })?;
+        properties::use_environment_file(props, text);
+        Ok(Some(EnvFile(path)))
     }
 
     /// True for the system manager, false for the user's manager.
@@ -313,6 +375,15 @@ fn describe(e: &zbus::Error) -> String {
 
 /// systemd's message for a refused property names it ("Unknown assignment: PrivatePIDs=..." or
 /// "Invalid ... for MemoryMax"); make that explicit when it does.
+/// An environment file handed to systemd, removed when dropped.
+struct EnvFile(std::path::PathBuf);
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error) -> BackendError {
     let text = describe(&e);
     let named = props
@@ -320,7 +391,10 @@ fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error)
         .map(|(k, _)| k.as_str())
         .find(|k| text.contains(&format!("{k}=")) || text.contains(&format!(" {k}")));
     let message = match named {
-        Some(p) => format!("systemd refused property {p}: {text}"),
+        Some(p) => match properties::config_field(p) {
+            Some(field) => format!("systemd refused property {p} (from {field}): {text}"),
+            None => format!("systemd refused property {p}: {text}"),
+        },
         None => format!("systemd refused the transient unit: {text}"),
     };
     BackendError::Start {
@@ -342,10 +416,12 @@ impl Backend for SystemdBackend {
             message,
         })?;
         let path = naming::unit_object_path(&name);
-        let props = properties::service_properties(spec).map_err(|e| BackendError::Start {
+        let mut props = properties::service_properties(spec).map_err(|e| BackendError::Start {
             unit: service.to_string(),
             message: e.to_string(),
         })?;
+        // systemd reads it while starting the unit; it is removed when this call returns.
+        let _env_file = self.write_env_file(service, spec, &mut props)?;
         if let Some(why) = self.shared.lock().dead.clone() {
             return Err(BackendError::Start {
                 unit: service.to_string(),

@@ -150,6 +150,57 @@ pub fn cpu_quota_per_sec_usec(quota_us: u64, period_us: u64) -> Result<u64, Prop
     })
 }
 
+/// The text of a systemd environment file holding `env`: `KEY="value"` lines, with the four
+/// characters systemd unescapes inside double quotes (`"`, `\`, `` ` ``, `$`) escaped.
+pub fn environment_file(env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in env {
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            if matches!(c, '"' | '\\' | '`' | '$') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push_str("\"\n");
+    }
+    out
+}
+
+/// Replace `Environment` by `EnvironmentFiles` naming `path`: unit properties are readable by
+/// every local user (`systemctl show`), a root-only file is not.
+pub fn use_environment_file(props: &mut Vec<Property>, path: &str) {
+    props.retain(|(k, _)| k != "Environment");
+    let files: Vec<(String, bool)> = vec![(path.to_string(), false)];
+    push(props, "EnvironmentFiles", Value::from(files));
+}
+
+/// The config field a property comes from, for error messages (with a hint where one helps).
+pub fn config_field(property: &str) -> Option<&'static str> {
+    Some(match property {
+        "User" => "user",
+        "Group" => "group",
+        "SupplementaryGroups" => "supplementary_groups",
+        "LimitNOFILE" | "LimitNOFILESoft" => "limits.nofile",
+        "LimitNPROC" | "LimitNPROCSoft" => "limits.nproc",
+        "LimitMEMLOCK" | "LimitMEMLOCKSoft" => "limits.memlock",
+        "Nice" => "limits.nice",
+        "CPUAffinity" => "limits.cpu_affinity",
+        "MemoryMax" => "limits.cgroup.memory_max",
+        "CPUQuotaPerSecUSec" | "CPUQuotaPeriodUSec" => "limits.cgroup.cpu_max",
+        "AmbientCapabilities" | "CapabilityBoundingSet" => "capabilities",
+        "PrivateNetwork" => "isolation.network",
+        "PrivateMounts" => "isolation.mount",
+        "PrivatePIDs" => {
+            "isolation.pid, which needs systemd 257 or later; the process backend (--backend process) supports it"
+        }
+        "Environment" => "env",
+        "WorkingDirectory" => "working_dir",
+        _ => return None,
+    })
+}
+
 /// The properties of the transient service for `spec`.
 pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyError> {
     let mut p: Vec<Property> = Vec::new();
@@ -555,5 +606,24 @@ mod tests {
         let r = rendered(&props);
         let slice = r.iter().find(|(k, _, _)| k == "Slice").unwrap();
         assert_eq!(slice.2, "\"sysg-my\\\\x2dapp.slice\"");
+    }
+
+    #[test]
+    fn environment_goes_to_a_file_when_asked() {
+        let text = environment_file(&[
+            ("A".into(), "1".into()),
+            ("B".into(), r#"x "y" $HOME `id` \ z"#.into()),
+        ]);
+        assert_eq!(text, "A=\"1\"\nB=\"x \\\"y\\\" \\$HOME \\`id\\` \\\\ z\"\n");
+        let mut props = service_properties(&full()).unwrap();
+        use_environment_file(&mut props, "/run/systemg/shop/env/web.env");
+        let r = rendered(&props);
+        assert!(!r.iter().any(|(k, _, _)| k == "Environment"), "{r:?}");
+        let files = r.iter().find(|(k, _, _)| k == "EnvironmentFiles").unwrap();
+        assert_eq!(files.1, "a(sb)");
+        assert!(
+            files.2.contains("/run/systemg/shop/env/web.env"),
+            "{files:?}"
+        );
     }
 }

@@ -1,0 +1,469 @@
+//! `sysg --sys` on the process backend: system paths, the control socket's group access, and
+//! `--drop-privileges`. Each test runs the real binary in a private mount namespace with tmpfs
+//! over /var/lib/systemg, /run/systemg, /var/log/systemg and /etc/systemg, so nothing lands on
+//! the host; a `systemg` group is provided by bind-mounting a copy of /etc/group (the host's
+//! file is never modified). Other users are played with `setpriv`.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+const SYSTEM_DIRS: [&str; 4] = [
+    "/var/lib/systemg",
+    "/run/systemg",
+    "/var/log/systemg",
+    "/etc/systemg",
+];
+
+/// Who runs a command.
+enum As {
+    Root,
+    /// uid 65534 with the given primary gid and supplementary groups.
+    User {
+        gid: u32,
+        groups: Vec<u32>,
+    },
+}
+
+/// uid and gid 65534 with no supplementary group.
+const NOBODY: &As = &As::User {
+    gid: 65534,
+    groups: Vec::new(),
+};
+
+struct Sandbox {
+    holder: Child,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    project: String,
+    /// gid of the `systemg` group inside, when there is one.
+    gid: Option<u32>,
+    /// Whether `stop` must be run at the end.
+    started: bool,
+}
+
+fn skip() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root");
+    }
+    for tool in ["/usr/bin/unshare", "/usr/bin/nsenter", "/usr/bin/setpriv"] {
+        if !std::path::Path::new(tool).exists() {
+            return Some("needs unshare, nsenter and setpriv");
+        }
+    }
+    None
+}
+
+/// A gid unused on this host.
+fn free_gid() -> u32 {
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let used: Vec<u32> = groups
+        .lines()
+        .filter_map(|l| l.split(':').nth(2).and_then(|g| g.parse().ok()))
+        .collect();
+    (64000..65000)
+        .find(|g| !used.contains(g))
+        .expect("a free gid")
+}
+
+impl Sandbox {
+    fn new(project: &str, with_group: bool, services: &str) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("sysg-sys-")
+            .tempdir()
+            .unwrap();
+        // Readable by the unprivileged users the tests play.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.path().join("systemg.yaml");
+        std::fs::write(
+            &config,
+            format!("version: \"1\"\nproject: {project}\nservices:\n{services}"),
+        )
+        .unwrap();
+        let gid = with_group.then(free_gid);
+        let mut script = String::from("set -e\n");
+        for d in SYSTEM_DIRS {
+            script.push_str(&format!(
+                "mkdir -p {d}\nmount -t tmpfs -o mode=0755 tmpfs {d}\n"
+            ));
+        }
+        if let Some(g) = gid {
+            let group_file = dir.path().join("group");
+            let mut text = std::fs::read_to_string("/etc/group").unwrap();
+            text.push_str(&format!("systemg:x:{g}:\n"));
+            std::fs::write(&group_file, text).unwrap();
+            script.push_str(&format!(
+                "mount --bind {} /etc/group\n",
+                group_file.display()
+            ));
+        }
+        script.push_str("exec sleep 100000\n");
+        let holder = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        wait_until("the sandbox to be set up", T, || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        });
+        Sandbox {
+            holder,
+            dir,
+            config,
+            project: project.to_string(),
+            gid,
+            started: false,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// A path inside the sandbox, seen from here.
+    fn inside(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.pid()))
+    }
+
+    /// `sysg --sys -c CONFIG ARGS..` inside, as `who`.
+    fn sysg(&self, who: &As, args: &[&str]) -> Output {
+        let mut full = vec!["--sys"];
+        full.extend_from_slice(args);
+        self.sysg_any(who, &full)
+    }
+
+    /// `sysg -c CONFIG ARGS..` inside, as `who`, without `--sys`.
+    fn sysg_any(&self, who: &As, args: &[&str]) -> Output {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.pid().to_string())
+            .arg("-m")
+            .arg(format!("--wd={}", self.dir.path().display()));
+        if let As::User { gid, groups } = who {
+            c.args(["setpriv", "--reuid=65534", &format!("--regid={gid}")]);
+            if groups.is_empty() {
+                c.arg("--clear-groups");
+            } else {
+                let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+                c.arg(format!("--groups={}", list.join(",")));
+            }
+        }
+        c.arg(sysg_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", self.dir.path().join("user-state"))
+            .stdin(Stdio::null());
+        run_bounded(c, Duration::from_secs(60))
+    }
+
+    fn start(&mut self, extra: &[&str]) -> Output {
+        self.started = true;
+        let mut args: Vec<&str> = extra.to_vec();
+        args.extend(["--backend", "process", "start", "--daemonize"]);
+        self.sysg(&As::Root, &args)
+    }
+
+    fn status(&self, who: &As) -> serde_json::Value {
+        let out = self.sysg(who, &["status", "--json"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json ({e}): {}{}", stdout(&out), stderr(&out)))
+    }
+
+    fn service_pid(&self, name: &str) -> u32 {
+        let st = self.status(&As::Root);
+        st["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .and_then(|s| s["pid"].as_u64())
+            .unwrap_or_else(|| panic!("no pid for {name}: {st}")) as u32
+    }
+
+    fn supervisor_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(
+            self.inside(&format!("/run/systemg/{}/supervisor.pid", self.project)),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.started {
+            let _ = self.sysg(&As::Root, &["stop"]);
+            if let Some(pid) = self.supervisor_pid() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// (mode bits, uid, gid) of a path.
+fn owner_mode(path: &std::path::Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+fn one_line(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    err
+}
+
+const WEB: &str = "  web:\n    command: \"echo hello-from-web; exec sleep 1000\"\n";
+
+#[test]
+fn sys_socket_is_group_readable_and_members_only_read() {
+    if let Some(why) = skip() {
+        println!("skipped: {why}");
+        return;
+    }
+    let services = format!("{WEB}    env:\n      file: secrets.env\n");
+    let mut sb = Sandbox::new("privsys", true, &services);
+    let g = sb.gid.unwrap();
+    // Secrets stay root's: members read status without being able to read them.
+    let secrets = sb.dir.path().join("secrets.env");
+    std::fs::write(&secrets, "TOKEN=s3cret\n").unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_ok(&sb.start(&[]), "start");
+    let sock = sb.inside("/run/systemg/privsys/control.sock");
+    assert_eq!(owner_mode(&sock), (0o660, 0, g));
+    for d in [
+        "/run/systemg",
+        "/run/systemg/privsys",
+        "/var/lib/systemg",
+        "/var/lib/systemg/privsys",
+        "/var/log/systemg",
+        "/var/log/systemg/privsys",
+    ] {
+        assert_eq!(owner_mode(&sb.inside(d)), (0o750, 0, g), "{d}");
+    }
+    // Everything of the project is under the system paths.
+    assert!(sb.inside("/var/lib/systemg/privsys/state.json").is_file());
+    assert!(sb.inside("/run/systemg/privsys/supervisor.pid").is_file());
+    assert!(sb
+        .inside("/var/log/systemg/privsys/supervisor.log")
+        .is_file());
+    wait_until("web's output in its log", T, || {
+        std::fs::read_to_string(sb.inside("/var/log/systemg/privsys/web.stdout.log"))
+            .is_ok_and(|t| t.contains("hello-from-web"))
+    });
+
+    // A member by supplementary group reads status, inspect and logs...
+    let member = &As::User {
+        gid: 65534,
+        groups: vec![65534, g],
+    };
+    let st = sb.status(member);
+    assert_eq!(st["services"][0]["state"], "running", "{st}");
+    assert_ok(&sb.sysg(member, &["inspect", "web"]), "inspect as a member");
+    let logs = sb.sysg(member, &["logs", "--service", "web"]);
+    assert_ok(&logs, "logs as a member");
+    assert!(
+        stdout(&logs).contains("hello-from-web"),
+        "{}",
+        stdout(&logs)
+    );
+    // ...but may not change anything, and is told so in one line.
+    let web = sb.service_pid("web");
+    for args in [&["stop"][..], &["stop", "--service", "web"][..]] {
+        let out = sb.sysg(member, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = one_line(&out);
+        assert!(
+            err.contains(
+                "uid 65534 may only read this supervisor's status (as a member of group `systemg`)"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("needs root (sudo)"), "{err}");
+    }
+    assert!(alive(web), "a refused stop stopped the service");
+    assert_eq!(sb.service_pid("web"), web);
+
+    // A member by primary group reads too.
+    let primary = &As::User {
+        gid: g,
+        groups: vec![],
+    };
+    assert_eq!(sb.status(primary)["services"][0]["state"], "running");
+
+    // Without --sys, status finds the system supervisor when the user has none.
+    let out = sb.sysg_any(member, &["status", "--json"]);
+    assert_ok(&out, "status without --sys");
+    assert!(stdout(&out).contains("\"running\""), "{}", stdout(&out));
+    let out = sb.sysg_any(NOBODY, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("permission denied on /run/systemg/privsys/control.sock"));
+
+    // Anyone else is refused before reaching the socket, in one clear line.
+    for args in [&["status"][..], &["stop"][..]] {
+        let out = sb.sysg(NOBODY, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = one_line(&out);
+        assert!(
+            err.contains("permission denied on /run/systemg/privsys/control.sock"),
+            "{err}"
+        );
+        assert!(err.contains("join the `systemg` group"), "{err}");
+    }
+
+    assert_ok(&sb.sysg(&As::Root, &["stop"]), "stop as root");
+    assert!(!alive(web));
+    assert!(!sb.inside("/run/systemg/privsys/control.sock").exists());
+}
+
+#[test]
+fn sys_without_the_group_is_root_only() {
+    if let Some(why) = skip() {
+        println!("skipped: {why}");
+        return;
+    }
+    let mut sb = Sandbox::new("privsolo", false, WEB);
+    assert_ok(&sb.start(&[]), "start");
+    let sock = sb.inside("/run/systemg/privsolo/control.sock");
+    assert_eq!(owner_mode(&sock), (0o600, 0, 0));
+    for d in [
+        "/run/systemg/privsolo",
+        "/var/lib/systemg/privsolo",
+        "/var/log/systemg/privsolo",
+    ] {
+        assert_eq!(owner_mode(&sb.inside(d)).0, 0o700, "{d}");
+    }
+    let out = sb.sysg(NOBODY, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = one_line(&out);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert_eq!(sb.status(&As::Root)["services"][0]["state"], "running");
+
+    // --sys reads /etc/systemg/systemg.yaml by default.
+    std::fs::write(
+        sb.inside("/etc/systemg/systemg.yaml"),
+        "version: \"1\"\nproject: frometc\nservices:\n  a:\n    command: x\n",
+    )
+    .unwrap();
+    let mut c = Command::new("nsenter");
+    c.arg("-t")
+        .arg(sb.pid().to_string())
+        .args(["-m", "--wd=/"])
+        .arg(sysg_bin())
+        .args(["--sys", "validate"]);
+    let out = run_bounded(c, Duration::from_secs(30));
+    assert_ok(&out, "validate with the default --sys config");
+    assert!(
+        stdout(&out).starts_with("/etc/systemg/systemg.yaml: ok (project `frometc`"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+fn status_field(pid: u32, key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn drop_privileges_runs_the_supervisor_as_the_services_user() {
+    if let Some(why) = skip() {
+        println!("skipped: {why}");
+        return;
+    }
+    let services = "  web:\n    command: \"echo dropped; exec sleep 1000\"\n    user: nobody\n  helper:\n    command: \"exec sleep 1001\"\n";
+    let mut sb = Sandbox::new("privdrop", true, services);
+    let g = sb.gid.unwrap();
+    // Refusals first: the systemd backend, and a field the dropped user could not apply.
+    let out = sb.sysg(
+        &As::Root,
+        &["--drop-privileges", "--backend", "systemd", "start", "-d"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--drop-privileges: the systemd backend"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_ok(&sb.start(&["--drop-privileges"]), "start --drop-privileges");
+    let sup = sb.supervisor_pid().expect("supervisor pid");
+    assert_eq!(status_field(sup, "Uid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(sup, "Gid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(sup, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(sup, "CapPrm"), "0000000000000000");
+    // Every service runs as that user, including the one that did not ask.
+    for name in ["web", "helper"] {
+        let pid = sb.service_pid(name);
+        assert_eq!(
+            status_field(pid, "Uid"),
+            "65534\t65534\t65534\t65534",
+            "{name}"
+        );
+    }
+    // Root set up the directories for it; the socket stays root's.
+    assert_eq!(
+        owner_mode(&sb.inside("/run/systemg/privdrop/control.sock")),
+        (0o660, 0, g)
+    );
+    assert_eq!(
+        owner_mode(&sb.inside("/var/lib/systemg/privdrop")),
+        (0o750, 65534, g)
+    );
+    // State and logs are written after the drop.
+    wait_until("state.json written by the dropped supervisor", T, || {
+        std::fs::metadata(sb.inside("/var/lib/systemg/privdrop/state.json"))
+            .is_ok_and(|m| m.uid() == 65534)
+    });
+    wait_until("web's output in its log", T, || {
+        std::fs::read_to_string(sb.inside("/var/log/systemg/privdrop/web.stdout.log"))
+            .is_ok_and(|t| t.contains("dropped"))
+    });
+    // The user it dropped to does not gain control of it.
+    let out = sb.sysg(NOBODY, &["stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("permission denied"));
+    // Root still does.
+    let web = sb.service_pid("web");
+    assert_ok(&sb.sysg(&As::Root, &["stop"]), "stop as root");
+    assert!(!alive(web));
+    wait_until("the supervisor to exit", T, || !alive(sup));
+
+    // Fields the dropped user cannot apply are refused up front, naming the user.
+    std::fs::write(
+        &sb.config,
+        "version: \"1\"\nproject: privdrop\nservices:\n  web:\n    command: x\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n",
+    )
+    .unwrap();
+    let out = sb.start(&["--drop-privileges"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("systemg.yaml:7:5: error: services.web.capabilities: grants CAP_NET_BIND_SERVICE, which needs root; the supervisor runs as uid 65534 (nobody) after --drop-privileges"),
+        "{err}"
+    );
+}

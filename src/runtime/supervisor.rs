@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
+use super::notify::Notifier;
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
@@ -73,10 +74,14 @@ struct Supervisor {
     dirty: bool,
     shutting_down: bool,
     shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
+    /// sd_notify to systemd when the supervisor is itself a `Type=notify` service.
+    notify: Notifier,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, RuntimeError> {
+    // Before any thread exists: this takes NOTIFY_SOCKET out of the environment.
+    let notify = Notifier::from_env(opts.services.clone());
     // Block the signals we handle before any thread exists, so every thread inherits the mask
     // and only the signal thread receives them. Children get a clean mask from std's spawn.
     let mut handled = SigSet::empty();
@@ -165,6 +170,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         dirty: true,
         shutting_down: false,
         shutdown_replies: Vec::new(),
+        notify,
     };
     sup.adopt_previous()?;
 
@@ -533,6 +539,7 @@ impl Supervisor {
             )));
         }
         tracing::info!("applying configuration {}", new.path.display());
+        self.notify.reloading();
         self.queue
             .push_back(Event::Request(Request::Reload(plan(&new))));
         self.config = new;
@@ -542,6 +549,7 @@ impl Supervisor {
     fn begin_shutdown(&mut self) {
         if !self.shutting_down {
             self.shutting_down = true;
+            self.notify.stopping();
             self.queue.push_back(Event::Request(Request::Stop(None)));
         }
     }
@@ -599,6 +607,16 @@ impl Supervisor {
     }
 
     fn check_waiters(&mut self) {
+        if self.notify.active() {
+            match self.notify.awaiting_ready() {
+                Some(sel) => {
+                    if self.goal_met(&Goal::Settled(sel)) {
+                        self.notify.ready(&self.status());
+                    }
+                }
+                None => self.notify.status(&self.status()),
+            }
+        }
         if let Some((_, sel)) = &self.ready {
             if self.goal_met(&Goal::Settled(sel.clone())) {
                 let resp = self.settled_response(sel.as_deref());

@@ -102,6 +102,9 @@ const HOST_PATHS: &[&str] = &[
     "/etc/systemd/system/multi-user.target.wants/systemg.service",
     "/var/lib/dpkg/info/systemg.list",
     "/usr/share/doc/systemg",
+    "/usr/local/bin/sysg",
+    "/etc/systemd/system/systemg.service",
+    "/etc/systemg/systemg.yaml",
 ];
 
 impl HostView {
@@ -245,19 +248,26 @@ fn deb_install_start_reload_stop_purge() {
         );
         assert_eq!(ns.show("systemg", "NotifyAccess"), "main");
 
-        // The supervisor's own log is structured in the journal.
-        wait_until("supervisor entries in the journal", T, || {
-            ns.output(&[
+        // The supervisor's own log is structured in the journal (matches on different fields
+        // are ANDed by journalctl).
+        let journal = |matches: &[&str]| {
+            let mut args = vec![
                 "journalctl",
-                "-u",
-                "systemg",
+                "_SYSTEMD_UNIT=systemg.service",
                 "SYSLOG_IDENTIFIER=sysg",
-                "SYSG_PROJECT=system",
                 "-o",
                 "cat",
                 "--no-pager",
-            ])
-            .contains("supervisor starting")
+            ];
+            args.extend_from_slice(matches);
+            ns.output(&args)
+        };
+        wait_until("supervisor entries in the journal", T, || {
+            journal(&["SYSG_PROJECT=system", "SYSG_BACKEND=systemd"])
+                .contains("supervisor starting")
+        });
+        wait_until("an entry about the placeholder, by field", T, || {
+            journal(&["SYSG_UNIT=placeholder", "PRIORITY=5"]).contains("started")
         });
 
         // Reload: a new service starts, a removed one stops.
@@ -353,6 +363,70 @@ fn deb_install_start_reload_stop_purge() {
     }
 
     // The install happened in the namespace's overlays only.
+    assert_eq!(HostView::take(), host, "the host's files changed");
+}
+
+/// The install script for real, inside the namespaced systemd (overlays keep the host clean):
+/// it installs, starts the unit, can run again, and `--uninstall --purge` leaves nothing.
+#[test]
+fn install_script_under_systemd() {
+    let name = "install_script_under_systemd";
+    if let Some(why) = skip_reason() {
+        println!("skipping {name}: {why}");
+        return;
+    }
+    let host = HostView::take();
+    {
+        let ns = NsSystemd::boot_with(Fence {
+            overlay_system: true,
+        })
+        .unwrap_or_else(|e| panic!("booting a namespaced systemd: {e}"));
+        let script = repo().join("packaging/install.sh");
+        let script = script.to_string_lossy().into_owned();
+        let bin = env!("CARGO_BIN_EXE_sysg");
+        for round in 1..=2 {
+            let out = ns.exec(&[&script, "--bin", bin]);
+            assert_ok(&out, &format!("install.sh, round {round}"));
+            assert_eq!(
+                ns.show("systemg", "ActiveState"),
+                "active",
+                "round {round}: {}",
+                diag(&ns)
+            );
+            wait_until("the placeholder runs", T, || {
+                ns.show("sysg-system-placeholder.service", "ActiveState") == "active"
+            });
+        }
+        assert_eq!(
+            ns.output(&["systemctl", "is-enabled", "systemg"]),
+            "enabled"
+        );
+        assert_ok(
+            &ns.exec(&["getent", "group", "systemg"]),
+            "the systemg group",
+        );
+        let exec_start = ns.show("systemg", "ExecStart");
+        assert!(
+            exec_start.contains("path=/usr/local/bin/sysg"),
+            "the unit runs the installed binary: {exec_start}"
+        );
+
+        let out = ns.exec(&[&script, "--uninstall", "--purge"]);
+        assert_ok(&out, "install.sh --uninstall --purge");
+        wait_until("no sysg-* unit is left", T, || sysg_units(&ns).is_empty());
+        for p in [
+            "/usr/local/bin/sysg",
+            "/etc/systemd/system/systemg.service",
+            "/etc/systemd/system/multi-user.target.wants/systemg.service",
+            "/etc/systemg",
+            "/var/lib/systemg",
+            "/var/log/systemg",
+            "/run/systemg",
+        ] {
+            assert!(!inner(&ns, p).exists(), "{p} is left after --purge");
+        }
+        assert!(!ns.exec(&["getent", "group", "systemg"]).status.success());
+    }
     assert_eq!(HostView::take(), host, "the host's files changed");
 }
 

@@ -7,6 +7,7 @@
 //! cargo-deb: without it (or without root, systemd or dpkg) the test says why and skips.
 //! Every wait is a polled condition with a deadline.
 
+mod common;
 mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -547,4 +548,81 @@ fn rpm_spec_parses_with_the_crate_version() {
         String::from_utf8_lossy(&out.stdout).trim(),
         env!("CARGO_PKG_VERSION")
     );
+}
+
+/// The supervisor as systemd runs it, without systemd: `NOTIFY_SOCKET` (an abstract socket,
+/// as systemd uses) receives READY=1 once the services run, RELOADING=1 then READY=1 around
+/// a SIGHUP reload, STOPPING=1 on SIGTERM; with `INVOCATION_ID` set but no journal socket the
+/// log falls back to stderr.
+#[test]
+fn notify_protocol_and_journal_fallback_outside_systemd() {
+    use std::io::BufRead;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    if Path::new("/run/systemd/journal/socket").exists() {
+        println!("skipping notify_protocol_and_journal_fallback_outside_systemd: a journal runs here, so the log would not fall back to stderr");
+        return;
+    }
+    let p = common::Project::new(
+        "version: \"1\"\nservices:\n  one:\n    command: \"exec sleep 1000\"\n    stop_timeout: 1s\n",
+    );
+    let name = format!("sysg-test-notify-{}", std::process::id());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract address");
+    let sock = UnixDatagram::bind_addr(&addr).expect("bind");
+    sock.set_read_timeout(Some(T)).expect("timeout");
+    let recv = || {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    let mut child = p
+        .cmd(&["--backend", "process", "start"])
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sysg start");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+
+    let ready = recv();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=1 of 1 service running"),
+        "{ready}"
+    );
+    assert!(
+        p.service("one")["pid"].is_u64(),
+        "READY=1 came after the service started"
+    );
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the supervisor logs to stderr");
+        if line.contains("supervisor starting") {
+            break;
+        }
+    }
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    assert!(recv().starts_with("RELOADING=1\n"));
+    assert!(recv().starts_with("READY=1\n"));
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    assert_eq!(recv(), "STOPPING=1\nSTATUS=stopping every service");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
 }

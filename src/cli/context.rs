@@ -26,15 +26,20 @@ pub fn config_path(g: &Global) -> PathBuf {
 pub fn load_config(g: &Global) -> Result<Config, i32> {
     let path = config_path(g);
     config::load(&path).map_err(|e| {
-        eprintln!("{e}");
-        let n = e.0.len();
-        error(format!(
-            "{} has {n} problem{}",
-            path.display(),
-            if n == 1 { "" } else { "s" }
-        ));
+        print_config_errors(&path, &e);
         EXIT_USAGE
     })
+}
+
+/// Print every problem of a config, then a one-line summary.
+pub fn print_config_errors(path: &std::path::Path, e: &config::ConfigErrors) {
+    eprintln!("{e}");
+    let n = e.0.len();
+    error(format!(
+        "{} has {n} problem{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    ));
 }
 
 /// Resolve the project: from the config when it exists, else the one running supervisor.

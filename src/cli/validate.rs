@@ -2,7 +2,7 @@
 
 use super::args::{Global, ValidateArgs};
 use super::context::config_path;
-use super::{error, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_OK, EXIT_USAGE};
 use crate::config;
 
 /// `sysg validate [--config F] [--json]`
@@ -46,13 +46,7 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
                 let v = serde_json::json!({ "ok": false, "config": path, "errors": e.0 });
                 println!("{v}");
             } else {
-                eprintln!("{e}");
-                let n = e.0.len();
-                error(format!(
-                    "{} has {n} problem{}",
-                    path.display(),
-                    if n == 1 { "" } else { "s" }
-                ));
+                super::context::print_config_errors(&path, &e);
             }
             EXIT_USAGE
         }

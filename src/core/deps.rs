@@ -125,6 +125,7 @@ fn going_down(name: &str, why: &StopWhy) -> String {
         StopWhy::Cascade(_) => format!("dependency {name} blocked"),
         StopWhy::Remove => format!("dependency {name} removed"),
         StopWhy::Restart => format!("dependency {name} restarting"),
+        StopWhy::Unhealthy(_) => format!("dependency {name} unhealthy"),
     }
 }
 
@@ -155,7 +156,11 @@ pub(crate) fn check(dep: Option<&Unit>, name: &str, cond: DepCondition, mode: Mo
         State::Running { pending_stop: None } => match cond {
             DepCondition::Started => Check::Satisfied,
             DepCondition::Healthy if d.healthy => Check::Satisfied,
-            DepCondition::Healthy => pending(),
+            // Say what the probes report, so a dependency that never gets healthy is visible.
+            DepCondition::Healthy => Check::Pending(match d.probe.failures() {
+                Some(f) => format!("waiting for {name} to become healthy ({f})"),
+                None => format!("waiting for {name} to become healthy"),
+            }),
             DepCondition::Completed => completed_or(pending()),
         },
         State::Completed => Check::Satisfied,

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::schema::{Dependency, RestartPolicy};
+use crate::config::schema::{Dependency, HealthCheck, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
 mod deps;
+mod health;
+mod notice;
 mod policy;
 #[cfg(test)]
 mod random_tests;
@@ -26,9 +28,12 @@ mod tests;
 mod unit;
 
 use deps::{Check, Mode};
+use notice::notify;
 use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
+pub use health::{Health, PROBE_GRACE};
+pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 
 /// A unit's key: the service name.
@@ -48,6 +53,8 @@ pub struct UnitPlan {
     /// How long a new process must stay up before it counts as started (for dependents with
     /// `condition: started` and for `settled`). Zero: as soon as it runs.
     pub settle: Duration,
+    /// The health check: when set, `healthy` (and readiness) comes from its probes.
+    pub health: Option<Arc<HealthCheck>>,
 }
 
 /// The settle window the runtime uses for every unit: a process that dies within it (a
@@ -72,6 +79,13 @@ pub enum Event {
     },
     /// At supervisor start-up the unit was found still running and adopted.
     Adopted { unit: UnitId, pid: u32 },
+    /// The probe `probe` (from `Action::Probe`) passed (`ok`) or failed (`detail` says why).
+    ProbeResult {
+        unit: UnitId,
+        probe: u64,
+        ok: bool,
+        detail: String,
+    },
     /// Time passed: do whatever is due at `now` (see `Core::next_deadline`).
     Tick,
 }
@@ -107,6 +121,16 @@ pub enum Action {
     },
     /// State worth persisting changed.
     Persist,
+    /// Run the unit's health probe off the event loop, bounded by `check.timeout`; answer with
+    /// `Event::ProbeResult` carrying the same `probe` id. `spec` gives env and cwd.
+    Probe {
+        unit: UnitId,
+        probe: u64,
+        check: Arc<HealthCheck>,
+        spec: Arc<UnitSpec>,
+    },
+    /// A lifecycle event for hooks and webhooks; never affects supervision.
+    Notify(Notice),
 }
 
 /// Kinds of `Action::Report`.
@@ -119,6 +143,10 @@ pub enum ReportKind {
     Restarting,
     Stopped,
     DependencyFailed,
+    /// A probe passed after the unit was starting or failing.
+    Healthy,
+    /// `retries` consecutive probes failed.
+    Unhealthy,
 }
 
 /// Coarse state of a unit, as shown by `sysg status`.
@@ -159,6 +187,8 @@ pub struct UnitView {
     pub reason: Option<String>,
     /// When a scheduled restart is due (Backoff).
     pub next_restart: Option<Instant>,
+    /// `starting`/`healthy`/`unhealthy` for a unit with a health check (see `Unit::health`).
+    pub health: Option<Health>,
 }
 
 /// The supervisor state machine for one project.
@@ -168,6 +198,8 @@ pub struct Core {
     index: HashMap<UnitId, usize>,
     /// Start order (dependencies first); reconcile walks it so one pass settles a chain.
     order: Vec<usize>,
+    /// Last probe id handed out; ids tell current results from stale ones.
+    probe_seq: u64,
 }
 
 impl Core {
@@ -177,6 +209,7 @@ impl Core {
             units: dedup(plan).into_iter().map(Unit::new).collect(),
             index: HashMap::new(),
             order: Vec::new(),
+            probe_seq: 0,
         };
         core.rebuild();
         core
@@ -194,9 +227,16 @@ impl Core {
                 self.on_exited(now, &unit, pid, status, &mut out)
             }
             Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
+            Event::ProbeResult {
+                unit,
+                probe,
+                ok,
+                detail,
+            } => self.on_probe_result(now, &unit, probe, ok, detail, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
         }
         self.reconcile(now, &mut out);
+        self.issue_probes(now, &mut out);
         if self.pids() != before {
             out.push(Action::Persist);
         }
@@ -214,7 +254,8 @@ impl Core {
     }
 
     /// True when none of `units` (all when `None`) is still on its way up
-    /// (`Waiting` on a dependency that may still come up, or `Starting`).
+    /// (`Waiting` on a dependency that may still come up, `Starting`, inside its settle
+    /// window, or running with a health check that has not passed yet).
     pub fn settled(&self, units: Option<&[UnitId]>) -> bool {
         let selected = match units {
             None => self.all(),
@@ -226,12 +267,15 @@ impl Core {
         !selected.into_iter().any(|i| {
             let u = &self.units[i];
             u.up_at.is_some()
+                || (u.plan.health.is_some()
+                    && u.state == State::Running { pending_stop: None }
+                    && !u.healthy)
                 || matches!(
                     u.state,
                     State::Starting
                         | State::Waiting
                         | State::Stopping {
-                            why: StopWhy::Restart,
+                            why: StopWhy::Restart | StopWhy::Unhealthy(_),
                             ..
                         }
                 )
@@ -306,14 +350,10 @@ impl Core {
             State::Starting => {
                 u.pid = Some(pid);
                 u.running_since = Some(now);
-                // Health seam: without probes a process that is up counts as healthy.
-                if u.plan.settle.is_zero() {
-                    u.up_at = None;
-                    u.healthy = true;
-                } else {
-                    u.up_at = now.checked_add(u.plan.settle);
-                    u.healthy = false;
-                }
+                u.healthy = false;
+                u.up_at = now
+                    .checked_add(u.plan.settle)
+                    .filter(|_| !u.plan.settle.is_zero());
                 u.set(now, State::Running { pending_stop: None }, None);
                 report(
                     out,
@@ -321,6 +361,29 @@ impl Core {
                     ReportKind::Started,
                     format!("started (pid {pid})"),
                 );
+                notify(
+                    out,
+                    name,
+                    NoticeKind::Start,
+                    Some(pid),
+                    None,
+                    format!("started (pid {pid})"),
+                );
+                if u.plan.health.is_some() {
+                    // Healthy only once a probe passes; the first one is issued right away.
+                    u.probe.begin(now);
+                } else if u.up_at.is_none() {
+                    // Without probes a process that is up counts as healthy.
+                    u.healthy = true;
+                    notify(
+                        out,
+                        name,
+                        NoticeKind::Ready,
+                        Some(pid),
+                        None,
+                        "ready".to_string(),
+                    );
+                }
             }
             State::Stopping {
                 signalled,
@@ -338,6 +401,14 @@ impl Core {
                 });
                 u.pid = Some(pid);
                 u.running_since = Some(now);
+                notify(
+                    out,
+                    name,
+                    NoticeKind::Start,
+                    Some(pid),
+                    None,
+                    format!("started (pid {pid}), stopping"),
+                );
             }
             // Stale or unexpected: the unit is not waiting for a process.
             _ => {}
@@ -377,7 +448,16 @@ impl Core {
         u.pid = None;
         u.healthy = false;
         u.up_at = None;
+        u.probe.end();
         u.last_exit = Some(status);
+        notify(
+            out,
+            name,
+            NoticeKind::Exit,
+            Some(pid),
+            Some(status),
+            format!("exited: {status}"),
+        );
         match &u.state {
             State::Running {
                 pending_stop: Some(why),
@@ -400,8 +480,13 @@ impl Core {
         u.pid = Some(pid);
         u.running_since = Some(now);
         u.wanted = true;
-        u.healthy = true;
         u.up_at = None;
+        // Without probes an adopted process is taken as up; with them, it is probed afresh
+        // (already running dependents are left alone while the first probe is pending).
+        u.healthy = u.plan.health.is_none();
+        if u.plan.health.is_some() {
+            u.probe.begin(now);
+        }
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
@@ -414,11 +499,23 @@ impl Core {
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.probe_timeouts(now, out);
         for u in &mut self.units {
             if u.up_at.is_some_and(|t| t <= now) {
-                // Survived the settle window: it started (dependents may go).
+                // Survived the settle window: it started (dependents may go). With a health
+                // check, only a passing probe makes it healthy.
                 u.up_at = None;
-                u.healthy = true;
+                if u.plan.health.is_none() && !u.healthy {
+                    u.healthy = true;
+                    notify(
+                        out,
+                        &u.plan.name,
+                        NoticeKind::Ready,
+                        u.pid,
+                        None,
+                        "ready".to_string(),
+                    );
+                }
             }
             match &mut u.state {
                 State::Backoff { at: Some(at) } if *at <= now => {
@@ -455,6 +552,21 @@ impl Core {
         if let Ending::Exit(status) = &ending {
             report(out, &name, ReportKind::Exited, format!("exited: {status}"));
         }
+        // An unhealthy verdict was announced when it was made; other bad endings here.
+        if !ending.success() && !matches!(ending, Ending::Unhealthy(_)) {
+            let status = match &ending {
+                Ending::Exit(s) => Some(*s),
+                _ => None,
+            };
+            notify(
+                out,
+                &name,
+                NoticeKind::Failure,
+                None,
+                status,
+                ending.describe(),
+            );
+        }
         let decision = policy::decide(
             u.plan.restart,
             u.plan.backoff,
@@ -477,12 +589,9 @@ impl Core {
                 u.restarts = u.restarts.saturating_add(1);
                 u.succeeded = ending.success();
                 let what = ending.describe();
-                report(
-                    out,
-                    &name,
-                    ReportKind::Restarting,
-                    format!("{what}; restarting in {delay:?} (restart {nth})"),
-                );
+                let message = format!("{what}; restarting in {delay:?} (restart {nth})");
+                report(out, &name, ReportKind::Restarting, message.clone());
+                notify(out, &name, NoticeKind::Restart, None, None, message);
                 u.set(
                     now,
                     State::Backoff {
@@ -503,48 +612,56 @@ impl Core {
         status: Option<ExitStatus>,
         out: &mut Vec<Action>,
     ) {
+        if let StopWhy::Unhealthy(what) = why {
+            // Stopped because it was unhealthy: a failure, for the restart policy to handle.
+            if let Some(st) = status {
+                let name = &self.units[i].plan.name;
+                report(out, name, ReportKind::Exited, format!("exited: {st}"));
+            }
+            self.after_ending(now, i, Ending::Unhealthy(what), out);
+            return;
+        }
         let u = &mut self.units[i];
         let name = u.plan.name.clone();
         u.running_since = None;
         let how = status.map(|s| format!(" ({s})")).unwrap_or_default();
-        match why {
+        let (kind, message) = match why {
             StopWhy::User => {
-                report(out, &name, ReportKind::Stopped, format!("stopped{how}"));
                 u.set(now, State::Stopped, None);
+                (ReportKind::Stopped, format!("stopped{how}"))
             }
             StopWhy::Cascade(reason) => {
-                report(
-                    out,
-                    &name,
-                    ReportKind::Stopped,
-                    format!("stopped{how}: {reason}"),
-                );
+                let message = format!("stopped{how}: {reason}");
                 u.set(now, State::Blocked, Some(reason));
+                (ReportKind::Stopped, message)
             }
             StopWhy::Restart if u.wanted => {
-                report(
-                    out,
-                    &name,
+                u.fresh(now);
+                (
                     ReportKind::Restarting,
                     format!("stopped{how}; restarting on request"),
-                );
-                u.fresh(now);
+                )
             }
             StopWhy::Restart => {
-                report(out, &name, ReportKind::Stopped, format!("stopped{how}"));
                 u.set(now, State::Stopped, None);
+                (ReportKind::Stopped, format!("stopped{how}"))
             }
             StopWhy::Remove => {
-                report(
-                    out,
-                    &name,
-                    ReportKind::Stopped,
-                    format!("stopped{how}; removed from the plan"),
-                );
                 self.units.remove(i);
                 self.rebuild();
+                (
+                    ReportKind::Stopped,
+                    format!("stopped{how}; removed from the plan"),
+                )
             }
-        }
+            StopWhy::Unhealthy(_) => return,
+        };
+        report(out, &name, kind, message.clone());
+        let notice = match kind {
+            ReportKind::Restarting => NoticeKind::Restart,
+            _ => NoticeKind::Stop,
+        };
+        notify(out, &name, notice, None, status, message);
     }
 
     // ----- requests -----
@@ -632,6 +749,14 @@ impl Core {
                     out,
                     &u.plan.name,
                     ReportKind::Stopped,
+                    "stopped".to_string(),
+                );
+                notify(
+                    out,
+                    &u.plan.name,
+                    NoticeKind::Stop,
+                    None,
+                    None,
                     "stopped".to_string(),
                 );
                 u.set(now, State::Stopped, None);
@@ -882,5 +1007,9 @@ fn change(now: Instant, u: &mut Unit, plan: UnitPlan, out: &mut Vec<Action>) {
             State::Waiting | State::Blocked | State::Stopped => {}
         }
     }
+    let health_changed = u.plan.health != plan.health;
     u.plan = plan;
+    if health_changed {
+        health::replanned(now, u);
+    }
 }

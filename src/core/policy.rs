@@ -22,6 +22,8 @@ pub(crate) enum Ending {
     Exit(ExitStatus),
     /// The backend could not start the process; treated like a failed run.
     StartFailed(String),
+    /// The process was stopped because its health check failed (the text says how).
+    Unhealthy(String),
 }
 
 impl Ending {
@@ -35,6 +37,7 @@ impl Ending {
         match self {
             Ending::Exit(status) => status.to_string(),
             Ending::StartFailed(error) => format!("start failed: {error}"),
+            Ending::Unhealthy(what) => what.clone(),
         }
     }
 }
@@ -147,6 +150,7 @@ mod tests {
         let sig = Ending::Exit(ExitStatus::Signal(9));
         let unk = Ending::Exit(ExitStatus::Unknown);
         let nostart = Ending::StartFailed("no such user".into());
+        let sick = Ending::Unhealthy("unhealthy (3 probes failed)".into());
         for (policy, ending, restart) in [
             (Never, &ok, false),
             (Never, &bad, false),
@@ -159,6 +163,9 @@ mod tests {
             (Always, &ok, true),
             (Always, &bad, true),
             (Always, &nostart, true),
+            (Never, &sick, false),
+            (OnFailure, &sick, true),
+            (Always, &sick, true),
         ] {
             assert_eq!(
                 wants_restart(policy, ending),

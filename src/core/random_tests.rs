@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::schema::{
-    DepCondition, Dependency, Isolation, Limits, LogPolicy, RestartPolicy,
+    DepCondition, Dependency, HealthCheck, Isolation, Limits, LogPolicy, Probe, RestartPolicy,
 };
 use crate::spec::{ExitStatus, UnitSpec};
 
@@ -107,6 +107,17 @@ fn random_plan(rng: &mut Rng) -> Vec<UnitPlan> {
             } else {
                 Duration::from_millis(rng.below(400) as u64)
             },
+            health: rng.chance(35).then(|| {
+                Arc::new(HealthCheck {
+                    probe: Probe::Command {
+                        command: "true".into(),
+                    },
+                    interval: Duration::from_millis(100 + rng.below(5_000) as u64),
+                    timeout: Duration::from_millis(100 + rng.below(2_000) as u64),
+                    retries: rng.below(4) as u32,
+                    start_period: Duration::from_millis(rng.below(3_000) as u64),
+                })
+            }),
         });
     }
     plan
@@ -130,6 +141,8 @@ struct World {
     seed: u64,
     /// The plan last given to the core.
     plan: Vec<UnitPlan>,
+    /// Probes issued and not answered yet: (unit, probe id).
+    probes: Vec<(String, u64)>,
 }
 
 impl World {
@@ -148,6 +161,7 @@ impl World {
             stopped: HashSet::new(),
             steps: 0,
             seed,
+            probes: Vec::new(),
         }
     }
 
@@ -224,6 +238,25 @@ impl World {
                 Action::Report { unit, .. } => {
                     assert!(NAMES.contains(&unit.as_str()), "{ctx}: report for {unit}");
                 }
+                Action::Notify(n) => {
+                    assert!(NAMES.contains(&n.unit.as_str()), "{ctx}: notice for {n:?}");
+                }
+                Action::Probe { unit, probe, .. } => {
+                    // Only a running process with a health check is probed.
+                    assert!(self.live.contains_key(unit), "{ctx}: probe of dead {unit}");
+                    let v = self.core.unit(unit);
+                    assert!(
+                        v.as_ref().is_some_and(|v| v.state == StateKind::Running),
+                        "{ctx}: probe of {unit} while {v:?}"
+                    );
+                    assert!(
+                        self.plan
+                            .iter()
+                            .any(|p| &p.name == unit && p.health.is_some()),
+                        "{ctx}: probe of {unit} without a health check"
+                    );
+                    self.probes.push((unit.clone(), *probe));
+                }
                 Action::Persist => {}
             }
         }
@@ -251,6 +284,23 @@ impl World {
                 _ => matches!(state, Some(StateKind::Running | StateKind::Completed)),
             };
             assert!(ok, "{ctx}: {unit} started while {} is {state:?}", d.service);
+            // A health-checked dependency gates `healthy` dependents on its probes.
+            let view = self.core.unit(&d.service);
+            if d.condition == DepCondition::Healthy
+                && state == Some(StateKind::Running)
+                && self
+                    .plan
+                    .iter()
+                    .any(|p| p.name == d.service && p.health.is_some())
+            {
+                let health = view.and_then(|v| v.health);
+                assert_eq!(
+                    health,
+                    Some(Health::Healthy),
+                    "{ctx}: {unit} started before {} was healthy",
+                    d.service
+                );
+            }
         }
     }
 
@@ -341,7 +391,20 @@ impl World {
     }
 
     fn step(&mut self) {
-        match self.rng.below(14) {
+        match self.rng.below(16) {
+            14 | 15 => {
+                // Answer a probe (maybe one the core no longer waits for).
+                if !self.probes.is_empty() {
+                    let (unit, probe) = self.probes.remove(self.rng.below(self.probes.len()));
+                    let ok = self.rng.chance(60);
+                    self.feed(Event::ProbeResult {
+                        unit,
+                        probe,
+                        ok,
+                        detail: if ok { String::new() } else { "refused".into() },
+                    });
+                }
+            }
             0..=2 => self.answer_start(),
             3 | 4 => {
                 let mut asked: Vec<String> = self.asked_to_exit.iter().cloned().collect();
@@ -497,6 +560,8 @@ fn random_boot_without_failures_reaches_settled() {
         // A `Completed` condition on a long-running dependency would (rightly) wait forever.
         let mut plan = random_plan(&mut w.rng);
         for p in &mut plan {
+            // Probes repeat forever; this test runs timers until none is left.
+            p.health = None;
             for d in &mut p.depends_on {
                 d.condition = DepCondition::Started;
             }

@@ -11,6 +11,10 @@ use crate::spec::{ExitStatus, UnitSpec};
 
 const SIGTERM: i32 = 15;
 
+/// Health checks, probes and notices (same helpers as here).
+#[path = "health_tests.rs"]
+mod health_tests;
+
 fn spec(name: &str) -> Arc<UnitSpec> {
     Arc::new(UnitSpec {
         project: "test".into(),
@@ -46,6 +50,7 @@ fn unit(name: &str, deps: &[&str]) -> UnitPlan {
         backoff: Duration::from_secs(1),
         max_restarts: None,
         settle: Duration::ZERO,
+        health: None,
     }
 }
 
@@ -332,7 +337,7 @@ fn started_condition_accepts_a_completed_dependency() {
 }
 
 #[test]
-fn healthy_condition_behaves_like_started_for_now() {
+fn healthy_condition_without_a_health_check_behaves_like_started() {
     let mut sim = Sim::new(vec![
         unit("db", &[]),
         with_cond(unit("app", &["db"]), DepCondition::Healthy),

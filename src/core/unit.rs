@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::health::{Health, ProbeState};
 use super::{Action, ReportKind, StateKind, UnitPlan, UnitView};
 use crate::spec::ExitStatus;
 
@@ -19,6 +20,9 @@ pub(crate) enum StopWhy {
     Restart,
     /// Removed from the plan by a reload: forget the unit after the exit.
     Remove,
+    /// Its health check failed `retries` times (the text says how): the exit goes through the
+    /// restart policy like a crash.
+    Unhealthy(String),
 }
 
 /// Fine-grained state; `StateKind` is its coarse public face.
@@ -73,10 +77,11 @@ pub(crate) struct Unit {
     pub(crate) removed: bool,
     /// Part of (or behind) a dependency cycle: can never start.
     pub(crate) in_cycle: bool,
-    /// Seam for health checks: the `Healthy` condition requires it. Until probes exist it is
-    /// set as soon as the process runs, so `Healthy` behaves like `Started`; probe results
-    /// will clear/set it through future events.
+    /// The `Healthy` condition requires it. With a health check it is set by the first passing
+    /// probe; without one, when the process survived its settle window (like `Started`).
     pub(crate) healthy: bool,
+    /// Probe schedule and counters (unused without a health check).
+    pub(crate) probe: ProbeState,
     /// While running: when the settle window ends (`None` once the process counts as up).
     pub(crate) up_at: Option<Instant>,
     /// The last run exited 0 (latched for the `Completed` condition across policy restarts).
@@ -100,6 +105,7 @@ impl Unit {
             removed: false,
             in_cycle: false,
             healthy: false,
+            probe: ProbeState::default(),
             up_at: None,
             succeeded: false,
         }
@@ -152,7 +158,24 @@ impl Unit {
         match self.state {
             State::Backoff { at } => at,
             State::Stopping { kill_at, .. } => kill_at,
+            // Probes run only while no stop is decided.
+            State::Running { pending_stop: None } => match (self.up_at, self.probe.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             State::Running { .. } => self.up_at,
+            _ => None,
+        }
+    }
+
+    /// The health shown for this unit: while it has a process, and an unhealthy verdict
+    /// until the next start. `None` without a health check.
+    pub(crate) fn health(&self) -> Option<Health> {
+        self.plan.health.as_ref()?;
+        let status = self.probe.status?;
+        match self.state {
+            State::Running { .. } | State::Stopping { .. } => Some(status),
+            State::Backoff { .. } | State::Failed if status == Health::Unhealthy => Some(status),
             _ => None,
         }
     }
@@ -171,7 +194,12 @@ impl Unit {
             since,
             restarts: self.restarts,
             last_exit: self.last_exit,
-            reason: self.reason.clone(),
+            reason: self.reason.clone().or_else(|| match self.state {
+                // A running unit whose probes fail says so before it turns unhealthy.
+                State::Running { pending_stop: None } => self.probe.failures(),
+                _ => None,
+            }),
+            health: self.health(),
             next_restart: match self.state {
                 State::Backoff { at } => at,
                 _ => None,
@@ -197,9 +225,10 @@ impl Unit {
         let signal = self.plan.spec.stop_signal;
         let timeout = self.plan.spec.stop_timeout;
         let reason = match &why {
-            StopWhy::Cascade(r) => Some(r.clone()),
+            StopWhy::Cascade(r) | StopWhy::Unhealthy(r) => Some(r.clone()),
             _ => None,
         };
+        self.probe.end();
         let signalled = self.pid.is_some();
         let kill_at = if signalled {
             out.push(Action::Signal {

@@ -1,9 +1,9 @@
 //! The resident supervisor: event loop, state dir, pid file, daemonizing, re-adoption.
 
 pub mod daemon;
-pub mod notify;
 pub mod paths;
 pub mod plan;
+pub mod sd_notify;
 pub mod state;
 pub mod supervisor;
 

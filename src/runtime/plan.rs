@@ -21,6 +21,7 @@ pub fn plan(config: &Config) -> Vec<UnitPlan> {
             backoff: s.backoff,
             max_restarts: s.max_restarts,
             settle: crate::core::START_SETTLE,
+            health: s.health_check.clone().map(Arc::new),
         })
         .collect()
 }

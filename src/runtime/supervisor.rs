@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
-use super::notify::Notifier;
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
+use super::sd_notify::SdNotify;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -45,6 +45,7 @@ enum Msg {
     Backend(BackendEvent),
     Control(Incoming),
     Signal(i32),
+    Probe(crate::health::ProbeOutcome),
 }
 
 /// What a pending client is waiting for.
@@ -74,14 +75,18 @@ struct Supervisor {
     dirty: bool,
     shutting_down: bool,
     shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
+    /// Runs health probes off this thread; results come back as `Msg::Probe`.
+    probes: crate::health::Runner,
+    /// Hooks and webhooks.
+    notifier: crate::notify::Notifier,
     /// sd_notify to systemd when the supervisor is itself a `Type=notify` service.
-    notify: Notifier,
+    sd_notify: SdNotify,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     // Before any thread exists: this takes NOTIFY_SOCKET out of the environment.
-    let notify = Notifier::from_env(opts.services.clone());
+    let sd_notify = SdNotify::from_env(opts.services.clone());
     // Block the signals we handle before any thread exists, so every thread inherits the mask
     // and only the signal thread receives them. Children get a clean mask from std's spawn.
     let mut handled = SigSet::empty();
@@ -109,7 +114,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
-    let _lock = match lock(&paths) {
+    let lock_guard = match lock(&paths) {
         Ok(l) => l,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -157,6 +162,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         std::process::id()
     );
 
+    let probe_tx = tx.clone();
+    let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
+        let _ = probe_tx.send(Msg::Probe(o));
+    }));
     let mut sup = Supervisor {
         core: Core::new(plan(&config)),
         config,
@@ -170,7 +179,9 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         dirty: true,
         shutting_down: false,
         shutdown_replies: Vec::new(),
-        notify,
+        probes,
+        notifier: crate::notify::Notifier::new(),
+        sd_notify,
     };
     sup.adopt_previous()?;
 
@@ -190,6 +201,11 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     }
     let code = sup.run_loop();
     sup.finish();
+    // Clients have their answers and a new supervisor may start; the last webhooks get a
+    // bounded moment to go out.
+    drop(lock_guard);
+    sup.notifier
+        .flush(Instant::now() + crate::notify::FLUSH_AT_EXIT);
     Ok(code)
 }
 
@@ -318,6 +334,12 @@ impl Supervisor {
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
+                Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
+                    unit: o.unit,
+                    probe: o.probe,
+                    ok: o.ok,
+                    detail: o.detail,
+                }),
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -371,7 +393,7 @@ impl Supervisor {
                 message,
             } => {
                 match kind {
-                    ReportKind::Failed | ReportKind::DependencyFailed => {
+                    ReportKind::Failed | ReportKind::DependencyFailed | ReportKind::Unhealthy => {
                         tracing::warn!(unit = %unit, "{message}")
                     }
                     _ => tracing::info!(unit = %unit, "{message}"),
@@ -379,6 +401,13 @@ impl Supervisor {
                 self.dirty = true;
             }
             Action::Persist => self.dirty = true,
+            Action::Probe {
+                unit,
+                probe,
+                check,
+                spec,
+            } => self.probes.spawn(unit, probe, check, spec),
+            Action::Notify(notice) => self.notifier.dispatch(&self.config, &notice),
         }
     }
 
@@ -424,7 +453,7 @@ impl Supervisor {
                             .map(|s| now.saturating_duration_since(s).as_secs_f64()),
                         restarts: u.restarts.max(memo.map(|m| m.restarts).unwrap_or(0)),
                         last_exit: u.last_exit.or(memo.and_then(|m| m.last_exit)),
-                        health: None,
+                        health: u.health.map(|h| h.as_str().to_string()),
                         next_restart_secs: u
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),
@@ -539,7 +568,7 @@ impl Supervisor {
             )));
         }
         tracing::info!("applying configuration {}", new.path.display());
-        self.notify.reloading();
+        self.sd_notify.reloading();
         self.queue
             .push_back(Event::Request(Request::Reload(plan(&new))));
         self.config = new;
@@ -549,7 +578,7 @@ impl Supervisor {
     fn begin_shutdown(&mut self) {
         if !self.shutting_down {
             self.shutting_down = true;
-            self.notify.stopping();
+            self.sd_notify.stopping();
             self.queue.push_back(Event::Request(Request::Stop(None)));
         }
     }
@@ -607,14 +636,14 @@ impl Supervisor {
     }
 
     fn check_waiters(&mut self) {
-        if self.notify.active() {
-            match self.notify.awaiting_ready() {
+        if self.sd_notify.active() {
+            match self.sd_notify.awaiting_ready() {
                 Some(sel) => {
                     if self.goal_met(&Goal::Settled(sel)) {
-                        self.notify.ready(&self.status());
+                        self.sd_notify.ready(&self.status());
                     }
                 }
-                None => self.notify.status(&self.status()),
+                None => self.sd_notify.status(&self.status()),
             }
         }
         if let Some((_, sel)) = &self.ready {

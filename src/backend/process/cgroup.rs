@@ -13,6 +13,8 @@ pub struct CgroupRoot {
     pub mount: PathBuf,
     /// The supervisor's own cgroup directory.
     pub own: PathBuf,
+    /// Suffix naming this project instance (see `for_instance`).
+    pub instance: String,
 }
 
 /// A unit's cgroup, created and ready for the child to join.
@@ -30,13 +32,30 @@ impl CgroupRoot {
         let cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
         let rel = own_cgroup(&cgroup)?;
         let own = mount.join(rel.trim_start_matches('/'));
-        own.is_dir().then_some(CgroupRoot { mount, own })
+        own.is_dir().then_some(CgroupRoot {
+            mount,
+            own,
+            instance: String::new(),
+        })
+    }
+
+    /// Tie the cgroups to one project instance (its run directory): two projects that share a
+    /// name (in two HOMEs, or two checkouts) must never share, or kill, each other's cgroups.
+    pub fn for_instance(mut self, run_dir: &std::path::Path) -> CgroupRoot {
+        // FNV-1a: stable across supervisor restarts, so a new supervisor finds the same path.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in run_dir.as_os_str().as_encoded_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.instance = format!("-{:08x}", h as u32);
+        self
     }
 
     /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
     /// a sibling of it. `None` when neither is writable.
     pub fn create(&self, project: &str, service: &str) -> Option<UnitCgroup> {
-        let group = format!("sysg-{project}");
+        let group = format!("sysg-{project}{}", self.instance);
         let mut bases = vec![self.own.clone()];
         if let Some(parent) = self.own.parent() {
             if self.own != self.mount && parent.starts_with(&self.mount) {

@@ -152,7 +152,7 @@ impl ProcessBackend {
             }
         };
         let cgroups = if options.use_cgroups {
-            cgroup::CgroupRoot::detect()
+            cgroup::CgroupRoot::detect().map(|c| c.for_instance(&paths.run_dir))
         } else {
             None
         };

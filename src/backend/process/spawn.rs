@@ -117,6 +117,7 @@ pub fn spawn(
     // errno inline).
     unsafe {
         cmd.pre_exec(move || {
+            reset_signals()?;
             // Own session, hence own process group (pgid = sid = pid), no controlling tty.
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
@@ -140,4 +141,26 @@ pub fn spawn(
     drop(child);
     drop(cmd);
     Ok(pid)
+}
+
+/// Give the service a clean signal state: the supervisor blocks the signals it waits for
+/// (SIGINT, SIGTERM, SIGHUP) and may have inherited ignored ones (a shell's `&` ignores SIGINT
+/// and SIGQUIT); a blocked or ignored SIGTERM would make every stop wait for SIGKILL.
+/// Runs between fork and exec: only async-signal-safe calls, no allocation.
+fn reset_signals() -> io::Result<()> {
+    // SAFETY: sigemptyset/pthread_sigmask/signal are async-signal-safe and act on this
+    // (single-threaded, just forked) process only.
+    unsafe {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        if libc::pthread_sigmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+    Ok(())
 }

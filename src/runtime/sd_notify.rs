@@ -34,7 +34,7 @@ enum Phase {
 }
 
 /// A handle on the service manager's notification socket; inert when there is none.
-pub struct Notifier {
+pub struct SdNotify {
     target: Option<(UnixDatagram, Target)>,
     phase: Phase,
     /// The services whose start `READY=1` waits for (all when `None`).
@@ -42,11 +42,11 @@ pub struct Notifier {
     last_status: String,
 }
 
-impl Notifier {
+impl SdNotify {
     /// Take `$NOTIFY_SOCKET` from the environment. The variable is removed so that services the
     /// process backend starts do not inherit it and talk to systemd in the supervisor's name.
     /// Call it before any thread exists (it changes the environment).
-    pub fn from_env(selection: Option<Vec<UnitId>>) -> Notifier {
+    pub fn from_env(selection: Option<Vec<UnitId>>) -> SdNotify {
         let value = std::env::var_os("NOTIFY_SOCKET");
         if value.is_some() {
             std::env::remove_var("NOTIFY_SOCKET");
@@ -61,7 +61,7 @@ impl Notifier {
                 }
             }
         });
-        Notifier {
+        SdNotify {
             target,
             phase: Phase::Starting,
             selection,
@@ -285,8 +285,8 @@ mod tests {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
-    fn notifier_for(addr: &str) -> Notifier {
-        Notifier {
+    fn notifier_for(addr: &str) -> SdNotify {
+        SdNotify {
             target: Some((
                 UnixDatagram::unbound().expect("socket"),
                 parse_target(addr).expect("target"),
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn without_a_socket_everything_is_a_no_op() {
-        let mut n = Notifier {
+        let mut n = SdNotify {
             target: None,
             phase: Phase::Starting,
             selection: Some(vec!["web".into()]),

@@ -1,0 +1,88 @@
+//! `sysg start` in the foreground: output prefixed by service name, Ctrl-C stops everything.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn foreground_prefixes_output_and_ctrl_c_stops_everything() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  alpha:
+    command: "echo alpha-says-hi; exec sleep 1000"
+  beta-long-name:
+    command: "echo beta-says-hi >&2; exec sleep 1000"
+"#,
+    );
+    let mut cmd = p.cmd(&["start"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn sysg start");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(seen.iter().any(|l: &String| l.contains("alpha-says-hi"))
+        && seen.iter().any(|l: &String| l.contains("beta-says-hi")))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no prefixed output within 20 s; got {seen:?}"),
+        }
+    }
+    let alpha_line = seen.iter().find(|l| l.contains("alpha-says-hi")).cloned();
+    let beta_line = seen.iter().find(|l| l.contains("beta-says-hi")).cloned();
+    assert_eq!(
+        alpha_line.as_deref(),
+        Some("alpha          | alpha-says-hi"),
+        "names are padded to one width"
+    );
+    assert_eq!(beta_line.as_deref(), Some("beta-long-name | beta-says-hi"));
+
+    let (a, b) = (p.pid("alpha"), p.pid("beta-long-name"));
+    // The supervisor blocks the signals it waits for; services must not inherit that.
+    let st = std::fs::read_to_string(format!("/proc/{a}/status")).unwrap_or_default();
+    for field in ["SigBlk:", "SigIgn:"] {
+        let mask = st
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| u64::from_str_radix(l[field.len()..].trim(), 16).ok())
+            .unwrap_or(u64::MAX);
+        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+            assert_eq!(
+                mask & (1 << (sig - 1)),
+                0,
+                "{field} of a service has signal {sig}"
+            );
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let (wtx, wrx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = wtx.send(child.wait());
+    });
+    let status = wrx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("sysg start exits after Ctrl-C")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!alive(a) && !alive(b), "services outlived Ctrl-C");
+}

@@ -1,0 +1,372 @@
+//! End-to-end tests of health checks, health-gated dependencies, hooks and webhooks: the real
+//! `sysg` binary (process backend) against real HTTP servers on free local ports.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hmac::{KeyInit, Mac};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now (bound and released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A python HTTP server on `port` serving the project directory.
+fn http_server(port: u16) -> String {
+    format!("exec python3 -m http.server {port} --bind 127.0.0.1")
+}
+
+/// Write `fetch.py` (exits 0 when the url in argv answers 2xx) into the project.
+fn write_fetch(p: &Project) {
+    p.write(
+        "fetch.py",
+        "import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=2)\n",
+    );
+}
+
+/// The supervisor log of `project` (tests name their projects: the process backend's cgroups
+/// are per project name, and parallel tests must not share them).
+fn supervisor_log(p: &Project, project: &str) -> String {
+    let path = p
+        .home
+        .path()
+        .join(".local/share/systemg")
+        .join(project)
+        .join("logs/supervisor.log");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn start_waits_for_health_and_gates_the_dependent() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-gate
+services:
+  db:
+    command: "sleep 0.7; {server}"
+    health_check:
+      url: "http://127.0.0.1:{port}/"
+      interval: 100ms
+      timeout: 1s
+      retries: 50
+  web:
+    # Fails (and stays failed) if it runs before db answers.
+    command: "python3 fetch.py http://127.0.0.1:{port}/ && exec sleep 1000"
+    restart_policy: never
+    depends_on: [db]
+"#,
+        server = http_server(port),
+    ));
+    write_fetch(&p);
+    let t0 = Instant::now();
+    let out = p.sysg(&["start", "--daemonize"]);
+    let took = t0.elapsed();
+    assert_ok(&out, "start");
+    assert!(
+        took >= Duration::from_millis(700),
+        "returned before db was up: {took:?}"
+    );
+    let db = p.service("db");
+    assert_eq!(db["health"], "healthy", "{db}");
+    assert_eq!(db["state"], "running", "{db}");
+    let web = p.service("web");
+    assert_eq!(web["state"], "running", "{web}");
+    assert!(web["health"].is_null(), "{web}");
+    // The table shows it too.
+    let table = stdout(&p.sysg(&["status"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("db") && l.contains("healthy")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_probe_that_never_passes_fails_start_and_keeps_dependents_down() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-never
+services:
+  db:
+    command: "exec sleep 1000"
+    restart_policy: never
+    health_check:
+      tcp: "127.0.0.1:{port}"
+      interval: 150ms
+      timeout: 1s
+      retries: 10
+  web:
+    command: "touch web-ran; exec sleep 1000"
+    depends_on:
+      - service: db
+        condition: healthy
+"#
+    ));
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(p.sysg(&["start", "--daemonize"]));
+        });
+        // While db's probes fail, web says what it waits for.
+        wait_until("web explains the wait", T, || {
+            p.service("web")["reason"].as_str().is_some_and(|r| {
+                r.starts_with("waiting for db to become healthy (")
+                    && r.contains("probes failed: connection refused")
+            })
+        });
+        let db = p.service("db");
+        assert_eq!(db["health"], "starting", "{db}");
+        assert!(
+            db["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("connection refused"),
+            "{db}"
+        );
+    });
+    let out = rx.recv_timeout(T).expect("start returned");
+    assert!(!out.status.success(), "start must fail");
+    let err = stderr(&out);
+    assert!(
+        err.contains("db is failed: unhealthy (10 probes failed: connection refused)"),
+        "{err}"
+    );
+    assert!(err.contains("web is blocked"), "{err}");
+    let db = p.service("db");
+    assert_eq!(db["state"], "failed", "{db}");
+    assert_eq!(db["health"], "unhealthy", "{db}");
+    let web = p.service("web");
+    assert_eq!(web["state"], "blocked", "{web}");
+    assert!(web["reason"].as_str().unwrap_or("").contains("db"), "{web}");
+    assert!(!p.dir.join("web-ran").exists(), "web must never have run");
+}
+
+#[test]
+fn a_service_that_turns_unhealthy_is_restarted_and_hooks_run() {
+    let port = free_port();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-restart
+services:
+  api:
+    command: "touch ok; {server}"
+    backoff: 100ms
+    env:
+      vars:
+        HOOK_VAR: from-env
+    health_check:
+      url: "http://127.0.0.1:{port}/ok"
+      interval: 150ms
+      timeout: 1s
+      retries: 2
+      # The first probe runs at once; python needs a moment to listen.
+      start_period: 5s
+    hooks:
+      on_start: 'echo "$SYSG_EVENT $SYSG_SERVICE $SYSG_PID $HOOK_VAR" >> hook-start'
+      on_ready: 'echo "$SYSG_EVENT $SYSG_PID" >> hook-ready'
+      on_failure:
+        command: 'echo "$SYSG_EVENT $SYSG_MESSAGE" >> hook-failure; exit 3'
+        timeout: 5s
+"#,
+        server = http_server(port),
+    ));
+    p.start();
+    let first = p.pid("api");
+    assert_eq!(p.service("api")["health"], "healthy");
+    let start_hook = p.dir.join("hook-start");
+    wait_until("on_start ran", T, || {
+        std::fs::read_to_string(&start_hook).is_ok_and(|s| !s.is_empty())
+    });
+    assert_eq!(
+        std::fs::read_to_string(&start_hook)
+            .unwrap_or_default()
+            .trim(),
+        format!("start api {first} from-env")
+    );
+    wait_until("on_ready ran", T, || {
+        std::fs::read_to_string(p.dir.join("hook-ready"))
+            .is_ok_and(|s| s.trim() == format!("ready {first}"))
+    });
+
+    // The probe starts failing (404): after two failures the process is replaced.
+    std::fs::remove_file(p.dir.join("ok")).expect("rm ok");
+    wait_until("api is restarted and healthy again", T, || {
+        let s = p.service("api");
+        s["pid"].as_u64().is_some_and(|n| n as u32 != first) && s["health"] == "healthy"
+    });
+    assert!(!alive(first), "the unhealthy process must be gone");
+    assert_eq!(p.service("api")["restarts"], 1);
+    let failure = std::fs::read_to_string(p.dir.join("hook-failure")).unwrap_or_default();
+    assert_eq!(
+        failure.trim(),
+        "unhealthy unhealthy (2 probes failed: HTTP 404)",
+        "on_failure runs for an unhealthy verdict"
+    );
+    let log = supervisor_log(&p, "health-restart");
+    assert!(
+        log.contains("unhealthy (2 probes failed: HTTP 404)"),
+        "{log}"
+    );
+    // A failing hook is logged and changes nothing.
+    assert!(log.contains("hook failed: exit 3"), "{log}");
+    assert_eq!(p.service("api")["state"], "running");
+}
+
+/// One request received by the webhook listener.
+struct Received {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A listener answering 200 to every POST and passing each request on.
+fn webhook_receiver() -> (u16, mpsc::Receiver<Received>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let mut r = BufReader::new(s);
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&lower);
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let mut s = r.into_inner();
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if tx.send(Received { head, body }).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// A listener that accepts connections and never answers.
+fn hanging_receiver() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The next webhook body whose `event` is `event`.
+fn next_event(rx: &mpsc::Receiver<Received>, event: &str) -> (Received, Value) {
+    let deadline = Instant::now() + T;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no `{event}` webhook within {T:?}"));
+        let v: Value = serde_json::from_slice(&r.body).expect("JSON body");
+        if v["event"] == event {
+            return (r, v);
+        }
+    }
+}
+
+#[test]
+fn webhooks_post_signed_events_and_a_dead_endpoint_delays_nothing() {
+    let (port, rx) = webhook_receiver();
+    let dead = hanging_receiver();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-webhook
+webhooks:
+  - url: "http://127.0.0.1:{port}/hook"
+    events: [start, exit]
+    secret: s3cret
+  - url: "http://127.0.0.1:{dead}/never"
+    timeout: 5s
+    retries: 3
+services:
+  svc:
+    command: "exec sleep 1000"
+"#
+    ));
+    let t0 = Instant::now();
+    p.start();
+    let pid = p.pid("svc");
+    let (r, v) = next_event(&rx, "start");
+    assert_eq!(v["project"], "health-webhook");
+    assert_eq!(v["service"], "svc");
+    assert_eq!(v["pid"], pid);
+    assert!(v["exit_status"].is_null());
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("started")));
+    let ts = v["timestamp"].as_str().unwrap_or("");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(ts).is_ok(),
+        "timestamp {ts}"
+    );
+    let sig = format!(
+        "x-systemg-signature: sha256={}",
+        hmac_hex("s3cret", &r.body)
+    );
+    assert!(r.head.contains(&sig), "{}", r.head);
+    assert!(
+        r.head.contains("content-type: application/json"),
+        "{}",
+        r.head
+    );
+
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    // The hanging endpoint (5 s timeout, 3 retries, for two events) slowed nothing down.
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(5), "start+stop took {took:?}");
+    let (r, v) = next_event(&rx, "exit");
+    assert_eq!(v["pid"], pid);
+    assert_eq!(v["exit_status"]["kind"], "signal");
+    assert_eq!(v["exit_status"]["value"], 15);
+    let sig = format!(
+        "x-systemg-signature: sha256={}",
+        hmac_hex("s3cret", &r.body)
+    );
+    assert!(r.head.contains(&sig), "{}", r.head);
+    // Only the selected events reach this endpoint.
+    while let Ok(r) = rx.recv_timeout(Duration::from_millis(300)) {
+        let v: Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert!(v["event"] == "start" || v["event"] == "exit", "{v}");
+    }
+}

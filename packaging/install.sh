@@ -19,8 +19,12 @@ purge=no
 start=yes
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
-    exit "${1:-0}"
+    if [ "$1" -eq 0 ]; then
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    else
+        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    fi
+    exit "$1"
 }
 
 die() {

@@ -323,6 +323,21 @@ fn deb_install_start_reload_stop_purge() {
             "re-adopted: {st}"
         );
 
+        // Reinstall (dpkg's upgrade path): the edited conffile is kept and postinst restarts
+        // the supervisor on the new binary.
+        assert_ok(&ns.exec(&["dpkg", "-i", &deb_path]), "dpkg -i again");
+        assert!(
+            std::fs::read_to_string(inner(&ns, "/etc/systemg/systemg.yaml"))
+                .unwrap_or_default()
+                .contains("second:"),
+            "the edited configuration survived the upgrade"
+        );
+        assert_eq!(ns.show("systemg", "ActiveState"), "active", "{}", diag(&ns));
+        assert_ne!(ns.show("systemg", "MainPID"), sup);
+        wait_until("the service runs after the upgrade", T, || {
+            ns.show("sysg-system-second.service", "ActiveState") == "active"
+        });
+
         // Stop: every service is stopped with the supervisor, no unit is left.
         assert_ok(&ns.exec(&["systemctl", "stop", "systemg"]), "stop");
         assert_eq!(
@@ -331,8 +346,16 @@ fn deb_install_start_reload_stop_purge() {
         );
         wait_until("no sysg-* unit is left", T, || sysg_units(&ns).is_empty());
 
-        // Purge: nothing of the package is left inside.
+        // Purge while running: prerm stops the supervisor and so every service; then nothing
+        // of the package is left inside.
+        assert_ok(&ns.exec(&["systemctl", "start", "systemg"]), "start again");
+        wait_until("the service runs again", T, || {
+            ns.show("sysg-system-second.service", "ActiveState") == "active"
+        });
         assert_ok(&ns.exec(&["dpkg", "--purge", "systemg"]), "dpkg --purge");
+        wait_until("no sysg-* unit is left after purge", T, || {
+            sysg_units(&ns).is_empty()
+        });
         for p in [
             "/usr/bin/sysg",
             "/lib/systemd/system/systemg.service",

@@ -3,6 +3,7 @@
 pub mod args;
 mod context;
 mod inspect;
+mod journal;
 mod logs;
 pub mod output;
 mod purge;
@@ -60,6 +61,10 @@ fn init_tracing(cli: &Cli) {
         _ => LevelFilter::WARN,
     };
     let level = cli.global.log_level.unwrap_or(default);
+    let supervisor = matches!(cli.command, Command::Supervise(_) | Command::Start(_));
+    if supervisor && journal::init(level) {
+        return;
+    }
     let ansi = output::color_enabled_stderr();
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)

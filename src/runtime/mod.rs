@@ -4,6 +4,7 @@ pub mod daemon;
 pub mod paths;
 pub mod plan;
 pub mod privileges;
+pub mod sd_notify;
 pub mod state;
 pub mod supervisor;
 

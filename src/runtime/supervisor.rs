@@ -15,6 +15,7 @@ use nix::sys::signal::{SigSet, Signal as NixSignal};
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
 use super::privileges;
+use super::sd_notify::SdNotify;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -81,10 +82,14 @@ struct Supervisor {
     probes: crate::health::Runner,
     /// Hooks and webhooks.
     notifier: crate::notify::Notifier,
+    /// sd_notify to systemd when the supervisor is itself a `Type=notify` service.
+    sd_notify: SdNotify,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, RuntimeError> {
+    // Before any thread exists: this takes NOTIFY_SOCKET out of the environment.
+    let sd_notify = SdNotify::from_env(opts.services.clone());
     // Block the signals we handle before any thread exists, so every thread inherits the mask
     // and only the signal thread receives them. Children get a clean mask from std's spawn.
     let mut handled = SigSet::empty();
@@ -197,6 +202,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         shutdown_replies: Vec::new(),
         probes,
         notifier: crate::notify::Notifier::new(),
+        sd_notify,
     };
     sup.adopt_previous()?;
 
@@ -632,6 +638,7 @@ impl Supervisor {
             )));
         }
         tracing::info!("applying configuration {}", new.path.display());
+        self.sd_notify.reloading();
         self.queue
             .push_back(Event::Request(Request::Reload(plan(&new))));
         self.config = new;
@@ -641,6 +648,7 @@ impl Supervisor {
     fn begin_shutdown(&mut self) {
         if !self.shutting_down {
             self.shutting_down = true;
+            self.sd_notify.stopping();
             self.queue.push_back(Event::Request(Request::Stop(None)));
         }
     }
@@ -698,6 +706,16 @@ impl Supervisor {
     }
 
     fn check_waiters(&mut self) {
+        if self.sd_notify.active() {
+            match self.sd_notify.awaiting_ready() {
+                Some(sel) => {
+                    if self.goal_met(&Goal::Settled(sel)) {
+                        self.sd_notify.ready(&self.status());
+                    }
+                }
+                None => self.sd_notify.status(&self.status()),
+            }
+        }
         if let Some((_, sel)) = &self.ready {
             if self.goal_met(&Goal::Settled(sel.clone())) {
                 let resp = self.settled_response(sel.as_deref());

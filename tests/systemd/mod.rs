@@ -78,6 +78,31 @@ const TARGET: &str = "systemg-harness.target";
 /// the test's expectations simple.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// How the namespace's view of the shared filesystem is fenced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fence {
+    /// Overlays over /etc, /usr and /var whose upper layers live in a tmpfs, instead of tmpfs
+    /// over systemg's directories only: whatever a package install writes inside (dpkg's
+    /// database, /usr/bin, /lib/systemd/system, /etc/group) stays in the namespace, and a
+    /// purge can remove systemg's directories (tmpfs mount points could not be removed).
+    pub overlay_system: bool,
+}
+
+/// The shell lines that fence the filesystem before systemd starts.
+fn fence_commands(fence: Fence) -> &'static str {
+    if fence.overlay_system {
+        r#"mkdir -p /run/sysg-overlay
+mount -t tmpfs tmpfs /run/sysg-overlay
+for d in etc usr var; do
+  mkdir -p /run/sysg-overlay/$d/upper /run/sysg-overlay/$d/work
+  mount -t overlay overlay -o lowerdir=/$d,upperdir=/run/sysg-overlay/$d/upper,workdir=/run/sysg-overlay/$d/work /$d
+done
+"#
+    } else {
+        "for d in /var/lib/systemg /var/log/systemg /etc/systemg; do mkdir -p \"$d\"; mount -t tmpfs tmpfs \"$d\"; done\n"
+    }
+}
+
 /// A running namespaced systemd.
 pub struct NsSystemd {
     /// Host pid of the namespace's PID 1 (systemd).
@@ -104,11 +129,18 @@ pub fn skip_reason() -> Option<String> {
 
 /// Boot or skip: prints the one-line reason and returns `None` when the test cannot run.
 pub fn boot_or_skip(test: &str) -> Option<NsSystemd> {
+    boot_or_skip_with(test, Fence::default())
+}
+
+/// [`boot_or_skip`] with a chosen [`Fence`].
+pub fn boot_or_skip_with(test: &str, fence: Fence) -> Option<NsSystemd> {
     if let Some(why) = skip_reason() {
         println!("skipping {test}: {why}");
         return None;
     }
-    Some(NsSystemd::boot().unwrap_or_else(|e| panic!("booting a namespaced systemd: {e}")))
+    Some(
+        NsSystemd::boot_with(fence).unwrap_or_else(|e| panic!("booting a namespaced systemd: {e}")),
+    )
 }
 
 /// Where the host mounts the unified (cgroup2) hierarchy.
@@ -151,6 +183,11 @@ fn shell_quote(s: &str) -> String {
 impl NsSystemd {
     /// Boot and wait until `systemctl is-system-running` says running or degraded.
     pub fn boot() -> Result<NsSystemd, String> {
+        Self::boot_with(Fence::default())
+    }
+
+    /// [`NsSystemd::boot`] with a chosen [`Fence`].
+    pub fn boot_with(fence: Fence) -> Result<NsSystemd, String> {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let root = cgroup2_mount().ok_or("no cgroup2 mount")?;
         let cgroup = root.join(format!(
@@ -177,13 +214,13 @@ impl NsSystemd {
 mount -t tmpfs tmpfs /run
 umount -l /sys/fs/cgroup
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-for d in /var/lib/systemg /var/log/systemg /etc/systemg; do mkdir -p "$d"; mount -t tmpfs tmpfs "$d"; done
-mkdir -p /run/systemd/system
+{fence_cmds}mkdir -p /run/systemd/system
 {mask_cmds}printf '%s' {target} > /run/systemd/system/{TARGET}
 export container=sysg-test
 exec /lib/systemd/systemd --system --unit={TARGET} --log-target=console --log-level=warning
 "#,
             target = shell_quote(target),
+            fence_cmds = fence_commands(fence),
         );
         // The outer shell moves itself into a private cgroup first; `unshare --cgroup` then
         // makes that the root the namespace's systemd sees, so it never touches the host's

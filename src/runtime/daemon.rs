@@ -20,6 +20,8 @@ pub struct DaemonArgs<'a> {
     pub service: Option<&'a str>,
     /// Only adopt what a crashed supervisor left; start nothing.
     pub adopt_only: bool,
+    /// The `adhoc` project's supervisor (`sysg run`): no config file.
+    pub adhoc: bool,
 }
 
 /// Start a detached supervisor and return its readiness report.
@@ -63,6 +65,9 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
     }
     if args.adopt_only {
         cmd.arg("--adopt-only");
+    }
+    if args.adhoc {
+        cmd.arg("--adhoc");
     }
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and

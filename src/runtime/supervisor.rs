@@ -21,7 +21,10 @@ use crate::backend::{Backend, BackendEvent, BackendPaths};
 use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
-use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId};
+use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
+
+/// `sysg run`: ad-hoc units added to and dropped from the running plan.
+mod adhoc;
 
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub struct Options {
     pub adopt_only: bool,
     /// `--backend`.
     pub backend: crate::backend::Choice,
+    /// Run the `adhoc` project's supervisor: no config file, an empty plan (`sysg run`).
+    pub adhoc: bool,
 }
 
 enum Msg {
@@ -53,6 +58,10 @@ enum Goal {
     Settled(Option<Vec<UnitId>>),
     /// None of the units has a process.
     Down(Option<Vec<UnitId>>),
+    /// An ad-hoc unit settled (`sysg run`).
+    Ran(UnitId),
+    /// An ad-hoc unit finished: completed, failed, stopped or gone (`sysg run --wait`).
+    Finished(UnitId),
 }
 
 struct Waiter {
@@ -78,6 +87,10 @@ struct Supervisor {
     probes: crate::health::Runner,
     /// Hooks and webhooks.
     notifier: crate::notify::Notifier,
+    /// Plans of the ad-hoc units (`sysg run`), kept across config reloads.
+    adhoc: BTreeMap<UnitId, UnitPlan>,
+    /// Ad-hoc units to forget once they are down (stopped by name, or waited for).
+    forget: Vec<UnitId>,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -97,7 +110,18 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         File::from(unsafe { OwnedFd::from_raw_fd(fd) })
     });
 
-    let config = match config::load(&opts.config_path) {
+    let loaded = if opts.adhoc {
+        let state_dir = Roots::for_mode(opts.system)
+            .project(super::adhoc::PROJECT)
+            .state_dir;
+        Ok(super::adhoc::empty_config(
+            super::adhoc::PROJECT,
+            &state_dir,
+        ))
+    } else {
+        config::load(&opts.config_path)
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -176,6 +200,8 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         shutdown_replies: Vec::new(),
         probes,
         notifier: crate::notify::Notifier::new(),
+        adhoc: BTreeMap::new(),
+        forget: Vec::new(),
     };
     sup.adopt_previous()?;
 
@@ -441,6 +467,11 @@ impl Supervisor {
                 .into_iter()
                 .map(|u| {
                     let memo = self.memo.get(&u.name);
+                    let tags = self
+                        .config
+                        .service(&u.name)
+                        .map(|s| s.tags.clone())
+                        .unwrap_or_default();
                     ServiceStatus {
                         uptime_secs: u
                             .since
@@ -454,6 +485,7 @@ impl Supervisor {
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
+                        tags,
                         reason: u.reason,
                     }
                 })
@@ -530,6 +562,7 @@ impl Supervisor {
                 });
             }
             Wire::Stop { services } => {
+                self.forget_when_down(services.as_deref());
                 self.queue
                     .push_back(Event::Request(Request::Stop(services.clone())));
                 self.waiters.push(Waiter {
@@ -550,6 +583,7 @@ impl Supervisor {
                 self.shutdown_replies.push((reply, written));
                 self.begin_shutdown();
             }
+            Wire::Run(req) => self.on_run(req, reply),
         }
     }
 
@@ -562,8 +596,9 @@ impl Supervisor {
             )));
         }
         tracing::info!("applying configuration {}", new.path.display());
-        self.queue
-            .push_back(Event::Request(Request::Reload(plan(&new))));
+        let mut next = plan(&new);
+        next.extend(self.adhoc.values().cloned());
+        self.queue.push_back(Event::Request(Request::Reload(next)));
         self.config = new;
         Ok(())
     }
@@ -594,6 +629,8 @@ impl Supervisor {
                         StateKind::Running | StateKind::Starting | StateKind::Stopping
                     )
             }),
+            Goal::Ran(unit) => self.goal_met(&Goal::Settled(Some(vec![unit.clone()]))),
+            Goal::Finished(unit) => self.adhoc_finished(unit),
         }
     }
 
@@ -645,9 +682,11 @@ impl Supervisor {
             let resp = match &w.goal {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
                 Goal::Down(_) => Response::ok(to_json(&self.status())),
+                Goal::Ran(unit) | Goal::Finished(unit) => self.run_response(&w.goal, unit),
             };
             let _ = w.reply.send(resp);
         }
+        self.forget_down_adhoc();
     }
 
     fn finish(&mut self) {

@@ -86,7 +86,10 @@ services:
     assert_eq!(state_of(&p, "other"), "stopped");
 
     // status exit codes: 0 for a selection that runs, 1 when something selected is down.
-    assert_eq!(p.sysg(&["status", "--tag", "backend"]).status.code(), Some(0));
+    assert_eq!(
+        p.sysg(&["status", "--tag", "backend"]).status.code(),
+        Some(0)
+    );
     assert_eq!(p.sysg(&["status"]).status.code(), Some(1));
     assert_eq!(p.sysg(&["status", "--tag", "web"]).status.code(), Some(1));
     let web = p.sysg(&["status", "--json", "--tag", "web"]);
@@ -98,7 +101,10 @@ services:
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(names, ["api", "ui"], "{web}");
-    assert_eq!(web["services"][0]["tags"], serde_json::json!(["backend", "web"]));
+    assert_eq!(
+        web["services"][0]["tags"],
+        serde_json::json!(["backend", "web"])
+    );
 
     // restart --tag backend: both go down, come back db first.
     std::fs::write(p.dir.join("order.txt"), "").expect("truncate");
@@ -133,7 +139,10 @@ services:
     assert_eq!(api[1], "running");
     assert_eq!(api[2], p.pid("api").to_string());
     assert_eq!(api[4], "backend,web");
-    assert!(lines[3].starts_with("other ") && lines[3].ends_with(" -"), "{lines:?}");
+    assert!(
+        lines[3].starts_with("other ") && lines[3].ends_with(" -"),
+        "{lines:?}"
+    );
     let listed = stdout(&p.sysg(&["list", "--tag", "web"]));
     let names: Vec<&str> = listed
         .lines()
@@ -208,9 +217,10 @@ services:
     let out = shown();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    for (line, (name, text)) in lines
-        .iter()
-        .zip([("first", "one"), ("second", "two"), ("first", "three")])
+    for (line, (name, text)) in
+        lines
+            .iter()
+            .zip([("first", "one"), ("second", "two"), ("first", "three")])
     {
         assert!(
             line.starts_with(&format!("{name:<6} | ")) && line.ends_with(&format!(" {text}")),
@@ -233,14 +243,24 @@ fn init_writes_a_valid_config_and_never_overwrites() {
     std::fs::write(p.dir.join("systemg.yaml"), "mine").expect("write");
     let again = p.sysg(&["init"]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(
         std::fs::read_to_string(p.dir.join("systemg.yaml")).expect("read"),
         "mine"
     );
     // --config picks another path; --force replaces.
-    assert_ok(&p.sysg(&["--config", "other.yaml", "init"]), "init --config");
-    assert_ok(&p.sysg(&["--config", "other.yaml", "validate"]), "validate other");
+    assert_ok(
+        &p.sysg(&["--config", "other.yaml", "init"]),
+        "init --config",
+    );
+    assert_ok(
+        &p.sysg(&["--config", "other.yaml", "validate"]),
+        "validate other",
+    );
     assert_ok(&p.sysg(&["init", "--force"]), "init --force");
     assert_ok(&p.sysg(&["validate"]), "validate after --force");
 }

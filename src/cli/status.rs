@@ -210,6 +210,38 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
 mod tests {
     use super::*;
 
+    fn svc(state: StateKind, health: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name: "s".into(),
+            state,
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            health: health.map(str::to_string),
+            reason: None,
+            next_restart_secs: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_say_running_healthy_degraded_or_absent() {
+        let up = svc(StateKind::Running, None);
+        let healthy = svc(StateKind::Running, Some("healthy"));
+        let done = svc(StateKind::Completed, None);
+        assert_eq!(exit_code(&[&up, &healthy, &done], true), EXIT_OK);
+        for bad in [
+            svc(StateKind::Running, Some("unhealthy")),
+            svc(StateKind::Running, Some("starting")),
+            svc(StateKind::Backoff, None),
+            svc(StateKind::Stopped, None),
+        ] {
+            assert_eq!(exit_code(&[&up, &bad], true), EXIT_FAILURE, "{bad:?}");
+        }
+        assert_eq!(exit_code(&[&up], false), EXIT_NOT_RUNNING);
+    }
+
     #[test]
     fn intervals() {
         assert_eq!(parse_interval("5"), Ok(Duration::from_secs(5)));

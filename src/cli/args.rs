@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::logs::Kind;
 
 /// Exit codes, documented in `sysg --help` and docs/cli.md.
-pub const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  runtime failure (a service failed, the supervisor is unreachable, ...)\n  2  bad usage or invalid configuration\n  3  `status`: no supervisor is running for this project";
+pub const EXIT_CODES: &str = "Exit codes:\n  0  success; `status`/`list`: every selected service runs (or completed) and is healthy\n  1  runtime failure (a service failed, the supervisor is unreachable, ...); `status`/`list`: something selected is degraded\n  2  bad usage, invalid configuration, unknown service or tag\n  3  `status`/`list`: no supervisor is running for this project\n`run --wait` exits with the command's status (128+N when killed by signal N).";
 
 /// sysg: compose programs into systems.
 #[derive(Debug, Parser)]
@@ -37,6 +37,10 @@ pub struct Global {
     /// Log verbosity: off, error, warn, info, debug, trace, or 0-5
     #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<tracing::level_filters::LevelFilter>,
+    /// Act on this project's running supervisor, whatever config is in the current directory
+    /// (e.g. `--project adhoc` for `sysg run` units)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub project: Option<String>,
 }
 
 /// `--backend`
@@ -89,6 +93,76 @@ pub enum Command {
     /// Run the supervisor (used by `start --daemonize`)
     #[command(hide = true)]
     Supervise(SuperviseArgs),
+    /// Supervise one command without a config file (like systemd-run)
+    Run(RunArgs),
+    /// Write a commented starter systemg.yaml
+    Init(InitArgs),
+    /// One line per service: name, state, pid, uptime, tags (a compact `status`)
+    List(ListArgs),
+}
+
+/// `--tag`, repeatable: every service carrying any of the tags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TagArg {
+    /// Act on every service with this tag (repeatable; with --service, the union)
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+/// `run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Unit name [default: the program's name, made unique]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Restart policy
+    #[arg(long, value_enum, default_value_t = RunRestart::Never)]
+    pub restart: RunRestart,
+    /// Set a variable for the command (repeatable)
+    #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Wait until the command finished and exit with its status (128+N for signal N)
+    #[arg(long)]
+    pub wait: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// `run --restart`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunRestart {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// Parse `K=V` (the value may be empty or contain `=`).
+pub fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// `init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub tag: TagArg,
+    /// Print JSON (the same as `status --json`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `start`
@@ -100,6 +174,8 @@ pub struct StartArgs {
     /// Start only this service (and what it depends on)
     #[arg(long, short = 's', value_name = "NAME")]
     pub service: Option<String>,
+    #[command(flatten)]
+    pub tag: TagArg,
 }
 
 /// `--service` alone.
@@ -108,6 +184,8 @@ pub struct ServiceArg {
     /// Act on this service only
     #[arg(long, short = 's', value_name = "NAME")]
     pub service: Option<String>,
+    #[command(flatten)]
+    pub tag: TagArg,
 }
 
 /// `status`
@@ -116,6 +194,8 @@ pub struct StatusArgs {
     /// Show this service only
     #[arg(long, short = 's', value_name = "NAME")]
     pub service: Option<String>,
+    #[command(flatten)]
+    pub tag: TagArg,
     /// Also show units that are not in the configuration (leftovers)
     #[arg(long)]
     pub all: bool,
@@ -146,6 +226,8 @@ pub struct LogsArgs {
     /// Show this service only (default: all)
     #[arg(long, short = 's', value_name = "NAME")]
     pub service: Option<String>,
+    #[command(flatten)]
+    pub tag: TagArg,
     /// Which stream (default: stdout and stderr together)
     #[arg(long, value_enum)]
     pub kind: Option<Kind>,
@@ -182,7 +264,7 @@ pub struct ValidateArgs {
 /// `supervise` (internal)
 #[derive(Debug, Args)]
 pub struct SuperviseArgs {
-    /// Start only this service
+    /// Start only these services (comma-separated)
     #[arg(long)]
     pub service: Option<String>,
     /// File descriptor to report readiness on
@@ -191,4 +273,7 @@ pub struct SuperviseArgs {
     /// Adopt what a crashed supervisor left running, start nothing
     #[arg(long)]
     pub adopt_only: bool,
+    /// Run the `adhoc` project's supervisor (no config file; `sysg run`)
+    #[arg(long)]
+    pub adhoc: bool,
 }

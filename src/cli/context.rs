@@ -49,6 +49,19 @@ pub fn print_config_errors(path: &std::path::Path, e: &config::ConfigErrors) {
 pub fn resolve(g: &Global) -> Result<Ctx, i32> {
     let roots = Roots::for_mode(g.sys);
     let path = config_path(g);
+    // `--project` names a supervisor directly (e.g. `adhoc`); an explicit --config must agree.
+    if let (Some(p), None) = (&g.project, &g.config) {
+        if !crate::config::valid_name(p) {
+            error(format!("invalid project name `{p}`"));
+            return Err(EXIT_USAGE);
+        }
+        return Ok(Ctx {
+            paths: roots.project(p),
+            project: p.clone(),
+            config_path: path,
+            config: None,
+        });
+    }
     if g.config.is_some() || path.exists() {
         // A user who may read a `--sys` supervisor's status need not be able to read its
         // secrets: without them, the project name is enough to find the supervisor.
@@ -69,6 +82,14 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
                 });
             }
         };
+        if let Some(p) = g.project.as_ref().filter(|p| **p != cfg.project) {
+            error(format!(
+                "--project {p} does not match the project of {} (`{}`)",
+                cfg.path.display(),
+                cfg.project
+            ));
+            return Err(EXIT_USAGE);
+        }
         return Ok(Ctx {
             paths: roots.project(&cfg.project),
             project: cfg.project.clone(),
@@ -97,7 +118,7 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
         }
         many => {
             error(format!(
-                "no {} here and several supervisors run ({}); pass --config FILE",
+                "no {} here and several supervisors run ({}); pass --config FILE or --project NAME",
                 path.display(),
                 many.join(", ")
             ));
@@ -125,6 +146,19 @@ pub fn or_system_supervisor(g: &Global, ctx: Ctx) -> Ctx {
             ..ctx
         },
     }
+}
+
+/// True when a command has nothing to talk to: no config file, no `--project`, and no
+/// supervisor running at all (`status` and `list` then exit 3, not 2).
+pub fn nothing_running(g: &Global) -> bool {
+    let roots = Roots::for_mode(g.sys);
+    g.config.is_none()
+        && g.project.is_none()
+        && !config_path(g).exists()
+        && !roots
+            .projects()
+            .iter()
+            .any(|p| client::is_live(&roots.project(p).socket))
 }
 
 /// Units a dead supervisor left running: recorded in state.json and still alive with the

@@ -18,31 +18,25 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         Some(k) => vec![k],
         None => vec![Kind::Stdout, Kind::Stderr],
     };
-    // Which units: the named one, or every configured one.
+    // Which units: the selected ones, or all of them.
     let units: Vec<String> = if a.kind == Some(Kind::Supervisor) {
         vec![String::new()]
-    } else if let Some(s) = &a.service {
-        if let Some(cfg) = &ctx.config {
-            if cfg.service(s).is_none() {
-                error(format!(
-                    "unknown service `{s}`; services are: {}",
-                    cfg.services
-                        .iter()
-                        .map(|x| x.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-                return EXIT_USAGE;
-            }
-        }
-        vec![s.clone()]
     } else {
-        match &ctx.config {
-            Some(cfg) => cfg.services.iter().map(|s| s.name.clone()).collect(),
-            None => {
-                error("pass --service NAME (no config file to list services from)");
+        // Named or tagged services, else every service (cron jobs included: they have logs).
+        let picked = if a.service.is_some() || !a.tag.tags.is_empty() {
+            super::select::resolve(&ctx, a.service.as_deref(), &a.tag.tags, true)
+        } else {
+            super::select::all(&ctx, true)
+        };
+        match picked {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                error(
+                    "pass --service NAME (no config file and no supervisor to list services from)",
+                );
                 return EXIT_USAGE;
             }
+            Err(code) => return code,
         }
     };
     if a.kind != Some(Kind::Supervisor) && uses_journal(&ctx.paths) {

@@ -2,12 +2,16 @@
 
 pub mod args;
 mod context;
+mod init;
 mod inspect;
 mod journal;
+mod list;
 mod logs;
 pub mod output;
 mod purge;
 mod restart;
+mod run;
+mod select;
 mod spawn;
 mod start;
 mod status;
@@ -50,6 +54,9 @@ pub fn main() -> i32 {
         Command::Validate(a) => validate::run(g, a),
         Command::Purge => purge::run(g),
         Command::Supervise(a) => start::supervise(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::Init(a) => init::run(g, a),
+        Command::List(a) => list::run(g, a),
     }
 }
 

@@ -18,9 +18,13 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let request = match (&a.service, g.config.is_some()) {
-        (Some(s), _) => Request::Restart {
-            services: Some(vec![s.clone()]),
+    let selected = match super::select::resolve(&ctx, a.service.as_deref(), &a.tag.tags, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let request = match (selected, g.config.is_some()) {
+        (Some(services), _) => Request::Restart {
+            services: Some(services),
         },
         (None, true) => Request::Reload {
             config: ctx.config_path.clone(),

@@ -69,26 +69,33 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
     if let Err(code) = check_privileges(g, &cfg) {
         return code;
     }
-    if let Some(s) = &a.service {
-        if cfg.service(s).is_none() {
-            error(format!(
-                "unknown service `{s}`; services are: {}",
-                cfg.services
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+    // `--service` accepts any configured name (the supervisor explains a cron job); tags
+    // expand to long-running services only.
+    let mut catalog = super::select::from_config(&cfg, true);
+    if !a.tag.tags.is_empty() {
+        catalog.retain(|e| {
+            a.service.as_ref() == Some(&e.name)
+                || cfg.service(&e.name).is_some_and(|s| s.cron.is_none())
+        });
+    }
+    let services = match super::select::select(&catalog, a.service.as_deref(), &a.tag.tags) {
+        Ok(s) => s,
+        Err(e) => {
+            error(e);
             return EXIT_USAGE;
         }
-    }
+    };
     let paths = Roots::for_mode(g.sys).project(&cfg.project);
-    let services = a.service.clone().map(|s| vec![s]);
+    // The hidden `supervise --service` takes the selection comma-separated (names never
+    // contain commas).
+    let joined = services.as_ref().map(|v| v.join(","));
     // A supervisor already runs for this project: ask it.
     match client::call(
         &paths.socket,
         &cfg.project,
-        Request::Start { services },
+        Request::Start {
+            services: services.clone(),
+        },
         None,
     ) {
         Ok(resp) => return print_outcome(&resp),
@@ -105,9 +112,10 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
                 system: g.sys,
                 backend: backend_name(g),
                 log_level: g.log_level.map(|l| l.to_string()),
-                service: a.service.as_deref(),
+                service: joined.as_deref(),
                 adopt_only: false,
                 drop_privileges: g.drop_privileges,
+                adhoc: false,
             },
             &paths,
         );
@@ -119,32 +127,38 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
             }
         };
     }
-    run_supervisor(g, cfg.path.clone(), a.service.clone(), true, None, false)
+    run_supervisor(g, cfg.path.clone(), services, true, None, false, false)
 }
 
 /// `sysg supervise` (what `start --daemonize` runs).
 pub fn supervise(g: &Global, a: &SuperviseArgs) -> i32 {
     let path = super::context::config_path(g);
-    run_supervisor(g, path, a.service.clone(), false, a.ready_fd, a.adopt_only)
+    let services = a
+        .service
+        .as_ref()
+        .map(|s| s.split(',').map(str::to_string).collect());
+    run_supervisor(g, path, services, false, a.ready_fd, a.adopt_only, a.adhoc)
 }
 
 fn run_supervisor(
     g: &Global,
     config_path: std::path::PathBuf,
-    service: Option<String>,
+    services: Option<Vec<String>>,
     echo: bool,
     ready_fd: Option<i32>,
     adopt_only: bool,
+    adhoc: bool,
 ) -> i32 {
     match supervisor::run(supervisor::Options {
         config_path,
         system: g.sys,
-        services: service.map(|s| vec![s]),
+        services,
         adopt_only,
         echo,
         ready_fd,
         backend: backend_choice(g),
         drop_privileges: g.drop_privileges,
+        adhoc,
     }) {
         Ok(code) => code,
         Err(crate::runtime::RuntimeError::Config(e)) => {
@@ -170,6 +184,8 @@ pub(crate) fn adopt_with_daemon(g: &Global, ctx: &super::context::Ctx) -> i32 {
             service: None,
             adopt_only: true,
             drop_privileges: g.drop_privileges,
+            // The `adhoc` project has no config file: its supervisor needs no path.
+            adhoc: ctx.config.is_none() && ctx.project == crate::runtime::adhoc::PROJECT,
         },
         &ctx.paths,
     );

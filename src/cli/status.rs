@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::args::{Global, StatusArgs};
 use super::context::{resolve, Ctx};
 use super::output::{color_enabled, status_table};
+use super::select::{from_report, select};
 use super::{error, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE};
 use crate::control::protocol::{Request, ServiceStatus, StatusReport};
 use crate::control::{client, ControlError};
@@ -13,6 +14,10 @@ use crate::runtime::state::{self, Loaded};
 
 /// `sysg status`
 pub fn run(g: &Global, a: &StatusArgs) -> i32 {
+    if super::context::nothing_running(g) {
+        error("no systemg.yaml here and no supervisor is running");
+        return super::EXIT_NOT_RUNNING;
+    }
     let ctx = match resolve(g) {
         Ok(c) => c,
         Err(code) => return code,
@@ -66,48 +71,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
-    let (report, running) = match client::call(
-        &ctx.paths.socket,
-        &ctx.project,
-        Request::Status,
-        Some(Duration::from_secs(10)),
-    ) {
-        Ok(resp) if resp.ok => match serde_json::from_value::<StatusReport>(resp.data) {
-            Ok(r) => (r, true),
-            Err(e) => {
-                error(format!("unreadable status: {e}"));
-                return EXIT_FAILURE;
-            }
-        },
-        Ok(resp) => {
-            error(resp.error.unwrap_or_default());
-            return EXIT_FAILURE;
-        }
-        Err(ControlError::NotRunning { .. }) => (offline_report(ctx), false),
-        Err(e) => {
-            error(e);
-            return EXIT_FAILURE;
-        }
+    let (report, running) = match fetch(ctx) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    if let Some(s) = &a.service {
-        if !report.services.iter().any(|x| &x.name == s) {
-            error(format!(
-                "unknown service `{s}`; services are: {}",
-                report
-                    .services
-                    .iter()
-                    .map(|x| x.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            return EXIT_USAGE;
-        }
-    }
-    let selected: Vec<&ServiceStatus> = report
-        .services
-        .iter()
-        .filter(|x| a.service.as_ref().is_none_or(|s| &x.name == s))
-        .collect();
+    let selected = match select_services(&report, a.service.as_deref(), &a.tag.tags) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if a.json {
         let mut shown = report.clone();
         shown.services = selected.iter().map(|s| (*s).clone()).collect();
@@ -121,9 +92,62 @@ fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
     } else {
         print!("{}", status_table(&report, &selected, color_enabled()));
     }
+    exit_code(&selected, running)
+}
+
+/// The supervisor's report and `true`, or what can be said without one and `false`.
+pub(super) fn fetch(ctx: &Ctx) -> Result<(StatusReport, bool), i32> {
+    match client::call(
+        &ctx.paths.socket,
+        &ctx.project,
+        Request::Status,
+        Some(Duration::from_secs(10)),
+    ) {
+        Ok(resp) if resp.ok => match serde_json::from_value::<StatusReport>(resp.data) {
+            Ok(r) => Ok((r, true)),
+            Err(e) => {
+                error(format!("unreadable status: {e}"));
+                Err(EXIT_FAILURE)
+            }
+        },
+        Ok(resp) => {
+            error(resp.error.unwrap_or_default());
+            Err(EXIT_FAILURE)
+        }
+        Err(ControlError::NotRunning { .. }) => Ok((offline_report(ctx), false)),
+        Err(e) => {
+            error(e);
+            Err(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The services of `report` picked by `--service`/`--tag` (all when neither is given).
+pub(super) fn select_services<'a>(
+    report: &'a StatusReport,
+    service: Option<&str>,
+    tags: &[String],
+) -> Result<Vec<&'a ServiceStatus>, i32> {
+    let names = select(&from_report(report), service, tags).map_err(|e| {
+        error(e);
+        EXIT_USAGE
+    })?;
+    Ok(report
+        .services
+        .iter()
+        .filter(|x| names.as_ref().is_none_or(|n| n.contains(&x.name)))
+        .collect())
+}
+
+/// 3 without a supervisor; 0 when every selected service runs (or completed) and is not
+/// unhealthy or still waiting for its first passing probe; 1 otherwise (degraded).
+pub(super) fn exit_code(selected: &[&ServiceStatus], running: bool) -> i32 {
+    let healthy = |s: &ServiceStatus| {
+        s.is_good() && !matches!(s.health.as_deref(), Some("unhealthy") | Some("starting"))
+    };
     if !running {
         EXIT_NOT_RUNNING
-    } else if selected.iter().all(|s| s.is_good()) {
+    } else if selected.iter().all(|s| healthy(s)) {
         EXIT_OK
     } else {
         EXIT_FAILURE
@@ -152,6 +176,12 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
             .map(|name| {
                 let m = memo.get(&name).cloned().unwrap_or_default();
                 let rec = live.iter().find(|r| r.unit == name);
+                let tags = ctx
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.service(&name))
+                    .map(|s| s.tags.clone())
+                    .unwrap_or_default();
                 ServiceStatus {
                     state: if rec.is_some() {
                         StateKind::Running
@@ -170,6 +200,7 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
                     last_exit: m.last_exit,
                     health: None,
                     next_restart_secs: None,
+                    tags,
                 }
             })
             .collect(),
@@ -179,6 +210,38 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn svc(state: StateKind, health: Option<&str>) -> ServiceStatus {
+        ServiceStatus {
+            name: "s".into(),
+            state,
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            health: health.map(str::to_string),
+            reason: None,
+            next_restart_secs: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_say_running_healthy_degraded_or_absent() {
+        let up = svc(StateKind::Running, None);
+        let healthy = svc(StateKind::Running, Some("healthy"));
+        let done = svc(StateKind::Completed, None);
+        assert_eq!(exit_code(&[&up, &healthy, &done], true), EXIT_OK);
+        for bad in [
+            svc(StateKind::Running, Some("unhealthy")),
+            svc(StateKind::Running, Some("starting")),
+            svc(StateKind::Backoff, None),
+            svc(StateKind::Stopped, None),
+        ] {
+            assert_eq!(exit_code(&[&up, &bad], true), EXIT_FAILURE, "{bad:?}");
+        }
+        assert_eq!(exit_code(&[&up], false), EXIT_NOT_RUNNING);
+    }
 
     #[test]
     fn intervals() {

@@ -12,16 +12,21 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let request = match &a.service {
-        Some(s) => Request::Stop {
-            services: Some(vec![s.clone()]),
+    let selected = match super::select::resolve(&ctx, a.service.as_deref(), &a.tag.tags, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let everything = selected.is_none();
+    let request = match selected {
+        Some(services) => Request::Stop {
+            services: Some(services),
         },
         None => Request::Shutdown,
     };
     match client::call(&ctx.paths.socket, &ctx.project, request, None) {
         Ok(resp) => {
             let code = print_outcome(&resp);
-            if code == EXIT_OK && a.service.is_none() {
+            if code == EXIT_OK && everything {
                 wait_supervisor_gone(&ctx.paths.run_dir.join("supervisor.lock"));
             }
             code

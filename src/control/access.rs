@@ -91,6 +91,7 @@ impl Request {
             Request::Restart { .. } => "`restart`",
             Request::Reload { .. } => "`restart --config` (reload)",
             Request::Shutdown => "`stop` (of the whole project)",
+            Request::Run(_) => "`run`",
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::schema::RestartPolicy;
 use crate::core::StateKind;
 use crate::spec::ExitStatus;
 
@@ -39,6 +40,38 @@ pub enum Request {
     Reload { config: PathBuf },
     /// Stop every service, then the supervisor.
     Shutdown,
+    /// Add an ad-hoc unit (`sysg run`) and answer once it settled, or with `wait` once it
+    /// finished. The answer's data is a `RunReport`.
+    Run(RunRequest),
+}
+
+/// What `sysg run` asks for: one command supervised without a config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The unit's name; derived from the command (and made unique) when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Program (absolute path) and arguments.
+    pub argv: Vec<String>,
+    /// Variables added to the supervisor's base environment.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Working directory (the caller's).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    pub restart: RestartPolicy,
+    /// Answer only once the unit finished (then it is forgotten).
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// The answer to a `run` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub project: String,
+    /// The unit's name.
+    pub unit: String,
+    pub service: ServiceStatus,
 }
 
 /// A request with its protocol version.
@@ -108,6 +141,9 @@ pub struct ServiceStatus {
     pub reason: Option<String>,
     /// Seconds until a scheduled restart.
     pub next_restart_secs: Option<f64>,
+    /// The service's `tags:` (empty for ad-hoc units).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl ServiceStatus {
@@ -135,5 +171,34 @@ mod tests {
         assert_eq!(back.request, Request::Status);
         let all: Envelope = serde_json::from_str(r#"{"v":1,"cmd":"start"}"#).unwrap();
         assert_eq!(all.request, Request::Start { services: None });
+    }
+
+    #[test]
+    fn run_wire_shape() {
+        let back: Envelope = serde_json::from_str(
+            r#"{"v":1,"cmd":"run","argv":["/bin/sleep","5"],"restart":"on-failure"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            back.request,
+            Request::Run(RunRequest {
+                name: None,
+                argv: vec!["/bin/sleep".into(), "5".into()],
+                env: Vec::new(),
+                cwd: None,
+                restart: RestartPolicy::OnFailure,
+                wait: false,
+            })
+        );
+    }
+
+    #[test]
+    fn tags_are_optional_on_the_wire() {
+        let s: ServiceStatus = serde_json::from_str(
+            r#"{"name":"a","state":"running","pid":1,"uptime_secs":null,"restarts":0,
+                "last_exit":null,"health":null,"reason":null,"next_restart_secs":null}"#,
+        )
+        .unwrap();
+        assert!(s.tags.is_empty());
     }
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::schema::{Dependency, HealthCheck, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
+mod adhoc;
 mod deps;
 mod health;
 mod notice;
@@ -102,6 +103,11 @@ pub enum Request {
     /// Apply a new plan: added units start, removed ones stop and are forgotten, changed ones
     /// restart, unchanged ones keep running.
     Reload(Vec<UnitPlan>),
+    /// Add one unit to the running plan and start it (an ad-hoc unit); others are untouched.
+    /// A name already in the plan is ignored (the runtime checks names first).
+    Add(UnitPlan),
+    /// Drop these units from the plan: a live one is stopped first, then forgotten.
+    Forget(Vec<UnitId>),
 }
 
 /// Something the runtime must do.
@@ -703,6 +709,8 @@ impl Core {
                 }
             }
             Request::Reload(plan) => self.reload(now, plan, out),
+            Request::Add(plan) => self.add(now, plan, out),
+            Request::Forget(names) => self.forget(now, &names, out),
         }
     }
 

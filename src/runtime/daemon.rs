@@ -22,6 +22,8 @@ pub struct DaemonArgs<'a> {
     pub adopt_only: bool,
     /// `--drop-privileges`.
     pub drop_privileges: bool,
+    /// The `adhoc` project's supervisor (`sysg run`): no config file.
+    pub adhoc: bool,
 }
 
 /// Start a detached supervisor and return its readiness report.
@@ -68,6 +70,9 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
     }
     if args.adopt_only {
         cmd.arg("--adopt-only");
+    }
+    if args.adhoc {
+        cmd.arg("--adhoc");
     }
     cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal and

@@ -1,5 +1,6 @@
 //! The resident supervisor: event loop, state dir, pid file, daemonizing, re-adoption.
 
+pub mod adhoc;
 pub mod daemon;
 pub mod paths;
 pub mod plan;

@@ -216,6 +216,7 @@ mod tests {
             health: None,
             reason: None,
             next_restart_secs: None,
+            tags: Vec::new(),
         }
     }
 

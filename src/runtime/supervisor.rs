@@ -23,7 +23,10 @@ use crate::backend::{Backend, BackendEvent, BackendPaths};
 use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
-use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId};
+use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
+
+/// `sysg run`: ad-hoc units added to and dropped from the running plan.
+mod adhoc;
 
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub struct Options {
     pub backend: crate::backend::Choice,
     /// `--drop-privileges`: set up as root, then run as the services' user (privileges.rs).
     pub drop_privileges: bool,
+    /// Run the `adhoc` project's supervisor: no config file, an empty plan (`sysg run`).
+    pub adhoc: bool,
 }
 
 enum Msg {
@@ -57,6 +62,10 @@ enum Goal {
     Settled(Option<Vec<UnitId>>),
     /// None of the units has a process.
     Down(Option<Vec<UnitId>>),
+    /// An ad-hoc unit settled (`sysg run`).
+    Ran(UnitId),
+    /// An ad-hoc unit finished: completed, failed, stopped or gone (`sysg run --wait`).
+    Finished(UnitId),
 }
 
 struct Waiter {
@@ -84,6 +93,10 @@ struct Supervisor {
     notifier: crate::notify::Notifier,
     /// sd_notify to systemd when the supervisor is itself a `Type=notify` service.
     sd_notify: SdNotify,
+    /// Plans of the ad-hoc units (`sysg run`), kept across config reloads.
+    adhoc: BTreeMap<UnitId, UnitPlan>,
+    /// Ad-hoc units to forget once they are down (stopped by name, or waited for).
+    forget: Vec<UnitId>,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -105,7 +118,18 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         File::from(unsafe { OwnedFd::from_raw_fd(fd) })
     });
 
-    let config = match config::load(&opts.config_path) {
+    let loaded = if opts.adhoc {
+        let state_dir = Roots::for_mode(opts.system)
+            .project(super::adhoc::PROJECT)
+            .state_dir;
+        Ok(super::adhoc::empty_config(
+            super::adhoc::PROJECT,
+            &state_dir,
+        ))
+    } else {
+        config::load(&opts.config_path)
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -203,6 +227,8 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         probes,
         notifier: crate::notify::Notifier::new(),
         sd_notify,
+        adhoc: BTreeMap::new(),
+        forget: Vec::new(),
     };
     sup.adopt_previous()?;
 
@@ -515,6 +541,11 @@ impl Supervisor {
                 .into_iter()
                 .map(|u| {
                     let memo = self.memo.get(&u.name);
+                    let tags = self
+                        .config
+                        .service(&u.name)
+                        .map(|s| s.tags.clone())
+                        .unwrap_or_default();
                     ServiceStatus {
                         uptime_secs: u
                             .since
@@ -528,6 +559,7 @@ impl Supervisor {
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
+                        tags,
                         reason: u.reason,
                     }
                 })
@@ -604,6 +636,7 @@ impl Supervisor {
                 });
             }
             Wire::Stop { services } => {
+                self.forget_when_down(services.as_deref());
                 self.queue
                     .push_back(Event::Request(Request::Stop(services.clone())));
                 self.waiters.push(Waiter {
@@ -624,6 +657,7 @@ impl Supervisor {
                 self.shutdown_replies.push((reply, written));
                 self.begin_shutdown();
             }
+            Wire::Run(req) => self.on_run(req, reply),
         }
     }
 
@@ -639,8 +673,9 @@ impl Supervisor {
         }
         tracing::info!("applying configuration {}", new.path.display());
         self.sd_notify.reloading();
-        self.queue
-            .push_back(Event::Request(Request::Reload(plan(&new))));
+        let mut next = plan(&new);
+        next.extend(self.adhoc.values().cloned());
+        self.queue.push_back(Event::Request(Request::Reload(next)));
         self.config = new;
         Ok(())
     }
@@ -672,6 +707,8 @@ impl Supervisor {
                         StateKind::Running | StateKind::Starting | StateKind::Stopping
                     )
             }),
+            Goal::Ran(unit) => self.goal_met(&Goal::Settled(Some(vec![unit.clone()]))),
+            Goal::Finished(unit) => self.adhoc_finished(unit),
         }
     }
 
@@ -733,9 +770,11 @@ impl Supervisor {
             let resp = match &w.goal {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
                 Goal::Down(_) => Response::ok(to_json(&self.status())),
+                Goal::Ran(unit) | Goal::Finished(unit) => self.run_response(&w.goal, unit),
             };
             let _ = w.reply.send(resp);
         }
+        self.forget_down_adhoc();
     }
 
     fn finish(&mut self) {

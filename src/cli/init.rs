@@ -1,0 +1,98 @@
+//! `sysg init`: write a commented starter `systemg.yaml` that validates as written.
+
+use std::io::Write;
+
+use super::args::{Global, InitArgs};
+use super::context::config_path;
+use super::{error, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// The starter config. Kept valid by a test that loads it.
+pub const TEMPLATE: &str = r#"# systemg configuration. Check it with `sysg validate`, run it with `sysg start`.
+# Reference: docs/configuration.md.
+version: "1"
+
+# One supervisor runs per project; the default is this directory's name.
+# project: myapp
+
+services:
+  # A job that must finish (exit 0) before the services that need it start.
+  setup:
+    command: "mkdir -p data && echo setup done"
+    restart_policy: never
+
+  # A long-running service, restarted when it fails, with a health check.
+  web:
+    exec: ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+    depends_on:
+      - service: setup
+        condition: completed
+    restart_policy: on-failure   # always | on-failure | never
+    backoff: 1s                  # doubles for each consecutive restart
+    env:
+      vars:
+        PYTHONUNBUFFERED: "1"
+    health_check:
+      url: "http://127.0.0.1:8080/"
+      interval: 5s
+      retries: 3
+    tags: [web]                  # `sysg restart --tag web`, `sysg logs --tag web`
+
+  # A worker that starts once web is healthy.
+  worker:
+    command: "while true; do date; sleep 10; done"
+    depends_on: [web]
+    stop_timeout: 5s
+    tags: [background]
+"#;
+
+/// `sysg init [--force]`: writes `--config PATH` or ./systemg.yaml.
+pub fn run(g: &Global, a: &InitArgs) -> i32 {
+    let path = config_path(g);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if a.force {
+        opts.create(true).truncate(true);
+    } else {
+        // create_new: refusing to overwrite is decided atomically by the kernel.
+        opts.create_new(true);
+    }
+    let mut f = match opts.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            error(format!(
+                "{} already exists; not overwriting it (pass --force to replace it)",
+                path.display()
+            ));
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            error(format!("cannot create {}: {e}", path.display()));
+            return EXIT_FAILURE;
+        }
+    };
+    if let Err(e) = f.write_all(TEMPLATE.as_bytes()) {
+        error(format!("writing {}: {e}", path.display()));
+        return EXIT_FAILURE;
+    }
+    println!("wrote {}; check it with `sysg validate`", path.display());
+    EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systemg.yaml");
+        std::fs::write(&path, TEMPLATE).unwrap();
+        let cfg = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["setup", "web", "worker"]);
+        assert_eq!(
+            cfg.service("web").map(|s| s.tags.clone()),
+            Some(vec!["web".into()])
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Which services a command acts on: `--service NAME` and `--tag T` (repeatable).
+//!
+//! The selection is the union of the named service and every service carrying any of the
+//! tags, in catalog order (the core orders starts and stops by dependencies anyway). Names
+//! and tags are resolved on the client: from the config when there is one, else from the
+//! running supervisor's status (which carries each service's tags).
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::context::Ctx;
+use super::{error, EXIT_FAILURE, EXIT_USAGE};
+use crate::config::Config;
+use crate::control::protocol::{Request, StatusReport};
+use crate::control::{client, ControlError};
+
+/// One selectable service and its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+/// A name or tag that matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SelectError {
+    #[error("unknown service `{name}`; services are: {}", list(.known))]
+    UnknownService { name: String, known: Vec<String> },
+    #[error("unknown tag `{tag}`; tags are: {}", list(.known))]
+    UnknownTag { tag: String, known: Vec<String> },
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The services named by `service` and `tags`; `None` (everything) when neither is given.
+pub fn select(
+    catalog: &[Entry],
+    service: Option<&str>,
+    tags: &[String],
+) -> Result<Option<Vec<String>>, SelectError> {
+    if service.is_none() && tags.is_empty() {
+        return Ok(None);
+    }
+    if let Some(s) = service {
+        if !catalog.iter().any(|e| e.name == s) {
+            return Err(SelectError::UnknownService {
+                name: s.to_string(),
+                known: catalog.iter().map(|e| e.name.clone()).collect(),
+            });
+        }
+    }
+    for t in tags {
+        if !catalog.iter().any(|e| e.tags.contains(t)) {
+            let mut known: Vec<String> = catalog.iter().flat_map(|e| e.tags.clone()).collect();
+            known.sort();
+            known.dedup();
+            return Err(SelectError::UnknownTag {
+                tag: t.clone(),
+                known,
+            });
+        }
+    }
+    Ok(Some(
+        catalog
+            .iter()
+            .filter(|e| service == Some(e.name.as_str()) || e.tags.iter().any(|t| tags.contains(t)))
+            .map(|e| e.name.clone())
+            .collect(),
+    ))
+}
+
+/// The catalog of a config. Cron jobs are left out unless `with_cron` (they are scheduled,
+/// not supervised, so start/stop/restart do not apply to them; their logs do).
+pub fn from_config(cfg: &Config, with_cron: bool) -> Vec<Entry> {
+    cfg.services
+        .iter()
+        .filter(|s| with_cron || s.cron.is_none())
+        .map(|s| Entry {
+            name: s.name.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect()
+}
+
+/// The catalog of a status report.
+pub fn from_report(report: &StatusReport) -> Vec<Entry> {
+    report
+        .services
+        .iter()
+        .map(|s| Entry {
+            name: s.name.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect()
+}
+
+/// Resolve `--service`/`--tag` for a command about `ctx`, printing any error; `Err` carries
+/// the exit code. Without a config the running supervisor is asked; with neither, a lone
+/// `--service` is passed through unchecked and tags cannot be resolved.
+pub fn resolve(
+    ctx: &Ctx,
+    service: Option<&str>,
+    tags: &[String],
+    with_cron: bool,
+) -> Result<Option<Vec<String>>, i32> {
+    if service.is_none() && tags.is_empty() {
+        return Ok(None);
+    }
+    let catalog = match &ctx.config {
+        Some(cfg) => from_config(cfg, with_cron),
+        None => match live_report(ctx) {
+            Ok(Some(r)) => from_report(&r),
+            Ok(None) if tags.is_empty() => return Ok(service.map(|s| vec![s.to_string()])),
+            Ok(None) => {
+                error(format!(
+                    "cannot resolve --tag: no config file and no supervisor running for project `{}`",
+                    ctx.project
+                ));
+                return Err(EXIT_USAGE);
+            }
+            Err(code) => return Err(code),
+        },
+    };
+    select(&catalog, service, tags).map_err(|e| {
+        error(e);
+        EXIT_USAGE
+    })
+}
+
+/// Every service of the project: from the config, else from the running supervisor.
+pub fn all(ctx: &Ctx, with_cron: bool) -> Result<Option<Vec<String>>, i32> {
+    match &ctx.config {
+        Some(cfg) => Ok(Some(
+            from_config(cfg, with_cron)
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
+        )),
+        None => {
+            Ok(live_report(ctx)?.map(|r| from_report(&r).into_iter().map(|e| e.name).collect()))
+        }
+    }
+}
+
+/// The running supervisor's status, `None` when none runs.
+fn live_report(ctx: &Ctx) -> Result<Option<StatusReport>, i32> {
+    match client::call(
+        &ctx.paths.socket,
+        &ctx.project,
+        Request::Status,
+        Some(Duration::from_secs(10)),
+    ) {
+        Ok(resp) if resp.ok => serde_json::from_value(resp.data).map(Some).map_err(|e| {
+            error(format!("unreadable status: {e}"));
+            EXIT_FAILURE
+        }),
+        Ok(resp) => {
+            error(resp.error.unwrap_or_default());
+            Err(EXIT_FAILURE)
+        }
+        Err(ControlError::NotRunning { .. }) => Ok(None),
+        Err(e) => {
+            error(e);
+            Err(EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Vec<Entry> {
+        let e = |n: &str, t: &[&str]| Entry {
+            name: n.into(),
+            tags: t.iter().map(|s| s.to_string()).collect(),
+        };
+        vec![
+            e("db", &["data", "critical"]),
+            e("api", &["web", "critical"]),
+            e("ui", &["web"]),
+            e("batch", &[]),
+        ]
+    }
+
+    fn tags(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn nothing_given_means_everything() {
+        assert_eq!(select(&catalog(), None, &[]), Ok(None));
+    }
+
+    #[test]
+    fn tags_select_the_union_in_catalog_order() {
+        assert_eq!(
+            select(&catalog(), None, &tags(&["web"])),
+            Ok(Some(tags(&["api", "ui"])))
+        );
+        assert_eq!(
+            select(&catalog(), None, &tags(&["web", "data"])),
+            Ok(Some(tags(&["db", "api", "ui"])))
+        );
+        assert_eq!(
+            select(&catalog(), Some("batch"), &tags(&["critical"])),
+            Ok(Some(tags(&["db", "api", "batch"])))
+        );
+        assert_eq!(
+            select(&catalog(), Some("api"), &tags(&["web"])),
+            Ok(Some(tags(&["api", "ui"])))
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_tags_list_what_exists() {
+        let e = select(&catalog(), Some("nope"), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown service `nope`; services are: db, api, ui, batch"
+        );
+        let e = select(&catalog(), None, &tags(&["web", "nope"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown tag `nope`; tags are: critical, data, web"
+        );
+        let e = select(&[], None, &tags(&["x"])).unwrap_err();
+        assert_eq!(e.to_string(), "unknown tag `x`; tags are: (none)");
+    }
+}

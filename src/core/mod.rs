@@ -21,6 +21,7 @@ mod deps;
 mod health;
 mod notice;
 mod policy;
+pub mod spawn;
 #[cfg(test)]
 mod random_tests;
 #[cfg(test)]

@@ -23,7 +23,9 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         vec![String::new()]
     } else if let Some(s) = &a.service {
         if let Some(cfg) = &ctx.config {
-            if cfg.service(s).is_none() {
+            // `web/worker`: a child spawned by `web` (see `sysg spawn`).
+            let service = s.split_once('/').map_or(s.as_str(), |(svc, _)| svc);
+            if cfg.service(service).is_none() {
                 error(format!(
                     "unknown service `{s}`; services are: {}",
                     cfg.services

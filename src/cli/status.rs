@@ -119,6 +119,7 @@ fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
         }
     } else {
         print!("{}", status_table(&report, &selected, color_enabled()));
+        print!("{}", super::spawn::children_tree(&selected));
     }
     if !running {
         EXIT_NOT_RUNNING
@@ -169,6 +170,7 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
                     last_exit: m.last_exit,
                     health: None,
                     next_restart_secs: None,
+                    children: Vec::new(),
                 }
             })
             .collect(),

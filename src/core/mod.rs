@@ -21,9 +21,9 @@ mod deps;
 mod health;
 mod notice;
 mod policy;
-pub mod spawn;
 #[cfg(test)]
 mod random_tests;
+pub mod spawn;
 #[cfg(test)]
 mod tests;
 mod unit;

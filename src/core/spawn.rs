@@ -110,7 +110,9 @@ pub enum Refusal {
         depth: u32,
         limit: u32,
     },
-    #[error("refused: {service} already has {have} descendants (spawn.limits.descendants: {limit})")]
+    #[error(
+        "refused: {service} already has {have} descendants (spawn.limits.descendants: {limit})"
+    )]
     Descendants {
         service: String,
         have: usize,
@@ -308,7 +310,11 @@ impl SpawnTree {
                 });
             }
         }
-        let direct = tree.children.values().filter(|c| &c.parent == parent).count();
+        let direct = tree
+            .children
+            .values()
+            .filter(|c| &c.parent == parent)
+            .count();
         if let Some(limit) = limits.children {
             if direct >= limit as usize {
                 return Err(Refusal::Children {
@@ -390,20 +396,24 @@ impl SpawnTree {
         stop: StopHow,
     ) {
         let Some((s, n)) = split_key(key) else { return };
-        self.trees.entry(s.to_string()).or_default().children.insert(
-            n.to_string(),
-            Child {
-                name: n.to_string(),
-                parent,
-                depth,
-                pid: Some(pid),
-                started,
-                ttl_deadline,
-                state: ChildState::Running,
-                kill_at: None,
-                stop,
-            },
-        );
+        self.trees
+            .entry(s.to_string())
+            .or_default()
+            .children
+            .insert(
+                n.to_string(),
+                Child {
+                    name: n.to_string(),
+                    parent,
+                    depth,
+                    pid: Some(pid),
+                    started,
+                    ttl_deadline,
+                    state: ChildState::Running,
+                    kill_at: None,
+                    stop,
+                },
+            );
     }
 
     /// The child's main process ended: forget it, and apply its service's termination policy
@@ -445,7 +455,10 @@ impl SpawnTree {
         }
         let names = tree.subtree(owner);
         let service = owner.service().to_string();
-        let why = format!("its parent {} ended (termination_policy: cascade)", owner.label());
+        let why = format!(
+            "its parent {} ended (termination_policy: cascade)",
+            owner.label()
+        );
         self.stop_names(now, &service, &names, &why)
     }
 
@@ -619,11 +632,7 @@ impl SpawnTree {
         self.trees
             .iter()
             .filter(|(s, _)| services.is_none_or(|v| v.contains(s)))
-            .any(|(_, t)| {
-                t.children
-                    .values()
-                    .any(|c| c.state == ChildState::Stopping)
-            })
+            .any(|(_, t)| t.children.values().any(|c| c.state == ChildState::Stopping))
     }
 }
 

@@ -177,7 +177,13 @@ fn rate_limit_per_parent_with_simulated_time() {
     });
     let t0 = Instant::now();
     for i in 0..3 {
-        spawn(&mut t, t0 + Duration::from_millis(i * 10), &svc(), &format!("a{i}")).unwrap();
+        spawn(
+            &mut t,
+            t0 + Duration::from_millis(i * 10),
+            &svc(),
+            &format!("a{i}"),
+        )
+        .unwrap();
     }
     let e = spawn(&mut t, t0 + Duration::from_millis(500), &svc(), "x").unwrap_err();
     assert_eq!(

@@ -13,7 +13,7 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
-use super::plan::plan;
+use super::plan::plan_with_control;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -21,7 +21,11 @@ use crate::backend::{Backend, BackendEvent, BackendPaths};
 use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
+use crate::core::spawn::SpawnTree;
 use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId};
+
+#[path = "spawning.rs"]
+mod spawning;
 
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
@@ -78,6 +82,8 @@ struct Supervisor {
     probes: crate::health::Runner,
     /// Hooks and webhooks.
     notifier: crate::notify::Notifier,
+    /// Children started with `sysg spawn` (spawning.rs).
+    spawn: SpawnTree,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -162,7 +168,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         let _ = probe_tx.send(Msg::Probe(o));
     }));
     let mut sup = Supervisor {
-        core: Core::new(plan(&config)),
+        core: Core::new(plan_with_control(&config, &paths.socket)),
         config,
         paths,
         backend,
@@ -176,7 +182,9 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         shutdown_replies: Vec::new(),
         probes,
         notifier: crate::notify::Notifier::new(),
+        spawn: SpawnTree::new(),
     };
+    sup.configure_spawning();
     sup.adopt_previous()?;
 
     let server = Server::bind(&sup.paths.socket, None)?;
@@ -250,6 +258,7 @@ fn spawn_signal_thread(set: SigSet, tx: Sender<Msg>) -> Result<(), RuntimeError>
 impl Supervisor {
     /// Re-attach to units a previous supervisor left running.
     fn adopt_previous(&mut self) -> Result<(), RuntimeError> {
+        let mut spawned = Vec::new();
         let mut records = match state::load(&self.paths.state_file)? {
             Loaded::Missing => Vec::new(),
             Loaded::Corrupt { moved_to, message } => {
@@ -261,6 +270,7 @@ impl Supervisor {
             }
             Loaded::Ok(s) => {
                 self.memo = s.units;
+                spawned = s.spawned;
                 s.records
             }
         };
@@ -272,6 +282,9 @@ impl Supervisor {
         }
         let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
         for rec in records {
+            if self.adopt_child(&rec, &spawned) {
+                continue;
+            }
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&rec.unit) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
@@ -300,20 +313,26 @@ impl Supervisor {
                 self.persist();
             }
             self.check_waiters();
-            if self.shutting_down && self.core.idle() {
+            if self.shutting_down && self.core.idle() && !self.spawn.any_alive(None) {
                 return 0;
             }
-            let msg = match self.core.next_deadline() {
+            let deadline = match (self.core.next_deadline(), self.spawn.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
                     if deadline <= now {
                         self.queue.push_back(Event::Tick);
+                        self.spawn_tick();
                         continue;
                     }
                     match self.rx.recv_timeout(deadline - now) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
                             self.queue.push_back(Event::Tick);
+                            self.spawn_tick();
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => return 1,
@@ -325,7 +344,13 @@ impl Supervisor {
                 },
             };
             match msg {
+                Msg::Backend(BackendEvent::Exited { unit, status, .. })
+                    if crate::core::spawn::split_key(&unit).is_some() =>
+                {
+                    self.child_exited(&unit, status);
+                }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
+                    self.service_exited(&unit);
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
                 Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
@@ -422,6 +447,7 @@ impl Supervisor {
             supervisor_pid: Some(std::process::id()),
             records: self.backend.records(),
             units: self.memo.clone(),
+            spawned: self.spawned_memos(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
             tracing::error!("cannot save state: {e}");
@@ -451,6 +477,7 @@ impl Supervisor {
                         next_restart_secs: u
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                        children: self.children_status(&u.name, now),
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
@@ -494,7 +521,7 @@ impl Supervisor {
             request,
             reply,
             written,
-            ..
+            peer,
         } = inc;
         if self.shutting_down && !matches!(request, Wire::Status | Wire::Shutdown) {
             let _ = reply.send(Response::err(
@@ -529,7 +556,15 @@ impl Supervisor {
                     reply,
                 });
             }
+            Wire::Spawn(req) => {
+                let _ = reply.send(self.on_spawn(peer, req));
+            }
             Wire::Stop { services } => {
+                // Nothing escapes a stop of the whole project, whatever the termination policy;
+                // a stop of single services follows it (their exits reach `service_exited`).
+                if services.is_none() {
+                    self.stop_children(None);
+                }
                 self.queue
                     .push_back(Event::Request(Request::Stop(services.clone())));
                 self.waiters.push(Waiter {
@@ -563,14 +598,19 @@ impl Supervisor {
         }
         tracing::info!("applying configuration {}", new.path.display());
         self.queue
-            .push_back(Event::Request(Request::Reload(plan(&new))));
+            .push_back(Event::Request(Request::Reload(plan_with_control(
+                &new,
+                &self.paths.socket,
+            ))));
         self.config = new;
+        self.configure_spawning();
         Ok(())
     }
 
     fn begin_shutdown(&mut self) {
         if !self.shutting_down {
             self.shutting_down = true;
+            self.stop_children(None);
             self.queue.push_back(Event::Request(Request::Stop(None)));
         }
     }
@@ -587,6 +627,8 @@ impl Supervisor {
                         .iter()
                         .any(|u| selected(&u.name, sel) && u.state == StateKind::Stopping)
             }
+            Goal::Down(sel) if self.spawn.any_stopping(sel.as_deref()) => false,
+            Goal::Down(None) if self.spawn.any_alive(None) => false,
             Goal::Down(sel) => !units.iter().any(|u| {
                 selected(&u.name, sel)
                     && matches!(

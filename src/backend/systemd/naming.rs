@@ -186,7 +186,12 @@ mod tests {
         assert_eq!(service_of_unit("my-app", &u).as_deref(), Some("api-v2"));
         assert_eq!(service_of_unit("my", &u), None);
         assert_eq!(service_of_unit("my-app", "sysg-my\\x2dapp.slice"), None);
-        assert_eq!(service_of_unit("p", "sysg-p-a-b.service"), None);
+        // Two components are a spawned child (`a/b`), three are nothing of ours.
+        assert_eq!(
+            service_of_unit("p", "sysg-p-a-b.service").as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(service_of_unit("p", "sysg-p-a-b-c.service"), None);
         assert_eq!(service_of_unit("p", "other-p-a.service"), None);
     }
 

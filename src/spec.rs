@@ -31,6 +31,30 @@ pub struct UnitSpec {
     /// Time between the stop signal and SIGKILL.
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
+    /// Set for a child started with `sysg spawn`: the tree it belongs to and the limits the
+    /// whole tree shares (absent for services).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spawn: Option<SpawnGroup>,
+}
+
+/// Where a dynamically spawned child runs: every child of one service's tree shares one group
+/// (a cgroup on the process backend, a slice on systemd) carrying the tree's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpawnGroup {
+    /// The service whose tree the child belongs to.
+    pub service: String,
+    /// The child's own name (unique within the tree).
+    pub child: String,
+    /// `spawn.limits.total_memory` in bytes, for the whole tree.
+    pub memory_max: Option<u64>,
+    /// Most tasks (processes and threads) of the whole tree.
+    pub tasks_max: Option<u64>,
+}
+
+/// A unit key as a file-name component: a spawned child `web/worker` becomes `web@worker`
+/// (`@` never appears in a service name, so it cannot collide with one).
+pub fn file_key(unit: &str) -> String {
+    unit.replace('/', "@")
 }
 
 impl UnitSpec {
@@ -51,6 +75,7 @@ impl UnitSpec {
             stop_signal: svc.stop_signal.number,
             stop_timeout: svc.stop_timeout,
             logs: svc.logs,
+            spawn: None,
         }
     }
 }

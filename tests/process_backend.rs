@@ -56,6 +56,7 @@ fn spec(name: &str, argv: &[&str]) -> UnitSpec {
         stop_signal: 15,
         stop_timeout: Duration::from_secs(5),
         logs: LogPolicy::default(),
+        spawn: None,
     }
 }
 

@@ -60,6 +60,7 @@ fn spec(name: &str, argv: &[&str]) -> UnitSpec {
         stop_signal: libc::SIGTERM,
         stop_timeout: Duration::from_secs(3),
         logs: LogPolicy::default(),
+        spawn: None,
     }
 }
 

@@ -101,6 +101,7 @@ mod tests {
             reason: None,
             next_restart_secs: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            children: Vec::new(),
         }
     }
 

@@ -21,6 +21,12 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
     // Which units: the selected ones, or all of them.
     let units: Vec<String> = if a.kind == Some(Kind::Supervisor) {
         vec![String::new()]
+    } else if let Some((parent, _child)) = a.service.as_deref().and_then(|s| s.split_once('/')) {
+        // `web/worker`: a child spawned by `web` (see `sysg spawn`); its parent must exist.
+        if let Err(code) = super::select::resolve(&ctx, Some(parent), &[], true) {
+            return code;
+        }
+        vec![a.service.clone().unwrap_or_default()]
     } else {
         // Named or tagged services, else every service (cron jobs included: they have logs).
         let picked = if a.service.is_some() || !a.tag.tags.is_empty() {

@@ -91,6 +91,7 @@ fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
         }
     } else {
         print!("{}", status_table(&report, &selected, color_enabled()));
+        print!("{}", super::spawn::children_tree(&selected));
     }
     exit_code(&selected, running)
 }
@@ -201,6 +202,7 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
                     health: None,
                     next_restart_secs: None,
                     tags,
+                    children: Vec::new(),
                 }
             })
             .collect(),
@@ -223,6 +225,7 @@ mod tests {
             reason: None,
             next_restart_secs: None,
             tags: Vec::new(),
+            children: Vec::new(),
         }
     }
 

@@ -92,6 +92,7 @@ impl Request {
             Request::Reload { .. } => "`restart --config` (reload)",
             Request::Shutdown => "`stop` (of the whole project)",
             Request::Run(_) => "`run`",
+            Request::Spawn(_) => "`spawn`",
         }
     }
 }

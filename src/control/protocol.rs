@@ -43,6 +43,9 @@ pub enum Request {
     /// Add an ad-hoc unit (`sysg run`) and answer once it settled, or with `wait` once it
     /// finished. The answer's data is a `RunReport`.
     Run(RunRequest),
+    /// Start a child of the calling service (`sysg spawn`). The caller is identified by the
+    /// socket's peer credentials, never by anything in the request. Answers `{"pid", "unit"}`.
+    Spawn(SpawnRequest),
 }
 
 /// What `sysg run` asks for: one command supervised without a config file.
@@ -72,6 +75,45 @@ pub struct RunReport {
     /// The unit's name.
     pub unit: String,
     pub service: ServiceStatus,
+}
+
+/// `spawn` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpawnRequest {
+    /// The child's name, unique within its service's tree.
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// The caller's environment, passed to the child.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// The caller's working directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Stop the child after this many seconds.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// Passed to the child as `SYSG_LOG_LEVEL`.
+    #[serde(default)]
+    pub log_level: Option<String>,
+}
+
+/// One spawned child in a `ServiceStatus` (the service's whole tree, parents first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildStatus {
+    pub name: String,
+    /// `<service>/<name>`: what `sysg logs --service` takes.
+    pub unit: String,
+    /// The service, or the name of the child that spawned it.
+    pub parent: String,
+    /// 1 for a child of the service, 2 for a grandchild, …
+    pub depth: u32,
+    pub pid: Option<u32>,
+    /// `starting`, `running` or `stopping`.
+    pub state: String,
+    pub uptime_secs: Option<f64>,
+    /// Seconds until the TTL stops it; absent without `--ttl`.
+    pub ttl_left_secs: Option<f64>,
 }
 
 /// A request with its protocol version.
@@ -144,6 +186,9 @@ pub struct ServiceStatus {
     /// The service's `tags:` (empty for ad-hoc units).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Children started with `sysg spawn` (whole tree); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildStatus>,
 }
 
 impl ServiceStatus {

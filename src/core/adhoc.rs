@@ -60,6 +60,7 @@ mod tests {
                 stop_signal: 15,
                 stop_timeout: Duration::from_secs(10),
                 logs: LogPolicy::default(),
+                spawn: None,
             }),
             depends_on: Vec::new(),
             restart: RestartPolicy::Never,

@@ -24,6 +24,7 @@ mod notice;
 mod policy;
 #[cfg(test)]
 mod random_tests;
+pub mod spawn;
 #[cfg(test)]
 mod tests;
 mod unit;

@@ -89,6 +89,7 @@ fn random_plan(rng: &mut Rng) -> Vec<UnitPlan> {
                 stop_signal: 15,
                 stop_timeout: Duration::from_secs(1 + rng.below(10) as u64),
                 logs: LogPolicy::default(),
+                spawn: None,
             }),
             depends_on,
             restart: match rng.below(3) {

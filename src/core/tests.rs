@@ -31,6 +31,7 @@ fn spec(name: &str) -> Arc<UnitSpec> {
         stop_signal: SIGTERM,
         stop_timeout: Duration::from_secs(10),
         logs: LogPolicy::default(),
+        spawn: None,
     })
 }
 

@@ -57,6 +57,8 @@ impl LogError {
 
 /// Path of the current log file of `unit` (ignored for `Kind::Supervisor`).
 pub fn log_path(log_dir: &Path, unit: &str, kind: Kind) -> PathBuf {
+    // A spawned child (`web/worker`) gets flat files (`web@worker.stdout.log`).
+    let unit = crate::spec::file_key(unit);
     match kind {
         Kind::Stdout => log_dir.join(format!("{unit}.stdout.log")),
         Kind::Stderr => log_dir.join(format!("{unit}.stderr.log")),

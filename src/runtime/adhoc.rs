@@ -112,6 +112,7 @@ pub fn unit_plan(project: &str, name: &str, req: &RunRequest) -> Result<UnitPlan
             stop_signal: libc::SIGTERM,
             stop_timeout: STOP_TIMEOUT,
             logs: LogPolicy::default(),
+            spawn: None,
         }),
         depends_on: Vec::new(),
         restart: req.restart,

@@ -34,3 +34,22 @@ pub fn spec_of(config: &Config, svc: &crate::config::schema::Service) -> UnitSpe
     }
     spec
 }
+
+/// `plan`, with what every service needs to reach its supervisor: `SYSG_SOCKET` (the control
+/// socket, which `sysg spawn` uses without a config file), `SYSG_PROJECT` and `SYSG_SERVICE`.
+/// They come first so that a service's own `env` can still override them.
+pub fn plan_with_control(config: &Config, socket: &std::path::Path) -> Vec<UnitPlan> {
+    let mut units = plan(config);
+    for u in &mut units {
+        let mut spec = (*u.spec).clone();
+        let mut env = vec![
+            ("SYSG_SOCKET".to_string(), socket.display().to_string()),
+            ("SYSG_PROJECT".to_string(), config.project.clone()),
+            ("SYSG_SERVICE".to_string(), u.name.clone()),
+        ];
+        env.append(&mut spec.env);
+        spec.env = env;
+        u.spec = Arc::new(spec);
+    }
+    units
+}

@@ -217,6 +217,7 @@ mod tests {
             reason: None,
             next_restart_secs: None,
             tags: Vec::new(),
+            children: Vec::new(),
         }
     }
 

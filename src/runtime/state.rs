@@ -27,6 +27,23 @@ pub struct PersistedState {
     pub records: Vec<AdoptRecord>,
     /// Counters that outlive one supervisor.
     pub units: BTreeMap<String, UnitMemo>,
+    /// Where each running spawned child sits in its tree (its process is in `records`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spawned: Vec<SpawnedMemo>,
+}
+
+/// A spawned child's place in its tree, for re-adoption by a later supervisor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpawnedMemo {
+    /// `<service>/<child>`.
+    pub unit: String,
+    /// The child that spawned it; `None` when the service did.
+    pub parent_child: Option<String>,
+    pub depth: u32,
+    /// Wall-clock start, milliseconds since the epoch.
+    pub started_unix_ms: u64,
+    /// Wall-clock TTL deadline, milliseconds since the epoch.
+    pub ttl_deadline_unix_ms: Option<u64>,
 }
 
 /// Per-unit counters.

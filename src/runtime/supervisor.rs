@@ -13,7 +13,7 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
-use super::plan::plan;
+use super::plan::plan_with_control;
 use super::privileges;
 use super::sd_notify::SdNotify;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
@@ -23,10 +23,14 @@ use crate::backend::{Backend, BackendEvent, BackendPaths};
 use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
+use crate::core::spawn::SpawnTree;
 use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
 
 /// `sysg run`: ad-hoc units added to and dropped from the running plan.
 mod adhoc;
+
+#[path = "spawning.rs"]
+mod spawning;
 
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
@@ -97,6 +101,8 @@ struct Supervisor {
     adhoc: BTreeMap<UnitId, UnitPlan>,
     /// Ad-hoc units to forget once they are down (stopped by name, or waited for).
     forget: Vec<UnitId>,
+    /// Children started with `sysg spawn` (spawning.rs).
+    spawn: SpawnTree,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -212,7 +218,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         let _ = probe_tx.send(Msg::Probe(o));
     }));
     let mut sup = Supervisor {
-        core: Core::new(plan(&config)),
+        core: Core::new(plan_with_control(&config, &paths.socket)),
         config,
         paths,
         backend,
@@ -229,7 +235,9 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         sd_notify,
         adhoc: BTreeMap::new(),
         forget: Vec::new(),
+        spawn: SpawnTree::new(),
     };
+    sup.configure_spawning();
     sup.adopt_previous()?;
 
     let server = Server::bind(&sup.paths.socket, privileged.group)?;
@@ -350,6 +358,7 @@ fn spawn_signal_thread(set: SigSet, tx: Sender<Msg>) -> Result<(), RuntimeError>
 impl Supervisor {
     /// Re-attach to units a previous supervisor left running.
     fn adopt_previous(&mut self) -> Result<(), RuntimeError> {
+        let mut spawned = Vec::new();
         let mut records = match state::load(&self.paths.state_file)? {
             Loaded::Missing => Vec::new(),
             Loaded::Corrupt { moved_to, message } => {
@@ -361,6 +370,7 @@ impl Supervisor {
             }
             Loaded::Ok(s) => {
                 self.memo = s.units;
+                spawned = s.spawned;
                 s.records
             }
         };
@@ -372,6 +382,9 @@ impl Supervisor {
         }
         let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
         for rec in records {
+            if self.adopt_child(&rec, &spawned) {
+                continue;
+            }
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&rec.unit) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
@@ -400,20 +413,26 @@ impl Supervisor {
                 self.persist();
             }
             self.check_waiters();
-            if self.shutting_down && self.core.idle() {
+            if self.shutting_down && self.core.idle() && !self.spawn.any_alive(None) {
                 return 0;
             }
-            let msg = match self.core.next_deadline() {
+            let deadline = match (self.core.next_deadline(), self.spawn.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
                     if deadline <= now {
                         self.queue.push_back(Event::Tick);
+                        self.spawn_tick();
                         continue;
                     }
                     match self.rx.recv_timeout(deadline - now) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
                             self.queue.push_back(Event::Tick);
+                            self.spawn_tick();
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => return 1,
@@ -425,7 +444,13 @@ impl Supervisor {
                 },
             };
             match msg {
+                Msg::Backend(BackendEvent::Exited { unit, status, .. })
+                    if crate::core::spawn::split_key(&unit).is_some() =>
+                {
+                    self.child_exited(&unit, status);
+                }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
+                    self.service_exited(&unit);
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
                 Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
@@ -522,6 +547,7 @@ impl Supervisor {
             supervisor_pid: Some(std::process::id()),
             records: self.backend.records(),
             units: self.memo.clone(),
+            spawned: self.spawned_memos(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
             tracing::error!("cannot save state: {e}");
@@ -556,6 +582,7 @@ impl Supervisor {
                         next_restart_secs: u
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                        children: self.children_status(&u.name, now),
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
@@ -600,7 +627,7 @@ impl Supervisor {
             request,
             reply,
             written,
-            ..
+            peer,
         } = inc;
         if self.shutting_down && !matches!(request, Wire::Status | Wire::Shutdown) {
             let _ = reply.send(Response::err(
@@ -635,8 +662,16 @@ impl Supervisor {
                     reply,
                 });
             }
+            Wire::Spawn(req) => {
+                let _ = reply.send(self.on_spawn(peer, req));
+            }
             Wire::Stop { services } => {
                 self.forget_when_down(services.as_deref());
+                // Nothing escapes a stop of the whole project, whatever the termination policy;
+                // a stop of single services follows it (their exits reach `service_exited`).
+                if services.is_none() {
+                    self.stop_children(None);
+                }
                 self.queue
                     .push_back(Event::Request(Request::Stop(services.clone())));
                 self.waiters.push(Waiter {
@@ -673,10 +708,11 @@ impl Supervisor {
         }
         tracing::info!("applying configuration {}", new.path.display());
         self.sd_notify.reloading();
-        let mut next = plan(&new);
+        let mut next = plan_with_control(&new, &self.paths.socket);
         next.extend(self.adhoc.values().cloned());
         self.queue.push_back(Event::Request(Request::Reload(next)));
         self.config = new;
+        self.configure_spawning();
         Ok(())
     }
 
@@ -684,6 +720,7 @@ impl Supervisor {
         if !self.shutting_down {
             self.shutting_down = true;
             self.sd_notify.stopping();
+            self.stop_children(None);
             self.queue.push_back(Event::Request(Request::Stop(None)));
         }
     }
@@ -700,6 +737,8 @@ impl Supervisor {
                         .iter()
                         .any(|u| selected(&u.name, sel) && u.state == StateKind::Stopping)
             }
+            Goal::Down(sel) if self.spawn.any_stopping(sel.as_deref()) => false,
+            Goal::Down(None) if self.spawn.any_alive(None) => false,
             Goal::Down(sel) => !units.iter().any(|u| {
                 selected(&u.name, sel)
                     && matches!(

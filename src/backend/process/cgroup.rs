@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::schema::{CgroupLimits, Size};
 
+/// Suffix of the group holding a service's spawned children.
+pub const SPAWN_GROUP_SUFFIX: &str = "@spawn";
+
 /// Where this supervisor may create unit cgroups.
 #[derive(Debug, Clone)]
 pub struct CgroupRoot {
@@ -71,6 +74,32 @@ impl CgroupRoot {
                 && nix::unistd::access(&b.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK)
                     .is_ok()
         })
+    }
+
+    /// Create the cgroup of a spawned child: `<service>@spawn/<child>` next to the service's
+    /// own cgroup (never inside it: a cgroup holding processes cannot hand controllers down).
+    /// The `@spawn` group gets the tree's `memory.max` when the memory controller is available;
+    /// without it the tree runs unlimited (logged), as the limit is documented best-effort.
+    pub fn create_child(
+        &self,
+        project: &str,
+        group: &crate::spec::SpawnGroup,
+    ) -> Option<UnitCgroup> {
+        let rel = format!("{}{SPAWN_GROUP_SUFFIX}/{}", group.service, group.child);
+        let cg = self.create(project, &rel)?;
+        if let (Some(bytes), Some(tree)) = (group.memory_max, cg.dir.parent()) {
+            let limits = CgroupLimits {
+                memory_max: Some(Size::Value(bytes)),
+                cpu_max: None,
+            };
+            if let Err(e) = set_limits(tree, &limits) {
+                tracing::warn!(
+                    "{}: spawn.limits.total_memory not enforced: {e}",
+                    group.service
+                );
+            }
+        }
+        Some(cg)
     }
 
     /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
@@ -215,6 +244,18 @@ pub fn remove(dir: &Path) -> bool {
         Err(e) => e.kind() == io::ErrorKind::NotFound,
     };
     if removed {
+        // A spawned child's cgroup sits one level deeper, in its tree's `@spawn` group.
+        let mut dir = dir;
+        if let Some(tree) = dir.parent().filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(SPAWN_GROUP_SUFFIX))
+        }) {
+            if fs::remove_dir(tree).is_err() {
+                return true;
+            }
+            dir = tree;
+        }
         if let Some(parent) = dir.parent() {
             let is_ours = parent
                 .file_name()

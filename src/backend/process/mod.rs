@@ -177,6 +177,7 @@ impl ProcessBackend {
     }
 
     fn fifo_paths(&self, unit: &str) -> (PathBuf, PathBuf) {
+        let unit = crate::spec::file_key(unit);
         (
             self.paths.run_dir.join(format!("{unit}.stdout.fifo")),
             self.paths.run_dir.join(format!("{unit}.stderr.fifo")),
@@ -262,10 +263,17 @@ impl Backend for ProcessBackend {
                 return Err(Self::io_err(format!("{}", err_path.display()))(e));
             }
         };
-        let cg = self
-            .cgroups
-            .as_ref()
-            .and_then(|c| c.create(&spec.project, &spec.name));
+        let cg = match &spec.spawn {
+            // A spawned child joins its tree's group, which carries the tree's shared limits.
+            Some(group) => self
+                .cgroups
+                .as_ref()
+                .and_then(|c| c.create_child(&spec.project, group)),
+            None => self
+                .cgroups
+                .as_ref()
+                .and_then(|c| c.create(&spec.project, &spec.name)),
+        };
         let limits = &spec.limits.cgroup;
         if limits.memory_max.is_some() || limits.cpu_max.is_some() {
             let applied = match &cg {

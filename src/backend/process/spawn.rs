@@ -32,7 +32,16 @@ pub fn check_supported(spec: &UnitSpec) -> Result<(), BackendError> {
         return Err(start_err(spec, "nothing to run (empty command)"));
     }
     check_name(&spec.project).map_err(|m| start_err(spec, format!("project name: {m}")))?;
-    check_name(&spec.name).map_err(|m| start_err(spec, format!("unit name: {m}")))?;
+    // A spawned child's key is `service/child`; each part becomes a file or cgroup name.
+    for part in spec.name.split('/') {
+        check_name(part).map_err(|m| start_err(spec, format!("unit name: {m}")))?;
+    }
+    if spec.name.matches('/').count() > usize::from(spec.spawn.is_some()) {
+        return Err(start_err(
+            spec,
+            String::from("unit name: must not contain `/`"),
+        ));
+    }
     Ok(())
 }
 

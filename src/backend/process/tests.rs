@@ -107,6 +107,7 @@ fn spec(project: &str, name: &str, argv: &[&str]) -> UnitSpec {
         stop_signal: libc::SIGTERM,
         stop_timeout: Duration::from_secs(5),
         logs: LogPolicy::default(),
+        spawn: None,
     }
 }
 

@@ -131,7 +131,7 @@ impl SystemdBackend {
         if spec.env.is_empty() {
             return Ok(None);
         }
-        let path = dir.join(format!("{service}.env"));
+        let path = dir.join(format!("{}.env", crate::spec::file_key(service)));
         let io = |e: std::io::Error| BackendError::Io {
             context: format!("writing {}", path.display()),
             source: e,
@@ -176,6 +176,23 @@ impl SystemdBackend {
 
     fn manager(&self) -> Result<ManagerProxy<'_>, BackendError> {
         ManagerProxy::new(&self.call).map_err(|e| BackendError::Other(format!("systemd: {e}")))
+    }
+
+    /// Create the slice of a service's spawned children with the tree's limits, once: a slice
+    /// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
+    /// is logged, not fatal: systemd then creates the slice implicitly, without the limits.
+    fn ensure_tree_slice(&self, group: &crate::spec::SpawnGroup) {
+        let slice = naming::tree_slice_name(&self.project, &group.service);
+        let Ok(m) = self.manager() else { return };
+        if m.get_unit(&slice).is_ok() {
+            return;
+        }
+        let props = properties::tree_slice_properties(group);
+        let args: Vec<(&str, Value<'_>)> =
+            props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        if let Err(e) = m.start_transient_unit(&slice, "fail", &args, &[]) {
+            tracing::warn!("{slice}: cannot create with the spawn limits: {e}");
+        }
     }
 
     fn unit_name(&self, service: &str) -> String {
@@ -429,6 +446,9 @@ impl Backend for SystemdBackend {
             });
         }
         self.ensure_free(service, &name, &path)?;
+        if let Some(group) = &spec.spawn {
+            self.ensure_tree_slice(group);
+        }
 
         // The track exists before the call, so signals that beat the reply are kept.
         self.shared

@@ -58,9 +58,17 @@ pub fn slice_name(project: &str) -> String {
     format!("{PREFIX}{}.slice", escape(project))
 }
 
-/// The unit name of a service: `sysg-<project>-<service>.service`.
+/// The unit name of a service: `sysg-<project>-<service>.service`; of a spawned child
+/// (`<service>/<child>`): `sysg-<project>-<service>-<child>.service`.
 pub fn unit_name(project: &str, service: &str) -> String {
-    format!("{PREFIX}{}-{}.service", escape(project), escape(service))
+    let parts: Vec<String> = service.split('/').map(escape).collect();
+    format!("{PREFIX}{}-{}.service", escape(project), parts.join("-"))
+}
+
+/// The slice holding a service's spawned children: `sysg-<project>-<service>.slice` (inside the
+/// project slice, by systemd's dash hierarchy), carrying the tree's shared limits.
+pub fn tree_slice_name(project: &str, service: &str) -> String {
+    format!("{PREFIX}{}-{}.slice", escape(project), escape(service))
 }
 
 /// A glob for `ListUnitsByPatterns` matching every service unit of a project.
@@ -79,10 +87,13 @@ pub fn service_of_unit(project: &str, unit: &str) -> Option<String> {
         .strip_prefix(&escape(project))?
         .strip_prefix('-')?
         .strip_suffix(".service")?;
-    if rest.is_empty() || rest.contains('-') {
+    // `<service>` or, for a spawned child, `<service>-<child>` (components never hold a `-`).
+    let parts: Vec<&str> = rest.split('-').collect();
+    if parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
         return None;
     }
-    unescape(rest)
+    let names: Option<Vec<String>> = parts.into_iter().map(unescape).collect();
+    Some(names?.join("/"))
 }
 
 /// Escape a string as a D-Bus object path label the way systemd does (`bus_label_escape`):
@@ -124,6 +135,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spawned_children_get_their_own_units_in_a_tree_slice() {
+        assert_eq!(unit_name("shop", "web/w1"), "sysg-shop-web-w1.service");
+        assert_eq!(tree_slice_name("shop", "web"), "sysg-shop-web.slice");
+        assert_eq!(
+            service_of_unit("shop", "sysg-shop-web-w1.service").as_deref(),
+            Some("web/w1")
+        );
+        assert_eq!(
+            service_of_unit("my-app", &unit_name("my-app", "a-b/c-d")).as_deref(),
+            Some("a-b/c-d")
+        );
+        assert_eq!(service_of_unit("shop", "sysg-shop-a-b-c.service"), None);
+    }
+
+    #[test]
     fn plain_names_stay_plain() {
         assert_eq!(unit_name("shop", "web"), "sysg-shop-web.service");
         assert_eq!(slice_name("shop"), "sysg-shop.slice");
@@ -160,7 +186,12 @@ mod tests {
         assert_eq!(service_of_unit("my-app", &u).as_deref(), Some("api-v2"));
         assert_eq!(service_of_unit("my", &u), None);
         assert_eq!(service_of_unit("my-app", "sysg-my\\x2dapp.slice"), None);
-        assert_eq!(service_of_unit("p", "sysg-p-a-b.service"), None);
+        // Two components are a spawned child (`a/b`), three are nothing of ours.
+        assert_eq!(
+            service_of_unit("p", "sysg-p-a-b.service").as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(service_of_unit("p", "sysg-p-a-b-c.service"), None);
         assert_eq!(service_of_unit("p", "other-p-a.service"), None);
     }
 

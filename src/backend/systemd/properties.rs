@@ -201,6 +201,24 @@ pub fn config_field(property: &str) -> Option<&'static str> {
     })
 }
 
+/// Properties of the transient slice holding a service's spawned children: `MemoryMax` is the
+/// tree's `total_memory`, `TasksMax` bounds every task of the tree (see `SpawnGroup`).
+pub fn tree_slice_properties(group: &crate::spec::SpawnGroup) -> Vec<Property> {
+    let mut p = Vec::new();
+    push(
+        &mut p,
+        "Description",
+        Value::from(format!("systemg: children spawned by {}", group.service)),
+    );
+    if let Some(m) = group.memory_max {
+        push(&mut p, "MemoryMax", Value::U64(m));
+    }
+    if let Some(t) = group.tasks_max {
+        push(&mut p, "TasksMax", Value::U64(t));
+    }
+    p
+}
+
 /// The properties of the transient service for `spec`.
 pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyError> {
     let mut p: Vec<Property> = Vec::new();
@@ -312,11 +330,12 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
     // Unload as soon as the unit ends, failed or not, so the same name can be started again
     // without ResetFailedUnit and failed units do not pile up.
     push(&mut p, "CollectMode", Value::from("inactive-or-failed"));
-    push(
-        &mut p,
-        "Slice",
-        Value::from(naming::slice_name(&spec.project)),
-    );
+    // A spawned child runs in its tree's slice, which carries the tree's shared limits.
+    let slice = match &spec.spawn {
+        Some(g) => naming::tree_slice_name(&spec.project, &g.service),
+        None => naming::slice_name(&spec.project),
+    };
+    push(&mut p, "Slice", Value::from(slice));
     push(&mut p, "StandardOutput", Value::from("journal"));
     push(&mut p, "StandardError", Value::from("journal"));
     push(&mut p, "SyslogIdentifier", Value::from(spec.name.clone()));
@@ -347,6 +366,7 @@ mod tests {
             stop_signal: 15,
             stop_timeout: Duration::from_secs(10),
             logs: LogPolicy::default(),
+            spawn: None,
         }
     }
 
@@ -381,6 +401,27 @@ mod tests {
             stop_timeout: Duration::from_millis(2500),
             ..minimal()
         }
+    }
+
+    #[test]
+    fn spawned_child_goes_to_its_tree_slice() {
+        let spec = UnitSpec {
+            name: "web/w1".into(),
+            spawn: Some(crate::spec::SpawnGroup {
+                service: "web".into(),
+                child: "w1".into(),
+                memory_max: Some(1 << 20),
+                tasks_max: Some(64),
+            }),
+            ..minimal()
+        };
+        let r = rendered(&service_properties(&spec).unwrap());
+        let slice = r.iter().find(|(k, _, _)| k == "Slice").unwrap();
+        assert_eq!(slice.2, "\"sysg-shop-web.slice\"");
+        let lim = tree_slice_properties(spec.spawn.as_ref().unwrap());
+        let lim = rendered(&lim);
+        assert!(lim.contains(&("MemoryMax".into(), "t".into(), "1048576".into())));
+        assert!(lim.contains(&("TasksMax".into(), "t".into(), "64".into())));
     }
 
     /// Each property as `(name, signature, value rendered by zvariant)`.

@@ -13,7 +13,6 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
-use super::plan::plan;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -45,6 +44,7 @@ enum Msg {
     Control(Incoming),
     Signal(i32),
     Probe(crate::health::ProbeOutcome),
+    Deploy(crate::core::DeployEvent),
 }
 
 /// What a pending client is waiting for.
@@ -53,6 +53,12 @@ enum Goal {
     Settled(Option<Vec<UnitId>>),
     /// None of the units has a process.
     Down(Option<Vec<UnitId>>),
+    /// Like `Settled`, and no deployment of the units is under way; deployments begun after
+    /// `since` (`Core::deploy_seq`) that failed make the answer an error.
+    Deployed {
+        units: Option<Vec<UnitId>>,
+        since: u64,
+    },
 }
 
 struct Waiter {
@@ -78,6 +84,8 @@ struct Supervisor {
     probes: crate::health::Runner,
     /// Hooks and webhooks.
     notifier: crate::notify::Notifier,
+    /// Deployment commands (`pre_start`, `switch_command`) and slot files.
+    deploys: super::deploy::Runner,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -161,8 +169,15 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
         let _ = probe_tx.send(Msg::Probe(o));
     }));
+    let deploy_tx = tx.clone();
+    let deploys = super::deploy::Runner::new(std::sync::Arc::new(move |e| {
+        let _ = deploy_tx.send(Msg::Deploy(e));
+    }));
+    let (units, deployments) = super::deploy::full_plan(&config, &paths.state_dir);
+    let mut core = Core::new(units);
+    core.set_deployments(deployments);
     let mut sup = Supervisor {
-        core: Core::new(plan(&config)),
+        core,
         config,
         paths,
         backend,
@@ -176,6 +191,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         shutdown_replies: Vec::new(),
         probes,
         notifier: crate::notify::Notifier::new(),
+        deploys,
     };
     sup.adopt_previous()?;
 
@@ -271,9 +287,22 @@ impl Supervisor {
             }
         }
         let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        // The process of record of each unit first: a second one (left by a deployment the
+        // previous supervisor did not finish) is then recognised and stopped by the core.
+        let rank = |unit: &str| {
+            let service = crate::core::service_of(unit);
+            let memo = self.memo.get(service).and_then(|m| m.instance.as_deref());
+            match memo {
+                Some(m) if m == unit => 0,
+                None if service == unit => 0,
+                _ => 1,
+            }
+        };
+        records.sort_by_key(|r| rank(&r.unit));
         for rec in records {
+            let service = crate::core::service_of(&rec.unit).to_string();
             match self.backend.adopt(&rec) {
-                Ok(Some(pid)) if known.contains(&rec.unit) => {
+                Ok(Some(pid)) if known.contains(&service) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
                     self.queue.push_back(Event::Adopted {
                         unit: rec.unit.clone(),
@@ -334,6 +363,7 @@ impl Supervisor {
                     ok: o.ok,
                     detail: o.detail,
                 }),
+                Msg::Deploy(e) => self.queue.push_back(Event::Deploy(e)),
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -402,6 +432,17 @@ impl Supervisor {
                 spec,
             } => self.probes.spawn(unit, probe, check, spec),
             Action::Notify(notice) => self.notifier.dispatch(&self.config, &notice),
+            Action::Deploy(a) => {
+                let saves_slot = matches!(a, crate::core::DeployAction::SaveSlot { .. });
+                if let Err(e) = self.deploys.execute(a) {
+                    tracing::error!("deployment: {e}");
+                }
+                if saves_slot {
+                    // The slot file and the instance of record change together: write the
+                    // state file now rather than at the end of this turn.
+                    self.dirty = true;
+                }
+            }
         }
     }
 
@@ -413,6 +454,11 @@ impl Supervisor {
             if u.last_exit.is_some() {
                 m.last_exit = u.last_exit;
             }
+            m.instance = self
+                .core
+                .instance(&u.name)
+                .filter(|i| *i != u.name)
+                .or_else(|| m.instance.take().filter(|_| u.pid.is_none()));
         }
         let st = PersistedState {
             version: STATE_VERSION,
@@ -525,7 +571,10 @@ impl Supervisor {
                 self.queue
                     .push_back(Event::Request(Request::Restart(services.clone())));
                 self.waiters.push(Waiter {
-                    goal: Goal::Settled(services),
+                    goal: Goal::Deployed {
+                        units: services,
+                        since: self.core.deploy_seq(),
+                    },
                     reply,
                 });
             }
@@ -539,7 +588,10 @@ impl Supervisor {
             }
             Wire::Reload { config } => match self.reload(&config) {
                 Ok(()) => self.waiters.push(Waiter {
-                    goal: Goal::Settled(None),
+                    goal: Goal::Deployed {
+                        units: None,
+                        since: self.core.deploy_seq(),
+                    },
                     reply,
                 }),
                 Err(e) => {
@@ -562,8 +614,10 @@ impl Supervisor {
             )));
         }
         tracing::info!("applying configuration {}", new.path.display());
+        let (units, deployments) = super::deploy::full_plan(&new, &self.paths.state_dir);
+        self.core.set_deployments(deployments);
         self.queue
-            .push_back(Event::Request(Request::Reload(plan(&new))));
+            .push_back(Event::Request(Request::Reload(units)));
         self.config = new;
         Ok(())
     }
@@ -587,13 +641,19 @@ impl Supervisor {
                         .iter()
                         .any(|u| selected(&u.name, sel) && u.state == StateKind::Stopping)
             }
-            Goal::Down(sel) => !units.iter().any(|u| {
-                selected(&u.name, sel)
-                    && matches!(
-                        u.state,
-                        StateKind::Running | StateKind::Starting | StateKind::Stopping
-                    )
-            }),
+            Goal::Down(sel) => {
+                !self.core.deploying(sel.as_deref())
+                    && !units.iter().any(|u| {
+                        selected(&u.name, sel)
+                            && matches!(
+                                u.state,
+                                StateKind::Running | StateKind::Starting | StateKind::Stopping
+                            )
+                    })
+            }
+            Goal::Deployed { units: sel, .. } => {
+                self.goal_met(&Goal::Settled(sel.clone())) && !self.core.deploying(sel.as_deref())
+            }
         }
     }
 
@@ -645,6 +705,14 @@ impl Supervisor {
             let resp = match &w.goal {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
                 Goal::Down(_) => Response::ok(to_json(&self.status())),
+                Goal::Deployed { units: sel, since } => {
+                    let failed = self.core.deploy_failures(sel.as_deref(), *since);
+                    if failed.is_empty() {
+                        self.settled_response(sel.as_deref())
+                    } else {
+                        Response::err(failed.join("\n"), to_json(&self.status()))
+                    }
+                }
             };
             let _ = w.reply.send(resp);
         }

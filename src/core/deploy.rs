@@ -573,7 +573,8 @@ impl Core {
             }
             Event::StartFailed { unit: key, error } => {
                 if let Some(name) = self.candidate(&key) {
-                    self.fail_named(now, &name, &format!("the new instance could not start: {error}"), out);
+                    let why = format!("the new instance could not start: {error}");
+                    self.fail_named(now, &name, &why, true, out);
                     return None;
                 }
                 if let Some(pos) = self
@@ -595,12 +596,8 @@ impl Core {
                         _ => None,
                     });
                     if cand_pid == Some(pid) {
-                        if let (Some(i), Some(d)) =
-                            (self.find(&name), self.book.active.remove(&name))
-                        {
-                            let why = format!("the new instance exited ({status})");
-                            fail(&mut self.book, now, &mut self.units[i], d, &why, true, out);
-                        }
+                        let why = format!("the new instance exited ({status})");
+                        self.fail_named(now, &name, &why, true, out);
                         out.push(Action::Persist);
                     }
                     return None;
@@ -698,9 +695,17 @@ impl Core {
             .map(|_| name.to_string())
     }
 
-    fn fail_named(&mut self, now: Instant, name: &str, why: &str, out: &mut Vec<Action>) {
+    /// Fail the deployment of `name`; `gone`: its candidate has no process (left) to stop.
+    fn fail_named(
+        &mut self,
+        now: Instant,
+        name: &str,
+        why: &str,
+        gone: bool,
+        out: &mut Vec<Action>,
+    ) {
         if let (Some(i), Some(d)) = (self.find(name), self.book.active.remove(name)) {
-            fail(&mut self.book, now, &mut self.units[i], d, why, false, out);
+            fail(&mut self.book, now, &mut self.units[i], d, why, gone, out);
         }
     }
 
@@ -722,14 +727,14 @@ impl Core {
                 if ok {
                     start_candidate(&mut self.units[i], d, out);
                 } else {
-                    self.fail_named(now, name, &format!("pre_start failed: {detail}"), out);
+                    self.fail_named(now, name, &format!("pre_start failed: {detail}"), false, out);
                 }
             }
             Phase::Switching { pid, since, run: r, .. } if r == run => {
                 if ok {
                     self.promote(now, i, pid, since, out);
                 } else {
-                    self.fail_named(now, name, &format!("switch_command failed: {detail}"), out);
+                    self.fail_named(now, name, &format!("switch_command failed: {detail}"), false, out);
                 }
             }
             // A stale answer (the deployment moved on or was replaced).
@@ -780,7 +785,7 @@ impl Core {
                 "the new instance did not become healthy ({n} probe{} failed: {detail})",
                 if n == 1 { "" } else { "s" }
             );
-            self.fail_named(now, name, &why, out);
+            self.fail_named(now, name, &why, false, out);
         }
     }
 
@@ -918,7 +923,7 @@ impl Core {
                 } else {
                     "the running instance went away during the deployment"
                 };
-                self.fail_named(now, &name, why, out);
+                self.fail_named(now, &name, why, false, out);
                 continue;
             }
             self.deploy_timers(now, &name, out);
@@ -957,7 +962,7 @@ impl Core {
         };
         match what {
             Due::Nothing => {}
-            Due::Fail(why) => self.fail_named(now, name, &why, out),
+            Due::Fail(why) => self.fail_named(now, name, &why, false, out),
             Due::Healthy => self.healthy(now, name, out),
             Due::ProbeLost(id, detail) => self.trial_result(now, name, id, false, detail, out),
             Due::Probe => {

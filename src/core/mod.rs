@@ -18,8 +18,6 @@ use crate::config::schema::{Dependency, HealthCheck, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
 mod deploy;
-#[cfg(test)]
-mod deploy_tests;
 mod deps;
 mod health;
 mod notice;

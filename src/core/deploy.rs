@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::health::{Health, PROBE_GRACE};
 use super::notice::{Notice, NoticeKind};
 use super::unit::{report, State, Unit};
-use super::{Action, Core, Event, ReportKind, UnitId};
+use super::{Action, Core, Event, ReportKind, UnitId, UnitPlan};
 use crate::config::schema::HealthCheck;
 pub use crate::spec::{instance_key, service_of};
 use crate::spec::UnitSpec;
@@ -169,6 +169,9 @@ struct Deploy {
     spec: Arc<UnitSpec>,
     /// The same spec under the service's name: the unit's spec after the promotion.
     service_spec: Arc<UnitSpec>,
+    /// A reload's new plan for the unit, swapped in at the promotion: until then the unit
+    /// keeps the plan its running process was started with (probes use its environment).
+    plan: Option<UnitPlan>,
     /// The process being replaced, and how to stop it (from the spec it was started with).
     old_pid: u32,
     old_signal: i32,
@@ -264,16 +267,15 @@ impl Book {
     }
 }
 
-/// Start a deployment of `u` (with `spec`, or its current spec) if its plan asks for one and
-/// it has a running process to keep. True when a deployment is (already) under way: the
-/// caller must not stop the unit. `supersede` (a reload changed the unit): a deployment under
-/// way is rolled back and a new one starts with the new spec.
+/// Start a deployment of `u` (to `new_plan`, a reload's, or its current plan) if its plan asks
+/// for one and it has a running process to keep. True when a deployment is (already) under
+/// way: the caller must neither stop the unit nor swap its plan. A new plan differing from the
+/// one a deployment under way is heading to supersedes it: that one is rolled back first.
 pub(crate) fn begin(
     book: &mut Book,
     now: Instant,
     u: &mut Unit,
-    spec: Option<Arc<UnitSpec>>,
-    supersede: bool,
+    new_plan: Option<UnitPlan>,
     out: &mut Vec<Action>,
 ) -> bool {
     let name = u.plan.name.clone();
@@ -286,8 +288,8 @@ pub(crate) fn begin(
     let Some(old_pid) = u.pid else {
         return false;
     };
-    if book.active.contains_key(&name) {
-        if !supersede {
+    if let Some(d) = book.active.get(&name) {
+        if new_plan.is_none() || d.plan == new_plan {
             return true;
         }
         if let Some(d) = book.active.remove(&name) {
@@ -304,7 +306,8 @@ pub(crate) fn begin(
         }
     };
     let id = book.seq;
-    let mut service_spec = (*spec.unwrap_or_else(|| u.plan.spec.clone())).clone();
+    let base = new_plan.as_ref().map_or(&u.plan.spec, |p| &p.spec);
+    let mut service_spec = (**base).clone();
     let slot = plan.blue_green.as_ref().map(|bg| {
         let active = book.slots.get(&name).copied().unwrap_or(bg.active);
         let target = 1 - active.min(1);
@@ -319,6 +322,7 @@ pub(crate) fn begin(
         key,
         spec: cand.clone(),
         service_spec: Arc::new(service_spec),
+        plan: new_plan,
         old_pid,
         old_signal: u.plan.spec.stop_signal,
         old_timeout: u.plan.spec.stop_timeout,
@@ -846,6 +850,9 @@ impl Core {
         let old_key = std::mem::replace(&mut u.instance, d.key.clone());
         let old_pid = u.pid.replace(pid).unwrap_or(d.old_pid);
         u.running_since = Some(since);
+        if let Some(plan) = d.plan {
+            u.plan = plan;
+        }
         u.plan.spec = d.service_spec.clone();
         u.up_at = None;
         u.healthy = true;

@@ -432,14 +432,38 @@ fn reload_of_a_changed_service_deploys_the_new_spec() {
     let mut spec = (*web.spec).clone();
     spec.argv = vec!["/bin/new".into()];
     web.spec = Arc::new(spec);
-    let acts = sim.req(Request::Reload(vec![web, unit("api", &["web"])]));
+    let acts = sim.req(Request::Reload(vec![web.clone(), unit("api", &["web"])]));
     assert!(signals(&acts).is_empty(), "no stop-then-start: {acts:?}");
     let spec = start_spec(&acts, "web~1");
     assert_eq!(spec.argv, ["/bin/new"]);
+    let argv = |sim: &Sim| sim.core.units[sim.core.index["web"]].plan.spec.argv.clone();
+    // The running process keeps the plan it runs with (its probes use that environment).
+    assert_eq!(argv(&sim), ["/bin/true"]);
+    // The same configuration again (a second SIGHUP) does not restart the deployment.
+    let acts = sim.req(Request::Reload(vec![web, unit("api", &["web"])]));
+    assert!(starts(&acts).is_empty() && signals(&acts).is_empty(), "{acts:?}");
     let (cand, _) = sim.started("web~1");
     let acts = sim.advance(MIN_DEPLOY_SETTLE);
     assert_eq!(signals(&acts), ["web"]);
     assert_eq!(sim.pid("web"), cand);
+    assert_eq!(argv(&sim), ["/bin/new"]);
+}
+
+#[test]
+fn failed_deployment_of_a_reload_keeps_the_old_plan_and_a_new_reload_retries() {
+    let mut sim = running(plan(None, Duration::ZERO, None));
+    let mut web = unit("web", &[]);
+    let mut spec = (*web.spec).clone();
+    spec.argv = vec!["/bin/new".into()];
+    web.spec = Arc::new(spec);
+    sim.req(Request::Reload(vec![web.clone(), unit("api", &["web"])]));
+    let (cand, _) = sim.started("web~1");
+    sim.exited("web~1", cand, ExitStatus::Code(1));
+    assert_eq!(sim.failures().len(), 1);
+    let seq = sim.core.deploy_seq();
+    let acts = sim.req(Request::Reload(vec![web, unit("api", &["web"])]));
+    assert_eq!(start_spec(&acts, "web~2").argv, ["/bin/new"]);
+    assert!(sim.core.deploy_failures(None, seq).is_empty());
 }
 
 #[test]

@@ -737,7 +737,7 @@ impl Core {
                 };
                 for &i in &named {
                     // rolling / blue_green: the new instance starts beside the running one.
-                    if !deploy::begin(&mut self.book, now, &mut self.units[i], None, false, out) {
+                    if !deploy::begin(&mut self.book, now, &mut self.units[i], None, out) {
                         self.restart_one(now, i, out);
                     }
                 }
@@ -1046,8 +1046,11 @@ fn change(
     plan: UnitPlan,
     out: &mut Vec<Action>,
 ) {
-    let deploying = u.wanted && deploy::begin(book, now, u, Some(plan.spec.clone()), true, out);
-    if u.wanted && !deploying {
+    if u.wanted && deploy::begin(book, now, u, Some(plan.clone()), out) {
+        // The running process keeps its plan until the new one is promoted beside it.
+        return;
+    }
+    if u.wanted {
         u.consecutive = 0;
         match &u.state {
             // Stop before swapping the plan: the old process gets the old spec's stop signal.

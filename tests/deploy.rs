@@ -234,7 +234,10 @@ fn rolling_deployment_replaces_the_service_with_no_gap() {
     // Both instances logged to the service's own log file.
     let log = std::fs::read_to_string(project_dir(&p, "deploy-roll").join("logs/web.stdout.log"))
         .unwrap_or_default();
-    assert!(log.contains("v1 listening") && log.contains("v2 listening"), "{log}");
+    assert!(
+        log.contains("v1 listening") && log.contains("v2 listening"),
+        "{log}"
+    );
     // A later stop reaches the promoted instance.
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("the new instance stopped", T, || !alive(new));
@@ -252,7 +255,10 @@ fn unhealthy_candidate_leaves_the_old_serving() {
         &rolling_config("deploy-bad", port, "bad2", ""),
     );
     let out = p.sysg(&["restart", "--config", "systemg.yaml"]);
-    assert!(!out.status.success(), "a failed deployment must fail the restart");
+    assert!(
+        !out.status.success(),
+        "a failed deployment must fail the restart"
+    );
     let err = stderr(&out);
     assert!(
         err.contains("deployment failed") && err.contains("did not become healthy"),
@@ -342,7 +348,9 @@ fn blue_green_flips_the_slot_and_survives_a_supervisor_kill() {
     assert_eq!(failures(&answers), Vec::<String>::new());
     assert_eq!(versions(&answers).last().map(String::as_str), Some("v2"));
     assert_eq!(
-        std::fs::read_to_string(p.dir.join("active")).unwrap().trim(),
+        std::fs::read_to_string(p.dir.join("active"))
+            .unwrap()
+            .trim(),
         ports[1].to_string()
     );
     assert!(!alive(old));
@@ -375,7 +383,9 @@ fn blue_green_flips_the_slot_and_survives_a_supervisor_kill() {
     assert_ok(&out, "second blue-green restart");
     assert!(get(ports[0]).is_ok_and(|b| b.starts_with(&format!("v2 {}", ports[0]))));
     assert_eq!(
-        std::fs::read_to_string(p.dir.join("active")).unwrap().trim(),
+        std::fs::read_to_string(p.dir.join("active"))
+            .unwrap()
+            .trim(),
         ports[0].to_string()
     );
 }
@@ -395,7 +405,10 @@ fn failing_switch_command_rolls_back() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("switch_command failed: exit 1: proxy refused {}", ports[1])),
+        err.contains(&format!(
+            "switch_command failed: exit 1: proxy refused {}",
+            ports[1]
+        )),
         "{err}"
     );
     assert_eq!(p.pid("web"), old);

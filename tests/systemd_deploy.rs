@@ -88,7 +88,8 @@ fn e2e_rolling_deployment_on_systemd() {
             .and_then(|a| a.iter().find(|s| s["name"] == "web").cloned())
             .unwrap_or_else(|| panic!("no web in {st}"))
     };
-    let naming = |service: &str| systemg::backend::systemd::naming::unit_name("e2e-deploy", service);
+    let naming =
+        |service: &str| systemg::backend::systemd::naming::unit_name("e2e-deploy", service);
 
     assert_ok(&sysg(&["start", "--daemonize"]), "start");
     let old = web()["pid"].as_u64().expect("pid");
@@ -114,7 +115,10 @@ fn e2e_rolling_deployment_on_systemd() {
     let yaml = std::fs::read_to_string(&config).expect("read config");
     std::fs::write(
         &config,
-        yaml.replace("grace_period: 200ms", "grace_period: 200ms\n      pre_start: \"exit 4\""),
+        yaml.replace(
+            "grace_period: 200ms",
+            "grace_period: 200ms\n      pre_start: \"exit 4\"",
+        ),
     )
     .expect("write config");
     assert_ok(&sysg(&["restart", "--config", &cfg]), "reload");

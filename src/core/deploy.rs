@@ -28,8 +28,8 @@ use super::notice::{Notice, NoticeKind};
 use super::unit::{report, State, Unit};
 use super::{Action, Core, Event, ReportKind, UnitId, UnitPlan};
 use crate::config::schema::HealthCheck;
-pub use crate::spec::{instance_key, service_of};
 use crate::spec::UnitSpec;
+pub use crate::spec::{instance_key, service_of};
 
 /// Bound on `pre_start` and `switch_command` (they build or reconfigure; minutes are normal,
 /// hours are a hang).
@@ -249,7 +249,10 @@ impl Book {
             Phase::Starting => None,
             Phase::Probing(t) => {
                 let give_up = t.in_flight.and_then(|(_, g)| g);
-                [t.settle_at, t.next_at, give_up].into_iter().flatten().min()
+                [t.settle_at, t.next_at, give_up]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
         });
         let drains = self.drains.iter().filter_map(|d| {
@@ -293,7 +296,15 @@ pub(crate) fn begin(
             return true;
         }
         if let Some(d) = book.active.remove(&name) {
-            fail(book, now, u, d, "superseded by a newer configuration", false, out);
+            fail(
+                book,
+                now,
+                u,
+                d,
+                "superseded by a newer configuration",
+                false,
+                out,
+            );
         }
     }
     // A fresh key: never the current process's, nor one still draining (the counter starts
@@ -417,7 +428,10 @@ fn fail(
             kill_at: None,
         });
     }
-    if u.reason.as_deref().is_some_and(|r| r.starts_with("deploying")) {
+    if u.reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("deploying"))
+    {
         u.reason = None;
     }
     let message = format!("deployment failed: {why}; pid {} keeps running", d.old_pid);
@@ -427,7 +441,15 @@ fn fail(
         .get(&name)
         .and_then(|p| p.blue_green.as_ref())
         .map(|bg| bg.slots[book.slots.get(&name).copied().unwrap_or(bg.active).min(1)].clone());
-    announce(book, out, &name, Some(d.old_pid), false, slot, message.clone());
+    announce(
+        book,
+        out,
+        &name,
+        Some(d.old_pid),
+        false,
+        slot,
+        message.clone(),
+    );
     book.results.insert(
         name,
         DeployResult {
@@ -467,7 +489,11 @@ impl Core {
     pub fn set_deployments(&mut self, plans: HashMap<UnitId, Arc<DeployPlan>>) {
         self.book.slots = plans
             .iter()
-            .filter_map(|(n, p)| p.blue_green.as_ref().map(|bg| (n.clone(), bg.active.min(1))))
+            .filter_map(|(n, p)| {
+                p.blue_green
+                    .as_ref()
+                    .map(|bg| (n.clone(), bg.active.min(1)))
+            })
             .collect();
         self.book.plans = plans;
     }
@@ -529,9 +555,7 @@ impl Core {
             }
             Event::Started { unit: key, pid } => {
                 if let Some(name) = self.candidate(&key) {
-                    let Some(d) = self.book.active.get_mut(&name) else {
-                        return None;
-                    };
+                    let d = self.book.active.get_mut(&name)?;
                     if matches!(d.phase, Phase::Starting) {
                         d.phase = Phase::Probing(Trial {
                             pid,
@@ -592,7 +616,11 @@ impl Core {
                 }
                 Some(Event::StartFailed { unit: key, error })
             }
-            Event::Exited { unit: key, pid, status } => {
+            Event::Exited {
+                unit: key,
+                pid,
+                status,
+            } => {
                 if let Some(name) = self.candidate(&key) {
                     let cand_pid = self.book.active.get(&name).and_then(|d| match &d.phase {
                         Phase::Probing(t) => Some(t.pid),
@@ -631,7 +659,11 @@ impl Core {
                         status,
                     });
                 }
-                Some(Event::Exited { unit: key, pid, status })
+                Some(Event::Exited {
+                    unit: key,
+                    pid,
+                    status,
+                })
             }
             Event::ProbeResult {
                 unit: key,
@@ -664,7 +696,9 @@ impl Core {
                         out,
                         &name,
                         ReportKind::Stopped,
-                        format!("stopping {key} (pid {pid}), left over from an interrupted deployment"),
+                        format!(
+                            "stopping {key} (pid {pid}), left over from an interrupted deployment"
+                        ),
                     );
                     self.book.drains.push(Drain {
                         unit: name,
@@ -731,14 +765,28 @@ impl Core {
                 if ok {
                     start_candidate(&mut self.units[i], d, out);
                 } else {
-                    self.fail_named(now, name, &format!("pre_start failed: {detail}"), false, out);
+                    self.fail_named(
+                        now,
+                        name,
+                        &format!("pre_start failed: {detail}"),
+                        false,
+                        out,
+                    );
                 }
             }
-            Phase::Switching { pid, since, run: r, .. } if r == run => {
+            Phase::Switching {
+                pid, since, run: r, ..
+            } if r == run => {
                 if ok {
                     self.promote(now, i, pid, since, out);
                 } else {
-                    self.fail_named(now, name, &format!("switch_command failed: {detail}"), false, out);
+                    self.fail_named(
+                        now,
+                        name,
+                        &format!("switch_command failed: {detail}"),
+                        false,
+                        out,
+                    );
                 }
             }
             // A stale answer (the deployment moved on or was replaced).
@@ -830,10 +878,8 @@ impl Core {
                     run,
                     give_up: give_up(now, COMMAND_TIMEOUT, COMMAND_GRACE),
                 };
-                self.units[i].reason = Some(format!(
-                    "deploying: switching to slot {}",
-                    bg.slots[target]
-                ));
+                self.units[i].reason =
+                    Some(format!("deploying: switching to slot {}", bg.slots[target]));
             }
             _ => self.promote(now, i, pid, since, out),
         }
@@ -858,7 +904,10 @@ impl Core {
         u.healthy = true;
         u.consecutive = 0;
         u.succeeded = false;
-        if u.reason.as_deref().is_some_and(|r| r.starts_with("deploying")) {
+        if u.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("deploying"))
+        {
             u.reason = None;
         }
         if let Some(check) = u.plan.health.clone() {
@@ -881,7 +930,10 @@ impl Core {
         let mut slot_name = None;
         if let (Some(target), Some(bg)) = (
             d.slot,
-            self.book.plans.get(&name).and_then(|p| p.blue_green.clone()),
+            self.book
+                .plans
+                .get(&name)
+                .and_then(|p| p.blue_green.clone()),
         ) {
             self.book.slots.insert(name.clone(), target);
             slot_name = Some(bg.slots[target].clone());

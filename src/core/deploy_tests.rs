@@ -113,7 +113,11 @@ impl Sim {
             unit: key.into(),
             probe,
             ok,
-            detail: if ok { "ok".into() } else { "connection refused".into() },
+            detail: if ok {
+                "ok".into()
+            } else {
+                "connection refused".into()
+            },
         })
     }
 
@@ -150,12 +154,19 @@ fn healthy_candidate_replaces_the_old_after_the_grace_period() {
     assert!(!sim.core.settled(Some(&["web".into()])));
     let (cand, acts) = sim.started("web~1");
     let probe = probe_of(&acts, "web~1");
-    assert_eq!(sim.pid("web"), 101, "the old one is still the unit's process");
+    assert_eq!(
+        sim.pid("web"),
+        101,
+        "the old one is still the unit's process"
+    );
     let acts = sim.probe_ok("web~1", probe, true);
     assert_eq!(reports(&acts, ReportKind::Deployed).len(), 1, "{acts:?}");
     assert_eq!(sim.pid("web"), cand);
     assert_eq!(sim.core.instance("web").as_deref(), Some("web~1"));
-    assert!(persists(&acts) > 0, "the new instance of record is persisted");
+    assert!(
+        persists(&acts) > 0,
+        "the new instance of record is persisted"
+    );
     let n = deploy_notices(&acts);
     assert_eq!(n.len(), 1);
     assert!(n[0].ok);
@@ -189,7 +200,10 @@ fn pre_start_failure_leaves_the_old_untouched() {
     assert_eq!((r[0].1, r[0].2.as_str()), (Step::PreStart, "make build"));
     assert!(starts(&acts).is_empty(), "nothing starts before pre_start");
     let acts = sim.done(r[0].0, false, "exit 2: no rule to make target");
-    assert!(starts(&acts).is_empty() && signals(&acts).is_empty(), "{acts:?}");
+    assert!(
+        starts(&acts).is_empty() && signals(&acts).is_empty(),
+        "{acts:?}"
+    );
     assert_eq!(reports(&acts, ReportKind::DeployFailed).len(), 1);
     assert!(!deploy_notices(&acts)[0].ok);
     assert_eq!(sim.pid("web"), 101);
@@ -209,11 +223,7 @@ fn pre_start_success_starts_the_candidate_and_a_hung_one_times_out() {
 
     let mut sim = running(plan(Some(check()), Duration::ZERO, Some("sleep 1d")));
     restart(&mut sim);
-    assert!(reports(
-        &sim.advance(COMMAND_TIMEOUT),
-        ReportKind::DeployFailed
-    )
-    .is_empty());
+    assert!(reports(&sim.advance(COMMAND_TIMEOUT), ReportKind::DeployFailed).is_empty());
     let acts = sim.advance(secs(10));
     assert_eq!(reports(&acts, ReportKind::DeployFailed).len(), 1);
     assert!(sim.failures()[0].contains("did not finish"));
@@ -291,7 +301,11 @@ fn lost_probe_answers_count_as_failures_and_start_period_is_honoured() {
     // No answer at all: given up after timeout + PROBE_GRACE, outside start_period.
     sim.advance(secs(1));
     let acts = sim.advance(PROBE_GRACE);
-    assert_eq!(reports(&acts, ReportKind::DeployFailed).len(), 1, "{acts:?}");
+    assert_eq!(
+        reports(&acts, ReportKind::DeployFailed).len(),
+        1,
+        "{acts:?}"
+    );
     assert!(sim.failures()[0].contains("no answer within"));
 }
 
@@ -312,10 +326,17 @@ fn without_health_checks_the_settle_window_decides() {
 
 #[test]
 fn blue_green_switch_success_flips_and_persists_the_slot() {
-    let mut sim = running(blue_green(0, Some("proxy --to {candidate_slot} --from {active_slot}")));
+    let mut sim = running(blue_green(
+        0,
+        Some("proxy --to {candidate_slot} --from {active_slot}"),
+    ));
     let acts = restart(&mut sim);
     let spec = start_spec(&acts, "web~1");
-    assert!(spec.env.contains(&("SLOT".into(), "green".into())), "{:?}", spec.env);
+    assert!(
+        spec.env.contains(&("SLOT".into(), "green".into())),
+        "{:?}",
+        spec.env
+    );
     let (cand, acts) = sim.started("web~1");
     let acts = sim.probe_ok("web~1", probe_of(&acts, "web~1"), true);
     let r = runs(&acts);
@@ -441,7 +462,10 @@ fn reload_of_a_changed_service_deploys_the_new_spec() {
     assert_eq!(argv(&sim), ["/bin/true"]);
     // The same configuration again (a second SIGHUP) does not restart the deployment.
     let acts = sim.req(Request::Reload(vec![web, unit("api", &["web"])]));
-    assert!(starts(&acts).is_empty() && signals(&acts).is_empty(), "{acts:?}");
+    assert!(
+        starts(&acts).is_empty() && signals(&acts).is_empty(),
+        "{acts:?}"
+    );
     let (cand, _) = sim.started("web~1");
     let acts = sim.advance(MIN_DEPLOY_SETTLE);
     assert_eq!(signals(&acts), ["web"]);

@@ -34,8 +34,8 @@ use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
 pub use deploy::{
-    instance_key, service_of, BlueGreenPlan, DeployAction, DeployEvent, DeployOutcome,
-    DeployPlan, Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
+    instance_key, service_of, BlueGreenPlan, DeployAction, DeployEvent, DeployOutcome, DeployPlan,
+    Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
 };
 pub use health::{Health, PROBE_GRACE};
 pub use notice::{Notice, NoticeKind};

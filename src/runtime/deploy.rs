@@ -124,7 +124,11 @@ pub fn save_slot(path: &Path, slots: &[String; 2], active: usize) -> Result<(), 
 pub fn plans(config: &Config, state_dir: &Path) -> HashMap<UnitId, Arc<DeployPlan>> {
     let mut out = HashMap::new();
     for svc in config.services.iter().filter(|s| s.cron.is_none()) {
-        let Some(d) = svc.deployment.as_ref().filter(|d| d.strategy.side_by_side()) else {
+        let Some(d) = svc
+            .deployment
+            .as_ref()
+            .filter(|d| d.strategy.side_by_side())
+        else {
             continue;
         };
         let blue_green = d.blue_green.as_ref().map(|bg| {

@@ -616,8 +616,7 @@ impl Supervisor {
         tracing::info!("applying configuration {}", new.path.display());
         let (units, deployments) = super::deploy::full_plan(&new, &self.paths.state_dir);
         self.core.set_deployments(deployments);
-        self.queue
-            .push_back(Event::Request(Request::Reload(units)));
+        self.queue.push_back(Event::Request(Request::Reload(units)));
         self.config = new;
         Ok(())
     }

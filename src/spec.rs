@@ -80,6 +80,22 @@ impl UnitSpec {
     }
 }
 
+/// Separates a service name from an instance number in a backend key (`web~3`: a candidate of
+/// a rolling deployment, see `core/deploy.rs`). Service names are `[A-Za-z0-9_.-]+`, so a key
+/// with `~` is never a service of its own.
+pub const INSTANCE_SEP: char = '~';
+
+/// The backend key of instance `n` of `service`: `web~3`.
+pub fn instance_key(service: &str, n: u64) -> String {
+    format!("{service}{INSTANCE_SEP}{n}")
+}
+
+/// The service a backend key belongs to: `web~3` → `web`, `web` → `web`. Backends name logs
+/// after it, so every instance of a service writes to the service's log.
+pub fn service_of(key: &str) -> &str {
+    key.split_once(INSTANCE_SEP).map_or(key, |(s, _)| s)
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "value")]

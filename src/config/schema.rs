@@ -128,8 +128,19 @@ pub struct HealthCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// Stop the old instance, then start the new one.
     Immediate,
+    /// Start the new instance beside the old one, switch once it is healthy.
     Rolling,
+    /// `rolling` with two slots (`blue_green` section required).
+    BlueGreen,
+}
+
+impl Strategy {
+    /// True for the strategies that start the new instance beside the old one.
+    pub fn side_by_side(self) -> bool {
+        !matches!(self, Strategy::Immediate)
+    }
 }
 
 /// `deployment.blue_green`

@@ -250,22 +250,37 @@ fn tcp_probe(ctx: &mut Ctx, f: &Field) -> Option<Probe> {
     }
 }
 
-const STRATEGIES: &[&str] = &["immediate", "rolling"];
+const STRATEGIES: &[&str] = &["immediate", "rolling", "blue_green"];
 
 pub(crate) fn deployment(ctx: &mut Ctx, f: &Field) -> Option<Deployment> {
     let mut m = f.map(ctx)?;
-    let strategy = m.take("strategy").map_or(Some(Strategy::Immediate), |s| {
-        s.choice(ctx, STRATEGIES).map(|v| match v {
-            "rolling" => Strategy::Rolling,
-            _ => Strategy::Immediate,
-        })
-    });
+    let slots_field = m.take("blue_green");
+    let has_slots = slots_field.is_some();
+    let strategy = match m.take("strategy") {
+        // A `blue_green` section alone asks for a blue-green deployment.
+        None if has_slots => Some(Strategy::BlueGreen),
+        None => Some(Strategy::Immediate),
+        Some(s) => match s.choice(ctx, STRATEGIES) {
+            Some("rolling") => Some(Strategy::Rolling),
+            Some("blue_green") if !has_slots => s.error(
+                ctx,
+                "strategy `blue_green` needs a `blue_green` section with `env_var` and `slots`",
+            ),
+            Some("blue_green") => Some(Strategy::BlueGreen),
+            Some(_) if has_slots => s.error(
+                ctx,
+                "a `blue_green` section needs `strategy: blue_green` (or `rolling`): `immediate` stops the old instance first",
+            ),
+            Some(_) => Some(Strategy::Immediate),
+            None => None,
+        },
+    };
     let pre_start = m.take("pre_start").map(|p| p.text(ctx));
     let health = m.take("health_check").map(|h| health_check(ctx, &h));
     let grace_period = m
         .take("grace_period")
         .map_or(Some(Duration::ZERO), |g| g.duration(ctx));
-    let blue_green = m.take("blue_green").map(|b| blue_green(ctx, &b));
+    let blue_green = slots_field.map(|b| blue_green(ctx, &b));
     m.finish(ctx);
     Some(Deployment {
         strategy: strategy?,

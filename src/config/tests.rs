@@ -329,6 +329,22 @@ fn deployment_and_blue_green() {
     assert!(m.contains("variable name"));
     let (_, _, m) = one(&svc("    deployment: {strategy: roling}\n"));
     assert!(m.contains("did you mean `rolling`?"));
+    // A blue_green section alone means a blue-green deployment; `immediate` cannot have slots.
+    let c = ok(&svc(
+        "    deployment: {blue_green: {env_var: SLOT, slots: [a, b]}}\n",
+    ));
+    let d = c.services[0].deployment.as_ref().unwrap();
+    assert_eq!(d.strategy, Strategy::BlueGreen);
+    let (_, _, m) = one(&svc(
+        "    deployment: {strategy: immediate, blue_green: {env_var: SLOT, slots: [a, b]}}\n",
+    ));
+    assert!(m.contains("needs `strategy: blue_green`"), "{m}");
+    let (_, _, m) = one(&svc("    deployment: {strategy: blue_green}\n"));
+    assert!(m.contains("needs a `blue_green` section"), "{m}");
+    let (_, _, m) = one(&svc(
+        "    deployment: {blue_green: {env_var: SLOT, slots: [a, b, c]}}\n",
+    ));
+    assert!(m.contains("exactly two slots, found 3"), "{m}");
 }
 
 #[test]

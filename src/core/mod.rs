@@ -18,6 +18,7 @@ use crate::config::schema::{Dependency, HealthCheck, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
 mod adhoc;
+mod deploy;
 mod deps;
 mod health;
 mod notice;
@@ -34,6 +35,10 @@ use notice::notify;
 use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
+pub use deploy::{
+    instance_key, service_of, BlueGreenPlan, DeployAction, DeployEvent, DeployOutcome, DeployPlan,
+    Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
+};
 pub use health::{Health, PROBE_GRACE};
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
@@ -90,6 +95,8 @@ pub enum Event {
     },
     /// Time passed: do whatever is due at `now` (see `Core::next_deadline`).
     Tick,
+    /// A deployment step answered (see `deploy.rs`).
+    Deploy(DeployEvent),
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -138,6 +145,8 @@ pub enum Action {
     },
     /// A lifecycle event for hooks and webhooks; never affects supervision.
     Notify(Notice),
+    /// A rolling or blue-green deployment step (see `deploy.rs`).
+    Deploy(DeployAction),
 }
 
 /// Kinds of `Action::Report`.
@@ -154,6 +163,12 @@ pub enum ReportKind {
     Healthy,
     /// `retries` consecutive probes failed.
     Unhealthy,
+    /// A rolling or blue-green deployment began.
+    Deploying,
+    /// A deployment promoted its new instance.
+    Deployed,
+    /// A deployment failed; the old instance keeps running.
+    DeployFailed,
 }
 
 /// Coarse state of a unit, as shown by `sysg status`.
@@ -207,6 +222,8 @@ pub struct Core {
     order: Vec<usize>,
     /// Last probe id handed out; ids tell current results from stale ones.
     probe_seq: u64,
+    /// Rolling and blue-green deployments: plans, those under way, old instances draining.
+    book: deploy::Book,
 }
 
 impl Core {
@@ -217,6 +234,7 @@ impl Core {
             index: HashMap::new(),
             order: Vec::new(),
             probe_seq: 0,
+            book: deploy::Book::default(),
         };
         core.rebuild();
         core
@@ -226,6 +244,17 @@ impl Core {
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let before = self.pids();
         let mut out = Vec::new();
+        // Events about a deployment's candidate or a draining old instance never reach the
+        // unit state machine; events of a promoted instance are renamed to their unit.
+        let Some(event) = self.deploy_intercept(now, event, &mut out) else {
+            self.reconcile(now, &mut out);
+            self.deploy_step(now, &mut out);
+            self.issue_probes(now, &mut out);
+            if self.pids() != before {
+                out.push(Action::Persist);
+            }
+            return out;
+        };
         match event {
             Event::Request(request) => self.request(now, request, &mut out),
             Event::Started { unit, pid } => self.on_started(now, &unit, pid, &mut out),
@@ -241,8 +270,11 @@ impl Core {
                 detail,
             } => self.on_probe_result(now, &unit, probe, ok, detail, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
+            // Consumed by `deploy_intercept`.
+            Event::Deploy(_) => {}
         }
         self.reconcile(now, &mut out);
+        self.deploy_step(now, &mut out);
         self.issue_probes(now, &mut out);
         if self.pids() != before {
             out.push(Action::Persist);
@@ -252,7 +284,11 @@ impl Core {
 
     /// The earliest time at which a `Tick` has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.units.iter().filter_map(Unit::deadline).min()
+        self.units
+            .iter()
+            .filter_map(Unit::deadline)
+            .chain(self.book.deadline())
+            .min()
     }
 
     /// Every unit, in plan order.
@@ -268,6 +304,13 @@ impl Core {
             None => self.all(),
             Some(names) => self.resolve(names),
         };
+        // A deployment (or the old instance it still drains) is a restart under way.
+        if selected
+            .iter()
+            .any(|&i| self.book.busy(&self.units[i].plan.name))
+        {
+            return false;
+        }
         // Waiting only survives a reconcile while some dependency is pending (a broken one
         // makes it Blocked), so Waiting always means "may still come up". A restart by
         // request is on its way up as well.
@@ -291,7 +334,7 @@ impl Core {
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live)
+        !self.units.iter().any(Unit::is_live) && self.book.idle()
     }
 
     /// The view of one unit, if it is known.
@@ -403,7 +446,7 @@ impl Core {
                 *signalled = true;
                 *kill_at = now.checked_add(*timeout);
                 out.push(Action::Signal {
-                    unit: name.to_string(),
+                    unit: u.instance.clone(),
                     signal: *signal,
                 });
                 u.pid = Some(pid);
@@ -532,7 +575,7 @@ impl Core {
                 State::Stopping { kill_at, .. } if kill_at.is_some_and(|t| t <= now) => {
                     *kill_at = None;
                     out.push(Action::Kill {
-                        unit: u.plan.name.clone(),
+                        unit: u.instance.clone(),
                     });
                     report(
                         out,
@@ -700,7 +743,10 @@ impl Core {
                     Some(names) => self.resolve(&names),
                 };
                 for &i in &named {
-                    self.restart_one(now, i, out);
+                    // rolling / blue_green: the new instance starts beside the running one.
+                    if !deploy::begin(&mut self.book, now, &mut self.units[i], None, out) {
+                        self.restart_one(now, i, out);
+                    }
                 }
                 // Like a start, a restart brings up what the unit needs.
                 for i in deps::with_dependencies(&self.units, &named) {
@@ -831,7 +877,7 @@ impl Core {
                         resurrect(&mut u);
                     }
                     if u.plan != p {
-                        change(now, &mut u, p, out);
+                        change(now, &mut self.book, &mut u, p, out);
                     }
                     next.push(u);
                 }
@@ -1000,8 +1046,19 @@ fn resurrect(u: &mut Unit) {
     }
 }
 
-/// Swap in a changed plan; a wanted unit is restarted so the new spec takes effect.
-fn change(now: Instant, u: &mut Unit, plan: UnitPlan, out: &mut Vec<Action>) {
+/// Swap in a changed plan; a wanted unit is restarted so the new spec takes effect (side by
+/// side when its deployment strategy says so).
+fn change(
+    now: Instant,
+    book: &mut deploy::Book,
+    u: &mut Unit,
+    plan: UnitPlan,
+    out: &mut Vec<Action>,
+) {
+    if u.wanted && deploy::begin(book, now, u, Some(plan.clone()), out) {
+        // The running process keeps its plan until the new one is promoted beside it.
+        return;
+    }
     if u.wanted {
         u.consecutive = 0;
         match &u.state {

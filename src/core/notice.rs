@@ -25,7 +25,7 @@ pub enum NoticeKind {
     Stop,
     /// `retries` consecutive probes failed; the unit is stopped and handled like a failure.
     Unhealthy,
-    /// A deployment finished (seam for rolling and blue-green deployments; not emitted yet).
+    /// A rolling or blue-green deployment finished, well (`deploy.ok`) or not.
     Deploy,
 }
 
@@ -56,6 +56,8 @@ pub struct Notice {
     pub exit_status: Option<ExitStatus>,
     /// Human description, as in the supervisor log.
     pub message: String,
+    /// For `Deploy`: how the deployment ended.
+    pub deploy: Option<super::DeployOutcome>,
 }
 
 /// Append an `Action::Notify`.
@@ -73,5 +75,6 @@ pub(crate) fn notify(
         pid,
         exit_status,
         message,
+        deploy: None,
     }));
 }

@@ -242,6 +242,7 @@ impl World {
                 Action::Notify(n) => {
                     assert!(NAMES.contains(&n.unit.as_str()), "{ctx}: notice for {n:?}");
                 }
+                Action::Deploy(d) => panic!("{ctx}: deployment step without a plan: {d:?}"),
                 Action::Probe { unit, probe, .. } => {
                     // Only a running process with a health check is probed.
                     assert!(self.live.contains_key(unit), "{ctx}: probe of dead {unit}");

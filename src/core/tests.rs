@@ -15,6 +15,10 @@ const SIGTERM: i32 = 15;
 #[path = "health_tests.rs"]
 mod health_tests;
 
+/// Rolling and blue-green deployments (same helpers as here).
+#[path = "deploy_tests.rs"]
+mod deploy_tests;
+
 fn spec(name: &str) -> Arc<UnitSpec> {
     Arc::new(UnitSpec {
         project: "test".into(),

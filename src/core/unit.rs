@@ -86,13 +86,15 @@ pub(crate) struct Unit {
     pub(crate) up_at: Option<Instant>,
     /// The last run exited 0 (latched for the `Completed` condition across policy restarts).
     pub(crate) succeeded: bool,
+    /// The backend key of the current process: the service name, or `name~N` after a rolling
+    /// deployment promoted a candidate (see `deploy.rs`). Signals and kills go to this key.
+    pub(crate) instance: String,
 }
 
 impl Unit {
     /// A fresh, stopped unit for `plan`.
     pub(crate) fn new(plan: UnitPlan) -> Unit {
         Unit {
-            plan,
             state: State::Stopped,
             pid: None,
             since: None,
@@ -108,6 +110,8 @@ impl Unit {
             probe: ProbeState::default(),
             up_at: None,
             succeeded: false,
+            instance: plan.name.clone(),
+            plan,
         }
     }
 
@@ -215,6 +219,8 @@ impl Unit {
             unit: self.plan.name.clone(),
             spec: self.plan.spec.clone(),
         });
+        // A normal start always runs under the service's own key.
+        self.instance = self.plan.name.clone();
         self.healthy = false;
         self.set(now, State::Starting, None);
     }
@@ -232,7 +238,7 @@ impl Unit {
         let signalled = self.pid.is_some();
         let kill_at = if signalled {
             out.push(Action::Signal {
-                unit: self.plan.name.clone(),
+                unit: self.instance.clone(),
                 signal,
             });
             now.checked_add(timeout)

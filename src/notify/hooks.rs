@@ -47,6 +47,14 @@ pub fn variables(project: &str, notice: &Notice) -> Vec<(String, String)> {
             crate::spec::ExitStatus::Unknown => {}
         }
     }
+    if let Some(d) = &notice.deploy {
+        let result = if d.ok { "success" } else { "failure" };
+        v.push(("SYSG_DEPLOY_RESULT".into(), result.to_string()));
+        v.push(("SYSG_DEPLOY_STRATEGY".into(), d.strategy.to_string()));
+        if let Some(slot) = &d.slot {
+            v.push(("SYSG_DEPLOY_SLOT".into(), slot.clone()));
+        }
+    }
     v
 }
 

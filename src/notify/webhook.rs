@@ -42,6 +42,9 @@ pub struct Payload {
     pub message: String,
     /// The sending machine.
     pub hostname: String,
+    /// `deploy` events only: `{ok, strategy, slot}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<crate::core::DeployOutcome>,
 }
 
 impl Payload {
@@ -58,6 +61,7 @@ impl Payload {
             hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default(),
+            deploy: notice.deploy.clone(),
         }
     }
 }

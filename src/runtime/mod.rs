@@ -2,6 +2,7 @@
 
 pub mod adhoc;
 pub mod daemon;
+pub mod deploy;
 pub mod paths;
 pub mod plan;
 pub mod privileges;

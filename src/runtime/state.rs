@@ -51,6 +51,11 @@ pub struct SpawnedMemo {
 pub struct UnitMemo {
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    /// Backend key of the unit's process of record when it is not the service name (after a
+    /// rolling deployment): adopted first, so a leftover of an interrupted deployment is the
+    /// one stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// State-file failures.
@@ -151,6 +156,7 @@ mod tests {
             UnitMemo {
                 restarts: 2,
                 last_exit: Some(ExitStatus::Code(1)),
+                instance: Some("web~3".into()),
             },
         );
         save(&p, &s).unwrap();

@@ -13,7 +13,6 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
-use super::plan::plan_with_control;
 use super::privileges;
 use super::sd_notify::SdNotify;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
@@ -58,6 +57,7 @@ enum Msg {
     Control(Incoming),
     Signal(i32),
     Probe(crate::health::ProbeOutcome),
+    Deploy(crate::core::DeployEvent),
 }
 
 /// What a pending client is waiting for.
@@ -70,6 +70,12 @@ enum Goal {
     Ran(UnitId),
     /// An ad-hoc unit finished: completed, failed, stopped or gone (`sysg run --wait`).
     Finished(UnitId),
+    /// Like `Settled`, and no deployment of the units is under way; deployments begun after
+    /// `since` (`Core::deploy_seq`) that failed make the answer an error.
+    Deployed {
+        units: Option<Vec<UnitId>>,
+        since: u64,
+    },
 }
 
 struct Waiter {
@@ -103,6 +109,8 @@ struct Supervisor {
     forget: Vec<UnitId>,
     /// Children started with `sysg spawn` (spawning.rs).
     spawn: SpawnTree,
+    /// Deployment commands (`pre_start`, `switch_command`) and slot files.
+    deploys: super::deploy::Runner,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -217,8 +225,15 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
         let _ = probe_tx.send(Msg::Probe(o));
     }));
+    let deploy_tx = tx.clone();
+    let deploys = super::deploy::Runner::new(std::sync::Arc::new(move |e| {
+        let _ = deploy_tx.send(Msg::Deploy(e));
+    }));
+    let (units, deployments) = super::deploy::full_plan(&config, &paths.state_dir, &paths.socket);
+    let mut core = Core::new(units);
+    core.set_deployments(deployments);
     let mut sup = Supervisor {
-        core: Core::new(plan_with_control(&config, &paths.socket)),
+        core,
         config,
         paths,
         backend,
@@ -236,6 +251,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         adhoc: BTreeMap::new(),
         forget: Vec::new(),
         spawn: SpawnTree::new(),
+        deploys,
     };
     sup.configure_spawning();
     sup.adopt_previous()?;
@@ -381,12 +397,25 @@ impl Supervisor {
             }
         }
         let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        // The process of record of each unit first: a second one (left by a deployment the
+        // previous supervisor did not finish) is then recognised and stopped by the core.
+        let rank = |unit: &str| {
+            let service = crate::core::service_of(unit);
+            let memo = self.memo.get(service).and_then(|m| m.instance.as_deref());
+            match memo {
+                Some(m) if m == unit => 0,
+                None if service == unit => 0,
+                _ => 1,
+            }
+        };
+        records.sort_by_key(|r| rank(&r.unit));
         for rec in records {
             if self.adopt_child(&rec, &spawned) {
                 continue;
             }
+            let service = crate::core::service_of(&rec.unit).to_string();
             match self.backend.adopt(&rec) {
-                Ok(Some(pid)) if known.contains(&rec.unit) => {
+                Ok(Some(pid)) if known.contains(&service) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
                     self.queue.push_back(Event::Adopted {
                         unit: rec.unit.clone(),
@@ -459,6 +488,7 @@ impl Supervisor {
                     ok: o.ok,
                     detail: o.detail,
                 }),
+                Msg::Deploy(e) => self.queue.push_back(Event::Deploy(e)),
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -527,6 +557,17 @@ impl Supervisor {
                 spec,
             } => self.probes.spawn(unit, probe, check, spec),
             Action::Notify(notice) => self.notifier.dispatch(&self.config, &notice),
+            Action::Deploy(a) => {
+                let saves_slot = matches!(a, crate::core::DeployAction::SaveSlot { .. });
+                if let Err(e) = self.deploys.execute(a) {
+                    tracing::error!("deployment: {e}");
+                }
+                if saves_slot {
+                    // The slot file and the instance of record change together: write the
+                    // state file now rather than at the end of this turn.
+                    self.dirty = true;
+                }
+            }
         }
     }
 
@@ -538,6 +579,11 @@ impl Supervisor {
             if u.last_exit.is_some() {
                 m.last_exit = u.last_exit;
             }
+            m.instance = self
+                .core
+                .instance(&u.name)
+                .filter(|i| *i != u.name)
+                .or_else(|| m.instance.take().filter(|_| u.pid.is_none()));
         }
         let st = PersistedState {
             version: STATE_VERSION,
@@ -658,7 +704,10 @@ impl Supervisor {
                 self.queue
                     .push_back(Event::Request(Request::Restart(services.clone())));
                 self.waiters.push(Waiter {
-                    goal: Goal::Settled(services),
+                    goal: Goal::Deployed {
+                        units: services,
+                        since: self.core.deploy_seq(),
+                    },
                     reply,
                 });
             }
@@ -681,7 +730,10 @@ impl Supervisor {
             }
             Wire::Reload { config } => match self.reload(&config) {
                 Ok(()) => self.waiters.push(Waiter {
-                    goal: Goal::Settled(None),
+                    goal: Goal::Deployed {
+                        units: None,
+                        since: self.core.deploy_seq(),
+                    },
                     reply,
                 }),
                 Err(e) => {
@@ -708,8 +760,10 @@ impl Supervisor {
         }
         tracing::info!("applying configuration {}", new.path.display());
         self.sd_notify.reloading();
-        let mut next = plan_with_control(&new, &self.paths.socket);
+        let (mut next, deployments) =
+            super::deploy::full_plan(&new, &self.paths.state_dir, &self.paths.socket);
         next.extend(self.adhoc.values().cloned());
+        self.core.set_deployments(deployments);
         self.queue.push_back(Event::Request(Request::Reload(next)));
         self.config = new;
         self.configure_spawning();
@@ -739,13 +793,19 @@ impl Supervisor {
             }
             Goal::Down(sel) if self.spawn.any_stopping(sel.as_deref()) => false,
             Goal::Down(None) if self.spawn.any_alive(None) => false,
-            Goal::Down(sel) => !units.iter().any(|u| {
-                selected(&u.name, sel)
-                    && matches!(
-                        u.state,
-                        StateKind::Running | StateKind::Starting | StateKind::Stopping
-                    )
-            }),
+            Goal::Down(sel) => {
+                !self.core.deploying(sel.as_deref())
+                    && !units.iter().any(|u| {
+                        selected(&u.name, sel)
+                            && matches!(
+                                u.state,
+                                StateKind::Running | StateKind::Starting | StateKind::Stopping
+                            )
+                    })
+            }
+            Goal::Deployed { units: sel, .. } => {
+                self.goal_met(&Goal::Settled(sel.clone())) && !self.core.deploying(sel.as_deref())
+            }
             Goal::Ran(unit) => self.goal_met(&Goal::Settled(Some(vec![unit.clone()]))),
             Goal::Finished(unit) => self.adhoc_finished(unit),
         }
@@ -810,6 +870,14 @@ impl Supervisor {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
                 Goal::Down(_) => Response::ok(to_json(&self.status())),
                 Goal::Ran(unit) | Goal::Finished(unit) => self.run_response(&w.goal, unit),
+                Goal::Deployed { units: sel, since } => {
+                    let failed = self.core.deploy_failures(sel.as_deref(), *since);
+                    if failed.is_empty() {
+                        self.settled_response(sel.as_deref())
+                    } else {
+                        Response::err(failed.join("\n"), to_json(&self.status()))
+                    }
+                }
             };
             let _ = w.reply.send(resp);
         }

@@ -355,7 +355,7 @@ impl Backend for ProcessBackend {
             (Kind::Stderr, err_r, err_path),
         ] {
             self.output.add(NewStream {
-                unit: spec.name.clone(),
+                unit: crate::spec::service_of(&spec.name).to_string(),
                 kind,
                 reader,
                 fifo,
@@ -463,7 +463,7 @@ impl Backend for ProcessBackend {
         for (kind, fifo) in [(Kind::Stdout, stdout_fifo), (Kind::Stderr, stderr_fifo)] {
             match spawn::open_fifo_reader(&fifo) {
                 Ok(reader) => self.output.add(NewStream {
-                    unit: record.unit.clone(),
+                    unit: crate::spec::service_of(&record.unit).to_string(),
                     kind,
                     reader,
                     fifo,

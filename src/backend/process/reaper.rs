@@ -286,7 +286,8 @@ impl Loop {
             }
         };
         let BackendEvent::Exited { unit, .. } = &event;
-        self.output.unit_exited(unit);
+        // Streams are named by service (a deployment's candidate logs as its service).
+        self.output.unit_exited(crate::spec::service_of(unit));
         (self.sink)(event);
     }
 }

@@ -24,13 +24,13 @@ pub fn journal_args(
     follow: bool,
 ) -> Vec<String> {
     let unit = naming::unit_name(project, service);
-    let mut args = Vec::new();
-    if system {
-        args.push("--unit".to_string());
-    } else {
-        args.push("--user-unit".to_string());
-    }
-    args.push(unit);
+    // A deployment's candidates run as `sysg-<project>-<service>\x7eN.service`; journalctl
+    // matches unit globs with fnmatch, where `\` escapes, hence `?` for every backslash.
+    let instances = naming::unit_name(project, &crate::spec::instance_key(service, 0))
+        .replace('\\', "?")
+        .replace("?x7e0.service", "?x7e*.service");
+    let flag = if system { "--unit" } else { "--user-unit" };
+    let mut args = vec![flag.to_string(), unit, flag.to_string(), instances];
     args.extend(["--output", "short-iso", "--no-pager", "--lines"].map(String::from));
     args.push(lines.to_string());
     if follow {
@@ -74,6 +74,8 @@ mod tests {
             [
                 "--unit",
                 "sysg-shop-web.service",
+                "--unit",
+                "sysg-shop-web?x7e*.service",
                 "--output",
                 "short-iso",
                 "--no-pager",

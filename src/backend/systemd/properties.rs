@@ -338,7 +338,12 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
     push(&mut p, "Slice", Value::from(slice));
     push(&mut p, "StandardOutput", Value::from("journal"));
     push(&mut p, "StandardError", Value::from("journal"));
-    push(&mut p, "SyslogIdentifier", Value::from(spec.name.clone()));
+    // Every instance of a service (a deployment's candidate too) logs under the service's name.
+    push(
+        &mut p,
+        "SyslogIdentifier",
+        Value::from(crate::spec::service_of(&spec.name).to_string()),
+    );
     Ok(p)
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod logs;
+pub mod metrics;
 pub mod runtime;
 pub mod signals;
 pub mod spec;

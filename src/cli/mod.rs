@@ -1,16 +1,20 @@
 //! Command-line interface: parse, set up logging, dispatch. Each subcommand has its own file.
 
 pub mod args;
+mod completions;
 mod context;
 mod inspect;
 mod logs;
 pub mod output;
 mod purge;
 mod restart;
+mod schema;
 mod spawn;
 mod start;
 mod status;
 mod stop;
+pub mod table;
+pub mod term;
 mod validate;
 
 use clap::Parser;
@@ -48,6 +52,9 @@ pub fn main() -> i32 {
         Command::Spawn(a) => spawn::run(g, a),
         Command::Validate(a) => validate::run(g, a),
         Command::Purge => purge::run(g),
+        Command::Completions(a) => completions::completions(a),
+        Command::Manpages(a) => completions::manpages(a),
+        Command::Schema(a) => schema::run(a),
         Command::Supervise(a) => start::supervise(g, a),
     }
 }

@@ -2,6 +2,7 @@
 //! runs, and the client every command uses.
 
 pub mod client;
+pub mod inspect;
 pub mod protocol;
 pub mod server;
 

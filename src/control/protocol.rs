@@ -39,6 +39,9 @@ pub enum Request {
     Reload { config: PathBuf },
     /// Stop every service, then the supervisor.
     Shutdown,
+    /// One service in detail (`control::inspect::InspectReport`); starts sampling its CPU
+    /// and memory for a while.
+    Inspect { service: String },
 }
 
 /// A request with its protocol version.

@@ -1,6 +1,7 @@
 //! The resident supervisor: event loop, state dir, pid file, daemonizing, re-adoption.
 
 pub mod daemon;
+pub mod observe;
 pub mod paths;
 pub mod plan;
 pub mod state;

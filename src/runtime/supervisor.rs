@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
+use super::observe::Observer;
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::plan::plan;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
@@ -73,6 +74,8 @@ struct Supervisor {
     dirty: bool,
     shutting_down: bool,
     shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
+    /// Exit history and CPU/memory samples for `inspect`.
+    obs: Observer,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -165,7 +168,9 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         dirty: true,
         shutting_down: false,
         shutdown_replies: Vec::new(),
+        obs: Observer::from_env(),
     };
+    sup.obs.sampler.arm(Instant::now());
     sup.adopt_previous()?;
 
     let server = Server::bind(&sup.paths.socket, None)?;
@@ -287,17 +292,22 @@ impl Supervisor {
             if self.shutting_down && self.core.idle() {
                 return 0;
             }
-            let msg = match self.core.next_deadline() {
+            // The sampler only has a deadline while someone inspects a unit.
+            let deadline = match (self.core.next_deadline(), self.obs.sampler.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let msg = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
                     if deadline <= now {
-                        self.queue.push_back(Event::Tick);
+                        self.on_deadline(now);
                         continue;
                     }
                     match self.rx.recv_timeout(deadline - now) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.queue.push_back(Event::Tick);
+                            self.on_deadline(Instant::now());
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => return 1,
@@ -310,6 +320,13 @@ impl Supervisor {
             };
             match msg {
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
+                    let ran = self
+                        .core
+                        .unit(&unit)
+                        .filter(|u| u.pid == Some(pid))
+                        .and_then(|u| u.since)
+                        .map(|s| s.elapsed().as_secs_f64());
+                    self.obs.record_exit(&unit, pid, status, ran);
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
                 Msg::Control(inc) => self.on_request(inc),
@@ -327,6 +344,17 @@ impl Supervisor {
                     self.begin_shutdown();
                 }
             }
+        }
+    }
+
+    /// A deadline passed: the core's timers, the sampler, or both.
+    fn on_deadline(&mut self, now: Instant) {
+        if self.obs.sampler.due(now) {
+            let records = self.backend.records();
+            self.obs.sample(now, &records);
+        }
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            self.queue.push_back(Event::Tick);
         }
     }
 
@@ -467,7 +495,12 @@ impl Supervisor {
             written,
             ..
         } = inc;
-        if self.shutting_down && !matches!(request, Wire::Status | Wire::Shutdown) {
+        if self.shutting_down
+            && !matches!(
+                request,
+                Wire::Status | Wire::Shutdown | Wire::Inspect { .. }
+            )
+        {
             let _ = reply.send(Response::err(
                 "the supervisor is shutting down",
                 Default::default(),
@@ -521,6 +554,25 @@ impl Supervisor {
                 self.shutdown_replies.push((reply, written));
                 self.begin_shutdown();
             }
+            Wire::Inspect { service } => {
+                let _ = reply.send(self.inspect(&service));
+            }
+        }
+    }
+
+    fn inspect(&mut self, service: &str) -> Response {
+        let status = self.status();
+        let records = self.backend.records();
+        match self
+            .obs
+            .inspect(service, Instant::now(), &self.config, &status, &records)
+        {
+            Some(report) => Response::ok(to_json(&report)),
+            None => Response::err(
+                self.unknown_services(&Some(vec![service.to_string()]))
+                    .unwrap_or_else(|| format!("unknown service `{service}`")),
+                Default::default(),
+            ),
         }
     }
 
@@ -536,6 +588,8 @@ impl Supervisor {
         self.queue
             .push_back(Event::Request(Request::Reload(plan(&new))));
         self.config = new;
+        let cfg = &self.config;
+        self.obs.retain(|u| cfg.service(u).is_some());
         Ok(())
     }
 

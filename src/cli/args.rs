@@ -161,6 +161,9 @@ pub struct LogsArgs {
     /// Keep printing new lines as they arrive
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// One JSON object per line: {service, stream, time, line} (docs/json.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `spawn` (the global `--log-level` is passed to the child as `SYSG_LOG_LEVEL`)

@@ -262,20 +262,43 @@ fn logs_json_lines_follow_their_schema() {
 
 /// Run `cmd` with stdout on a pseudo-terminal of `cols` columns; returns what it printed.
 fn run_on_tty(mut cmd: Command, cols: u16) -> String {
-    let ws = nix::pty::Winsize {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Opened close-on-exec from the start: an inheritable terminal leaked into a daemon (this
+    // test's or a concurrent one's) would keep it open, and the read below would never end.
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .expect("posix_openpt");
+    nix::pty::grantpt(&master).expect("grantpt");
+    nix::pty::unlockpt(&master).expect("unlockpt");
+    let name = nix::pty::ptsname_r(&master).expect("ptsname");
+    let slave_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .expect("open slave");
+    let ws = libc::winsize {
         ws_row: 40,
         ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
-    let slave: OwnedFd = pty.slave;
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer; the fd is a terminal we own.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&slave_file),
+            libc::TIOCSWINSZ,
+            &ws,
+        )
+    };
+    assert_eq!(rc, 0, "TIOCSWINSZ");
+    let slave: OwnedFd = slave_file.into();
     cmd.stdout(Stdio::from(slave.try_clone().expect("dup")))
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     drop(slave);
     drop(cmd);
-    let mut master = std::fs::File::from(pty.master);
+    let mut master = std::fs::File::from(OwnedFd::from(master));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -438,4 +461,46 @@ fn completions_man_pages_and_schema_commands() {
         assert_ok(&out, which);
         let _: Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
     }
+}
+
+#[test]
+fn start_progress_is_line_oriented_when_piped_and_live_on_a_tty() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  db:
+    command: "sleep 1000"
+  web:
+    command: "sleep 1000"
+    depends_on: [db]
+  broken:
+    command: "exit 2"
+    restart_policy: never
+"#,
+    );
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in ["db: started", "web: started", "broken: failed"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "{line:?} missing:\n{text}"
+        );
+    }
+    assert!(!text.contains('\x1b'), "escape codes when piped:\n{text}");
+    let db = text.lines().position(|l| l == "db: started");
+    let web = text.lines().position(|l| l == "web: started");
+    assert!(db < web, "dependency order:\n{text}");
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+
+    // On a terminal: lines redrawn in place, a mark per service.
+    let mut c = p.cmd(&["start", "--daemonize"]);
+    c.env_remove("NO_COLOR");
+    let tty = run_on_tty(c, 80);
+    assert!(tty.contains("\x1b[K"), "not redrawn in place:\n{tty}");
+    let plain = strip_ansi(&tty);
+    assert!(plain.contains("✓ db"), "{plain}");
+    assert!(plain.contains("✗ broken"), "{plain}");
 }

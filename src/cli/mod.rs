@@ -6,6 +6,7 @@ mod context;
 mod inspect;
 mod logs;
 pub mod output;
+mod progress;
 mod purge;
 mod restart;
 mod schema;

@@ -4,12 +4,62 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 use crate::backend::AdoptRecord;
 use crate::config::Config;
 use crate::control::inspect::{self, ExitRecord, InspectReport, MetricsView, EXIT_HISTORY};
 use crate::control::protocol::StatusReport;
+use crate::core::StateKind;
 use crate::metrics::{self, Ring, Sampler, SamplerOptions, Target};
 use crate::spec::ExitStatus;
+
+/// One service's progress during `start --daemonize`, sent on the readiness pipe before the
+/// final report (`{"progress": {...}}`, one per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub service: String,
+    pub state: StateKind,
+    pub health: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The line wrapper of a `Progress`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressLine {
+    pub progress: Progress,
+}
+
+/// Turns successive status reports into the progress lines of what changed.
+#[derive(Debug, Default)]
+pub struct ProgressTracker {
+    last: HashMap<String, (StateKind, Option<String>)>,
+}
+
+impl ProgressTracker {
+    /// The services whose state or health changed since the last call. A service seen for
+    /// the first time counts as a change unless it is merely stopped (not part of this start).
+    pub fn changes(&mut self, report: &StatusReport) -> Vec<Progress> {
+        let mut out = Vec::new();
+        for s in &report.services {
+            let now = (s.state, s.health.clone());
+            let changed = match self.last.get(&s.name) {
+                Some(prev) => *prev != now,
+                None => s.state != StateKind::Stopped,
+            };
+            if changed {
+                out.push(Progress {
+                    service: s.name.clone(),
+                    state: s.state,
+                    health: s.health.clone(),
+                    reason: s.reason.clone(),
+                });
+            }
+            self.last.insert(s.name.clone(), now);
+        }
+        out
+    }
+}
 
 /// Seconds since the Unix epoch, now.
 pub fn wall_now() -> f64 {
@@ -22,6 +72,8 @@ pub fn wall_now() -> f64 {
 /// Exit history and samples.
 pub struct Observer {
     pub sampler: Sampler,
+    /// Progress of a daemonized start, while its readiness pipe is open.
+    pub progress: ProgressTracker,
     exits: HashMap<String, Ring<ExitRecord>>,
 }
 
@@ -40,6 +92,7 @@ impl Observer {
     pub fn new(opts: SamplerOptions) -> Observer {
         Observer {
             sampler: Sampler::new(opts),
+            progress: ProgressTracker::default(),
             exits: HashMap::new(),
         }
     }
@@ -176,6 +229,48 @@ mod tests {
         assert_eq!(t.cgroup, None);
         let t = target(&rec(serde_json::json!({"unit_name": "sysg-p-web.service"})));
         assert_eq!(t.unit_name.as_deref(), Some("sysg-p-web.service"));
+    }
+
+    #[test]
+    fn progress_reports_changes_only() {
+        use crate::control::protocol::ServiceStatus;
+        let svc = |name: &str, state, health: Option<&str>| ServiceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            health: health.map(str::to_string),
+            reason: None,
+            next_restart_secs: None,
+        };
+        let report = |services| StatusReport {
+            project: "p".into(),
+            config: "/c".into(),
+            backend: "process".into(),
+            supervisor_pid: Some(1),
+            services,
+        };
+        let mut t = ProgressTracker::default();
+        let first = t.changes(&report(vec![
+            svc("db", StateKind::Starting, None),
+            svc("idle", StateKind::Stopped, None),
+        ]));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].service, "db");
+        assert!(t
+            .changes(&report(vec![
+                svc("db", StateKind::Starting, None),
+                svc("idle", StateKind::Stopped, None)
+            ]))
+            .is_empty());
+        let next = t.changes(&report(vec![
+            svc("db", StateKind::Running, Some("starting")),
+            svc("idle", StateKind::Stopped, None),
+        ]));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].health.as_deref(), Some("starting"));
     }
 
     #[test]

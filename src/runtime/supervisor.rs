@@ -288,6 +288,7 @@ impl Supervisor {
             if self.dirty {
                 self.persist();
             }
+            self.report_progress();
             self.check_waiters();
             if self.shutting_down && self.core.idle() {
                 return 0;
@@ -342,6 +343,24 @@ impl Supervisor {
                         crate::signals::name(sig)
                     );
                     self.begin_shutdown();
+                }
+            }
+        }
+    }
+
+    /// While a daemonized start waits, tell it what changed (before the final report).
+    fn report_progress(&mut self) {
+        if self.ready.is_none() {
+            return;
+        }
+        let report = self.status();
+        let changes = self.obs.progress.changes(&report);
+        if let Some((f, _)) = &mut self.ready {
+            for p in changes {
+                let line = super::observe::ProgressLine { progress: p };
+                if let Ok(mut text) = serde_json::to_string(&line) {
+                    text.push('\n');
+                    let _ = f.write_all(text.as_bytes());
                 }
             }
         }

@@ -31,8 +31,10 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// ```yaml blocks of a markdown file, with their starting line. Blocks whose first line is
-/// `# fragment` are partial on purpose (a piece of a service, shown alone) and skipped.
+/// ```yaml blocks of a markdown file, with their starting line. Two first-line comments mark
+/// blocks that are not whole systemg configs and are skipped: `# fragment` (partial on
+/// purpose: a piece of a service shown alone) and `# other:` (another tool's file, shown for
+/// comparison).
 fn yaml_blocks(md: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
@@ -44,7 +46,8 @@ fn yaml_blocks(md: &str) -> Vec<(usize, String)> {
             None => {}
             Some(_) if line.trim_start().starts_with("```") => {
                 if let Some((at, text)) = current.take() {
-                    if !text.trim_start().starts_with("# fragment") {
+                    let first = text.trim_start();
+                    if !(first.starts_with("# fragment") || first.starts_with("# other:")) {
                         out.push((at, text));
                     }
                 }
@@ -246,7 +249,7 @@ fn output_schemas_are_valid_schemas() {
 
 #[test]
 fn block_extraction_skips_fragments() {
-    let md = "x\n```yaml\na: 1\n```\n```yaml\n# fragment\nb: 2\n```\n```json\n{}\n```\n";
+    let md = "x\n```yaml\na: 1\n```\n```yaml\n# fragment\nb: 2\n```\n```yaml\n# other: compose\nc: 3\n```\n```json\n{}\n```\n";
     let blocks = yaml_blocks(md);
     assert_eq!(blocks, vec![(3, "a: 1\n".to_string())]);
     assert!(Path::new(&root()).join("README.md").exists());

@@ -474,18 +474,25 @@ pub struct CgroupFile {
     /// memory.max.
     pub memory_max: Option<SizeValue>,
     /// cpu.max: `"<quota|max> [period]"` in microseconds, or a percentage like `"50%"`.
-    #[schemars(schema_with = "cpu_max_schema")]
-    pub cpu_max: Option<String>,
+    pub cpu_max: Option<CpuMaxValue>,
 }
 
-fn cpu_max_schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "description": "cpu.max: \"<quota|max> [period]\" in microseconds, or a percentage like \"50%\".",
-        "anyOf": [
-            {"type": "integer", "minimum": 1000},
-            {"type": "string", "pattern": CPU_MAX_PATTERN}
-        ]
-    })
+/// `limits.cgroup.cpu_max`.
+pub struct CpuMaxValue;
+
+impl JsonSchema for CpuMaxValue {
+    fn schema_name() -> Cow<'static, str> {
+        "CpuMax".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "cpu.max: \"<quota|max> [period]\" in microseconds, or a percentage like \"50%\".",
+            "anyOf": [
+                {"type": "integer", "minimum": 1000},
+                {"type": "string", "pattern": CPU_MAX_PATTERN}
+            ]
+        })
+    }
 }
 
 /// `isolation:`

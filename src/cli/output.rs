@@ -147,6 +147,47 @@ pub fn status_table(
 mod tests {
     use super::*;
 
+    fn report(reason: &str) -> StatusReport {
+        StatusReport {
+            project: "proj".into(),
+            config: "/p/systemg.yaml".into(),
+            backend: "process".into(),
+            supervisor_pid: Some(42),
+            services: vec![ServiceStatus {
+                name: "web".into(),
+                state: StateKind::Blocked,
+                pid: None,
+                uptime_secs: None,
+                restarts: 3,
+                last_exit: Some(crate::spec::ExitStatus::Code(1)),
+                health: None,
+                reason: Some(reason.into()),
+                next_restart_secs: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn status_table_fits_a_width_and_never_cuts_without_one() {
+        let long = "dependency db failed: exit 1 after 3 restarts, waiting for it to recover";
+        let r = report(long);
+        let sel: Vec<&ServiceStatus> = r.services.iter().collect();
+        let piped = status_table(&r, &sel, false, None);
+        assert!(piped.contains(long), "{piped}");
+        let narrow = status_table(&r, &sel, false, Some(70));
+        assert!(narrow.lines().all(|l| l.chars().count() <= 70), "{narrow}");
+        // REASON is elided before any column is dropped.
+        assert!(
+            narrow.contains("RESTARTS") && narrow.contains('…'),
+            "{narrow}"
+        );
+        let tiny = status_table(&r, &sel, false, Some(30));
+        assert!(tiny.lines().all(|l| l.chars().count() <= 30), "{tiny}");
+        assert!(tiny.contains("web") && tiny.contains("blocked"), "{tiny}");
+        assert!(!piped.contains('\x1b'));
+        assert!(status_table(&r, &sel, true, None).contains("\x1b[31mblocked"));
+    }
+
     #[test]
     fn durations() {
         assert_eq!(human_duration(5.2), "5s");

@@ -586,12 +586,6 @@ pub fn schema() -> Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
     let schema = generator.into_root_schema_for::<ConfigFile>();
     let mut v = schema.to_value();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "$id".into(),
-            Value::String("https://systemg.dev/schemas/systemg.schema.json".into()),
-        );
-    }
     drop_null(&mut v);
     v
 }

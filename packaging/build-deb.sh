@@ -5,8 +5,8 @@
 #   packaging/build-deb.sh [--profile release|dev] [--no-build] [-- CARGO-DEB-ARGS...]
 #
 # Shell completions and man pages are added when the sysg binary can generate them
-# (`sysg completions SHELL`, `sysg man`): they are written below
-# <target>/<profile>/packaging-extras/ and packaged through the `extras` variant of
+# (`sysg completions SHELL`, `sysg manpages DIR`): they are written below
+# <target>/packaging/extras/ and packaged through the `extras` variant of
 # [package.metadata.deb] in Cargo.toml.
 
 set -eu
@@ -44,7 +44,8 @@ esac
 bin=$target_dir/$profile_dir/sysg
 [ -x "$bin" ] || { echo "build-deb.sh: $bin is missing (build it, or drop --no-build)" >&2; exit 1; }
 
-extras=$target_dir/$profile_dir/packaging-extras
+# Must match the `extras` variant's asset path in Cargo.toml.
+extras=$target_dir/packaging/extras
 rm -rf "$extras"
 
 # Completions, when this sysg has the subcommand.
@@ -58,12 +59,12 @@ else
     echo "build-deb.sh: this sysg has no \`completions\` subcommand; packaging without completions" >&2
 fi
 
-# The man page (roff on stdout), when this sysg has the subcommand.
-if "$bin" man >/dev/null 2>&1; then
-    mkdir -p "$extras/man/man1"
-    "$bin" man | gzip -9n >"$extras/man/man1/sysg.1.gz"
+# Man pages (sysg.1 and sysg-COMMAND.1), when this sysg has the subcommand.
+if "$bin" manpages "$extras/man/man1" >/dev/null 2>&1; then
+    gzip -9n "$extras"/man/man1/*.1
 else
-    echo "build-deb.sh: this sysg has no \`man\` subcommand; packaging without a man page" >&2
+    rm -rf "$extras/man"
+    echo "build-deb.sh: this sysg has no \`manpages\` subcommand; packaging without man pages" >&2
 fi
 
 if [ -d "$extras" ]; then

@@ -7,6 +7,7 @@ pub mod control;
 pub mod core;
 pub mod health;
 pub mod logs;
+pub mod metrics;
 pub mod notify;
 pub mod runtime;
 pub mod signals;

@@ -180,6 +180,33 @@ fn e2e_properties_journal_and_clean_stop() {
         String::from_utf8_lossy(&logs.stdout)
     );
 
+    // Inspect names the unit and reads its cgroup; logs --json reads the journal.
+    let out = p.sysg(&["inspect", "web", "--json"]);
+    assert_ok(&out, "inspect");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    assert_eq!(v["unit_name"], unit.as_str(), "{v}");
+    assert_eq!(v["metrics"]["source"], "cgroup", "{v}");
+    assert!(
+        v["metrics"]["cgroup"]
+            .as_str()
+            .is_some_and(|c| c.ends_with(&unit)),
+        "{v}"
+    );
+    assert!(
+        v["metrics"]["samples"][0]["memory_bytes"].as_u64() > Some(0),
+        "{v}"
+    );
+    let out = p.sysg(&["logs", "--service", "web", "--json"]);
+    assert_ok(&out, "logs --json");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["line"] == "hello-from-web")
+        .unwrap_or_else(|| panic!("no JSON journal line: {text}"));
+    assert_eq!(line["service"], "web");
+    assert_eq!(line["stream"], "journal");
+
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
     assert!(!ns.alive(pid), "web survived stop");

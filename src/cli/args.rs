@@ -90,6 +90,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Stop everything and delete this project's state and logs
     Purge,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
+    /// Write the man pages (sysg.1 and sysg-COMMAND.1) into a directory
+    Manpages(ManpagesArgs),
+    /// Print a JSON Schema: of systemg.yaml (default), or of a command's --json output
+    Schema(SchemaArgs),
     /// Run the supervisor (used by `start --daemonize`)
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -237,6 +243,9 @@ pub struct LogsArgs {
     /// Keep printing new lines as they arrive
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// One JSON object per line: {service, stream, time, line} (docs/json.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `spawn` (the global `--log-level` is passed to the child as `SYSG_LOG_LEVEL`)
@@ -259,6 +268,45 @@ pub struct ValidateArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `manpages`
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// Directory to write the pages into (created if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// `schema`
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which schema
+    #[arg(value_enum, default_value_t = SchemaKind::Config)]
+    pub which: SchemaKind,
+}
+
+/// The schemas `sysg schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// systemg.yaml (for editors: yaml-language-server)
+    Config,
+    /// `sysg status --json`
+    Status,
+    /// `sysg inspect --json`
+    Inspect,
+    /// `sysg validate --json`
+    Validate,
+    /// `sysg logs --json` (one object per line)
+    Logs,
 }
 
 /// `supervise` (internal)

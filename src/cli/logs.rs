@@ -52,10 +52,10 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
     let width = units.iter().map(|u| u.len()).max().unwrap_or(0);
 
     // Gather the last N lines of every selected stream, ordered by their timestamps.
-    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut lines: Vec<(String, Kind, String)> = Vec::new();
     for u in &units {
         match logs::tail_merged(&log_dir, u, &kinds, a.lines) {
-            Ok(v) => lines.extend(v.into_iter().map(|(_, l)| (u.clone(), l))),
+            Ok(v) => lines.extend(v.into_iter().map(|(k, l)| (u.clone(), k, l))),
             Err(e) => {
                 error(e);
                 return EXIT_FAILURE;
@@ -63,24 +63,24 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         }
     }
     lines.sort_by(|x, y| {
-        let tx = logs::parse_line(&x.1).map(|p| p.0);
-        let ty = logs::parse_line(&y.1).map(|p| p.0);
+        let tx = logs::parse_line(&x.2).map(|p| p.0);
+        let ty = logs::parse_line(&y.2).map(|p| p.0);
         tx.cmp(&ty)
     });
     let skip = lines.len().saturating_sub(a.lines);
-    for (u, l) in &lines[skip..] {
-        print_line(prefix, width, u, l);
+    for (u, k, l) in &lines[skip..] {
+        emit(a.json, prefix, width, u, *k, l);
     }
     if !a.follow {
         return EXIT_OK;
     }
-    let mut paths: Vec<(String, PathBuf)> = Vec::new();
+    let mut paths: Vec<(String, Kind, PathBuf)> = Vec::new();
     for u in &units {
         for k in &kinds {
-            paths.push((u.clone(), logs::log_path(&log_dir, u, *k)));
+            paths.push((u.clone(), *k, logs::log_path(&log_dir, u, *k)));
         }
     }
-    let files: Vec<&PathBuf> = paths.iter().map(|(_, p)| p).collect();
+    let files: Vec<&PathBuf> = paths.iter().map(|(_, _, p)| p).collect();
     let mut follower = match logs::follow_many(&files) {
         Ok(f) => f,
         Err(e) => {
@@ -92,8 +92,11 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         match follower.next_tagged(None) {
             Ok(batch) => {
                 for (i, l) in batch {
-                    let u = paths.get(i).map(|(u, _)| u.as_str()).unwrap_or("");
-                    print_line(prefix, width, u, &l);
+                    let (u, k) = paths
+                        .get(i)
+                        .map(|(u, k, _)| (u.as_str(), *k))
+                        .unwrap_or(("", Kind::Stdout));
+                    emit(a.json, prefix, width, u, k, &l);
                 }
             }
             Err(e) => {
@@ -101,6 +104,33 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
                 return EXIT_FAILURE;
             }
         }
+    }
+}
+
+/// One line as text, or as a JSON object (docs/schemas/logs.schema.json).
+fn emit(json: bool, prefix: bool, width: usize, unit: &str, kind: Kind, line: &str) {
+    if !json {
+        print_line(prefix, width, unit, line);
+        return;
+    }
+    let (time, text) = match logs::parse_line(line) {
+        Some((t, text)) => (Some(logs::format_timestamp(t.into())), text),
+        None => (None, line),
+    };
+    let obj = serde_json::json!({
+        "service": unit,
+        "stream": kind_word(kind),
+        "time": time,
+        "line": text,
+    });
+    print_line(false, 0, "", &obj.to_string());
+}
+
+fn kind_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Stdout => "stdout",
+        Kind::Stderr => "stderr",
+        Kind::Supervisor => "supervisor",
     }
 }
 
@@ -134,10 +164,14 @@ fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs) -> i32 {
     for u in units {
         cmd.arg("--unit").arg(unit_name(project, u));
     }
-    cmd.args(["--output", "short-iso", "--no-pager", "--lines"])
+    let output = if a.json { "json" } else { "short-iso" };
+    cmd.args(["--output", output, "--no-pager", "--lines"])
         .arg(a.lines.to_string());
     if a.follow {
         cmd.arg("--follow");
+    }
+    if a.json {
+        return journal_json(cmd, project);
     }
     match cmd.status() {
         Ok(s) if s.success() => EXIT_OK,
@@ -146,6 +180,64 @@ fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs) -> i32 {
             error(format!("running journalctl: {e}"));
             EXIT_FAILURE
         }
+    }
+}
+
+/// journalctl's JSON entries in the shape of `sysg logs --json`.
+#[cfg(target_os = "linux")]
+fn journal_json(mut cmd: std::process::Command, project: &str) -> i32 {
+    use std::io::BufRead;
+    use std::time::{Duration, UNIX_EPOCH};
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            error(format!("running journalctl: {e}"));
+            return EXIT_FAILURE;
+        }
+    };
+    let Some(out) = child.stdout.take() else {
+        return EXIT_FAILURE;
+    };
+    for line in std::io::BufReader::new(out).lines() {
+        let Ok(line) = line else { break };
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let unit = ["_SYSTEMD_USER_UNIT", "_SYSTEMD_UNIT", "UNIT"]
+            .iter()
+            .find_map(|k| entry.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or("");
+        let service = crate::backend::systemd::naming::service_of_unit(project, unit)
+            .unwrap_or_else(|| unit.to_string());
+        // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
+        let text = match entry.get("MESSAGE") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(bytes)) => String::from_utf8_lossy(
+                &bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_owned(),
+            _ => String::new(),
+        };
+        let time = entry
+            .get("__REALTIME_TIMESTAMP")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|us| logs::format_timestamp(UNIX_EPOCH + Duration::from_micros(us)));
+        let obj = serde_json::json!({
+            "service": service,
+            "stream": "journal",
+            "time": time,
+            "line": text,
+        });
+        print_line(false, 0, "", &obj.to_string());
+    }
+    match child.wait() {
+        Ok(s) if s.success() => EXIT_OK,
+        _ => EXIT_FAILURE,
     }
 }
 

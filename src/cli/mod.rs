@@ -1,6 +1,7 @@
 //! Command-line interface: parse, set up logging, dispatch. Each subcommand has its own file.
 
 pub mod args;
+mod completions;
 mod context;
 mod init;
 mod inspect;
@@ -8,14 +9,18 @@ mod journal;
 mod list;
 mod logs;
 pub mod output;
+mod progress;
 mod purge;
 mod restart;
 mod run;
+mod schema;
 mod select;
 mod spawn;
 mod start;
 mod status;
 mod stop;
+pub mod table;
+pub mod term;
 mod validate;
 
 use clap::Parser;
@@ -53,6 +58,9 @@ pub fn main() -> i32 {
         Command::Spawn(a) => spawn::run(g, a),
         Command::Validate(a) => validate::run(g, a),
         Command::Purge => purge::run(g),
+        Command::Completions(a) => completions::completions(a),
+        Command::Manpages(a) => completions::manpages(a),
+        Command::Schema(a) => schema::run(a),
         Command::Supervise(a) => start::supervise(g, a),
         Command::Run(a) => run::run(g, a),
         Command::Init(a) => init::run(g, a),

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use super::table::{elide, Table};
 use super::{EXIT_FAILURE, EXIT_OK};
 use crate::control::protocol::{Response, ServiceStatus, StatusReport};
 use crate::core::StateKind;
@@ -58,15 +59,7 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
-fn paint(text: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
-    }
-}
-
-fn state_color(s: StateKind) -> &'static str {
+pub(crate) fn state_color(s: StateKind) -> &'static str {
     match s {
         StateKind::Running | StateKind::Completed => "32",
         StateKind::Starting | StateKind::Stopping | StateKind::Waiting | StateKind::Backoff => "33",
@@ -75,22 +68,18 @@ fn state_color(s: StateKind) -> &'static str {
     }
 }
 
-/// One row per service: NAME STATE PID UPTIME RESTARTS LAST-EXIT HEALTH REASON.
-pub fn status_table(report: &StatusReport, services: &[&ServiceStatus], color: bool) -> String {
-    let header = [
-        "NAME",
-        "STATE",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "LAST EXIT",
-        "HEALTH",
-        "REASON",
-    ];
-    let rows: Vec<[String; 8]> = services
+/// One row per service: NAME STATE PID UPTIME RESTARTS LAST-EXIT HEALTH REASON, fitted to
+/// `width` when given (a terminal: REASON is elided first) and never cut without one.
+pub fn status_table(
+    report: &StatusReport,
+    services: &[&ServiceStatus],
+    color: bool,
+    width: Option<usize>,
+) -> String {
+    let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.name.clone(),
                 state_word(s.state),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
@@ -111,50 +100,95 @@ pub fn status_table(report: &StatusReport, services: &[&ServiceStatus], color: b
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    out.push_str(&format!(
-        "project {} · backend {} · supervisor {}\n",
+    let colors = services
+        .iter()
+        .map(|s| {
+            let mut c = vec![None; 8];
+            c[1] = Some(state_color(s.state));
+            c
+        })
+        .collect();
+    let table = Table {
+        header: vec![
+            "NAME",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+            "HEALTH",
+            "REASON",
+        ],
+        rows,
+        colors,
+        elastic: Some(7),
+        // Least useful first when even an elided REASON does not fit.
+        drop_order: vec![6, 4, 5, 3, 7, 2],
+    };
+    let title = format!(
+        "project {} · backend {} · supervisor {}",
         report.project,
         report.backend,
         report
             .supervisor_pid
             .map(|p| format!("pid {p}"))
             .unwrap_or_else(|| "not running".into())
-    ));
-    let line = |cells: Vec<String>, raw: &[String]| -> String {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                let pad = widths[i].saturating_sub(raw[i].chars().count());
-                l.push_str(c);
-                l.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        l.trim_end().to_string()
+    );
+    let mut out = match width {
+        Some(w) => elide(&title, w),
+        None => title,
     };
-    let h: Vec<String> = header.iter().map(|s| s.to_string()).collect();
-    out.push_str(&line(h.iter().map(|s| paint(s, "1", color)).collect(), &h));
     out.push('\n');
-    for (r, s) in rows.iter().zip(services) {
-        let mut cells: Vec<String> = r.to_vec();
-        cells[1] = paint(&r[1], state_color(s.state), color);
-        out.push_str(&line(cells, r));
-        out.push('\n');
-    }
+    out.push_str(&table.render(width, color));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(reason: &str) -> StatusReport {
+        StatusReport {
+            project: "proj".into(),
+            config: "/p/systemg.yaml".into(),
+            backend: "process".into(),
+            supervisor_pid: Some(42),
+            services: vec![ServiceStatus {
+                name: "web".into(),
+                state: StateKind::Blocked,
+                pid: None,
+                uptime_secs: None,
+                restarts: 3,
+                last_exit: Some(crate::spec::ExitStatus::Code(1)),
+                health: None,
+                reason: Some(reason.into()),
+                next_restart_secs: None,
+            tags: Vec::new(),
+            children: Vec::new(),
+}],
+        }
+    }
+
+    #[test]
+    fn status_table_fits_a_width_and_never_cuts_without_one() {
+        let long = "dependency db failed: exit 1 after 3 restarts, waiting for it to recover";
+        let r = report(long);
+        let sel: Vec<&ServiceStatus> = r.services.iter().collect();
+        let piped = status_table(&r, &sel, false, None);
+        assert!(piped.contains(long), "{piped}");
+        let narrow = status_table(&r, &sel, false, Some(70));
+        assert!(narrow.lines().all(|l| l.chars().count() <= 70), "{narrow}");
+        // REASON is elided before any column is dropped.
+        assert!(
+            narrow.contains("RESTARTS") && narrow.contains('…'),
+            "{narrow}"
+        );
+        let tiny = status_table(&r, &sel, false, Some(30));
+        assert!(tiny.lines().all(|l| l.chars().count() <= 30), "{tiny}");
+        assert!(tiny.contains("web") && tiny.contains("blocked"), "{tiny}");
+        assert!(!piped.contains('\x1b'));
+        assert!(status_table(&r, &sel, true, None).contains("\x1b[31mblocked"));
+    }
 
     #[test]
     fn durations() {

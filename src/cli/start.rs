@@ -106,7 +106,9 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         }
     }
     if a.daemonize {
-        let resp = daemon::spawn(
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let view = super::progress::ProgressView::new(tty, super::output::color_enabled());
+        let resp = daemon::spawn_with_progress(
             daemon::DaemonArgs {
                 config: &cfg.path,
                 system: g.sys,
@@ -118,7 +120,9 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
                 adhoc: false,
             },
             &paths,
+            &mut |p| view.update(p),
         );
+        view.finish();
         return match resp {
             Ok(r) => print_outcome(&r),
             Err(e) => {

@@ -6,6 +6,7 @@ use super::args::{Global, StatusArgs};
 use super::context::{resolve, Ctx};
 use super::output::{color_enabled, status_table};
 use super::select::{from_report, select};
+use super::term::{parse_interval, print, stdout_width, stream, Frame, Mode};
 use super::{error, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE};
 use crate::control::protocol::{Request, ServiceStatus, StatusReport};
 use crate::control::{client, ControlError};
@@ -31,69 +32,64 @@ pub fn run(g: &Global, a: &StatusArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    loop {
-        let code = once(&ctx, a);
-        match interval {
-            None => return code,
-            Some(d) => {
-                if code == EXIT_USAGE || code == EXIT_FAILURE {
-                    return code;
-                }
-                std::thread::sleep(d);
-                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                    print!("\x1b[2J\x1b[H");
-                }
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let Some(interval) = interval else {
+        return match once(&ctx, a, false) {
+            Frame::Show(t) => {
+                print(&t);
+                EXIT_OK
             }
-        }
-    }
-}
-
-/// `5`, `2s`, `1m`, `500ms`.
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("invalid --stream interval `{s}`: expected e.g. 5, 2s, 1m, 500ms");
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| t.split_at(i))
-        .unwrap_or((t, "s"));
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "sec" | "second" | "seconds" => n,
-        "m" | "min" | "minute" | "minutes" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
+            Frame::Last(t, code) => {
+                print(&t);
+                code
+            }
+            Frame::Stop(code) => code,
+        };
     };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
+    let mode = match (a.json, tty) {
+        (true, _) => Mode::Lines,
+        (false, true) => Mode::InPlace,
+        (false, false) => Mode::Snapshots,
+    };
+    // A stream goes on whatever the services do (and while no supervisor runs: one may
+    // come); it stops on a usage error or an unreachable supervisor.
+    stream(interval, mode, || match once(&ctx, a, true) {
+        Frame::Last(t, code) if code == EXIT_USAGE => Frame::Last(t, code),
+        Frame::Last(t, _) => Frame::Show(t),
+        f => f,
+    })
 }
 
-fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
+/// One snapshot: the text to print and the exit code status would end with.
+fn once(ctx: &Ctx, a: &StatusArgs, compact: bool) -> Frame {
     let (report, running) = match fetch(ctx) {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(code) => return Frame::Stop(code),
     };
     let selected = match select_services(&report, a.service.as_deref(), &a.tag.tags) {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(code) => return Frame::Stop(code),
     };
-    if a.json {
+    let text = if a.json {
         let mut shown = report.clone();
         shown.services = selected.iter().map(|s| (*s).clone()).collect();
-        match serde_json::to_string_pretty(&shown) {
-            Ok(s) => println!("{s}"),
+        let json = if compact {
+            serde_json::to_string(&shown)
+        } else {
+            serde_json::to_string_pretty(&shown)
+        };
+        match json {
+            Ok(s) => s + "\n",
             Err(e) => {
                 error(e);
-                return EXIT_FAILURE;
+                return Frame::Stop(EXIT_FAILURE);
             }
         }
     } else {
-        print!("{}", status_table(&report, &selected, color_enabled()));
-        print!("{}", super::spawn::children_tree(&selected));
-    }
-    exit_code(&selected, running)
+        status_table(&report, &selected, color_enabled(), stdout_width())
+            + &super::spawn::children_tree(&selected)
+    };
+    Frame::Last(text, exit_code(&selected, running))
 }
 
 /// The supervisor's report and `true`, or what can be said without one and `false`.
@@ -156,7 +152,7 @@ pub(super) fn exit_code(selected: &[&ServiceStatus], running: bool) -> i32 {
 }
 
 /// What status can say without a supervisor: the configured services, all stopped.
-fn offline_report(ctx: &Ctx) -> StatusReport {
+pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
     let memo = match state::load(&ctx.paths.state_file) {
         Ok(Loaded::Ok(s)) => s.units,
         _ => Default::default(),

@@ -7,6 +7,7 @@ pub mod cron;
 pub mod duration;
 pub mod envfile;
 pub mod graph;
+pub mod input_schema;
 mod node;
 pub mod privileged;
 mod reader;

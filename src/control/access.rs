@@ -79,7 +79,7 @@ impl Policy {
 impl Request {
     /// True for requests that change nothing.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Request::Status)
+        matches!(self, Request::Status | Request::Inspect { .. })
     }
 
     /// What the request does, in the words of the command that sends it.
@@ -93,6 +93,7 @@ impl Request {
             Request::Shutdown => "`stop` (of the whole project)",
             Request::Run(_) => "`run`",
             Request::Spawn(_) => "`spawn`",
+            Request::Inspect { .. } => "`inspect`",
         }
     }
 }

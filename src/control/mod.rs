@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod client;
+pub mod inspect;
 pub mod protocol;
 pub mod server;
 

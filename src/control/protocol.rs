@@ -46,6 +46,9 @@ pub enum Request {
     /// Start a child of the calling service (`sysg spawn`). The caller is identified by the
     /// socket's peer credentials, never by anything in the request. Answers `{"pid", "unit"}`.
     Spawn(SpawnRequest),
+    /// One service in detail (`control::inspect::InspectReport`); starts sampling its CPU
+    /// and memory for a while.
+    Inspect { service: String },
 }
 
 /// What `sysg run` asks for: one command supervised without a config file.

@@ -7,6 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use super::observe::{Progress, ProgressLine};
 use super::paths::{ensure_dir, ProjectPaths};
 use super::RuntimeError;
 use crate::control::protocol::Response;
@@ -28,6 +29,16 @@ pub struct DaemonArgs<'a> {
 
 /// Start a detached supervisor and return its readiness report.
 pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, RuntimeError> {
+    spawn_with_progress(args, paths, &mut |_| {})
+}
+
+/// Like `spawn`, calling `on_progress` for each progress line the supervisor sends before
+/// its final report.
+pub fn spawn_with_progress(
+    args: DaemonArgs<'_>,
+    paths: &ProjectPaths,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<Response, RuntimeError> {
     ensure_dir(&paths.log_dir).map_err(RuntimeError::io(format!(
         "creating {}",
         paths.log_dir.display()
@@ -89,9 +100,17 @@ pub fn spawn(args: DaemonArgs<'_>, paths: &ProjectPaths) -> Result<Response, Run
     drop(write_end);
     let mut line = String::new();
     let mut reader = BufReader::new(std::fs::File::from(read_end));
-    let n = reader
-        .read_line(&mut line)
-        .map_err(RuntimeError::io("waiting for the supervisor"))?;
+    // Progress lines come first; the last line is the report.
+    let n = loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(RuntimeError::io("waiting for the supervisor"))?;
+        match serde_json::from_str::<ProgressLine>(line.trim_end()) {
+            Ok(p) if n > 0 => on_progress(p.progress),
+            _ => break n,
+        }
+    };
     drop(child);
     if n == 0 {
         return Err(RuntimeError::Other(format!(

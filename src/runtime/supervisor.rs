@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
+use super::observe::Observer;
 use super::paths::{ensure_dir, ProjectPaths, Roots};
 use super::privileges;
 use super::sd_notify::SdNotify;
@@ -111,6 +112,8 @@ struct Supervisor {
     spawn: SpawnTree,
     /// Deployment commands (`pre_start`, `switch_command`) and slot files.
     deploys: super::deploy::Runner,
+    /// Exit history and CPU/memory samples for `inspect`.
+    obs: Observer,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -252,8 +255,10 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         forget: Vec::new(),
         spawn: SpawnTree::new(),
         deploys,
+        obs: Observer::from_env(),
     };
     sup.configure_spawning();
+    sup.obs.sampler.arm(Instant::now());
     sup.adopt_previous()?;
 
     let server = Server::bind(&sup.paths.socket, privileged.group)?;
@@ -441,27 +446,31 @@ impl Supervisor {
             if self.dirty {
                 self.persist();
             }
+            self.report_progress();
             self.check_waiters();
             if self.shutting_down && self.core.idle() && !self.spawn.any_alive(None) {
                 return 0;
             }
-            let deadline = match (self.core.next_deadline(), self.spawn.next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            // The sampler only has a deadline while someone inspects a unit.
+            let deadline = [
+                self.core.next_deadline(),
+                self.spawn.next_deadline(),
+                self.obs.sampler.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = match deadline {
                 Some(deadline) => {
                     let now = Instant::now();
                     if deadline <= now {
-                        self.queue.push_back(Event::Tick);
-                        self.spawn_tick();
+                        self.on_deadline(now);
                         continue;
                     }
                     match self.rx.recv_timeout(deadline - now) {
                         Ok(m) => m,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.queue.push_back(Event::Tick);
-                            self.spawn_tick();
+                            self.on_deadline(Instant::now());
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => return 1,
@@ -480,6 +489,13 @@ impl Supervisor {
                 }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.service_exited(&unit);
+                    let ran = self
+                        .core
+                        .unit(&unit)
+                        .filter(|u| u.pid == Some(pid))
+                        .and_then(|u| u.since)
+                        .map(|s| s.elapsed().as_secs_f64());
+                    self.obs.record_exit(&unit, pid, status, ran);
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
                 Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
@@ -504,6 +520,38 @@ impl Supervisor {
                     self.begin_shutdown();
                 }
             }
+        }
+    }
+
+    /// While a daemonized start waits, tell it what changed (before the final report).
+    fn report_progress(&mut self) {
+        if self.ready.is_none() {
+            return;
+        }
+        let report = self.status();
+        let changes = self.obs.progress.changes(&report);
+        if let Some((f, _)) = &mut self.ready {
+            for p in changes {
+                let line = super::observe::ProgressLine { progress: p };
+                if let Ok(mut text) = serde_json::to_string(&line) {
+                    text.push('\n');
+                    let _ = f.write_all(text.as_bytes());
+                }
+            }
+        }
+    }
+
+    /// A deadline passed: the core's timers, the sampler, or both.
+    fn on_deadline(&mut self, now: Instant) {
+        if self.obs.sampler.due(now) {
+            let records = self.backend.records();
+            self.obs.sample(now, &records);
+        }
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            self.queue.push_back(Event::Tick);
+        }
+        if self.spawn.next_deadline().is_some_and(|d| d <= now) {
+            self.spawn_tick();
         }
     }
 
@@ -675,7 +723,12 @@ impl Supervisor {
             written,
             peer,
         } = inc;
-        if self.shutting_down && !matches!(request, Wire::Status | Wire::Shutdown) {
+        if self.shutting_down
+            && !matches!(
+                request,
+                Wire::Status | Wire::Shutdown | Wire::Inspect { .. }
+            )
+        {
             let _ = reply.send(Response::err(
                 "the supervisor is shutting down",
                 Default::default(),
@@ -745,6 +798,25 @@ impl Supervisor {
                 self.begin_shutdown();
             }
             Wire::Run(req) => self.on_run(req, reply),
+            Wire::Inspect { service } => {
+                let _ = reply.send(self.inspect(&service));
+            }
+        }
+    }
+
+    fn inspect(&mut self, service: &str) -> Response {
+        let status = self.status();
+        let records = self.backend.records();
+        match self
+            .obs
+            .inspect(service, Instant::now(), &self.config, &status, &records)
+        {
+            Some(report) => Response::ok(to_json(&report)),
+            None => Response::err(
+                self.unknown_services(&Some(vec![service.to_string()]))
+                    .unwrap_or_else(|| format!("unknown service `{service}`")),
+                Default::default(),
+            ),
         }
     }
 
@@ -767,6 +839,8 @@ impl Supervisor {
         self.queue.push_back(Event::Request(Request::Reload(next)));
         self.config = new;
         self.configure_spawning();
+        let cfg = &self.config;
+        self.obs.retain(|u| cfg.service(u).is_some());
         Ok(())
     }
 

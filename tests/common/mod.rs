@@ -97,6 +97,20 @@ impl Project {
         assert_ok(&out, "start --daemonize");
     }
 
+    /// Start daemonized; some services may fail (exit 1), but the supervisor must be up.
+    pub fn start_allowing_failure(&self) {
+        let out = self.sysg(&["start", "--daemonize"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "start --daemonize: {out:?}"
+        );
+        assert!(
+            self.supervisor_pid().is_some(),
+            "no supervisor after start: {}",
+            stderr(&out)
+        );
+    }
+
     /// The supervisor's pid from its pid file.
     pub fn supervisor_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.state_dir().join("run/supervisor.pid"))

@@ -424,9 +424,9 @@ mod tests {
                 health: None,
                 reason: None,
                 next_restart_secs: None,
-            tags: Vec::new(),
-            children: Vec::new(),
-},
+                tags: Vec::new(),
+                children: Vec::new(),
+            },
             pids: vec![10, 11],
             exits: vec![inspect::ExitRecord {
                 at: 0.0,

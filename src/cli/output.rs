@@ -163,9 +163,9 @@ mod tests {
                 health: None,
                 reason: Some(reason.into()),
                 next_restart_secs: None,
-            tags: Vec::new(),
-            children: Vec::new(),
-}],
+                tags: Vec::new(),
+                children: Vec::new(),
+            }],
         }
     }
 

@@ -244,9 +244,9 @@ mod tests {
             health: health.map(str::to_string),
             reason: None,
             next_restart_secs: None,
-        tags: Vec::new(),
-        children: Vec::new(),
-};
+            tags: Vec::new(),
+            children: Vec::new(),
+        };
         let report = |services| StatusReport {
             project: "p".into(),
             config: "/c".into(),

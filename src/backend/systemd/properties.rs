@@ -237,7 +237,11 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
             message: "the command is empty".into(),
         });
     };
-    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), spec.argv.clone(), false)];
+    // systemd expands `$VAR`/`${VAR}` in ExecStart arguments itself (even over D-Bus); the
+    // process backend passes them through untouched. `$$` is systemd's literal `$`, so a
+    // `command: "echo $HOME"` reaches /bin/sh exactly as written on both backends.
+    let argv: Vec<String> = spec.argv.iter().map(|a| a.replace('$', "$$")).collect();
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), argv, false)];
     push(&mut p, "ExecStart", Value::from(exec));
 
     if !spec.env.is_empty() {
@@ -345,6 +349,46 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
         Value::from(crate::spec::service_of(&spec.name).to_string()),
     );
     Ok(p)
+}
+
+#[cfg(test)]
+mod dollar_tests {
+    use super::*;
+
+    #[test]
+    fn dollars_reach_the_shell_unexpanded() {
+        let mut spec = crate::spec::UnitSpec {
+            project: "p".into(),
+            name: "s".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), "echo $HOME ${X} $$".into()],
+            env: Vec::new(),
+            cwd: None,
+            user: None,
+            group: None,
+            supplementary_groups: Vec::new(),
+            limits: Default::default(),
+            capabilities: None,
+            isolation: Default::default(),
+            stop_signal: libc::SIGTERM,
+            stop_timeout: std::time::Duration::from_secs(1),
+            logs: Default::default(),
+            spawn: None,
+        };
+        let props = service_properties(&spec).unwrap_or_default();
+        let exec = props
+            .iter()
+            .find(|(k, _)| k == "ExecStart")
+            .map(|(_, v)| v.try_clone());
+        let Some(Ok(v)) = exec else {
+            panic!("no ExecStart");
+        };
+        let exec: Vec<(String, Vec<String>, bool)> = v.try_into().unwrap_or_default();
+        assert_eq!(exec[0].1[2], "echo $$HOME $${X} $$$$");
+        // The program path itself is not subject to expansion.
+        spec.argv[0] = "/opt/$weird/bin".into();
+        let props = service_properties(&spec).unwrap_or_default();
+        assert!(props.iter().any(|(k, _)| k == "ExecStart"));
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,14 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
                 .collect()
         })
         .unwrap_or_default();
+    // A cron job's runs, from the supervisor or, without one, from the saved state.
+    let cron = status.and_then(|s| s.cron.clone()).or_else(|| {
+        let saved = match crate::runtime::state::load(&ctx.paths.state_file) {
+            Ok(crate::runtime::state::Loaded::Ok(s)) => s.cron,
+            _ => Default::default(),
+        };
+        super::cron::offline_status(ctx.config.as_ref(), &a.unit, &saved)
+    });
     // Env values can be secrets: show keys only.
     let env_keys: Vec<String> = svc
         .map(|s| s.env.vars.iter().map(|(k, _)| k.clone()).collect())
@@ -67,6 +75,7 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         "env_keys": env_keys,
         "restart_policy": svc.map(|s| s.restart_policy),
         "tags": svc.map(|s| s.tags.clone()),
+        "cron": cron,
     });
     if a.json {
         println!(
@@ -93,6 +102,9 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         }
     } else {
         println!("  state:     not running (no supervisor)");
+    }
+    if let Some(c) = &cron {
+        print!("{}", super::cron::details(c, chrono::Utc::now()));
     }
     if let Some(svc) = svc {
         println!("  command:   {}", svc.run.argv().join(" "));

@@ -2,6 +2,7 @@
 
 pub mod args;
 mod context;
+mod cron;
 mod inspect;
 mod logs;
 pub mod output;

@@ -72,6 +72,7 @@ fn state_color(s: StateKind) -> &'static str {
         StateKind::Starting | StateKind::Stopping | StateKind::Waiting | StateKind::Backoff => "33",
         StateKind::Failed | StateKind::Blocked => "31",
         StateKind::Stopped => "2",
+        StateKind::Scheduled => "36",
     }
 }
 
@@ -104,6 +105,9 @@ pub fn status_table(report: &StatusReport, services: &[&ServiceStatus], color: b
                     .unwrap_or_else(|| "-".into()),
                 s.health.clone().unwrap_or_else(|| "-".into()),
                 match (&s.reason, s.next_restart_secs) {
+                    _ if s.cron.is_some() => s.cron.as_ref().map_or_else(String::new, |c| {
+                        super::cron::summary(c, s.reason.as_deref(), chrono::Utc::now())
+                    }),
                     (Some(r), _) => r.clone(),
                     (None, Some(n)) => format!("restart in {}", human_duration(n.ceil())),
                     _ => String::new(),

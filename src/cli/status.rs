@@ -131,8 +131,8 @@ fn once(ctx: &Ctx, a: &StatusArgs) -> i32 {
 
 /// What status can say without a supervisor: the configured services, all stopped.
 fn offline_report(ctx: &Ctx) -> StatusReport {
-    let memo = match state::load(&ctx.paths.state_file) {
-        Ok(Loaded::Ok(s)) => s.units,
+    let (memo, saved_cron) = match state::load(&ctx.paths.state_file) {
+        Ok(Loaded::Ok(s)) => (s.units, s.cron),
         _ => Default::default(),
     };
     let names: Vec<String> = ctx
@@ -163,6 +163,7 @@ fn offline_report(ctx: &Ctx) -> StatusReport {
                     } else {
                         "no supervisor running".into()
                     }),
+                    cron: super::cron::offline_status(ctx.config.as_ref(), &name, &saved_cron),
                     name,
                     uptime_secs: None,
                     restarts: m.restarts,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::StateKind;
+use crate::core::{CronStatus, StateKind};
 use crate::spec::ExitStatus;
 
 /// The protocol version this build speaks.
@@ -108,12 +108,19 @@ pub struct ServiceStatus {
     pub reason: Option<String>,
     /// Seconds until a scheduled restart.
     pub next_restart_secs: Option<f64>,
+    /// Cron jobs only: schedule, next run and the last runs.
+    #[serde(default)]
+    pub cron: Option<CronStatus>,
 }
 
 impl ServiceStatus {
-    /// True when the service is where a user wants it: running, or finished successfully.
+    /// True when the service is where a user wants it: running, or finished successfully (a
+    /// cron job: its schedule armed).
     pub fn is_good(&self) -> bool {
-        matches!(self.state, StateKind::Running | StateKind::Completed)
+        matches!(
+            self.state,
+            StateKind::Running | StateKind::Completed | StateKind::Scheduled
+        )
     }
 }
 

@@ -5,18 +5,21 @@
 //! ordering, cascades, restarts and backoff lives here, shared by both backends.
 //!
 //! Layout: `unit.rs` (one unit's state), `policy.rs` (restart decision and backoff),
-//! `deps.rs` (order, closures, dependency conditions), this file (dispatch and the
-//! reconcile pass). The state diagram and the decisions are in `STATES.md`.
+//! `deps.rs` (order, closures, dependency conditions), `cron.rs` (cron jobs: schedule, overlap,
+//! history), this file (dispatch and the reconcile pass). The state diagram and the decisions
+//! are in `STATES.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::schema::{Dependency, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
+mod cron;
 mod deps;
 mod policy;
 #[cfg(test)]
@@ -29,6 +32,7 @@ use deps::{Check, Mode};
 use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
+pub use cron::{CronRun, CronStatus, Driver, JobPlan, RunResult, HISTORY_LEN, WALL_RECHECK};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 
 /// A unit's key: the service name.
@@ -74,6 +78,11 @@ pub enum Event {
     Adopted { unit: UnitId, pid: u32 },
     /// Time passed: do whatever is due at `now` (see `Core::next_deadline`).
     Tick,
+    /// A cron job's backend timer elapsed (it starts the run itself, or does nothing when the
+    /// previous run still runs).
+    Elapsed { unit: UnitId },
+    /// A cron job's backend timer could not be created; the core schedules the job instead.
+    TimerFailed { unit: UnitId, error: String },
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -88,6 +97,9 @@ pub enum Request {
     /// Apply a new plan: added units start, removed ones stop and are forgotten, changed ones
     /// restart, unchanged ones keep running.
     Reload(Vec<UnitPlan>),
+    /// Apply a new set of cron jobs: added ones are armed, removed ones disarmed (a live run is
+    /// stopped), changed ones take effect from their next run.
+    ReloadJobs(Vec<JobPlan>),
 }
 
 /// Something the runtime must do.
@@ -107,6 +119,18 @@ pub enum Action {
     },
     /// State worth persisting changed.
     Persist,
+    /// Create the backend timer that runs this cron job on `calendar` (systemd `OnCalendar=`);
+    /// answer `TimerFailed` if it cannot be created.
+    ArmTimer {
+        unit: UnitId,
+        spec: Arc<UnitSpec>,
+        calendar: String,
+    },
+    /// Remove the backend timer of this cron job (no error if there is none).
+    DisarmTimer { unit: UnitId },
+    /// Run this timer-driven cron job now through its timer's service; its `Started`/`Exited`
+    /// come from the backend, a failure is answered with `StartFailed`.
+    Trigger { unit: UnitId },
 }
 
 /// Kinds of `Action::Report`.
@@ -119,6 +143,10 @@ pub enum ReportKind {
     Restarting,
     Stopped,
     DependencyFailed,
+    /// A cron run was due while the previous one still ran, or its dependencies did not hold.
+    Skipped,
+    /// Something worth a warning that is not a failure of the unit.
+    Warning,
 }
 
 /// Coarse state of a unit, as shown by `sysg status`.
@@ -142,6 +170,8 @@ pub enum StateKind {
     Stopped,
     /// Held down because a dependency failed or stopped.
     Blocked,
+    /// A cron job waiting for its next run.
+    Scheduled,
 }
 
 /// A read-only view of one unit.
@@ -168,6 +198,10 @@ pub struct Core {
     index: HashMap<UnitId, usize>,
     /// Start order (dependencies first); reconcile walks it so one pass settles a chain.
     order: Vec<usize>,
+    /// Cron jobs (`cron.rs`): kept apart, no dependency, restart or settle rule applies to them.
+    jobs: Vec<cron::Job>,
+    /// The last (monotonic, wall-clock) pair given to `handle_at`: cron schedules are wall-clock.
+    clock: Option<(Instant, DateTime<Utc>)>,
 }
 
 impl Core {
@@ -177,6 +211,8 @@ impl Core {
             units: dedup(plan).into_iter().map(Unit::new).collect(),
             index: HashMap::new(),
             order: Vec::new(),
+            jobs: Vec::new(),
+            clock: None,
         };
         core.rebuild();
         core
@@ -186,6 +222,8 @@ impl Core {
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let before = self.pids();
         let mut out = Vec::new();
+        // Cron jobs see every event first; the service code below ignores names it does not know.
+        self.cron_event(now, &event, &mut out);
         match event {
             Event::Request(request) => self.request(now, request, &mut out),
             Event::Started { unit, pid } => self.on_started(now, &unit, pid, &mut out),
@@ -195,8 +233,10 @@ impl Core {
             }
             Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
+            Event::Elapsed { .. } | Event::TimerFailed { .. } => {}
         }
         self.reconcile(now, &mut out);
+        self.cron_due(now, &mut out);
         if self.pids() != before {
             out.push(Action::Persist);
         }
@@ -205,16 +245,22 @@ impl Core {
 
     /// The earliest time at which a `Tick` has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.units.iter().filter_map(Unit::deadline).min()
+        let units = self.units.iter().filter_map(Unit::deadline).min();
+        units.into_iter().chain(self.cron_deadline()).min()
     }
 
     /// Every unit, in plan order.
     pub fn units(&self) -> Vec<UnitView> {
-        self.units.iter().map(Unit::view).collect()
+        self.units
+            .iter()
+            .map(Unit::view)
+            .chain(self.job_views())
+            .collect()
     }
 
     /// True when none of `units` (all when `None`) is still on its way up
     /// (`Waiting` on a dependency that may still come up, or `Starting`).
+    /// Cron jobs never hold this up: a run is not something to wait for.
     pub fn settled(&self, units: Option<&[UnitId]>) -> bool {
         let selected = match units {
             None => self.all(),
@@ -240,12 +286,15 @@ impl Core {
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live)
+        !self.units.iter().any(Unit::is_live) && !self.jobs_live()
     }
 
     /// The view of one unit, if it is known.
     pub fn unit(&self, name: &str) -> Option<UnitView> {
-        self.index.get(name).map(|&i| self.units[i].view())
+        match self.index.get(name) {
+            Some(&i) => Some(self.units[i].view()),
+            None => self.job_views().find(|v| v.name == name),
+        }
     }
 
     // ----- bookkeeping -----
@@ -586,6 +635,7 @@ impl Core {
                 }
             }
             Request::Reload(plan) => self.reload(now, plan, out),
+            Request::ReloadJobs(_) => {}
         }
     }
 

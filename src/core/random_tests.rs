@@ -225,6 +225,9 @@ impl World {
                     assert!(NAMES.contains(&unit.as_str()), "{ctx}: report for {unit}");
                 }
                 Action::Persist => {}
+                Action::ArmTimer { .. } | Action::DisarmTimer { .. } | Action::Trigger { .. } => {
+                    panic!("{ctx}: timer action without cron jobs: {a:?}")
+                }
             }
         }
         self.check(&ctx);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::paths::{ensure_dir, ProjectPaths, Roots};
-use super::plan::plan;
+use super::plan::{jobs, plan};
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
 use super::RuntimeError;
 use crate::backend::process::Echo;
@@ -153,7 +153,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
     );
 
     let mut sup = Supervisor {
-        core: Core::new(plan(&config)),
+        core: Core::with_jobs(plan(&config), jobs(&config, backend.supports_timers())),
         config,
         paths,
         backend,
@@ -245,6 +245,7 @@ impl Supervisor {
             }
             Loaded::Ok(s) => {
                 self.memo = s.units;
+                self.core.restore_cron(s.cron);
                 s.records
             }
         };
@@ -312,6 +313,12 @@ impl Supervisor {
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
+                Msg::Backend(BackendEvent::Started { unit, pid }) => {
+                    self.queue.push_back(Event::Started { unit, pid });
+                }
+                Msg::Backend(BackendEvent::Elapsed { unit }) => {
+                    self.queue.push_back(Event::Elapsed { unit });
+                }
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -332,7 +339,8 @@ impl Supervisor {
 
     fn drain_queue(&mut self) {
         while let Some(ev) = self.queue.pop_front() {
-            let actions = self.core.handle(Instant::now(), ev);
+            // Cron schedules are wall-clock: the core gets both clocks, it reads neither.
+            let actions = self.core.handle_at(Instant::now(), chrono::Utc::now(), ev);
             for a in actions {
                 self.execute(a);
             }
@@ -365,7 +373,10 @@ impl Supervisor {
                 message,
             } => {
                 match kind {
-                    ReportKind::Failed | ReportKind::DependencyFailed => {
+                    ReportKind::Failed
+                    | ReportKind::DependencyFailed
+                    | ReportKind::Skipped
+                    | ReportKind::Warning => {
                         tracing::warn!(unit = %unit, "{message}")
                     }
                     _ => tracing::info!(unit = %unit, "{message}"),
@@ -373,6 +384,31 @@ impl Supervisor {
                 self.dirty = true;
             }
             Action::Persist => self.dirty = true,
+            Action::ArmTimer {
+                unit,
+                spec,
+                calendar,
+            } => {
+                if let Err(e) = self.backend.arm_timer(&spec, &calendar) {
+                    self.queue.push_back(Event::TimerFailed {
+                        unit,
+                        error: e.to_string(),
+                    });
+                }
+            }
+            Action::DisarmTimer { unit } => {
+                if let Err(e) = self.backend.disarm_timer(&unit) {
+                    tracing::warn!(unit = %unit, "removing the timer: {e}");
+                }
+            }
+            Action::Trigger { unit } => {
+                if let Err(e) = self.backend.trigger(&unit) {
+                    self.queue.push_back(Event::StartFailed {
+                        unit,
+                        error: e.to_string(),
+                    });
+                }
+            }
         }
     }
 
@@ -393,6 +429,7 @@ impl Supervisor {
             supervisor_pid: Some(std::process::id()),
             records: self.backend.records(),
             units: self.memo.clone(),
+            cron: self.core.cron_histories(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
             tracing::error!("cannot save state: {e}");
@@ -422,6 +459,7 @@ impl Supervisor {
                         next_restart_secs: u
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                        cron: self.core.cron_status(&u.name),
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
@@ -441,17 +479,6 @@ impl Supervisor {
             .collect();
         if bad.is_empty() {
             return None;
-        }
-        let cron: Vec<&String> = bad
-            .iter()
-            .copied()
-            .filter(|b| self.config.service(b).is_some_and(|s| s.cron.is_some()))
-            .collect();
-        if !cron.is_empty() {
-            return Some(format!(
-                "`{}` is a cron job, not a long-running service",
-                cron[0]
-            ));
         }
         Some(format!(
             "unknown service `{}`; services are: {}",
@@ -535,6 +562,11 @@ impl Supervisor {
         tracing::info!("applying configuration {}", new.path.display());
         self.queue
             .push_back(Event::Request(Request::Reload(plan(&new))));
+        self.queue
+            .push_back(Event::Request(Request::ReloadJobs(jobs(
+                &new,
+                self.backend.supports_timers(),
+            ))));
         self.config = new;
         Ok(())
     }

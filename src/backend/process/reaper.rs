@@ -285,8 +285,9 @@ impl Loop {
                 status,
             }
         };
-        let BackendEvent::Exited { unit, .. } = &event;
-        self.output.unit_exited(unit);
+        if let BackendEvent::Exited { unit, .. } = &event {
+            self.output.unit_exited(unit);
+        }
         (self.sink)(event);
     }
 }

@@ -1,0 +1,1183 @@
+//! Cron jobs in the core: when a run is due, whether it runs or is skipped, how it ended, and the
+//! last runs of every job.
+//!
+//! A job is not a service: nothing depends on it, it is never restarted and it has no settle
+//! window (a run that ends after 5 ms with exit 0 is a success). Jobs are therefore kept apart
+//! from `Core::units`; every event reaches this file first (`cron_event`), and the service code
+//! ignores the names it does not know.
+//!
+//! Schedules are wall-clock. The core never reads a clock: the runtime passes the wall time
+//! with each event (`Core::handle_at`) and the core converts the next due time into a monotonic
+//! deadline. Because a wall clock can be stepped (NTP, suspend), such a deadline is never more
+//! than `WALL_RECHECK` away, so a step delays a run by at most that much.
+//!
+//! Two drivers, one behaviour:
+//! - `Supervisor`: at the due time the core starts the run (`Action::Start`).
+//! - `Timer`: a backend timer (a systemd `.timer`) starts the runs; the core arms it
+//!   (`Action::ArmTimer`) and learns about each elapse (`Event::Elapsed`) and run
+//!   (`Event::Started`/`Exited`) from the backend, so history and skips are recorded the same way.
+//!   If the timer cannot be created (`Event::TimerFailed`) the job falls back to `Supervisor`.
+//!
+//! Rules (also in STATES.md):
+//! - A run due while the previous one is live is skipped and recorded as skipped (a warning,
+//!   not a failure).
+//! - A run is judged by its exit status alone; a failed run stays failed (no restart) and the
+//!   schedule goes on.
+//! - Runs missed while nothing was scheduling (the supervisor was down, the clock jumped) are
+//!   not replayed: after a gap one run happens for the latest due time, then the schedule
+//!   resumes.
+//! - A job whose dependencies do not hold when a run is due skips that run.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::deps::{self, Check, Mode};
+use super::unit::report;
+use super::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitView};
+use crate::config::schema::Dependency;
+use crate::config::CronSchedule;
+use crate::spec::{ExitStatus, UnitSpec};
+
+/// Runs kept per job (older ones are dropped).
+pub const HISTORY_LEN: usize = 10;
+
+/// The longest the core waits before looking at the wall clock again while a schedule is armed.
+pub const WALL_RECHECK: Duration = Duration::from_secs(60);
+
+/// A run counts as due this much before its time: the runtime reads the monotonic and the wall
+/// clock one after the other, and without this a deadline could wake the loop a hair early
+/// and spin once more.
+const EARLY: chrono::Duration = chrono::Duration::milliseconds(1);
+
+/// What the core needs to know about one configured cron job.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub name: UnitId,
+    pub spec: Arc<UnitSpec>,
+    /// Services that must hold their condition when a run is due; otherwise the run is skipped.
+    pub depends_on: Vec<Dependency>,
+    /// The expression as the user wrote it (for display and for change detection).
+    pub expression: String,
+    pub schedule: Arc<CronSchedule>,
+    /// systemd `OnCalendar=` form when a backend timer runs the job; `None`: the core does.
+    pub calendar: Option<String>,
+}
+
+impl PartialEq for JobPlan {
+    fn eq(&self, other: &JobPlan) -> bool {
+        self.name == other.name
+            && self.spec == other.spec
+            && self.depends_on == other.depends_on
+            && self.expression == other.expression
+            && self.schedule.timezone() == other.schedule.timezone()
+            && self.calendar == other.calendar
+    }
+}
+
+/// Who starts the runs of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// The supervisor's own schedule.
+    Supervisor,
+    /// A backend timer (a systemd `.timer` unit).
+    SystemdTimer,
+}
+
+/// How one run ended (or that it is still going, or never started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    Running,
+    /// Exit code 0.
+    Success,
+    /// Any other ending: a non-zero exit, a signal, an unknown status, or a failed start.
+    Failed,
+    /// Not run: the previous run was still going, or a dependency did not hold.
+    Skipped,
+    /// Stopped by a request while it ran.
+    Stopped,
+}
+
+/// One entry of a job's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CronRun {
+    /// The schedule time this run belongs to; `null` for a run by request.
+    #[serde(default, with = "opt_time")]
+    pub scheduled: Option<DateTime<Utc>>,
+    /// When the process started; `null` when skipped.
+    #[serde(default, with = "opt_time")]
+    pub started: Option<DateTime<Utc>>,
+    /// When it ended; `null` while running or when skipped.
+    #[serde(default, with = "opt_time")]
+    pub ended: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Exit status; `null` while running, when skipped, or when the start failed.
+    #[serde(default)]
+    pub status: Option<ExitStatus>,
+    pub result: RunResult,
+    /// True when the run was skipped (see `note` for why).
+    #[serde(default)]
+    pub skipped: bool,
+    /// Why it was skipped, why it failed to start, or how it came about.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl CronRun {
+    fn skipped(scheduled: DateTime<Utc>, why: String) -> CronRun {
+        CronRun {
+            scheduled: Some(scheduled),
+            started: None,
+            ended: None,
+            pid: None,
+            status: None,
+            result: RunResult::Skipped,
+            skipped: true,
+            note: Some(why),
+        }
+    }
+
+    fn running(scheduled: Option<DateTime<Utc>>, started: Option<DateTime<Utc>>) -> CronRun {
+        CronRun {
+            scheduled,
+            started,
+            ended: None,
+            pid: None,
+            status: None,
+            result: RunResult::Running,
+            skipped: false,
+            note: None,
+        }
+    }
+
+    /// Sort key: runs are shown in schedule order.
+    fn when(&self) -> Option<DateTime<Utc>> {
+        self.scheduled.or(self.started).or(self.ended)
+    }
+}
+
+/// A job as `status` shows it: the schedule, the next run and the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CronStatus {
+    pub expression: String,
+    /// IANA zone the expression is evaluated in.
+    pub timezone: String,
+    pub driver: Driver,
+    /// The schedule is active (`sysg start`); false after a stop.
+    pub armed: bool,
+    #[serde(default, with = "opt_time")]
+    pub next_run: Option<DateTime<Utc>>,
+    /// Up to `HISTORY_LEN` finished or skipped runs plus the running one, oldest first.
+    pub history: Vec<CronRun>,
+}
+
+/// Why a live run is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopWhy {
+    /// A client stopped the job (or the supervisor is shutting down).
+    User,
+    /// Restart by request: run again right after the exit.
+    Again,
+    /// Removed by a reload: forget the job after the exit.
+    Remove,
+}
+
+/// The live run of a job.
+#[derive(Debug, Clone, PartialEq)]
+enum Run {
+    Idle,
+    /// `Action::Start` issued, waiting for `Started`/`StartFailed`.
+    Starting,
+    Running {
+        pid: u32,
+    },
+    Stopping {
+        why: StopWhy,
+        pid: Option<u32>,
+        signal: i32,
+        timeout: Duration,
+        kill_at: Option<Instant>,
+    },
+}
+
+/// The next due time of an armed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Not computed yet: the next event with a wall-clock time computes it.
+    Unknown,
+    At(DateTime<Utc>),
+    /// The schedule has no more fires (a past year).
+    Never,
+}
+
+impl Due {
+    fn at(self) -> Option<DateTime<Utc>> {
+        match self {
+            Due::At(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn after(schedule: &CronSchedule, t: DateTime<Utc>) -> Due {
+        schedule.next_after(t).map_or(Due::Never, Due::At)
+    }
+}
+
+/// One cron job as the core tracks it.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    plan: JobPlan,
+    driver: Driver,
+    /// The schedule is active.
+    armed: bool,
+    run: Run,
+    /// The record of the live run (outside the ring, so skips cannot push it out).
+    current: Option<CronRun>,
+    /// Finished and skipped runs, in the order they became final.
+    history: VecDeque<CronRun>,
+    /// The next due time; computed lazily from the wall clock once armed.
+    next_due: Due,
+    /// The latest due time that passed, and whether a run or a skip already took it.
+    last_due: Option<(DateTime<Utc>, bool)>,
+    /// Timer driver: a run the timer (or a trigger) is about to start, with its schedule time.
+    awaiting: Option<Option<DateTime<Utc>>>,
+    /// The backend timer must be (re)created once no run is live.
+    rearm: bool,
+    since: Option<Instant>,
+    reason: Option<String>,
+    last_exit: Option<ExitStatus>,
+}
+
+impl Job {
+    fn new(plan: JobPlan) -> Job {
+        Job {
+            driver: driver_of(&plan),
+            plan,
+            armed: false,
+            run: Run::Idle,
+            current: None,
+            history: VecDeque::new(),
+            next_due: Due::Unknown,
+            last_due: None,
+            awaiting: None,
+            rearm: false,
+            since: None,
+            reason: None,
+            last_exit: None,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// A process exists (or is being created) for this job.
+    pub(crate) fn is_live(&self) -> bool {
+        self.run != Run::Idle
+    }
+
+    fn kind(&self) -> StateKind {
+        match self.run {
+            Run::Idle if self.armed => StateKind::Scheduled,
+            Run::Idle => StateKind::Stopped,
+            Run::Starting => StateKind::Starting,
+            Run::Running { .. } => StateKind::Running,
+            Run::Stopping { .. } => StateKind::Stopping,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self.run {
+            Run::Running { pid } => Some(pid),
+            Run::Stopping { pid, .. } => pid,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn view(&self) -> UnitView {
+        UnitView {
+            name: self.plan.name.clone(),
+            state: self.kind(),
+            pid: self.pid(),
+            since: self.since,
+            restarts: 0,
+            last_exit: self.last_exit,
+            reason: self.reason.clone(),
+            next_restart: None,
+        }
+    }
+
+    fn status(&self) -> CronStatus {
+        let mut history: Vec<CronRun> = self.history.iter().cloned().collect();
+        history.extend(self.current.clone());
+        history.sort_by_key(CronRun::when);
+        CronStatus {
+            expression: self.plan.expression.clone(),
+            timezone: self.plan.schedule.timezone().name().to_string(),
+            driver: self.driver,
+            armed: self.armed,
+            next_run: if self.armed { self.next_due.at() } else { None },
+            history,
+        }
+    }
+
+    /// The earliest time the core has to look at this job again.
+    fn deadline(&self, anchor: Option<(Instant, DateTime<Utc>)>) -> Option<Instant> {
+        let kill = match self.run {
+            Run::Stopping { kill_at, .. } => kill_at,
+            _ => None,
+        };
+        let due = match (self.armed, anchor) {
+            (true, Some((mono, wall))) => {
+                let recheck = mono.checked_add(WALL_RECHECK);
+                // Not computed yet: the next event computes it; look again right away.
+                let at = match self.next_due {
+                    Due::Unknown => Some(mono),
+                    Due::At(due) => {
+                        let ahead = (due - wall).to_std().unwrap_or(Duration::ZERO);
+                        mono.checked_add(ahead)
+                    }
+                    Due::Never => None,
+                };
+                match (at, recheck) {
+                    (Some(a), Some(r)) => Some(a.min(r)),
+                    (a, _) => a,
+                }
+            }
+            _ => None,
+        };
+        match (kill, due) {
+            (Some(k), Some(d)) => Some(k.min(d)),
+            (k, d) => k.or(d),
+        }
+    }
+
+    fn set(&mut self, now: Instant, run: Run) {
+        self.run = run;
+        self.since = Some(now);
+    }
+
+    /// Append a final entry to the ring.
+    fn record(&mut self, entry: CronRun) {
+        self.history.push_back(entry);
+        while self.history.len() > HISTORY_LEN {
+            self.history.pop_front();
+        }
+    }
+
+    /// Move the clock cursor to `wall`: a due time that passed becomes `last_due` and
+    /// `next_due` the first one after `wall`. Returns the due time that just passed, if any;
+    /// when several passed (a gap), the first of them stands for all.
+    fn advance(&mut self, wall: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.armed {
+            return None;
+        }
+        let due = match self.next_due {
+            Due::At(due) => due,
+            Due::Unknown => {
+                self.next_due = Due::after(&self.plan.schedule, wall);
+                return None;
+            }
+            Due::Never => return None,
+        };
+        if due > wall + EARLY {
+            return None;
+        }
+        // One run however many due times passed: missed runs are not replayed.
+        self.next_due = Due::after(&self.plan.schedule, wall.max(due));
+        self.last_due = Some((due, false));
+        Some(due)
+    }
+
+    /// Take the latest due time for a run the backend timer started.
+    fn take_due(&mut self) -> Option<DateTime<Utc>> {
+        match &mut self.last_due {
+            Some((due, consumed)) if !*consumed => {
+                *consumed = true;
+                Some(*due)
+            }
+            _ => None,
+        }
+    }
+
+    /// Skip the run due at `due`: record it and warn.
+    fn skip(&mut self, due: DateTime<Utc>, why: String, out: &mut Vec<Action>) {
+        report(
+            out,
+            &self.plan.name,
+            ReportKind::Skipped,
+            format!("run due at {} skipped: {why}", stamp(due)),
+        );
+        self.record(CronRun::skipped(due, why));
+        out.push(Action::Persist);
+    }
+
+    /// Start a run now (the core's driver) for `scheduled` (`None`: by request).
+    fn start(
+        &mut self,
+        now: Instant,
+        wall: DateTime<Utc>,
+        scheduled: Option<DateTime<Utc>>,
+        out: &mut Vec<Action>,
+    ) {
+        self.reason = None;
+        match self.driver {
+            Driver::Supervisor => {
+                let mut entry = CronRun::running(scheduled, Some(wall));
+                if scheduled.is_none() {
+                    entry.note = Some("run by request".into());
+                }
+                self.current = Some(entry);
+                out.push(Action::Start {
+                    unit: self.plan.name.clone(),
+                    spec: self.plan.spec.clone(),
+                });
+                self.set(now, Run::Starting);
+                out.push(Action::Persist);
+            }
+            Driver::SystemdTimer => {
+                // The timer's own service runs it; the run is recorded once the backend
+                // reports it (Event::Started).
+                self.awaiting = Some(scheduled);
+                out.push(Action::Trigger {
+                    unit: self.plan.name.clone(),
+                });
+            }
+        }
+    }
+
+    /// Begin stopping the live run for `why`.
+    fn begin_stop(&mut self, now: Instant, why: StopWhy, out: &mut Vec<Action>) {
+        let signal = self.plan.spec.stop_signal;
+        let timeout = self.plan.spec.stop_timeout;
+        match &mut self.run {
+            Run::Idle => {}
+            Run::Stopping { why: w, .. } => *w = why,
+            Run::Starting => self.set(
+                now,
+                Run::Stopping {
+                    why,
+                    pid: None,
+                    signal,
+                    timeout,
+                    kill_at: None,
+                },
+            ),
+            Run::Running { pid } => {
+                let pid = *pid;
+                out.push(Action::Signal {
+                    unit: self.plan.name.clone(),
+                    signal,
+                });
+                self.set(
+                    now,
+                    Run::Stopping {
+                        why,
+                        pid: Some(pid),
+                        signal,
+                        timeout,
+                        kill_at: now.checked_add(timeout),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Activate the schedule.
+    fn arm(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.armed {
+            self.armed = true;
+            self.next_due = Due::Unknown;
+            self.last_due = None;
+            self.since = Some(now);
+            self.reason = None;
+            if self.driver == Driver::SystemdTimer {
+                self.rearm = true;
+            }
+        }
+        // A run recorded as live by an earlier supervisor that nobody adopted ended unseen.
+        if !self.is_live() {
+            if let Some(mut entry) = self.current.take() {
+                entry.result = RunResult::Failed;
+                entry.status = Some(ExitStatus::Unknown);
+                entry.note = Some("ended while no supervisor was watching".into());
+                self.record(entry);
+                out.push(Action::Persist);
+            }
+        }
+        self.flush_rearm(out);
+    }
+
+    /// Create the backend timer if one is wanted and no run is live (a timer created while its
+    /// service still runs would be refused).
+    fn flush_rearm(&mut self, out: &mut Vec<Action>) {
+        if self.rearm && !self.is_live() && self.armed {
+            self.rearm = false;
+            if let Some(calendar) = self.plan.calendar.clone() {
+                if self.driver == Driver::SystemdTimer {
+                    out.push(Action::ArmTimer {
+                        unit: self.plan.name.clone(),
+                        spec: self.plan.spec.clone(),
+                        calendar,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Deactivate the schedule and stop a live run.
+    fn disarm(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let was = self.armed;
+        self.armed = false;
+        self.next_due = Due::Unknown;
+        self.awaiting = None;
+        self.rearm = false;
+        if self.plan.calendar.is_some() {
+            // Always, even when not armed here: a timer left by a crashed supervisor keeps
+            // firing otherwise.
+            out.push(Action::DisarmTimer {
+                unit: self.plan.name.clone(),
+            });
+        }
+        if self.is_live() {
+            self.begin_stop(now, StopWhy::User, out);
+        } else if was {
+            self.since = Some(now);
+            report(
+                out,
+                self.name(),
+                ReportKind::Stopped,
+                "schedule stopped".into(),
+            );
+        }
+    }
+}
+
+fn driver_of(plan: &JobPlan) -> Driver {
+    if plan.calendar.is_some() {
+        Driver::SystemdTimer
+    } else {
+        Driver::Supervisor
+    }
+}
+
+/// A time for messages: RFC 3339 in UTC, to the second.
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Core {
+    /// A core for this plan of services and cron jobs; nothing starts until a `Request::Start`.
+    pub fn with_jobs(plan: Vec<super::UnitPlan>, jobs: Vec<JobPlan>) -> Core {
+        let mut core = Core::new(plan);
+        let mut seen = std::collections::HashSet::new();
+        core.jobs = jobs
+            .into_iter()
+            .filter(|j| seen.insert(j.name.clone()) && core.find(&j.name).is_none())
+            .map(Job::new)
+            .collect();
+        core
+    }
+
+    /// Feed one event at monotonic time `now` and wall-clock time `wall` (which cron schedules
+    /// are written in). The runtime calls this; `handle` alone extrapolates the wall clock from
+    /// the last one given.
+    pub fn handle_at(&mut self, now: Instant, wall: DateTime<Utc>, event: Event) -> Vec<Action> {
+        self.clock = Some((now, wall));
+        self.handle(now, event)
+    }
+
+    /// Put back the history an earlier supervisor persisted. A run it recorded as live stays
+    /// open until it is adopted or the job is armed (then it ended unseen).
+    pub fn restore_cron(&mut self, mut saved: BTreeMap<String, Vec<CronRun>>) {
+        for job in &mut self.jobs {
+            let Some(runs) = saved.remove(&job.plan.name) else {
+                continue;
+            };
+            job.history.clear();
+            job.current = None;
+            for run in runs {
+                if run.result == RunResult::Running {
+                    // Only the newest can still be live; older ones ended unseen.
+                    if let Some(mut older) = job.current.replace(run) {
+                        older.result = RunResult::Failed;
+                        older.status = Some(ExitStatus::Unknown);
+                        job.record(older);
+                    }
+                } else {
+                    job.record(run);
+                }
+            }
+            job.last_exit = job.history.back().and_then(|r| r.status);
+        }
+    }
+
+    /// Every job's history (finished, skipped and the running one), for the state file.
+    pub fn cron_histories(&self) -> BTreeMap<String, Vec<CronRun>> {
+        self.jobs
+            .iter()
+            .map(|j| (j.plan.name.clone(), j.status().history))
+            .collect()
+    }
+
+    /// The schedule, next run and history of one job; `None` for services and unknown names.
+    pub fn cron_status(&self, name: &str) -> Option<CronStatus> {
+        self.jobs.iter().find(|j| j.name() == name).map(Job::status)
+    }
+
+    /// Views of the jobs, after the services in `units()`.
+    pub(crate) fn job_views(&self) -> impl Iterator<Item = UnitView> + '_ {
+        self.jobs.iter().map(Job::view)
+    }
+
+    /// Some job has a process.
+    pub(crate) fn jobs_live(&self) -> bool {
+        self.jobs.iter().any(Job::is_live)
+    }
+
+    /// The earliest time a `Tick` has cron work to do.
+    pub(crate) fn cron_deadline(&self) -> Option<Instant> {
+        self.jobs
+            .iter()
+            .filter_map(|j| j.deadline(self.clock))
+            .min()
+    }
+
+    /// The wall-clock time at `now`: the last one the runtime gave, moved on by the monotonic
+    /// time since. `None` before the runtime gave any.
+    fn wall_at(&self, now: Instant) -> Option<DateTime<Utc>> {
+        let (mono, wall) = self.clock?;
+        let since = chrono::Duration::from_std(now.saturating_duration_since(mono)).ok()?;
+        Some(wall + since)
+    }
+
+    fn job_index(&self, name: &str) -> Option<usize> {
+        self.jobs.iter().position(|j| j.name() == name)
+    }
+
+    fn job_indices(&self, names: &Option<Vec<UnitId>>) -> Vec<usize> {
+        match names {
+            None => (0..self.jobs.len()).collect(),
+            Some(names) => {
+                let mut v: Vec<usize> = names.iter().filter_map(|n| self.job_index(n)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        }
+    }
+
+    /// The cron side of one event. Runs before the service code, which ignores job names.
+    pub(crate) fn cron_event(&mut self, now: Instant, event: &Event, out: &mut Vec<Action>) {
+        let wall = self.wall_at(now);
+        match event {
+            Event::Request(r) => self.cron_request(now, wall, r, out),
+            Event::Started { unit, pid } => self.job_started(now, wall, unit, *pid, out),
+            Event::StartFailed { unit, error } => {
+                self.job_start_failed(now, wall, unit, error, out)
+            }
+            Event::Exited { unit, pid, status } => {
+                self.job_exited(now, wall, unit, *pid, *status, out)
+            }
+            Event::Adopted { unit, pid } => self.job_adopted(now, unit, *pid, out),
+            Event::Elapsed { unit } => self.job_elapsed(now, wall, unit, out),
+            Event::TimerFailed { unit, error } => {
+                let Some(j) = self.job_index(unit) else {
+                    return;
+                };
+                let job = &mut self.jobs[j];
+                if job.driver != Driver::SystemdTimer {
+                    return;
+                }
+                job.driver = Driver::Supervisor;
+                report(
+                    out,
+                    unit,
+                    ReportKind::Warning,
+                    format!("no backend timer ({error}); the supervisor schedules this job"),
+                );
+            }
+            Event::Tick => {}
+        }
+    }
+
+    /// Due runs and kill deadlines: called after every event, once the services are reconciled.
+    pub(crate) fn cron_due(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let wall = self.wall_at(now);
+        for j in 0..self.jobs.len() {
+            let job = &mut self.jobs[j];
+            if let Run::Stopping { kill_at, .. } = &mut job.run {
+                if kill_at.is_some_and(|t| t <= now) {
+                    *kill_at = None;
+                    out.push(Action::Kill {
+                        unit: job.plan.name.clone(),
+                    });
+                    report(
+                        out,
+                        &job.plan.name,
+                        ReportKind::Stopped,
+                        "stop timeout reached, killing the run".into(),
+                    );
+                }
+            }
+            let Some(wall) = wall else { continue };
+            let Some(due) = job.advance(wall) else {
+                continue;
+            };
+            if job.driver == Driver::SystemdTimer {
+                // The timer starts the run; its elapse (Event::Elapsed) decides run or skip.
+                continue;
+            }
+            if let Some((_, consumed)) = &mut job.last_due {
+                *consumed = true;
+            }
+            if job.is_live() {
+                job.skip(due, "the previous run is still running".into(), out);
+                continue;
+            }
+            match self.job_deps(j) {
+                Check::Satisfied => {
+                    let job = &mut self.jobs[j];
+                    job.start(now, wall, Some(due), out);
+                    // Far behind (the machine slept, the clock was stepped): one late run
+                    // stands for every due time that passed.
+                    if (wall - due).to_std().is_ok_and(|late| late > WALL_RECHECK) {
+                        if let Some(c) = &mut job.current {
+                            c.note = Some(
+                                "late: the system slept or the clock jumped; later missed runs are not replayed"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
+                Check::Pending(why) | Check::Broken(why) => {
+                    let job = &mut self.jobs[j];
+                    job.reason = Some(format!("runs are skipped: {why}"));
+                    job.skip(due, why, out);
+                }
+            }
+        }
+    }
+
+    /// Whether job `j`'s dependencies allow a run now.
+    fn job_deps(&self, j: usize) -> Check {
+        let mut pending = None;
+        for d in &self.jobs[j].plan.depends_on {
+            let dep = self.find(&d.service).map(|i| &self.units[i]);
+            match deps::check(dep, &d.service, d.condition, Mode::Start) {
+                Check::Broken(r) => return Check::Broken(r),
+                Check::Pending(r) => {
+                    pending.get_or_insert(r);
+                }
+                Check::Satisfied => {}
+            }
+        }
+        pending.map_or(Check::Satisfied, Check::Pending)
+    }
+
+    fn cron_request(
+        &mut self,
+        now: Instant,
+        wall: Option<DateTime<Utc>>,
+        request: &Request,
+        out: &mut Vec<Action>,
+    ) {
+        match request {
+            Request::Start(names) => {
+                let picked = self.job_indices(names);
+                for &j in &picked {
+                    self.jobs[j].arm(now, out);
+                }
+                // Like a service, a named job brings up what it depends on.
+                if names.is_some() {
+                    let needed: Vec<UnitId> = picked
+                        .iter()
+                        .flat_map(|&j| self.jobs[j].plan.depends_on.iter())
+                        .map(|d| d.service.clone())
+                        .collect();
+                    let seeds = self.resolve(&needed);
+                    for i in deps::with_dependencies(&self.units, &seeds) {
+                        self.want(now, i, false);
+                    }
+                }
+            }
+            Request::Stop(names) => {
+                for j in self.job_indices(names) {
+                    self.jobs[j].disarm(now, out);
+                }
+            }
+            Request::Restart(None) => {
+                // Restarting everything re-arms the schedules; it does not run every job now.
+                for j in 0..self.jobs.len() {
+                    self.jobs[j].arm(now, out);
+                }
+            }
+            Request::Restart(Some(names)) => {
+                for j in self.job_indices(&Some(names.clone())) {
+                    let job = &mut self.jobs[j];
+                    job.arm(now, out);
+                    if job.is_live() {
+                        job.begin_stop(now, StopWhy::Again, out);
+                    } else if let Some(wall) = wall {
+                        job.start(now, wall, None, out);
+                    }
+                }
+            }
+            Request::Reload(_) => {}
+            Request::ReloadJobs(plans) => self.reload_jobs(now, plans.clone(), out),
+        }
+    }
+
+    fn reload_jobs(&mut self, now: Instant, plans: Vec<JobPlan>, out: &mut Vec<Action>) {
+        let mut old: Vec<Option<Job>> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut next = Vec::with_capacity(plans.len());
+        let mut seen = std::collections::HashSet::new();
+        for p in plans {
+            if !seen.insert(p.name.clone()) || self.find(&p.name).is_some() {
+                continue;
+            }
+            let existing = old
+                .iter_mut()
+                .find(|o| o.as_ref().is_some_and(|j| j.plan.name == p.name))
+                .and_then(Option::take);
+            match existing {
+                Some(mut job) => {
+                    if job.plan != p {
+                        if job.plan.calendar.is_some() {
+                            out.push(Action::DisarmTimer {
+                                unit: job.plan.name.clone(),
+                            });
+                        }
+                        // A live run finishes with the old spec; the next run uses the new one.
+                        job.driver = driver_of(&p);
+                        job.plan = p;
+                        job.next_due = Due::Unknown;
+                        job.rearm = job.driver == Driver::SystemdTimer;
+                        job.flush_rearm(out);
+                    }
+                    next.push(job);
+                }
+                None => {
+                    let mut job = Job::new(p);
+                    // Like an added service, an added job is wanted: its schedule starts.
+                    job.arm(now, out);
+                    next.push(job);
+                }
+            }
+        }
+        for mut job in old.into_iter().flatten() {
+            job.armed = false;
+            if job.plan.calendar.is_some() {
+                out.push(Action::DisarmTimer {
+                    unit: job.plan.name.clone(),
+                });
+            }
+            if job.is_live() {
+                job.begin_stop(now, StopWhy::Remove, out);
+                next.push(job);
+            } else {
+                report(
+                    out,
+                    job.name(),
+                    ReportKind::Stopped,
+                    "removed from the plan".into(),
+                );
+            }
+        }
+        self.jobs = next;
+        out.push(Action::Persist);
+    }
+
+    fn job_started(
+        &mut self,
+        now: Instant,
+        wall: Option<DateTime<Utc>>,
+        name: &str,
+        pid: u32,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(j) = self.job_index(name) else {
+            return;
+        };
+        let job = &mut self.jobs[j];
+        match &mut job.run {
+            Run::Starting => {
+                job.set(now, Run::Running { pid });
+                if let Some(c) = &mut job.current {
+                    c.pid = Some(pid);
+                }
+                report(
+                    out,
+                    name,
+                    ReportKind::Started,
+                    format!("run started (pid {pid})"),
+                );
+                out.push(Action::Persist);
+            }
+            Run::Stopping {
+                pid: p @ None,
+                signal,
+                timeout,
+                kill_at,
+                ..
+            } => {
+                // Stopped while the start was in flight: deliver the stop now.
+                *p = Some(pid);
+                *kill_at = now.checked_add(*timeout);
+                out.push(Action::Signal {
+                    unit: name.to_string(),
+                    signal: *signal,
+                });
+                if let Some(c) = &mut job.current {
+                    c.pid = Some(pid);
+                }
+            }
+            Run::Idle => {
+                // A run the core did not start: the backend timer fired (or a trigger, or
+                // someone started the unit by hand).
+                let scheduled = match job.awaiting.take() {
+                    Some(s) => s,
+                    None => job.take_due(),
+                };
+                let mut entry = CronRun::running(scheduled, wall);
+                entry.pid = Some(pid);
+                if scheduled.is_none() {
+                    entry.note = Some("run by request".into());
+                }
+                job.current = Some(entry);
+                job.set(now, Run::Running { pid });
+                job.reason = None;
+                report(
+                    out,
+                    name,
+                    ReportKind::Started,
+                    format!("run started (pid {pid})"),
+                );
+                out.push(Action::Persist);
+                if !job.armed {
+                    // The job was stopped: a run that starts anyway (a timer that fired on its
+                    // way out) is stopped too.
+                    job.begin_stop(now, StopWhy::User, out);
+                }
+            }
+            // Already known (the same run reported twice) or stale.
+            Run::Running { .. } | Run::Stopping { .. } => {}
+        }
+    }
+
+    fn job_start_failed(
+        &mut self,
+        now: Instant,
+        wall: Option<DateTime<Utc>>,
+        name: &str,
+        error: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(j) = self.job_index(name) else {
+            return;
+        };
+        let job = &mut self.jobs[j];
+        let awaited = job.awaiting.take();
+        let why = match job.run {
+            Run::Stopping { why, pid: None, .. } => Some(why),
+            Run::Starting => None,
+            _ if awaited.is_some() => None,
+            _ => return,
+        };
+        let mut entry = job
+            .current
+            .take()
+            .unwrap_or_else(|| CronRun::running(awaited.flatten(), wall));
+        entry.ended = wall;
+        entry.result = RunResult::Failed;
+        entry.note = Some(format!("start failed: {error}"));
+        job.record(entry);
+        report(
+            out,
+            name,
+            ReportKind::Failed,
+            format!("run could not start: {error}"),
+        );
+        self.finish_run(now, j, why, out);
+    }
+
+    fn job_exited(
+        &mut self,
+        now: Instant,
+        wall: Option<DateTime<Utc>>,
+        name: &str,
+        pid: u32,
+        status: ExitStatus,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(j) = self.job_index(name) else {
+            return;
+        };
+        let job = &mut self.jobs[j];
+        if job.pid() != Some(pid) {
+            return;
+        }
+        let why = match job.run {
+            Run::Stopping { why, .. } => Some(why),
+            _ => None,
+        };
+        let result = if status.success() {
+            RunResult::Success
+        } else if why.is_some() {
+            RunResult::Stopped
+        } else {
+            RunResult::Failed
+        };
+        let mut entry = job
+            .current
+            .take()
+            .unwrap_or_else(|| CronRun::running(None, None));
+        entry.pid = Some(pid);
+        entry.ended = wall;
+        entry.status = Some(status);
+        entry.result = result;
+        job.record(entry);
+        job.last_exit = Some(status);
+        match result {
+            RunResult::Failed => {
+                report(
+                    out,
+                    name,
+                    ReportKind::Failed,
+                    format!("run failed: {status}"),
+                );
+            }
+            _ => report(
+                out,
+                name,
+                ReportKind::Exited,
+                format!("run finished: {status}"),
+            ),
+        }
+        self.finish_run(now, j, why, out);
+    }
+
+    /// The live run of job `j` is over (after a stop for `why`, if any).
+    fn finish_run(&mut self, now: Instant, j: usize, why: Option<StopWhy>, out: &mut Vec<Action>) {
+        let job = &mut self.jobs[j];
+        job.set(now, Run::Idle);
+        out.push(Action::Persist);
+        match why {
+            Some(StopWhy::Remove) => {
+                report(
+                    out,
+                    job.name(),
+                    ReportKind::Stopped,
+                    "removed from the plan".into(),
+                );
+                self.jobs.remove(j);
+                return;
+            }
+            Some(StopWhy::Again) if job.armed => {
+                if let Some(wall) = self.wall_at(now) {
+                    self.jobs[j].start(now, wall, None, out);
+                }
+            }
+            Some(StopWhy::User) => {
+                report(out, job.name(), ReportKind::Stopped, "stopped".into());
+            }
+            _ => {}
+        }
+        self.jobs[j].flush_rearm(out);
+    }
+
+    fn job_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
+        let Some(j) = self.job_index(name) else {
+            return;
+        };
+        let job = &mut self.jobs[j];
+        if job.is_live() {
+            return;
+        }
+        let mut entry = job.current.take().unwrap_or_else(|| {
+            let mut e = CronRun::running(None, None);
+            e.note = Some("found running after a supervisor restart".into());
+            e
+        });
+        entry.pid = Some(pid);
+        job.current = Some(entry);
+        job.set(now, Run::Running { pid });
+        report(
+            out,
+            name,
+            ReportKind::Started,
+            format!("adopted a running run (pid {pid})"),
+        );
+        out.push(Action::Persist);
+    }
+
+    fn job_elapsed(
+        &mut self,
+        _now: Instant,
+        wall: Option<DateTime<Utc>>,
+        name: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(j) = self.job_index(name) else {
+            return;
+        };
+        let job = &mut self.jobs[j];
+        if !job.armed || job.driver != Driver::SystemdTimer {
+            return;
+        }
+        if let Some(wall) = wall {
+            job.advance(wall);
+        }
+        let due = job.last_due.map(|(d, _)| d);
+        let already = job.current.as_ref().and_then(|c| c.scheduled);
+        if let Some((_, consumed)) = &mut job.last_due {
+            *consumed = true;
+        }
+        let Some(due) = due.or(wall) else {
+            return;
+        };
+        if job.is_live() {
+            // The Started of this very elapse may have come first and taken the due time.
+            if already != Some(due) {
+                job.skip(due, "the previous run is still running".into(), out);
+            }
+        } else {
+            job.awaiting = Some(Some(due));
+        }
+    }
+}
+
+/// `Option<DateTime<Utc>>` as an RFC 3339 string (UTC, milliseconds) or null.
+mod opt_time {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+#[path = "cron_tests.rs"]
+mod tests;

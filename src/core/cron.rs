@@ -249,6 +249,8 @@ pub(crate) struct Job {
     awaiting: Option<Option<DateTime<Utc>>>,
     /// The backend timer must be (re)created once no run is live.
     rearm: bool,
+    /// An `ArmTimer` went out and no `DisarmTimer` since: the backend may have a timer.
+    timer_up: bool,
     since: Option<Instant>,
     reason: Option<String>,
     last_exit: Option<ExitStatus>,
@@ -267,6 +269,7 @@ impl Job {
             last_due: None,
             awaiting: None,
             rearm: false,
+            timer_up: false,
             since: None,
             reason: None,
             last_exit: None,
@@ -521,6 +524,7 @@ impl Job {
             self.rearm = false;
             if let Some(calendar) = self.plan.calendar.clone() {
                 if self.driver == Driver::SystemdTimer {
+                    self.timer_up = true;
                     out.push(Action::ArmTimer {
                         unit: self.plan.name.clone(),
                         spec: self.plan.spec.clone(),
@@ -541,6 +545,7 @@ impl Job {
         if self.plan.calendar.is_some() {
             // Always, even when not armed here: a timer left by a crashed supervisor keeps
             // firing otherwise.
+            self.timer_up = false;
             out.push(Action::DisarmTimer {
                 unit: self.plan.name.clone(),
             });
@@ -618,6 +623,16 @@ impl Core {
         }
     }
 
+    /// Jobs whose backend timer may exist: a supervisor that dies leaves these behind, and
+    /// the state file says so (`sysg stop` then removes them).
+    pub fn armed_timers(&self) -> Vec<UnitId> {
+        self.jobs
+            .iter()
+            .filter(|j| j.timer_up)
+            .map(|j| j.plan.name.clone())
+            .collect()
+    }
+
     /// Every job's history (finished, skipped and the running one), for the state file.
     pub fn cron_histories(&self) -> BTreeMap<String, Vec<CronRun>> {
         self.jobs
@@ -686,7 +701,7 @@ impl Core {
                 self.job_exited(now, wall, unit, *pid, *status, out)
             }
             Event::Adopted { unit, pid } => self.job_adopted(now, unit, *pid, out),
-            Event::Elapsed { unit } => self.job_elapsed(now, wall, unit, out),
+            Event::Elapsed { unit } => self.job_elapsed(wall, unit, out),
             Event::TimerFailed { unit, error } => {
                 let Some(j) = self.job_index(unit) else {
                     return;
@@ -696,6 +711,7 @@ impl Core {
                     return;
                 }
                 job.driver = Driver::Supervisor;
+                job.timer_up = false;
                 report(
                     out,
                     unit,
@@ -730,8 +746,8 @@ impl Core {
             let Some(due) = job.advance(wall) else {
                 continue;
             };
-            if job.driver == Driver::SystemdTimer {
-                // The timer starts the run; its elapse (Event::Elapsed) decides run or skip.
+            if job.driver == Driver::SystemdTimer && !job.is_live() {
+                // The timer starts this run; `Started` (or `Elapsed`) takes the due time.
                 continue;
             }
             if let Some((_, consumed)) = &mut job.last_due {
@@ -739,6 +755,16 @@ impl Core {
             }
             if job.is_live() {
                 job.skip(due, "the previous run is still running".into(), out);
+                if job.driver == Driver::SystemdTimer && !job.rearm {
+                    // A systemd timer does not skip: it fires as soon as the live run ends.
+                    // Without a timer until then, the rule is the same on both drivers; the
+                    // timer is created again when the run is over (`flush_rearm`).
+                    job.timer_up = false;
+                    out.push(Action::DisarmTimer {
+                        unit: job.plan.name.clone(),
+                    });
+                    job.rearm = true;
+                }
                 continue;
             }
             match self.job_deps(j) {
@@ -853,6 +879,7 @@ impl Core {
                 Some(mut job) => {
                     if job.plan != p {
                         if job.plan.calendar.is_some() {
+                            job.timer_up = false;
                             out.push(Action::DisarmTimer {
                                 unit: job.plan.name.clone(),
                             });
@@ -877,6 +904,7 @@ impl Core {
         for mut job in old.into_iter().flatten() {
             job.armed = false;
             if job.plan.calendar.is_some() {
+                job.timer_up = false;
                 out.push(Action::DisarmTimer {
                     unit: job.plan.name.clone(),
                 });
@@ -943,16 +971,34 @@ impl Core {
             }
             Run::Idle => {
                 // A run the core did not start: the backend timer fired (or a trigger, or
-                // someone started the unit by hand).
-                let scheduled = match job.awaiting.take() {
+                // someone started the unit by hand). Its due time may have passed just now.
+                if let Some(wall) = wall {
+                    job.advance(wall);
+                }
+                let mut note = None;
+                let mut scheduled = match job.awaiting.take() {
                     Some(s) => s,
                     None => job.take_due(),
                 };
+                if scheduled.is_none() {
+                    // The timer fired for a due time recorded as skipped (the previous run
+                    // ended between the due time and the timer's removal): it did run.
+                    let due = job.last_due.map(|(d, _)| d);
+                    let skip = job
+                        .history
+                        .iter()
+                        .rposition(|r| r.skipped && due.is_some() && r.scheduled == due);
+                    if let Some(i) = skip {
+                        job.history.remove(i);
+                        scheduled = due;
+                        note = Some("late: started as soon as the previous run ended".into());
+                    } else {
+                        note = Some("run by request".into());
+                    }
+                }
                 let mut entry = CronRun::running(scheduled, wall);
                 entry.pid = Some(pid);
-                if scheduled.is_none() {
-                    entry.note = Some("run by request".into());
-                }
+                entry.note = note;
                 job.current = Some(entry);
                 job.set(now, Run::Running { pid });
                 job.reason = None;
@@ -1120,13 +1166,7 @@ impl Core {
         out.push(Action::Persist);
     }
 
-    fn job_elapsed(
-        &mut self,
-        _now: Instant,
-        wall: Option<DateTime<Utc>>,
-        name: &str,
-        out: &mut Vec<Action>,
-    ) {
+    fn job_elapsed(&mut self, wall: Option<DateTime<Utc>>, name: &str, out: &mut Vec<Action>) {
         let Some(j) = self.job_index(name) else {
             return;
         };
@@ -1137,19 +1177,12 @@ impl Core {
         if let Some(wall) = wall {
             job.advance(wall);
         }
-        let due = job.last_due.map(|(d, _)| d);
-        let already = job.current.as_ref().and_then(|c| c.scheduled);
-        if let Some((_, consumed)) = &mut job.last_due {
-            *consumed = true;
-        }
-        let Some(due) = due.or(wall) else {
+        // A due time already taken (by the run's own `Started`, or by a skip) needs nothing.
+        let Some(due) = job.take_due() else {
             return;
         };
         if job.is_live() {
-            // The Started of this very elapse may have come first and taken the due time.
-            if already != Some(due) {
-                job.skip(due, "the previous run is still running".into(), out);
-            }
+            job.skip(due, "the previous run is still running".into(), out);
         } else {
             job.awaiting = Some(Some(due));
         }

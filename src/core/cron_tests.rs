@@ -784,6 +784,7 @@ fn timer_driven_job_records_runs_and_skips_from_backend_events() {
         if unit == "t" && calendar == "calendar of * * * * *")));
     assert_eq!(sim.state("t"), StateKind::Scheduled);
     assert_eq!(sim.cron("t").driver, Driver::SystemdTimer);
+    assert_eq!(sim.core.armed_timers(), ["t"]);
     // Due time: the core starts nothing itself.
     sim.run_to(utc("2026-05-01T12:01:00.200Z"));
     assert!(sim.starts_of("t").is_empty());
@@ -807,8 +808,13 @@ fn timer_driven_job_records_runs_and_skips_from_backend_events() {
         pid: 78,
     });
     sim.send(Event::Elapsed { unit: "t".into() });
+    // Due while that run is live: skipped, and the timer removed until the run ends (a systemd
+    // timer would otherwise fire again as soon as the run ends).
+    sim.actions.clear();
     sim.run_to(utc("2026-05-01T12:03:00.300Z"));
-    sim.send(Event::Elapsed { unit: "t".into() });
+    assert!(sim
+        .actions
+        .contains(&Action::DisarmTimer { unit: "t".into() }));
     let h = sim.cron("t").history;
     let shape: Vec<_> = h.iter().map(|r| (r.scheduled, r.result)).collect();
     assert_eq!(
@@ -824,6 +830,7 @@ fn timer_driven_job_records_runs_and_skips_from_backend_events() {
     // Stopping the job removes the timer and stops the run.
     let acts = sim.send(Event::Request(Request::Stop(None)));
     assert!(acts.contains(&Action::DisarmTimer { unit: "t".into() }));
+    assert!(sim.core.armed_timers().is_empty());
     assert!(acts.contains(&Action::Signal {
         unit: "t".into(),
         signal: 15
@@ -907,4 +914,47 @@ fn run_records_round_trip_as_json() {
     assert_eq!(v["status"], serde_json::json!({"kind": "code", "value": 2}));
     let back: CronRun = serde_json::from_value(v).unwrap();
     assert_eq!(back, r);
+}
+
+#[test]
+fn a_timer_job_gets_its_timer_back_after_an_overlap_and_a_late_catch_up_counts_as_the_run() {
+    let mut sim = Sim::new(
+        vec![],
+        vec![timer_job("t", "* * * * *")],
+        "2026-05-01T12:00:30Z",
+    );
+    sim.send(Event::Request(Request::Start(None)));
+    sim.run_to(utc("2026-05-01T12:01:00.100Z"));
+    sim.send(Event::Started {
+        unit: "t".into(),
+        pid: 70,
+    });
+    sim.run_to(utc("2026-05-01T12:02:00.000Z"));
+    assert_eq!(
+        sim.cron("t").history.last().unwrap().result,
+        RunResult::Skipped
+    );
+    sim.at += ms(10);
+    let acts = sim.send(Event::Exited {
+        unit: "t".into(),
+        pid: 70,
+        status: ExitStatus::Code(0),
+    });
+    assert!(acts.iter().any(|a| matches!(a, Action::ArmTimer { .. })));
+    // systemd's catch-up run beat the timer's removal: the skip becomes that run.
+    sim.at += ms(10);
+    sim.send(Event::Started {
+        unit: "t".into(),
+        pid: 71,
+    });
+    let h = sim.cron("t").history;
+    let shape: Vec<_> = h.iter().map(|r| (r.scheduled, r.result)).collect();
+    assert_eq!(
+        shape,
+        [
+            (Some(utc("2026-05-01T12:01:00Z")), RunResult::Success),
+            (Some(utc("2026-05-01T12:02:00Z")), RunResult::Running),
+        ]
+    );
+    assert!(h[1].note.as_deref().unwrap_or("").starts_with("late"));
 }

@@ -31,6 +31,10 @@ pub struct PersistedState {
     /// The last runs of every cron job (`core::HISTORY_LEN` each, plus a live one).
     #[serde(default)]
     pub cron: BTreeMap<String, Vec<CronRun>>,
+    /// Cron jobs whose backend timer (a systemd `.timer`) was armed when this was written;
+    /// empty after a clean stop.
+    #[serde(default)]
+    pub timers: Vec<String>,
 }
 
 /// Per-unit counters.

@@ -430,6 +430,7 @@ impl Supervisor {
             records: self.backend.records(),
             units: self.memo.clone(),
             cron: self.core.cron_histories(),
+            timers: self.core.armed_timers(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
             tracing::error!("cannot save state: {e}");

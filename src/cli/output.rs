@@ -29,6 +29,15 @@ pub fn print_outcome(resp: &Response) -> i32 {
             if !running.is_empty() {
                 println!("running: {}", running.join(", "));
             }
+            let scheduled: Vec<&str> = report
+                .services
+                .iter()
+                .filter(|s| s.state == StateKind::Scheduled)
+                .map(|s| s.name.as_str())
+                .collect();
+            if !scheduled.is_empty() {
+                println!("scheduled: {}", scheduled.join(", "));
+            }
         }
         EXIT_OK
     } else {

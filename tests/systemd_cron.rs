@@ -212,6 +212,17 @@ fn e2e_cron_timers_fire_and_history_shows_the_runs() {
     assert!(count(&slow, "skipped") >= 1, "{slow:?}");
     assert_eq!(count(&slow, "failed"), 0, "{slow:?}");
 
+    // A run by request goes through the timer's service.
+    assert_ok(
+        &p.sysg(&["restart", "--service", "tick"]),
+        "restart --service tick",
+    );
+    wait_until("the requested run", T, || {
+        p.history("tick")
+            .iter()
+            .any(|r| r["note"] == "run by request" && r["result"] == "success")
+    });
+
     // The supervisor crashes: the timers outlive it; a new supervisor takes them over and
     // the history goes on where it was.
     let before = p.history("tick");
@@ -254,6 +265,15 @@ fn e2e_stop_without_a_supervisor_removes_leftover_timers() {
     let sup = p.supervisor_pid().expect("supervisor pid");
     ns.exec(&["kill", "-9", &sup.to_string()]);
     wait_until("the supervisor is gone", T, || !ns.alive(sup));
-    assert_ok(&p.sysg(&["stop"]), "stop without a supervisor");
+    let out = p.sysg(&["stop"]);
+    if !out.status.success() {
+        // Say what the adopting supervisor did: this path starts a supervisor only to stop.
+        let log = p.ns.output(&[
+            "cat",
+            &format!("/var/log/systemg/{}/supervisor.log", p.project),
+        ]);
+        eprintln!("supervisor log:\n{log}");
+    }
+    assert_ok(&out, "stop without a supervisor");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
 }

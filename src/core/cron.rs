@@ -621,23 +621,26 @@ impl Core {
 
     /// The live run of job `j` is over (after a stop for `why`, if any).
     fn finish_run(&mut self, now: Instant, j: usize, why: Option<StopWhy>, out: &mut Vec<Action>) {
+        let wall = self.wall_at(now);
         let job = &mut self.jobs[j];
         job.set(now, Run::Idle);
         out.push(Action::Persist);
+        if why == Some(StopWhy::Remove) {
+            report(
+                out,
+                job.name(),
+                ReportKind::Stopped,
+                "removed from the plan".into(),
+            );
+            self.jobs.remove(j);
+            return;
+        }
+        // The timer first: a run by request goes through the timer's service.
+        job.flush_rearm(out);
         match why {
-            Some(StopWhy::Remove) => {
-                report(
-                    out,
-                    job.name(),
-                    ReportKind::Stopped,
-                    "removed from the plan".into(),
-                );
-                self.jobs.remove(j);
-                return;
-            }
             Some(StopWhy::Again) if job.armed => {
-                if let Some(wall) = self.wall_at(now) {
-                    self.jobs[j].start(now, wall, None, out);
+                if let Some(wall) = wall {
+                    job.start(now, wall, None, out);
                 }
             }
             Some(StopWhy::User) => {
@@ -645,7 +648,6 @@ impl Core {
             }
             _ => {}
         }
-        self.jobs[j].flush_rearm(out);
     }
 
     fn job_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {

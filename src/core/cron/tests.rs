@@ -958,3 +958,39 @@ fn a_timer_job_gets_its_timer_back_after_an_overlap_and_a_late_catch_up_counts_a
     );
     assert!(h[1].note.as_deref().unwrap_or("").starts_with("late"));
 }
+
+#[test]
+fn a_run_by_request_after_an_overlap_gets_its_timer_back_first() {
+    let mut sim = Sim::new(
+        vec![],
+        vec![timer_job("t", "* * * * *")],
+        "2026-05-01T12:00:30Z",
+    );
+    sim.send(Event::Request(Request::Start(None)));
+    sim.run_to(utc("2026-05-01T12:01:00.100Z"));
+    sim.send(Event::Started {
+        unit: "t".into(),
+        pid: 70,
+    });
+    // Overlap: the timer is removed until the run ends.
+    sim.run_to(utc("2026-05-01T12:02:00.100Z"));
+    assert!(sim
+        .actions
+        .contains(&Action::DisarmTimer { unit: "t".into() }));
+    sim.send(Event::Request(Request::Restart(Some(vec!["t".into()]))));
+    let acts = sim.send(Event::Exited {
+        unit: "t".into(),
+        pid: 70,
+        status: ExitStatus::Signal(15),
+    });
+    let arm = acts
+        .iter()
+        .position(|a| matches!(a, Action::ArmTimer { .. }));
+    let trigger = acts
+        .iter()
+        .position(|a| *a == Action::Trigger { unit: "t".into() });
+    assert!(
+        arm.is_some() && trigger.is_some() && arm < trigger,
+        "{acts:?}"
+    );
+}

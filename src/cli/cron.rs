@@ -82,12 +82,21 @@ pub fn summary(c: &CronStatus, reason: Option<&str>, now: DateTime<Utc>) -> Stri
     parts.join("; ")
 }
 
-/// The schedule, next run and history, for `sysg inspect`.
-pub fn details(c: &CronStatus, now: DateTime<Utc>) -> String {
+/// The timer unit of a job on the systemd backend.
+fn timer_unit(project: &str, job: &str) -> String {
+    #[cfg(target_os = "linux")]
+    let name = crate::backend::systemd::naming::timer_name(project, job);
+    #[cfg(not(target_os = "linux"))]
+    let name = format!("sysg-{project}-{job}.timer");
+    name
+}
+
+/// The schedule, next run and history of `job` of `project`, for `sysg inspect`.
+pub fn details(project: &str, job: &str, c: &CronStatus, now: DateTime<Utc>) -> String {
     let tz = zone(c);
     let driver = match c.driver {
-        Driver::Supervisor => "run by the supervisor",
-        Driver::SystemdTimer => "run by a systemd timer",
+        Driver::Supervisor => "run by the supervisor".to_string(),
+        Driver::SystemdTimer => format!("run by the systemd timer {}", timer_unit(project, job)),
     };
     let mut out = format!("  schedule:  {} ({}), {driver}\n", c.expression, c.timezone);
     let next = match (c.armed, c.next_run) {
@@ -221,6 +230,8 @@ mod tests {
     fn details_list_every_run() {
         let now = t("2026-01-10T09:04:48Z");
         let text = details(
+            "shop",
+            "backup",
             &status(vec![
                 run(RunResult::Success, Some(ExitStatus::Code(0)), None),
                 run(
@@ -244,5 +255,13 @@ mod tests {
             text.contains("skipped: the previous run is still running"),
             "{text}"
         );
+        let mut timer = status(vec![]);
+        timer.driver = Driver::SystemdTimer;
+        let text = details("shop", "backup", &timer, now);
+        assert!(
+            text.contains("run by the systemd timer sysg-shop-backup.timer"),
+            "{text}"
+        );
+        assert!(text.contains("runs:      none yet"), "{text}");
     }
 }

@@ -104,7 +104,10 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         println!("  state:     not running (no supervisor)");
     }
     if let Some(c) = &cron {
-        print!("{}", super::cron::details(c, chrono::Utc::now()));
+        print!(
+            "{}",
+            super::cron::details(&ctx.project, &a.unit, c, chrono::Utc::now())
+        );
     }
     if let Some(svc) = svc {
         println!("  command:   {}", svc.run.argv().join(" "));

@@ -88,6 +88,7 @@ fn connect(ns: &NsSystemd) -> (SystemdBackend, mpsc::Receiver<BackendEvent>) {
 fn next_exit(rx: &mpsc::Receiver<BackendEvent>, limit: Duration) -> (String, u32, ExitStatus) {
     match rx.recv_timeout(limit) {
         Ok(BackendEvent::Exited { unit, pid, status }) => (unit, pid, status),
+        Ok(other) => panic!("expected an exit event, got {other:?}"),
         Err(e) => panic!("no exit event within {limit:?}: {e}"),
     }
 }

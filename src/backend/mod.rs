@@ -22,6 +22,12 @@ pub enum BackendEvent {
         pid: u32,
         status: ExitStatus,
     },
+    /// A process of the unit started that `start` did not start: a run of a cron job started
+    /// by the backend's own timer (or by `trigger`). Its end comes as `Exited`.
+    Started { unit: String, pid: u32 },
+    /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
+    /// previous run still runs, in which case nothing else follows.
+    Elapsed { unit: String },
 }
 
 /// Where a backend sends its events (the runtime's channel).
@@ -81,6 +87,33 @@ pub trait Backend: Send {
     /// Every unit has stopped and the supervisor is leaving for good: remove what the backend
     /// created for the project as a whole (the systemd backend's project slice).
     fn release(&mut self) {}
+    /// Whether the backend can run cron jobs from its own timers (`arm_timer`).
+    fn supports_timers(&self) -> bool {
+        false
+    }
+    /// Create (or replace) a timer that runs `spec` on `calendar` (systemd `OnCalendar=`
+    /// syntax). Each run is reported as `Elapsed`, then `Started` and `Exited`.
+    fn arm_timer(&mut self, spec: &UnitSpec, calendar: &str) -> Result<(), BackendError> {
+        let _ = calendar;
+        Err(BackendError::Other(format!(
+            "{}: the {} backend has no timers",
+            spec.name,
+            self.name()
+        )))
+    }
+    /// Remove the timer of `unit`, if there is one; a run in progress is left alone.
+    fn disarm_timer(&mut self, unit: &str) -> Result<(), BackendError> {
+        let _ = unit;
+        Ok(())
+    }
+    /// Start a run of the timer-driven job `unit` now, outside its schedule; the run is
+    /// reported as `Started`/`Exited`.
+    fn trigger(&mut self, unit: &str) -> Result<(), BackendError> {
+        Err(BackendError::Other(format!(
+            "{unit}: the {} backend has no timers",
+            self.name()
+        )))
+    }
 }
 
 /// Which backend the runtime should use.

@@ -314,6 +314,14 @@ pub fn render(r: &InspectReport, color: bool) -> String {
         field("needed by", r.dependents.join(", "));
     }
     text.push_str(&out);
+    if let Some(c) = &st.cron {
+        text.push_str(&super::cron::details(
+            &r.project,
+            &r.name,
+            c,
+            chrono::Utc::now(),
+        ));
+    }
     if let Some(cfg) = &r.config {
         text.push_str("  config (env values hidden):\n");
         let mut lines = Vec::new();
@@ -426,6 +434,7 @@ mod tests {
                 next_restart_secs: None,
                 tags: Vec::new(),
                 children: Vec::new(),
+                cron: None,
             },
             pids: vec![10, 11],
             exits: vec![inspect::ExitRecord {

@@ -102,6 +102,7 @@ mod tests {
             next_restart_secs: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             children: Vec::new(),
+            cron: None,
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod args;
 mod completions;
 mod context;
+mod cron;
 mod init;
 mod inspect;
 mod journal;

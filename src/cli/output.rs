@@ -30,6 +30,15 @@ pub fn print_outcome(resp: &Response) -> i32 {
             if !running.is_empty() {
                 println!("running: {}", running.join(", "));
             }
+            let scheduled: Vec<&str> = report
+                .services
+                .iter()
+                .filter(|s| s.state == StateKind::Scheduled)
+                .map(|s| s.name.as_str())
+                .collect();
+            if !scheduled.is_empty() {
+                println!("scheduled: {}", scheduled.join(", "));
+            }
         }
         EXIT_OK
     } else {
@@ -65,6 +74,7 @@ pub(crate) fn state_color(s: StateKind) -> &'static str {
         StateKind::Starting | StateKind::Stopping | StateKind::Waiting | StateKind::Backoff => "33",
         StateKind::Failed | StateKind::Blocked => "31",
         StateKind::Stopped => "2",
+        StateKind::Scheduled => "36",
     }
 }
 
@@ -93,6 +103,9 @@ pub fn status_table(
                     .unwrap_or_else(|| "-".into()),
                 s.health.clone().unwrap_or_else(|| "-".into()),
                 match (&s.reason, s.next_restart_secs) {
+                    _ if s.cron.is_some() => s.cron.as_ref().map_or_else(String::new, |c| {
+                        super::cron::summary(c, s.reason.as_deref(), chrono::Utc::now())
+                    }),
                     (Some(r), _) => r.clone(),
                     (None, Some(n)) => format!("restart in {}", human_duration(n.ceil())),
                     _ => String::new(),
@@ -165,6 +178,7 @@ mod tests {
                 next_restart_secs: None,
                 tags: Vec::new(),
                 children: Vec::new(),
+                cron: None,
             }],
         }
     }

@@ -43,6 +43,7 @@ pub fn step(p: &Progress) -> Step {
         StateKind::Failed | StateKind::Blocked => (format!("failed{reason}"), false, true),
         StateKind::Stopping => ("stopping".into(), true, false),
         StateKind::Stopped => ("stopped".into(), false, false),
+        StateKind::Scheduled => ("scheduled".into(), false, false),
     };
     Step { word, waiting, bad }
 }

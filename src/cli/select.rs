@@ -114,7 +114,20 @@ pub fn resolve(
         return Ok(None);
     }
     let catalog = match &ctx.config {
-        Some(cfg) => from_config(cfg, with_cron),
+        Some(cfg) => {
+            // Tags never pick cron jobs when `with_cron` is off, but a job named with
+            // `--service` is always selectable (stop it, run it now).
+            let mut c = from_config(cfg, with_cron);
+            if let Some(job) = service.and_then(|s| cfg.service(s)) {
+                if !c.iter().any(|e| e.name == job.name) {
+                    c.push(Entry {
+                        name: job.name.clone(),
+                        tags: job.tags.clone(),
+                    });
+                }
+            }
+            c
+        }
         None => match live_report(ctx) {
             Ok(Some(r)) => from_report(&r),
             Ok(None) if tags.is_empty() => return Ok(service.map(|s| vec![s.to_string()])),

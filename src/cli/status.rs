@@ -153,8 +153,8 @@ pub(super) fn exit_code(selected: &[&ServiceStatus], running: bool) -> i32 {
 
 /// What status can say without a supervisor: the configured services, all stopped.
 pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
-    let memo = match state::load(&ctx.paths.state_file) {
-        Ok(Loaded::Ok(s)) => s.units,
+    let (memo, saved_cron) = match state::load(&ctx.paths.state_file) {
+        Ok(Loaded::Ok(s)) => (s.units, s.cron),
         _ => Default::default(),
     };
     let names: Vec<String> = ctx
@@ -191,6 +191,7 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
                     } else {
                         "no supervisor running".into()
                     }),
+                    cron: super::cron::offline_status(ctx.config.as_ref(), &name, &saved_cron),
                     name,
                     uptime_secs: None,
                     restarts: m.restarts,
@@ -222,6 +223,7 @@ mod tests {
             next_restart_secs: None,
             tags: Vec::new(),
             children: Vec::new(),
+            cron: None,
         }
     }
 

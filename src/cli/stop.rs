@@ -32,7 +32,7 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
             code
         }
         Err(ControlError::NotRunning { project, .. }) => {
-            if orphaned_records(&ctx.paths).is_empty() {
+            if orphaned_records(&ctx.paths).is_empty() && !timers_left(&ctx.paths) {
                 eprintln!(
                     "sysg: no supervisor is running for project `{project}`; nothing to stop"
                 );
@@ -50,6 +50,12 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// A crashed supervisor left cron timers armed (they outlive it, like systemd services do).
+fn timers_left(paths: &crate::runtime::paths::ProjectPaths) -> bool {
+    use crate::runtime::state::{self, Loaded};
+    matches!(state::load(&paths.state_file), Ok(Loaded::Ok(s)) if !s.timers.is_empty())
 }
 
 /// After a shutdown answer, wait until the supervisor process released its lock (it exits

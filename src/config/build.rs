@@ -99,6 +99,24 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         })
         .collect();
     graph::check(ctx, &names, &edges);
+    // A cron job has no lasting state to wait for (it runs now and then), so nothing can
+    // depend on one; a job may depend on services (a run is skipped while they are down).
+    let jobs: Vec<&str> = drafts
+        .iter()
+        .filter(|d| d.service.as_ref().is_some_and(|s| s.cron.is_some()))
+        .map(|d| d.name.as_str())
+        .collect();
+    for e in drafts.iter().flat_map(|d| d.deps.iter()) {
+        if jobs.contains(&e.service.as_str()) {
+            ctx.err(
+                e.pos,
+                format!(
+                    "{}: `{}` is a cron job; nothing can depend on a cron job (it has no lasting state to wait for)",
+                    e.path, e.service
+                ),
+            );
+        }
+    }
 
     let healthy: Vec<bool> = drafts.iter().map(|d| d.has_health).collect();
     let mut out = Vec::with_capacity(drafts.len());

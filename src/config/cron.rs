@@ -138,6 +138,28 @@ pub fn system_timezone() -> Tz {
 
 /// Translate a standard expression into one or two `cron` crate schedules.
 fn parse_expression(expression: &str) -> Result<Vec<cron::Schedule>, String> {
+    let six = normalize(expression)?;
+    let dow = translate_dow(&six[5])?;
+    let dom_restricted = !matches!(six[3].as_str(), "*" | "?");
+    let dow_restricted = dow != "*";
+    let build = |dom: &str, dow: &str| -> Result<cron::Schedule, String> {
+        let mut fields = six.clone();
+        fields[3] = dom.to_string();
+        fields[5] = dow.to_string();
+        cron::Schedule::from_str(&fields.join(" "))
+            .map_err(|e| format!("invalid cron expression {expression:?}: {e}"))
+    };
+    if dom_restricted && dow_restricted {
+        // Standard cron ORs the two day fields when both are restricted.
+        Ok(vec![build(&six[3], "*")?, build("*", &dow)?])
+    } else {
+        Ok(vec![build(&six[3], &dow)?])
+    }
+}
+
+/// The fields of a standard expression with shorthands expanded and a 5-field expression given
+/// its seconds: `sec min hour dom month dow [year]`. Day-of-week is still as written.
+pub(crate) fn normalize(expression: &str) -> Result<Vec<String>, String> {
     let expr = expression.trim();
     let six: Vec<String> = if let Some(short) = expr.strip_prefix('@') {
         let fields = match short.to_ascii_lowercase().as_str() {
@@ -169,26 +191,11 @@ fn parse_expression(expression: &str) -> Result<Vec<cron::Schedule>, String> {
             }
         }
     };
-    let dow = translate_dow(&six[5])?;
-    let dom_restricted = !matches!(six[3].as_str(), "*" | "?");
-    let dow_restricted = dow != "*";
-    let build = |dom: &str, dow: &str| -> Result<cron::Schedule, String> {
-        let mut fields = six.clone();
-        fields[3] = dom.to_string();
-        fields[5] = dow.to_string();
-        cron::Schedule::from_str(&fields.join(" "))
-            .map_err(|e| format!("invalid cron expression {expression:?}: {e}"))
-    };
-    if dom_restricted && dow_restricted {
-        // Standard cron ORs the two day fields when both are restricted.
-        Ok(vec![build(&six[3], "*")?, build("*", &dow)?])
-    } else {
-        Ok(vec![build(&six[3], &dow)?])
-    }
+    Ok(six)
 }
 
 /// Rewrite a standard day-of-week field (0/7 = Sunday) as names, or `*` for every day.
-fn translate_dow(field: &str) -> Result<String, String> {
+pub(crate) fn translate_dow(field: &str) -> Result<String, String> {
     if field == "*" || field == "?" {
         return Ok("*".into());
     }

@@ -2,6 +2,7 @@
 //! position.
 
 mod build;
+pub mod calendar;
 pub mod caps;
 pub mod cron;
 pub mod duration;

@@ -370,6 +370,14 @@ fn cron_services() {
     assert!(m.contains("did you mean `Europe/Berlin`?"), "{m}");
     let (_, _, m) = one("version: '1'\nservices:\n  b:\n    cron: {expression: '@daily'}\n");
     assert!(m.contains("missing `command`"));
+    // Nothing can depend on a job; a job may depend on a service.
+    let (l, c, m) = one("version: '1'\nservices:\n  job:\n    command: x\n    cron: {expression: '@daily'}\n  web:\n    command: y\n    depends_on: [job]\n");
+    assert_eq!((l, c), (8, 18));
+    assert!(
+        m.contains("`job` is a cron job; nothing can depend on a cron job"),
+        "{m}"
+    );
+    ok("version: '1'\nservices:\n  db:\n    command: x\n  job:\n    command: y\n    cron: {expression: '@daily'}\n    depends_on: [db]\n");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::schema::RestartPolicy;
-use crate::core::StateKind;
+use crate::core::{CronStatus, StateKind};
 use crate::spec::ExitStatus;
 
 /// The protocol version this build speaks.
@@ -192,12 +192,19 @@ pub struct ServiceStatus {
     /// Children started with `sysg spawn` (whole tree); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,
+    /// Cron jobs only: schedule, next run and the last runs.
+    #[serde(default)]
+    pub cron: Option<CronStatus>,
 }
 
 impl ServiceStatus {
-    /// True when the service is where a user wants it: running, or finished successfully.
+    /// True when the service is where a user wants it: running, or finished successfully (a
+    /// cron job: its schedule armed).
     pub fn is_good(&self) -> bool {
-        matches!(self.state, StateKind::Running | StateKind::Completed)
+        matches!(
+            self.state,
+            StateKind::Running | StateKind::Completed | StateKind::Scheduled
+        )
     }
 }
 

@@ -5,19 +5,22 @@
 //! ordering, cascades, restarts and backoff lives here, shared by both backends.
 //!
 //! Layout: `unit.rs` (one unit's state), `policy.rs` (restart decision and backoff),
-//! `deps.rs` (order, closures, dependency conditions), this file (dispatch and the
-//! reconcile pass). The state diagram and the decisions are in `STATES.md`.
+//! `deps.rs` (order, closures, dependency conditions), `cron.rs` (cron jobs: schedule, overlap,
+//! history), this file (dispatch and the reconcile pass). The state diagram and the decisions
+//! are in `STATES.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::schema::{Dependency, HealthCheck, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
 mod adhoc;
+mod cron;
 mod deploy;
 mod deps;
 mod health;
@@ -35,6 +38,7 @@ use notice::notify;
 use policy::{Decision, Ending};
 use unit::{report, State, StopWhy, Unit};
 
+pub use cron::{CronRun, CronStatus, Driver, JobPlan, RunResult, HISTORY_LEN, WALL_RECHECK};
 pub use deploy::{
     instance_key, service_of, BlueGreenPlan, DeployAction, DeployEvent, DeployOutcome, DeployPlan,
     Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
@@ -97,6 +101,11 @@ pub enum Event {
     Tick,
     /// A deployment step answered (see `deploy.rs`).
     Deploy(DeployEvent),
+    /// A cron job's backend timer elapsed (it starts the run itself, or does nothing when the
+    /// previous run still runs).
+    Elapsed { unit: UnitId },
+    /// A cron job's backend timer could not be created; the core schedules the job instead.
+    TimerFailed { unit: UnitId, error: String },
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -116,6 +125,9 @@ pub enum Request {
     Add(UnitPlan),
     /// Drop these units from the plan: a live one is stopped first, then forgotten.
     Forget(Vec<UnitId>),
+    /// Apply a new set of cron jobs: added ones are armed, removed ones disarmed (a live run is
+    /// stopped), changed ones take effect from their next run.
+    ReloadJobs(Vec<JobPlan>),
 }
 
 /// Something the runtime must do.
@@ -147,6 +159,18 @@ pub enum Action {
     Notify(Notice),
     /// A rolling or blue-green deployment step (see `deploy.rs`).
     Deploy(DeployAction),
+    /// Create the backend timer that runs this cron job on `calendar` (systemd `OnCalendar=`);
+    /// answer `TimerFailed` if it cannot be created.
+    ArmTimer {
+        unit: UnitId,
+        spec: Arc<UnitSpec>,
+        calendar: String,
+    },
+    /// Remove the backend timer of this cron job (no error if there is none).
+    DisarmTimer { unit: UnitId },
+    /// Run this timer-driven cron job now through its timer's service; its `Started`/`Exited`
+    /// come from the backend, a failure is answered with `StartFailed`.
+    Trigger { unit: UnitId },
 }
 
 /// Kinds of `Action::Report`.
@@ -169,6 +193,10 @@ pub enum ReportKind {
     Deployed,
     /// A deployment failed; the old instance keeps running.
     DeployFailed,
+    /// A cron run was due while the previous one still ran, or its dependencies did not hold.
+    Skipped,
+    /// Something worth a warning that is not a failure of the unit.
+    Warning,
 }
 
 /// Coarse state of a unit, as shown by `sysg status`.
@@ -192,6 +220,8 @@ pub enum StateKind {
     Stopped,
     /// Held down because a dependency failed or stopped.
     Blocked,
+    /// A cron job waiting for its next run.
+    Scheduled,
 }
 
 /// A read-only view of one unit.
@@ -224,6 +254,10 @@ pub struct Core {
     probe_seq: u64,
     /// Rolling and blue-green deployments: plans, those under way, old instances draining.
     book: deploy::Book,
+    /// Cron jobs (`cron.rs`): kept apart, no dependency, restart or settle rule applies to them.
+    jobs: Vec<cron::Job>,
+    /// The last (monotonic, wall-clock) pair given to `handle_at`: cron schedules are wall-clock.
+    clock: Option<(Instant, DateTime<Utc>)>,
 }
 
 impl Core {
@@ -235,6 +269,8 @@ impl Core {
             order: Vec::new(),
             probe_seq: 0,
             book: deploy::Book::default(),
+            jobs: Vec::new(),
+            clock: None,
         };
         core.rebuild();
         core
@@ -244,12 +280,15 @@ impl Core {
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let before = self.pids();
         let mut out = Vec::new();
+        // Cron jobs see every event first; the service code below ignores names it does not know.
+        self.cron_event(now, &event, &mut out);
         // Events about a deployment's candidate or a draining old instance never reach the
         // unit state machine; events of a promoted instance are renamed to their unit.
         let Some(event) = self.deploy_intercept(now, event, &mut out) else {
             self.reconcile(now, &mut out);
             self.deploy_step(now, &mut out);
             self.issue_probes(now, &mut out);
+            self.cron_due(now, &mut out);
             if self.pids() != before {
                 out.push(Action::Persist);
             }
@@ -272,10 +311,12 @@ impl Core {
             Event::Tick => self.on_tick(now, &mut out),
             // Consumed by `deploy_intercept`.
             Event::Deploy(_) => {}
+            Event::Elapsed { .. } | Event::TimerFailed { .. } => {}
         }
         self.reconcile(now, &mut out);
         self.deploy_step(now, &mut out);
         self.issue_probes(now, &mut out);
+        self.cron_due(now, &mut out);
         if self.pids() != before {
             out.push(Action::Persist);
         }
@@ -288,17 +329,23 @@ impl Core {
             .iter()
             .filter_map(Unit::deadline)
             .chain(self.book.deadline())
+            .chain(self.cron_deadline())
             .min()
     }
 
     /// Every unit, in plan order.
     pub fn units(&self) -> Vec<UnitView> {
-        self.units.iter().map(Unit::view).collect()
+        self.units
+            .iter()
+            .map(Unit::view)
+            .chain(self.job_views())
+            .collect()
     }
 
     /// True when none of `units` (all when `None`) is still on its way up
     /// (`Waiting` on a dependency that may still come up, `Starting`, inside its settle
     /// window, or running with a health check that has not passed yet).
+    /// Cron jobs never hold this up: a run is not something to wait for.
     pub fn settled(&self, units: Option<&[UnitId]>) -> bool {
         let selected = match units {
             None => self.all(),
@@ -334,12 +381,15 @@ impl Core {
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live) && self.book.idle()
+        !self.units.iter().any(Unit::is_live) && self.book.idle() && !self.jobs_live()
     }
 
     /// The view of one unit, if it is known.
     pub fn unit(&self, name: &str) -> Option<UnitView> {
-        self.index.get(name).map(|&i| self.units[i].view())
+        match self.index.get(name) {
+            Some(&i) => Some(self.units[i].view()),
+            None => self.job_views().find(|v| v.name == name),
+        }
     }
 
     // ----- bookkeeping -----
@@ -758,6 +808,7 @@ impl Core {
             Request::Reload(plan) => self.reload(now, plan, out),
             Request::Add(plan) => self.add(now, plan, out),
             Request::Forget(names) => self.forget(now, &names, out),
+            Request::ReloadJobs(_) => {}
         }
     }
 

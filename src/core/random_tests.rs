@@ -260,6 +260,9 @@ impl World {
                     self.probes.push((unit.clone(), *probe));
                 }
                 Action::Persist => {}
+                Action::ArmTimer { .. } | Action::DisarmTimer { .. } | Action::Trigger { .. } => {
+                    panic!("{ctx}: timer action without cron jobs: {a:?}")
+                }
             }
         }
         self.check(&ctx);

@@ -246,6 +246,7 @@ mod tests {
             next_restart_secs: None,
             tags: Vec::new(),
             children: Vec::new(),
+            cron: None,
         };
         let report = |services| StatusReport {
             project: "p".into(),

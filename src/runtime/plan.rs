@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::core::UnitPlan;
+use crate::config::calendar::on_calendar;
+use crate::config::{Config, CronSchedule};
+use crate::core::{JobPlan, UnitPlan};
 use crate::spec::UnitSpec;
 
-/// The units the core supervises for `config`. Cron jobs are scheduled separately and are not
-/// part of the long-running plan.
+/// The long-running units the core supervises for `config`; cron jobs are in `jobs`.
 pub fn plan(config: &Config) -> Vec<UnitPlan> {
     config
         .services
@@ -22,6 +22,40 @@ pub fn plan(config: &Config) -> Vec<UnitPlan> {
             max_restarts: s.max_restarts,
             settle: crate::core::START_SETTLE,
             health: s.health_check.clone().map(Arc::new),
+        })
+        .collect()
+}
+
+/// The cron jobs of `config`. With `timers` (the backend has them, see
+/// `Backend::supports_timers`) a job whose expression has an `OnCalendar=` form and that
+/// depends on nothing is run by a backend timer; the others are scheduled by the core. A job
+/// with dependencies stays with the core because only the core can check them when a run is due.
+pub fn jobs(config: &Config, timers: bool) -> Vec<JobPlan> {
+    config
+        .services
+        .iter()
+        .filter_map(|s| {
+            let cron = s.cron.as_ref()?;
+            // Validation already parsed it; a failure here can only be a zone that vanished
+            // from the system since, which leaves the job out rather than the supervisor down.
+            let schedule = match CronSchedule::parse(&cron.expression, cron.timezone.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(unit = %s.name, "cron job left out: {e}");
+                    return None;
+                }
+            };
+            let calendar = (timers && s.depends_on.is_empty())
+                .then(|| on_calendar(&cron.expression, schedule.timezone().name()))
+                .flatten();
+            Some(JobPlan {
+                name: s.name.clone(),
+                spec: Arc::new(spec_of(config, s)),
+                depends_on: s.depends_on.clone(),
+                expression: cron.expression.clone(),
+                schedule: Arc::new(schedule),
+                calendar,
+            })
         })
         .collect()
 }

@@ -218,6 +218,7 @@ mod tests {
             next_restart_secs: None,
             tags: Vec::new(),
             children: Vec::new(),
+            cron: None,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::backend::AdoptRecord;
+use crate::core::CronRun;
 use crate::spec::ExitStatus;
 
 /// Format version of state.json.
@@ -27,6 +28,13 @@ pub struct PersistedState {
     pub records: Vec<AdoptRecord>,
     /// Counters that outlive one supervisor.
     pub units: BTreeMap<String, UnitMemo>,
+    /// The last runs of every cron job (`core::HISTORY_LEN` each, plus a live one).
+    #[serde(default)]
+    pub cron: BTreeMap<String, Vec<CronRun>>,
+    /// Cron jobs whose backend timer (a systemd `.timer`) was armed when this was written;
+    /// empty after a clean stop.
+    #[serde(default)]
+    pub timers: Vec<String>,
     /// Where each running spawned child sits in its tree (its process is in `records`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spawned: Vec<SpawnedMemo>,

@@ -14,6 +14,7 @@ use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::observe::Observer;
 use super::paths::{ensure_dir, ProjectPaths, Roots};
+use super::plan::jobs;
 use super::privileges;
 use super::sd_notify::SdNotify;
 use super::state::{self, Loaded, PersistedState, UnitMemo, STATE_VERSION};
@@ -233,7 +234,7 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         let _ = deploy_tx.send(Msg::Deploy(e));
     }));
     let (units, deployments) = super::deploy::full_plan(&config, &paths.state_dir, &paths.socket);
-    let mut core = Core::new(units);
+    let mut core = Core::with_jobs(units, jobs(&config, backend.supports_timers()));
     core.set_deployments(deployments);
     let mut sup = Supervisor {
         core,
@@ -392,6 +393,7 @@ impl Supervisor {
             Loaded::Ok(s) => {
                 self.memo = s.units;
                 spawned = s.spawned;
+                self.core.restore_cron(s.cron);
                 s.records
             }
         };
@@ -505,6 +507,12 @@ impl Supervisor {
                     detail: o.detail,
                 }),
                 Msg::Deploy(e) => self.queue.push_back(Event::Deploy(e)),
+                Msg::Backend(BackendEvent::Started { unit, pid }) => {
+                    self.queue.push_back(Event::Started { unit, pid });
+                }
+                Msg::Backend(BackendEvent::Elapsed { unit }) => {
+                    self.queue.push_back(Event::Elapsed { unit });
+                }
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -557,7 +565,8 @@ impl Supervisor {
 
     fn drain_queue(&mut self) {
         while let Some(ev) = self.queue.pop_front() {
-            let actions = self.core.handle(Instant::now(), ev);
+            // Cron schedules are wall-clock: the core gets both clocks, it reads neither.
+            let actions = self.core.handle_at(Instant::now(), chrono::Utc::now(), ev);
             for a in actions {
                 self.execute(a);
             }
@@ -590,7 +599,11 @@ impl Supervisor {
                 message,
             } => {
                 match kind {
-                    ReportKind::Failed | ReportKind::DependencyFailed | ReportKind::Unhealthy => {
+                    ReportKind::Failed
+                    | ReportKind::DependencyFailed
+                    | ReportKind::Unhealthy
+                    | ReportKind::Skipped
+                    | ReportKind::Warning => {
                         tracing::warn!(unit = %unit, "{message}")
                     }
                     _ => tracing::info!(unit = %unit, "{message}"),
@@ -614,6 +627,31 @@ impl Supervisor {
                     // The slot file and the instance of record change together: write the
                     // state file now rather than at the end of this turn.
                     self.dirty = true;
+                }
+            }
+            Action::ArmTimer {
+                unit,
+                spec,
+                calendar,
+            } => {
+                if let Err(e) = self.backend.arm_timer(&spec, &calendar) {
+                    self.queue.push_back(Event::TimerFailed {
+                        unit,
+                        error: e.to_string(),
+                    });
+                }
+            }
+            Action::DisarmTimer { unit } => {
+                if let Err(e) = self.backend.disarm_timer(&unit) {
+                    tracing::warn!(unit = %unit, "removing the timer: {e}");
+                }
+            }
+            Action::Trigger { unit } => {
+                if let Err(e) = self.backend.trigger(&unit) {
+                    self.queue.push_back(Event::StartFailed {
+                        unit,
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -642,6 +680,8 @@ impl Supervisor {
             records: self.backend.records(),
             units: self.memo.clone(),
             spawned: self.spawned_memos(),
+            cron: self.core.cron_histories(),
+            timers: self.core.armed_timers(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
             tracing::error!("cannot save state: {e}");
@@ -677,6 +717,7 @@ impl Supervisor {
                             .next_restart
                             .map(|t| t.saturating_duration_since(now).as_secs_f64()),
                         children: self.children_status(&u.name, now),
+                        cron: self.core.cron_status(&u.name),
                         name: u.name,
                         state: u.state,
                         pid: u.pid,
@@ -697,17 +738,6 @@ impl Supervisor {
             .collect();
         if bad.is_empty() {
             return None;
-        }
-        let cron: Vec<&String> = bad
-            .iter()
-            .copied()
-            .filter(|b| self.config.service(b).is_some_and(|s| s.cron.is_some()))
-            .collect();
-        if !cron.is_empty() {
-            return Some(format!(
-                "`{}` is a cron job, not a long-running service",
-                cron[0]
-            ));
         }
         Some(format!(
             "unknown service `{}`; services are: {}",
@@ -837,6 +867,11 @@ impl Supervisor {
         next.extend(self.adhoc.values().cloned());
         self.core.set_deployments(deployments);
         self.queue.push_back(Event::Request(Request::Reload(next)));
+        self.queue
+            .push_back(Event::Request(Request::ReloadJobs(jobs(
+                &new,
+                self.backend.supports_timers(),
+            ))));
         self.config = new;
         self.configure_spawning();
         let cfg = &self.config;

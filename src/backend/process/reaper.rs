@@ -285,9 +285,10 @@ impl Loop {
                 status,
             }
         };
-        let BackendEvent::Exited { unit, .. } = &event;
-        // Streams are named by service (a deployment's candidate logs as its service).
-        self.output.unit_exited(crate::spec::service_of(unit));
+        if let BackendEvent::Exited { unit, .. } = &event {
+            // Streams are named by service (a deployment's candidate logs as its service).
+            self.output.unit_exited(crate::spec::service_of(unit));
+        }
         (self.sink)(event);
     }
 }

@@ -4,6 +4,10 @@
 //! Two connections, as zbus's backpressure demands: `watch` owns one that only drains signals;
 //! this module makes every call on the other. Restart policy stays with the core (no `Restart=`),
 //! so systemd only runs, reports and kills.
+//!
+//! A cron job whose schedule has an `OnCalendar=` form becomes a transient
+//! `sysg-<project>-<job>.timer` with its `.service` created in the same call (`arm_timer`), so
+//! `systemctl list-timers` shows it; the watch thread reports each elapse and run.
 
 pub mod journal;
 pub mod naming;
@@ -21,7 +25,7 @@ use crate::backend::{AdoptRecord, Backend, BackendError, EventSink};
 use crate::spec::UnitSpec;
 
 use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
-use watch::{Shared, Track};
+use watch::{Shared, Track, TrackKind};
 
 /// How long `start` waits for systemd to finish the start job.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -300,6 +304,61 @@ impl SystemdBackend {
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         Ok(())
+    }
+}
+
+/// Wall-clock microseconds, the unit of systemd's `…Timestamp` and `LastTriggerUSec`.
+fn realtime_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl SystemdBackend {
+    /// Stop a unit if it is loaded; a missing unit is fine.
+    fn stop_if_loaded(&self, name: &str) -> Result<(), BackendError> {
+        match self.manager()?.stop_unit(name, "replace") {
+            Ok(_) => Ok(()),
+            Err(e) if is_no_such_unit(&e) => Ok(()),
+            Err(e) => Err(BackendError::Other(format!(
+                "StopUnit {name}: {}",
+                describe(&e)
+            ))),
+        }
+    }
+
+    /// Wait for the start job `job` of the unit tracked at `path`; returns systemd's result.
+    fn wait_job(&self, service: &str, path: &str, job: &str) -> Result<String, BackendError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut st = self.shared.lock();
+        if let Some(t) = st.tracks.get_mut(path) {
+            t.start_job = Some(job.to_string());
+        }
+        loop {
+            if let Some(r) = st.tracks.get(path).and_then(|t| t.start_job_result()) {
+                return Ok(r.to_string());
+            }
+            if let Some(why) = st.dead.clone() {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!("lost the signal connection while starting: {why}"),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!("systemd did not finish job {job} within {START_TIMEOUT:?}"),
+                });
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
     }
 }
 
@@ -680,6 +739,118 @@ impl Backend for SystemdBackend {
             if let Err(e) = m.stop_unit(&slice, "replace") {
                 tracing::debug!("stopping {slice}: {e}");
             }
+            // Timers of the project's cron jobs, including any a crashed supervisor left.
+            let pattern = naming::project_timer_pattern(&self.project);
+            match m.list_units_by_patterns(&[], &[pattern.as_str()]) {
+                Ok(rows) => {
+                    for row in rows {
+                        if naming::job_of_timer(&self.project, &row.0).is_some() {
+                            if let Err(e) = m.stop_unit(&row.0, "replace") {
+                                tracing::debug!("stopping {}: {e}", row.0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("listing {pattern}: {e}"),
+            }
+        }
+    }
+
+    fn supports_timers(&self) -> bool {
+        true
+    }
+
+    fn arm_timer(&mut self, spec: &UnitSpec, calendar: &str) -> Result<(), BackendError> {
+        let service = spec.name.as_str();
+        let start_err = |message: String| BackendError::Start {
+            unit: service.to_string(),
+            message,
+        };
+        let sname = self.unit_name(service);
+        let tname = naming::timer_name(&self.project, service);
+        naming::check_length(&sname).map_err(start_err)?;
+        naming::check_length(&tname).map_err(start_err)?;
+        let spath = naming::unit_object_path(&sname);
+        let tpath = naming::unit_object_path(&tname);
+        let sprops = properties::service_properties(spec).map_err(|e| start_err(e.to_string()))?;
+        let tprops = properties::timer_properties(spec, calendar);
+        if let Some(why) = self.shared.lock().dead.clone() {
+            return Err(start_err(format!(
+                "the systemd backend lost its signal connection: {why}"
+            )));
+        }
+        // A timer of this job from before (a crashed supervisor's, or the one being replaced)
+        // goes first; its service is unloaded with it once no run is live.
+        self.stop_if_loaded(&tname)?;
+        self.ensure_free(service, &tname, &tpath)?;
+        self.ensure_free(service, &sname, &spath)?;
+
+        let created = realtime_usec();
+        {
+            let mut st = self.shared.lock();
+            st.tracks
+                .insert(spath.clone(), Track::timer_runs(service, &sname, created));
+            st.tracks
+                .insert(tpath.clone(), Track::timer(service, &tname, created));
+        }
+        let forget = |me: &Self| {
+            let mut st = me.shared.lock();
+            st.tracks.remove(&spath);
+            st.tracks.remove(&tpath);
+        };
+        let targs: Vec<(&str, Value<'_>)> = tprops
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let sargs: Vec<(&str, Value<'_>)> = sprops
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let aux: [(&str, &[(&str, Value<'_>)]); 1] = [(sname.as_str(), &sargs)];
+        let job = match self
+            .manager()?
+            .start_transient_unit(&tname, "fail", &targs, &aux)
+        {
+            Ok(j) => j.as_str().to_string(),
+            Err(e) => {
+                forget(self);
+                let all: Vec<properties::Property> =
+                    tprops.iter().chain(&sprops).cloned().collect();
+                return Err(start_call_err(service, &all, e));
+            }
+        };
+        let result = self.wait_job(service, &tpath, &job)?;
+        if result != "done" {
+            forget(self);
+            return Err(start_err(format!(
+                "systemd could not start {tname}: job {result} (see `journalctl -u {tname}`)"
+            )));
+        }
+        tracing::debug!(unit = service, "{tname} armed: OnCalendar={calendar}");
+        Ok(())
+    }
+
+    fn disarm_timer(&mut self, unit: &str) -> Result<(), BackendError> {
+        let tname = naming::timer_name(&self.project, unit);
+        // The service's track stays: a live run still reports its end.
+        self.shared
+            .lock()
+            .tracks
+            .retain(|_, t| !(t.kind == TrackKind::Timer && t.service == unit));
+        self.stop_if_loaded(&tname)
+    }
+
+    fn trigger(&mut self, unit: &str) -> Result<(), BackendError> {
+        let sname = self.unit_name(unit);
+        match self.manager()?.start_unit(&sname, "replace") {
+            Ok(_) => Ok(()),
+            Err(e) if is_no_such_unit(&e) => Err(BackendError::NotRunning {
+                unit: unit.to_string(),
+            }),
+            Err(e) => Err(BackendError::Other(format!(
+                "{unit}: StartUnit {sname}: {}",
+                describe(&e)
+            ))),
         }
     }
 

@@ -71,6 +71,17 @@ pub fn tree_slice_name(project: &str, service: &str) -> String {
     format!("{PREFIX}{}-{}.slice", escape(project), escape(service))
 }
 
+/// The timer unit of a cron job: `sysg-<project>-<job>.timer`; it starts the job's service
+/// unit of the same name.
+pub fn timer_name(project: &str, service: &str) -> String {
+    format!("{PREFIX}{}-{}.timer", escape(project), escape(service))
+}
+
+/// A glob for `ListUnitsByPatterns` matching every timer of a project (see `project_pattern`).
+pub fn project_timer_pattern(project: &str) -> String {
+    format!("{PREFIX}{}-*.timer", escape(project).replace('\\', "?"))
+}
+
 /// A glob for `ListUnitsByPatterns` matching every service unit of a project.
 ///
 /// Backslashes of escaped characters become `?`: systemd matches patterns with fnmatch, where a
@@ -94,6 +105,19 @@ pub fn service_of_unit(project: &str, unit: &str) -> Option<String> {
     }
     let names: Option<Vec<String>> = parts.into_iter().map(unescape).collect();
     Some(names?.join("/"))
+}
+
+/// The job name encoded in a timer unit name of `project`, if the unit is one of its timers.
+pub fn job_of_timer(project: &str, unit: &str) -> Option<String> {
+    let rest = unit
+        .strip_prefix(PREFIX)?
+        .strip_prefix(&escape(project))?
+        .strip_prefix('-')?
+        .strip_suffix(".timer")?;
+    if rest.is_empty() || rest.contains('-') {
+        return None;
+    }
+    unescape(rest)
 }
 
 /// Escape a string as a D-Bus object path label the way systemd does (`bus_label_escape`):
@@ -199,6 +223,22 @@ mod tests {
     fn pattern_has_no_fnmatch_escapes() {
         assert_eq!(project_pattern("shop"), "sysg-shop-*.service");
         assert_eq!(project_pattern("my-app"), "sysg-my?x2dapp-*.service");
+        assert_eq!(project_timer_pattern("my-app"), "sysg-my?x2dapp-*.timer");
+    }
+
+    #[test]
+    fn timers_share_the_service_name() {
+        assert_eq!(timer_name("shop", "backup"), "sysg-shop-backup.timer");
+        assert_eq!(
+            job_of_timer("my-app", &timer_name("my-app", "a-b")).as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(job_of_timer("my-app", &unit_name("my-app", "a")), None);
+        assert_eq!(job_of_timer("my", &timer_name("my-app", "a")), None);
+        assert_eq!(
+            timer_name("my-app", "nightly-db"),
+            "sysg-my\\x2dapp-nightly\\x2ddb.timer"
+        );
     }
 
     #[test]

@@ -351,6 +351,31 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
     Ok(p)
 }
 
+/// Timer precision: systemd's default (1 min) would make a per-second schedule meaningless; a
+/// second keeps some room for systemd to coalesce wake-ups.
+pub const TIMER_ACCURACY_USEC: u64 = 1_000_000;
+
+/// The properties of the transient timer that runs the cron job `spec` on `calendar`
+/// (`OnCalendar=` syntax). It starts the service of the same name, created with it as an
+/// auxiliary unit from `service_properties`.
+pub fn timer_properties(spec: &UnitSpec, calendar: &str) -> Vec<Property> {
+    let mut p: Vec<Property> = Vec::new();
+    push(
+        &mut p,
+        "Description",
+        Value::from(format!(
+            "{} schedule (systemg project {})",
+            spec.name, spec.project
+        )),
+    );
+    let calendars: Vec<(String, String)> = vec![("OnCalendar".into(), calendar.to_string())];
+    push(&mut p, "TimersCalendar", Value::from(calendars));
+    push(&mut p, "AccuracyUSec", Value::U64(TIMER_ACCURACY_USEC));
+    // Not `Persistent=`: runs missed while nothing watched are not replayed (and a transient
+    // timer would only remember within one boot anyway).
+    p
+}
+
 #[cfg(test)]
 mod dollar_tests {
     use super::*;
@@ -683,6 +708,37 @@ mod tests {
         assert_eq!(
             service_properties(&empty).unwrap_err().property,
             "ExecStart"
+        );
+    }
+
+    #[test]
+    fn timer_golden() {
+        let props = timer_properties(&minimal(), "*-*-* *:0/5:0 UTC");
+        let r = rendered(&props);
+        let want = [
+            (
+                "Description",
+                "s",
+                "\"web schedule (systemg project shop)\"",
+            ),
+            ("TimersCalendar", "a(ss)", ""),
+            ("AccuracyUSec", "t", "1000000"),
+        ];
+        assert_eq!(r.len(), want.len());
+        for ((name, sig, val), (wn, ws, wv)) in r.iter().zip(want) {
+            assert_eq!((name.as_str(), sig.as_str()), (wn, ws));
+            if !wv.is_empty() {
+                assert_eq!(val, wv, "{name}");
+            }
+        }
+        let cal: Vec<(String, String)> = value_of(&props, "TimersCalendar")
+            .try_clone()
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .unwrap();
+        assert_eq!(
+            cal,
+            [("OnCalendar".to_string(), "*-*-* *:0/5:0 UTC".to_string())]
         );
     }
 

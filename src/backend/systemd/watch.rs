@@ -1,5 +1,11 @@
 //! The signal thread: drains systemd's signals on its own connection and turns them into unit
-//! state and `BackendEvent::Exited`.
+//! state and `BackendEvent`s: `Exited` for units `start` started, and for cron jobs run by a
+//! timer `Elapsed` (the timer's `LastTriggerUSec` moved) and `Started`/`Exited` per run.
+//!
+//! A timer's service runs again and again under one name, and systemd may fold a short run's
+//! start and end into one `PropertiesChanged`; runs are therefore told apart by
+//! `ExecMainStartTimestamp` (new value: a new run) and ended by `ExecMainExitTimestamp`, never
+//! by watching `ActiveState` go by.
 //!
 //! The thread never makes D-Bus calls (a call waiting on a connection whose queue is full of
 //! unread signals would deadlock), so everything it learns comes from signal payloads. That is
@@ -24,9 +30,31 @@ use super::naming;
 /// queue stalls the whole connection.
 const QUEUE: usize = 4096;
 
+/// What a track follows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    /// A unit `start` started (or `adopt` found): one process, one exit.
+    #[default]
+    Service,
+    /// The service of a cron job's timer: one run after another.
+    TimerRuns,
+    /// A cron job's timer.
+    Timer,
+}
+
 /// What the backend knows about one unit it started or adopted, keyed by object path.
 #[derive(Debug, Default, Clone)]
 pub struct Track {
+    pub kind: TrackKind,
+    /// Wall-clock µs when the track was made. A run or trigger stamped earlier belongs to an
+    /// earlier unit of the same name whose last signals were still queued.
+    pub created_usec: u64,
+    /// TimerRuns: `ExecMainStartTimestamp` of the run last reported as started.
+    pub run_started_at: u64,
+    /// TimerRuns: a run was reported started and its end not yet.
+    pub run_open: bool,
+    /// Timer: the last `LastTriggerUSec` seen.
+    pub last_trigger: u64,
     /// The service (core unit) name.
     pub service: String,
     /// The systemd unit name.
@@ -67,6 +95,24 @@ impl Track {
             service: service.to_string(),
             unit_name: unit_name.to_string(),
             ..Track::default()
+        }
+    }
+
+    /// A track for the timer of the cron job `service`.
+    pub fn timer(service: &str, unit_name: &str, created_usec: u64) -> Track {
+        Track {
+            kind: TrackKind::Timer,
+            created_usec,
+            ..Track::new(service, unit_name)
+        }
+    }
+
+    /// A track for the service a cron job's timer starts.
+    pub fn timer_runs(service: &str, unit_name: &str, created_usec: u64) -> Track {
+        Track {
+            kind: TrackKind::TimerRuns,
+            created_usec,
+            ..Track::new(service, unit_name)
         }
     }
 
@@ -268,7 +314,23 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
             }
         }
         Signal::UnitRemoved { path } => {
-            if let Some(t) = st.tracks.get_mut(&path) {
+            if let Some(t) = st
+                .tracks
+                .get_mut(&path)
+                .filter(|t| t.kind != TrackKind::Service)
+            {
+                t.removed = true;
+                if t.run_open {
+                    // Unloaded before its end was seen (this should not happen: the end comes
+                    // first); the run is over all the same.
+                    t.run_open = false;
+                    out.push(BackendEvent::Exited {
+                        unit: t.service.clone(),
+                        pid: t.pid,
+                        status: ExitStatus::Unknown,
+                    });
+                }
+            } else if let Some(t) = st.tracks.get_mut(&path) {
                 // A removal before our start job finished belongs to an earlier instance of
                 // the same name; after it, this instance is gone.
                 if t.start_job_result().is_some() || t.start_job.is_none() && t.armed {
@@ -286,6 +348,27 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
             let Some(t) = st.tracks.get_mut(&path) else {
                 return out;
             };
+            match t.kind {
+                TrackKind::Service => {}
+                TrackKind::TimerRuns => {
+                    if iface.ends_with(".Service") {
+                        timer_run(t, &changed, &mut out);
+                    }
+                    return out;
+                }
+                TrackKind::Timer => {
+                    if iface.ends_with(".Timer") {
+                        let trigger = get_u64(&changed, "LastTriggerUSec").unwrap_or(0);
+                        if trigger != 0 && trigger != t.last_trigger && trigger >= t.created_usec {
+                            t.last_trigger = trigger;
+                            out.push(BackendEvent::Elapsed {
+                                unit: t.service.clone(),
+                            });
+                        }
+                    }
+                    return out;
+                }
+            }
             if iface.ends_with(".Service") {
                 if let Some(pid) = get_u32(&changed, "MainPID").filter(|p| *p != 0) {
                     t.main_pid = pid;
@@ -325,6 +408,56 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
         }
     }
     out
+}
+
+/// One `Service` property change of a timer's service: a new `ExecMainStartTimestamp` is a new
+/// run, an `ExecMainExitTimestamp` with a code its end.
+fn timer_run(t: &mut Track, changed: &HashMap<String, OwnedValue>, out: &mut Vec<BackendEvent>) {
+    let started = get_u64(changed, "ExecMainStartTimestamp").unwrap_or(0);
+    let pid = get_u32(changed, "ExecMainPID").unwrap_or(0);
+    if started != 0 && pid != 0 && started != t.run_started_at && started >= t.created_usec {
+        if t.run_open {
+            // The previous run's end never showed (it cannot, but never report two live runs).
+            out.push(BackendEvent::Exited {
+                unit: t.service.clone(),
+                pid: t.pid,
+                status: ExitStatus::Unknown,
+            });
+        }
+        t.run_started_at = started;
+        t.run_open = true;
+        t.pid = pid;
+        t.exec_main = None;
+        out.push(BackendEvent::Started {
+            unit: t.service.clone(),
+            pid,
+        });
+    }
+    if !t.run_open || started != t.run_started_at {
+        return;
+    }
+    let ended = get_u64(changed, "ExecMainExitTimestamp").unwrap_or(0);
+    if let (Some(code), Some(status)) = (
+        get_i32(changed, "ExecMainCode"),
+        get_i32(changed, "ExecMainStatus"),
+    ) {
+        if ended != 0 && code != 0 {
+            t.exec_main = Some((code, status));
+            t.run_open = false;
+            out.push(BackendEvent::Exited {
+                unit: t.service.clone(),
+                pid: t.pid,
+                status: t.exit_status(),
+            });
+        }
+    }
+}
+
+fn get_u64(m: &HashMap<String, OwnedValue>, k: &str) -> Option<u64> {
+    match &**m.get(k)? {
+        Value::U64(v) => Some(*v),
+        _ => None,
+    }
 }
 
 fn get_u32(m: &HashMap<String, OwnedValue>, k: &str) -> Option<u32> {
@@ -530,5 +663,126 @@ mod tests {
                 status: ExitStatus::Unknown
             }]
         );
+    }
+
+    const SPATH: &str = "/org/freedesktop/systemd1/unit/sysg_2dp_2dj_2eservice";
+    const TPATH: &str = "/org/freedesktop/systemd1/unit/sysg_2dp_2dj_2etimer";
+
+    fn timer_state() -> State {
+        let mut st = State::default();
+        st.tracks.insert(
+            SPATH.into(),
+            Track::timer_runs("j", "sysg-p-j.service", 1_000),
+        );
+        st.tracks
+            .insert(TPATH.into(), Track::timer("j", "sysg-p-j.timer", 1_000));
+        st
+    }
+
+    /// A timer service's `Service` properties as systemd sends them (all of them each time).
+    fn run_props(started: u64, ended: u64, pid: u32, code: i32, status: i32) -> Signal {
+        let mut changed = HashMap::new();
+        changed.insert("ExecMainStartTimestamp".into(), ov(Value::U64(started)));
+        changed.insert("ExecMainExitTimestamp".into(), ov(Value::U64(ended)));
+        changed.insert("ExecMainPID".into(), ov(Value::U32(pid)));
+        changed.insert("ExecMainCode".into(), ov(Value::I32(code)));
+        changed.insert("ExecMainStatus".into(), ov(Value::I32(status)));
+        changed.insert(
+            "MainPID".into(),
+            ov(Value::U32(if ended == 0 { pid } else { 0 })),
+        );
+        Signal::Props {
+            path: SPATH.into(),
+            iface: "org.freedesktop.systemd1.Service".into(),
+            changed,
+        }
+    }
+
+    fn trigger(usec: u64) -> Signal {
+        let mut changed = HashMap::new();
+        changed.insert("LastTriggerUSec".into(), ov(Value::U64(usec)));
+        changed.insert("NextElapseUSecRealtime".into(), ov(Value::U64(u64::MAX)));
+        Signal::Props {
+            path: TPATH.into(),
+            iface: "org.freedesktop.systemd1.Timer".into(),
+            changed,
+        }
+    }
+
+    fn started(pid: u32) -> BackendEvent {
+        BackendEvent::Started {
+            unit: "j".into(),
+            pid,
+        }
+    }
+
+    fn exited(pid: u32, status: ExitStatus) -> BackendEvent {
+        BackendEvent::Exited {
+            unit: "j".into(),
+            pid,
+            status,
+        }
+    }
+
+    #[test]
+    fn timer_runs_are_told_apart_by_their_start_stamp() {
+        let mut st = timer_state();
+        // The fresh service, never run yet.
+        assert!(apply(&mut st, run_props(0, 0, 0, 0, 0)).is_empty());
+        assert_eq!(
+            apply(&mut st, trigger(2_000)),
+            [BackendEvent::Elapsed { unit: "j".into() }]
+        );
+        // The same trigger again (the timer's state changed, not its trigger): nothing.
+        assert!(apply(&mut st, trigger(2_000)).is_empty());
+        assert_eq!(apply(&mut st, run_props(2_010, 0, 40, 0, 0)), [started(40)]);
+        // Repeated while running: nothing new.
+        assert!(apply(&mut st, run_props(2_010, 0, 40, 0, 0)).is_empty());
+        assert!(apply(&mut st, unit_props_at(SPATH, "active", 0)).is_empty());
+        assert_eq!(
+            apply(&mut st, run_props(2_010, 4_000, 40, 1, 3)),
+            [exited(40, ExitStatus::Code(3))]
+        );
+        assert!(apply(&mut st, run_props(2_010, 4_000, 40, 1, 3)).is_empty());
+        // A 5 ms run whose start and end arrive in one signal is still a start and an end.
+        assert_eq!(
+            apply(&mut st, run_props(6_000, 6_005, 41, 1, 0)),
+            [started(41), exited(41, ExitStatus::Code(0))]
+        );
+        // Killed by a signal.
+        assert_eq!(
+            apply(&mut st, run_props(7_000, 7_500, 42, 2, 9)),
+            [started(42), exited(42, ExitStatus::Signal(9))]
+        );
+    }
+
+    #[test]
+    fn an_earlier_instance_of_the_same_names_is_ignored() {
+        let mut st = timer_state();
+        assert!(apply(&mut st, run_props(500, 600, 30, 1, 0)).is_empty());
+        assert!(apply(&mut st, trigger(700)).is_empty());
+    }
+
+    #[test]
+    fn a_run_live_when_its_unit_is_unloaded_ends_unknown() {
+        let mut st = timer_state();
+        apply(&mut st, run_props(2_000, 0, 50, 0, 0));
+        assert_eq!(
+            apply(&mut st, Signal::UnitRemoved { path: SPATH.into() }),
+            [exited(50, ExitStatus::Unknown)]
+        );
+        assert!(apply(&mut st, Signal::UnitRemoved { path: TPATH.into() }).is_empty());
+        assert!(st.tracks[TPATH].removed);
+    }
+
+    fn unit_props_at(path: &str, state: &str, job_id: u32) -> Signal {
+        match unit_props(state, job_id) {
+            Signal::Props { iface, changed, .. } => Signal::Props {
+                path: path.into(),
+                iface,
+                changed,
+            },
+            other => other,
+        }
     }
 }

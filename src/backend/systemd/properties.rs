@@ -34,64 +34,13 @@ pub struct PropertyError {
 /// One `(name, value)` entry of the property list.
 pub type Property = (String, Value<'static>);
 
-/// Linux capability names in kernel bit order (`CAP_CHOWN` is bit 0).
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// The bit mask systemd expects for `AmbientCapabilities`/`CapabilityBoundingSet`.
 pub fn capability_mask(names: &[String]) -> Result<u64, PropertyError> {
     let mut mask = 0u64;
     for name in names {
-        let upper = name.to_ascii_uppercase();
-        let canonical = if upper.starts_with("CAP_") {
-            upper
-        } else {
-            format!("CAP_{upper}")
-        };
-        let bit = CAPABILITIES
-            .iter()
-            .position(|c| *c == canonical)
+        // One capability table for the whole program: config validation's.
+        let bit = crate::config::caps::canonical(name)
+            .and_then(crate::config::caps::number)
             .ok_or_else(|| PropertyError {
                 property: "AmbientCapabilities",
                 message: format!("unknown capability `{name}`"),

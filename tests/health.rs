@@ -211,6 +211,21 @@ services:
     });
     assert!(!alive(first), "the unhealthy process must be gone");
     assert_eq!(p.service("api")["restarts"], 1);
+    // inspect keeps the probe history: the failures that led to the restart, then passes.
+    let out = p.sysg(&["inspect", "api", "--json"]);
+    assert_ok(&out, "inspect --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
+    let hist = v["health_history"].as_array().cloned().unwrap_or_default();
+    assert!(
+        hist.iter()
+            .any(|h| h["ok"] == false && h["detail"] == "HTTP 404"),
+        "{hist:?}"
+    );
+    assert_eq!(
+        hist.last().map(|h| h["ok"].clone()),
+        Some(true.into()),
+        "{hist:?}"
+    );
     let failure = std::fs::read_to_string(p.dir.join("hook-failure")).unwrap_or_default();
     assert_eq!(
         failure.trim(),

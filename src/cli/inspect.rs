@@ -125,6 +125,7 @@ fn offline(ctx: &Ctx, unit: &str) -> Result<InspectReport, i32> {
         status: st.clone(),
         pids: st.pid.into_iter().collect(),
         exits: Vec::new(),
+        health_history: Vec::new(),
         depends_on: svc.map(inspect::dependencies).unwrap_or_default(),
         dependents: inspect::dependents(&cfg.services, unit),
         config: svc.map(inspect::redacted_config),
@@ -223,6 +224,21 @@ pub fn render(r: &InspectReport, color: bool) -> String {
     field("restarts", st.restarts.to_string());
     if let Some(h) = &st.health {
         field("health", h.clone());
+    }
+    if !r.health_history.is_empty() {
+        let now = crate::runtime::observe::wall_now();
+        // The last few probes, newest first: enough to see a trend without a wall of text.
+        for (i, p) in r.health_history.iter().rev().take(5).enumerate() {
+            field(
+                if i == 0 { "probes" } else { "" },
+                format!(
+                    "{} {} ago: {}",
+                    if p.ok { "pass" } else { "FAIL" },
+                    human_duration(now - p.at),
+                    p.detail
+                ),
+            );
+        }
     }
     if let Some(reason) = &st.reason {
         field("reason", reason.clone());
@@ -443,6 +459,7 @@ mod tests {
                 status: ExitStatus::Code(1),
                 ran_secs: Some(3.0),
             }],
+            health_history: Vec::new(),
             depends_on: inspect::dependencies(svc),
             dependents: vec![],
             config: Some(inspect::redacted_config(svc)),

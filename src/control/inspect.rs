@@ -14,6 +14,19 @@ use crate::spec::ExitStatus;
 /// Exits remembered per service.
 pub const EXIT_HISTORY: usize = 10;
 
+/// Probe results kept per service for `inspect` (most recent last).
+pub const HEALTH_HISTORY: usize = 20;
+
+/// One health probe result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// When the result came in, in seconds since the Unix epoch.
+    pub at: f64,
+    pub ok: bool,
+    /// What the probe saw (`HTTP 200`, `connection refused`, ...).
+    pub detail: String,
+}
+
 /// One past exit of a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExitRecord {
@@ -66,6 +79,10 @@ pub struct InspectReport {
     pub pids: Vec<u32>,
     /// Most recent last.
     pub exits: Vec<ExitRecord>,
+    /// The last health probe results (at most `HEALTH_HISTORY`), most recent last; empty
+    /// without a health check.
+    #[serde(default)]
+    pub health_history: Vec<ProbeRecord>,
     pub depends_on: Vec<DependencyView>,
     /// Services that depend on this one.
     pub dependents: Vec<String>,

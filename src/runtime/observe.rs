@@ -75,6 +75,7 @@ pub struct Observer {
     /// Progress of a daemonized start, while its readiness pipe is open.
     pub progress: ProgressTracker,
     exits: HashMap<String, Ring<ExitRecord>>,
+    probes: HashMap<String, Ring<inspect::ProbeRecord>>,
 }
 
 impl Observer {
@@ -94,6 +95,7 @@ impl Observer {
             sampler: Sampler::new(opts),
             progress: ProgressTracker::default(),
             exits: HashMap::new(),
+            probes: HashMap::new(),
         }
     }
 
@@ -107,6 +109,18 @@ impl Observer {
                 pid,
                 status,
                 ran_secs,
+            });
+    }
+
+    /// Remember a health probe result (bounded per unit).
+    pub fn record_probe(&mut self, unit: &str, ok: bool, detail: &str) {
+        self.probes
+            .entry(unit.to_string())
+            .or_insert_with(|| Ring::new(inspect::HEALTH_HISTORY))
+            .push(inspect::ProbeRecord {
+                at: wall_now(),
+                ok,
+                detail: detail.to_string(),
             });
     }
 
@@ -156,6 +170,11 @@ impl Observer {
                 .get(name)
                 .map(|r| inspect::recent(r.iter()))
                 .unwrap_or_default(),
+            health_history: self
+                .probes
+                .get(name)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
             depends_on: svc.map(inspect::dependencies).unwrap_or_default(),
             dependents: inspect::dependents(&config.services, name),
             config: svc.map(inspect::redacted_config),
@@ -175,6 +194,7 @@ impl Observer {
     /// Drop what is kept for units no longer configured.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.exits.retain(|k, _| keep(k));
+        self.probes.retain(|k, _| keep(k));
         self.sampler.retain(keep);
     }
 }

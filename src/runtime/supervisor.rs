@@ -500,12 +500,15 @@ impl Supervisor {
                     self.obs.record_exit(&unit, pid, status, ran);
                     self.queue.push_back(Event::Exited { unit, pid, status });
                 }
-                Msg::Probe(o) => self.queue.push_back(Event::ProbeResult {
-                    unit: o.unit,
-                    probe: o.probe,
-                    ok: o.ok,
-                    detail: o.detail,
-                }),
+                Msg::Probe(o) => {
+                    self.obs.record_probe(&o.unit, o.ok, &o.detail);
+                    self.queue.push_back(Event::ProbeResult {
+                        unit: o.unit,
+                        probe: o.probe,
+                        ok: o.ok,
+                        detail: o.detail,
+                    });
+                }
                 Msg::Deploy(e) => self.queue.push_back(Event::Deploy(e)),
                 Msg::Backend(BackendEvent::Started { unit, pid }) => {
                     self.queue.push_back(Event::Started { unit, pid });

@@ -352,6 +352,18 @@ impl Drop for NsSystemd {
         }
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+        // A killed PID 1 first waits in the kernel for every process of its namespace to die:
+        // wait (bounded) until it is gone, so the tear-down is complete when drop returns.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.pid > 1 && Instant::now() < deadline {
+            let gone = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                .map(|s| s.contains(") Z") || s.contains(") X"))
+                .unwrap_or(true);
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = std::fs::remove_file(&self.log);
         // Killing PID 1 ends every process of the namespace; its cgroups stay behind, empty.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -124,17 +124,10 @@ impl HostView {
 
 /// `systemctl list-units --all 'sysg-*'` inside, one unit name per line.
 fn sysg_units(ns: &NsSystemd) -> Vec<String> {
-    ns.output(&[
-        "systemctl",
-        "list-units",
-        "--all",
-        "--plain",
-        "--no-legend",
-        "sysg-*",
-    ])
-    .lines()
-    .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-    .collect()
+    ns.sysg_units()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
 }
 
 /// What systemd and the journal say about systemg.service, for failure messages.
@@ -146,14 +139,9 @@ fn diag(ns: &NsSystemd) -> String {
     )
 }
 
-/// A file inside the namespace, seen from the host (through its root).
-fn inner(ns: &NsSystemd, path: &str) -> PathBuf {
-    PathBuf::from(format!("/proc/{}/root{path}", ns.pid))
-}
-
 fn write_config(ns: &NsSystemd, services: &str) {
     let yaml = format!("version: \"1\"\nproject: system\nservices:\n{services}");
-    std::fs::write(inner(ns, "/etc/systemg/systemg.yaml"), yaml).expect("write the config");
+    std::fs::write(ns.inner_path("/etc/systemg/systemg.yaml"), yaml).expect("write the config");
 }
 
 #[test]
@@ -197,7 +185,7 @@ fn deb_install_start_reload_stop_purge() {
         // Images built for containers forbid maintainer scripts to start services through a
         // policy-rc.d that exits 101; a real host has none. The removal is a whiteout in the
         // namespace's /usr overlay: the host keeps its file.
-        let policy = inner(&ns, "/usr/sbin/policy-rc.d");
+        let policy = ns.inner_path("/usr/sbin/policy-rc.d");
         if policy.exists() {
             std::fs::remove_file(&policy).expect("remove policy-rc.d inside");
         }
@@ -219,7 +207,7 @@ fn deb_install_start_reload_stop_purge() {
             "the systemg group",
         );
         for d in ["/var/lib/systemg", "/var/log/systemg"] {
-            assert!(inner(&ns, d).is_dir(), "{d} was not created");
+            assert!(ns.inner_path(d).is_dir(), "{d} was not created");
         }
         assert_ok(
             &ns.exec(&["sysg", "--sys", "validate"]),
@@ -284,7 +272,7 @@ fn deb_install_start_reload_stop_purge() {
 
         // A broken config: the reload fails loudly and the running config is kept.
         std::fs::write(
-            inner(&ns, "/etc/systemg/systemg.yaml"),
+            ns.inner_path("/etc/systemg/systemg.yaml"),
             "version: \"1\"\nservices: {}\n",
         )
         .expect("write");
@@ -327,7 +315,7 @@ fn deb_install_start_reload_stop_purge() {
         // the supervisor on the new binary.
         assert_ok(&ns.exec(&["dpkg", "-i", &deb_path]), "dpkg -i again");
         assert!(
-            std::fs::read_to_string(inner(&ns, "/etc/systemg/systemg.yaml"))
+            std::fs::read_to_string(ns.inner_path("/etc/systemg/systemg.yaml"))
                 .unwrap_or_default()
                 .contains("second:"),
             "the edited configuration survived the upgrade"
@@ -365,7 +353,7 @@ fn deb_install_start_reload_stop_purge() {
             "/run/systemg",
             "/usr/share/doc/systemg",
         ] {
-            assert!(!inner(&ns, p).exists(), "{p} is left after purge");
+            assert!(!ns.inner_path(p).exists(), "{p} is left after purge");
         }
         assert!(
             !ns.exec(&["getent", "group", "systemg"]).status.success(),
@@ -447,7 +435,7 @@ fn install_script_under_systemd() {
             "/var/log/systemg",
             "/run/systemg",
         ] {
-            assert!(!inner(&ns, p).exists(), "{p} is left after --purge");
+            assert!(!ns.inner_path(p).exists(), "{p} is left after --purge");
         }
         assert!(!ns.exec(&["getent", "group", "systemg"]).status.success());
     }

@@ -14,42 +14,13 @@ use systemd::*;
 const T: Duration = Duration::from_secs(20);
 
 fn sysg(ns: &NsSystemd, dir: &Path, args: &[&str]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_sysg");
-    let dir = dir.to_string_lossy().into_owned();
-    let mut full = vec![
-        "env",
-        "-C",
-        &dir,
-        "NO_COLOR=1",
-        bin,
-        "--sys",
-        "--backend",
-        "systemd",
-    ];
-    full.extend_from_slice(args);
-    run_bounded(ns.command(&full), Duration::from_secs(60))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    sysg_in(ns, Some(dir), None, args)
 }
 
 fn unit_status(ns: &NsSystemd, dir: &Path, name: &str) -> Option<Value> {
     let out = sysg(ns, dir, &["--project", "adhoc", "status", "--json"]);
     let st: Value = serde_json::from_slice(&out.stdout).ok()?;
-    st["services"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+    find_service(&st, name)
 }
 
 #[test]

@@ -5,121 +5,12 @@
 
 mod systemd;
 
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 use systemd::*;
 
 const T: Duration = Duration::from_secs(30);
-
-/// One project run by `sysg --sys` inside the namespace.
-struct SysProject<'a> {
-    ns: &'a NsSystemd,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    project: String,
-}
-
-impl<'a> SysProject<'a> {
-    fn new(ns: &'a NsSystemd, project: &str, services_yaml: &str) -> SysProject<'a> {
-        // /tmp is the host's, shared with the namespace.
-        let dir = tempfile::Builder::new()
-            .prefix("sysg-cron-")
-            .tempdir()
-            .expect("tempdir");
-        let config = dir.path().join("systemg.yaml");
-        std::fs::write(
-            &config,
-            format!("version: \"1\"\nproject: {project}\nservices:\n{services_yaml}"),
-        )
-        .expect("write config");
-        SysProject {
-            ns,
-            dir,
-            config,
-            project: project.to_string(),
-        }
-    }
-
-    fn sysg(&self, args: &[&str]) -> Output {
-        let bin = env!("CARGO_BIN_EXE_sysg");
-        let cfg = self.config.to_string_lossy().into_owned();
-        let dir = self.dir.path().to_string_lossy().into_owned();
-        let mut full = vec![
-            "env",
-            "-C",
-            &dir,
-            "NO_COLOR=1",
-            bin,
-            "--sys",
-            "--backend",
-            "systemd",
-            "-c",
-            &cfg,
-        ];
-        full.extend_from_slice(args);
-        run_bounded(self.ns.command(&full), Duration::from_secs(60))
-    }
-
-    fn service(&self, name: &str) -> Value {
-        let out = self.sysg(&["status", "--json"]);
-        let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json is not JSON ({e}): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        st["services"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
-            .unwrap_or_else(|| panic!("no service {name} in {st}"))
-    }
-
-    fn history(&self, job: &str) -> Vec<Value> {
-        self.service(job)["cron"]["history"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn timer(&self, job: &str) -> String {
-        systemg::backend::systemd::naming::timer_name(&self.project, job)
-    }
-
-    fn supervisor_pid(&self) -> Option<u32> {
-        let p = format!(
-            "/proc/{}/root/run/systemg/{}/supervisor.pid",
-            self.ns.pid, self.project
-        );
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    }
-
-    fn sysg_units(&self) -> String {
-        self.ns.output(&[
-            "systemctl",
-            "list-units",
-            "--all",
-            "--plain",
-            "--no-legend",
-            "sysg-*",
-        ])
-    }
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn count(runs: &[Value], result: &str) -> usize {
     runs.iter().filter(|r| r["result"] == result).count()
@@ -132,6 +23,7 @@ fn e2e_cron_timers_fire_and_history_shows_the_runs() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-cron-",
         "e2e-cron",
         r#"  tick:
     command: "echo tick"
@@ -252,6 +144,7 @@ fn e2e_stop_without_a_supervisor_removes_leftover_timers() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-cron-",
         "e2e-left",
         r#"  tick:
     command: "true"

@@ -13,16 +13,6 @@ use systemd::*;
 
 const T: Duration = Duration::from_secs(20);
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A service that announces itself with a file named after its version, and whose health
 /// check looks for that file: a candidate is healthy once it runs.
 fn write_config(path: &Path, version: &str) {
@@ -61,32 +51,11 @@ fn e2e_rolling_deployment_on_systemd() {
         .expect("tempdir");
     let config = dir.path().join("systemg.yaml");
     write_config(&config, "v1");
-    let sysg = |args: &[&str]| -> Output {
-        let cfg = config.to_string_lossy().into_owned();
-        let d = dir.path().to_string_lossy().into_owned();
-        let bin = env!("CARGO_BIN_EXE_sysg");
-        let mut full = vec![
-            "env",
-            "-C",
-            &d,
-            "NO_COLOR=1",
-            bin,
-            "--sys",
-            "--backend",
-            "systemd",
-            "-c",
-            &cfg,
-        ];
-        full.extend_from_slice(args);
-        run_bounded(ns.command(&full), Duration::from_secs(60))
-    };
+    let sysg = |args: &[&str]| -> Output { sysg_in(&ns, Some(dir.path()), Some(&config), args) };
     let web = || -> Value {
         let out = sysg(&["status", "--json"]);
         let st: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        st["services"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == "web").cloned())
-            .unwrap_or_else(|| panic!("no web in {st}"))
+        find_service(&st, "web").unwrap_or_else(|| panic!("no web in {st}"))
     };
     let naming =
         |service: &str| systemg::backend::systemd::naming::unit_name("e2e-deploy", service);
@@ -133,15 +102,5 @@ fn e2e_rolling_deployment_on_systemd() {
     assert_eq!(web()["pid"].as_u64(), Some(new));
 
     assert_ok(&sysg(&["stop"]), "stop");
-    wait_until("no sysg unit is left", T, || {
-        ns.output(&[
-            "systemctl",
-            "list-units",
-            "--all",
-            "--plain",
-            "--no-legend",
-            "sysg-*",
-        ])
-        .is_empty()
-    });
+    wait_until("no sysg unit is left", T, || ns.sysg_units().is_empty());
 }

@@ -3,131 +3,12 @@
 
 mod systemd;
 
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 use systemd::*;
 
 const T: Duration = Duration::from_secs(20);
-
-/// One project run by `sysg --sys` inside the namespace.
-struct SysProject<'a> {
-    ns: &'a NsSystemd,
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    project: String,
-}
-
-impl<'a> SysProject<'a> {
-    fn new(ns: &'a NsSystemd, project: &str, services_yaml: &str) -> SysProject<'a> {
-        // /tmp is the host's, shared with the namespace (systemd-tmpfiles is masked there).
-        let dir = tempfile::Builder::new()
-            .prefix("sysg-e2e-")
-            .tempdir()
-            .expect("tempdir");
-        let config = dir.path().join("systemg.yaml");
-        std::fs::write(
-            &config,
-            format!("version: \"1\"\nproject: {project}\nservices:\n{services_yaml}"),
-        )
-        .expect("write config");
-        SysProject {
-            ns,
-            _dir: dir,
-            config,
-            project: project.to_string(),
-        }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.config.parent().map(PathBuf::from).unwrap_or_default()
-    }
-
-    fn sysg(&self, args: &[&str]) -> Output {
-        let bin = env!("CARGO_BIN_EXE_sysg");
-        let cfg = self.config.to_string_lossy().into_owned();
-        let dir = self.dir().to_string_lossy().into_owned();
-        let mut full = vec![
-            "env",
-            "-C",
-            &dir,
-            "NO_COLOR=1",
-            bin,
-            "--sys",
-            "--backend",
-            "systemd",
-            "-c",
-            &cfg,
-        ];
-        full.extend_from_slice(args);
-        run_bounded(self.ns.command(&full), Duration::from_secs(60))
-    }
-
-    fn status(&self) -> Value {
-        let out = self.sysg(&["status", "--json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json is not JSON ({e}): {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-    }
-
-    fn service(&self, name: &str) -> Value {
-        let st = self.status();
-        st["services"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
-            .unwrap_or_else(|| panic!("no service {name} in {st}"))
-    }
-
-    fn pid(&self, name: &str) -> u32 {
-        let s = self.service(name);
-        s["pid"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{name} has no pid: {s}")) as u32
-    }
-
-    fn unit(&self, service: &str) -> String {
-        systemg::backend::systemd::naming::unit_name(&self.project, service)
-    }
-
-    /// A file under the namespace's private /var/lib, /run or /var/log, seen from the host.
-    fn inner_path(&self, path: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root{path}", self.ns.pid))
-    }
-
-    fn supervisor_pid(&self) -> Option<u32> {
-        let p = self.inner_path(&format!("/run/systemg/{}/supervisor.pid", self.project));
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    }
-
-    fn sysg_units(&self) -> String {
-        self.ns.output(&[
-            "systemctl",
-            "list-units",
-            "--all",
-            "--plain",
-            "--no-legend",
-            "sysg-*",
-        ])
-    }
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn e2e_properties_journal_and_clean_stop() {
@@ -136,6 +17,7 @@ fn e2e_properties_journal_and_clean_stop() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-e2e-",
         "e2e-props",
         r#"  web:
     command: "echo hello-from-web; exec sleep 1000"
@@ -220,6 +102,7 @@ fn e2e_crash_is_restarted_per_policy() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-e2e-",
         "e2e-crash",
         r#"  flaky:
     command: "echo run >> runs; exit 3"
@@ -249,6 +132,7 @@ fn e2e_outside_stop_is_reported_and_dependents_follow() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-e2e-",
         "e2e-dep",
         r#"  db:
     command: "exec sleep 1000"
@@ -280,6 +164,7 @@ fn e2e_supervisor_crash_then_readoption() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-e2e-",
         "e2e-adopt",
         r#"  keeper:
     command: "exec sleep 1000"

@@ -20,16 +20,6 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn e2e_health_gated_dependency() {
     let Some(ns) = boot_or_skip("e2e_health_gated_dependency") else {
@@ -73,32 +63,11 @@ services:
         ),
     )
     .expect("write config");
-    let sysg = |args: &[&str]| -> Output {
-        let cfg = config.to_string_lossy().into_owned();
-        let d = dir.path().to_string_lossy().into_owned();
-        let bin = env!("CARGO_BIN_EXE_sysg");
-        let mut full = vec![
-            "env",
-            "-C",
-            &d,
-            "NO_COLOR=1",
-            bin,
-            "--sys",
-            "--backend",
-            "systemd",
-            "-c",
-            &cfg,
-        ];
-        full.extend_from_slice(args);
-        run_bounded(ns.command(&full), Duration::from_secs(60))
-    };
+    let sysg = |args: &[&str]| -> Output { sysg_in(&ns, Some(dir.path()), Some(&config), args) };
     let service = |name: &str| -> Value {
         let out = sysg(&["status", "--json"]);
         let st: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        st["services"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
-            .unwrap_or_else(|| panic!("no service {name} in {st}"))
+        find_service(&st, name).unwrap_or_else(|| panic!("no service {name} in {st}"))
     };
 
     let t0 = Instant::now();
@@ -128,15 +97,5 @@ services:
     assert_eq!(service("db")["restarts"], 1);
 
     assert_ok(&sysg(&["stop"]), "stop");
-    wait_until("no sysg unit is left", T, || {
-        ns.output(&[
-            "systemctl",
-            "list-units",
-            "--all",
-            "--plain",
-            "--no-legend",
-            "sysg-*",
-        ])
-        .is_empty()
-    });
+    wait_until("no sysg unit is left", T, || ns.sysg_units().is_empty());
 }

@@ -5,88 +5,33 @@
 
 mod systemd;
 
-use std::path::PathBuf;
-use std::process::Output;
-use std::time::Duration;
-
 use serde_json::Value;
 use systemd::*;
 
-struct SysProject<'a> {
-    ns: &'a NsSystemd,
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    project: String,
+/// The pid of a service, as `status --json` reports it.
+fn pid(p: &SysProject, name: &str) -> u32 {
+    let out = p.sysg(&["status", "--json"]);
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    st["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name))
+        .and_then(|s| s["pid"].as_u64())
+        .unwrap_or_else(|| panic!("no pid for {name}: {st}")) as u32
 }
 
-impl<'a> SysProject<'a> {
-    fn new(ns: &'a NsSystemd, project: &str, services_yaml: &str) -> SysProject<'a> {
-        let dir = tempfile::Builder::new()
-            .prefix("sysg-priv-")
-            .tempdir()
-            .expect("tempdir");
-        let config = dir.path().join("systemg.yaml");
-        std::fs::write(
-            &config,
-            format!("version: \"1\"\nproject: {project}\nservices:\n{services_yaml}"),
-        )
-        .expect("write config");
-        SysProject {
-            ns,
-            _dir: dir,
-            config,
-            project: project.to_string(),
-        }
-    }
-
-    fn sysg(&self, args: &[&str]) -> Output {
-        let bin = env!("CARGO_BIN_EXE_sysg");
-        let cfg = self.config.to_string_lossy().into_owned();
-        let mut full = vec![
-            "env",
-            "NO_COLOR=1",
-            bin,
-            "--sys",
-            "--backend",
-            "systemd",
-            "-c",
-            &cfg,
-        ];
-        full.extend_from_slice(args);
-        run_bounded(self.ns.command(&full), Duration::from_secs(60))
-    }
-
-    fn pid(&self, name: &str) -> u32 {
-        let out = self.sysg(&["status", "--json"]);
-        let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        st["services"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == name))
-            .and_then(|s| s["pid"].as_u64())
-            .unwrap_or_else(|| panic!("no pid for {name}: {st}")) as u32
-    }
-
-    fn unit(&self, service: &str) -> String {
-        systemg::backend::systemd::naming::unit_name(&self.project, service)
-    }
-
-    fn supervisor_pid(&self) -> u32 {
-        let p = format!(
-            "/proc/{}/root/run/systemg/{}/supervisor.pid",
-            self.ns.pid, self.project
-        );
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .expect("supervisor pid")
-    }
-
+/// What the kernel says about an inner pid.
+trait ProcView {
     /// A field of /proc/PID/status for an inner pid.
+    fn status_field(&self, pid: u32, key: &str) -> String;
+    fn ns_link(&self, pid: u32, kind: &str) -> String;
+}
+
+impl ProcView for SysProject<'_> {
     fn status_field(&self, pid: u32, key: &str) -> String {
         let text = self.ns.output(&["cat", &format!("/proc/{pid}/status")]);
         text.lines()
@@ -101,16 +46,6 @@ impl<'a> SysProject<'a> {
     }
 }
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn systemd_applies_every_privileged_field() {
     let Some(ns) = boot_or_skip("systemd_applies_every_privileged_field") else {
@@ -118,6 +53,7 @@ fn systemd_applies_every_privileged_field() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-priv-",
         "priv",
         r#"  ident:
     command: "exec sleep 1000"
@@ -147,7 +83,8 @@ fn systemd_applies_every_privileged_field() {
   plain:
     command: "exec sleep 1004"
 "#,
-    );
+    )
+    .without_chdir();
     assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
     let show = |svc: &str, prop: &str| ns.show(&p.unit(svc), prop);
 
@@ -155,7 +92,7 @@ fn systemd_applies_every_privileged_field() {
     assert_eq!(show("ident", "User"), "nobody");
     assert_eq!(show("ident", "Group"), "nogroup");
     assert_eq!(show("ident", "SupplementaryGroups"), "0 4");
-    let ident = p.pid("ident");
+    let ident = pid(&p, "ident");
     assert_eq!(p.status_field(ident, "Uid"), "65534\t65534\t65534\t65534");
     assert_eq!(p.status_field(ident, "Gid"), "65534\t65534\t65534\t65534");
     let mut groups: Vec<u32> = p
@@ -177,7 +114,7 @@ fn systemd_applies_every_privileged_field() {
     // can be checked here (docs/systemd-in-a-namespace.md).
     assert_eq!(show("limited", "MemoryMax"), (64u64 << 20).to_string());
     assert_eq!(show("limited", "CPUQuotaPerSecUSec"), "500ms");
-    let limited = p.pid("limited");
+    let limited = pid(&p, "limited");
     let limits = ns.output(&["cat", &format!("/proc/{limited}/limits")]);
     for (name, want) in [
         ("Max open files", "1234"),
@@ -207,7 +144,7 @@ fn systemd_applies_every_privileged_field() {
         show("capable", "CapabilityBoundingSet"),
         "cap_net_bind_service cap_net_raw"
     );
-    let capable = p.pid("capable");
+    let capable = pid(&p, "capable");
     let mask = format!("{:016x}", (1u64 << 10) | (1 << 13));
     for set in ["CapEff", "CapAmb", "CapBnd"] {
         assert_eq!(p.status_field(capable, set), mask, "{set}");
@@ -217,8 +154,8 @@ fn systemd_applies_every_privileged_field() {
     // Isolation.
     assert_eq!(show("isolated", "PrivateNetwork"), "yes");
     assert_eq!(show("isolated", "PrivateMounts"), "yes");
-    let isolated = p.pid("isolated");
-    let sup = p.supervisor_pid();
+    let isolated = pid(&p, "isolated");
+    let sup = p.supervisor_pid().expect("supervisor pid");
     for kind in ["net", "mnt"] {
         assert_ne!(p.ns_link(isolated, kind), p.ns_link(sup, kind), "{kind}");
     }
@@ -238,7 +175,7 @@ fn systemd_applies_every_privileged_field() {
     assert_eq!(names, ["lo"], "{links}");
 
     // Nothing asked, nothing taken: the same sets as the supervisor (a root shell).
-    let plain = p.pid("plain");
+    let plain = pid(&p, "plain");
     for set in ["CapBnd", "CapEff", "CapAmb", "Uid"] {
         assert_eq!(
             p.status_field(plain, set),
@@ -257,9 +194,11 @@ fn systemd_252_refuses_pid_isolation_clearly() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-priv-",
         "privpid",
         "  pidns:\n    command: \"exec sleep 1000\"\n    restart_policy: never\n    isolation:\n      pid: true\n",
-    );
+    )
+    .without_chdir();
     let out = p.sysg(&["start", "--daemonize"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let version: u32 = ns
@@ -290,9 +229,11 @@ fn systemd_env_values_stay_out_of_unit_properties() {
     };
     let p = SysProject::new(
         &ns,
+        "sysg-priv-",
         "privenv",
         "  web:\n    command: \"exec sleep 1000\"\n    env:\n      file: secrets.env\n      vars:\n        QUOTED: 'a \"b\" $c `d` \\\\e'\n",
-    );
+    )
+    .without_chdir();
     let dir = p.config.parent().unwrap().to_path_buf();
     std::fs::write(dir.join("secrets.env"), "API_TOKEN=hunter2-secret\n").unwrap();
     assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
@@ -303,7 +244,7 @@ fn systemd_env_values_stay_out_of_unit_properties() {
         !all.contains("hunter2"),
         "the secret is in the unit's properties"
     );
-    let pid = p.pid("web");
+    let pid = pid(&p, "web");
     let environ = ns.output(&["cat", &format!("/proc/{pid}/environ")]);
     let vars: Vec<&str> = environ.split('\0').collect();
     assert!(vars.contains(&"API_TOKEN=hunter2-secret"), "{vars:?}");

@@ -14,44 +14,14 @@ use systemd::*;
 const T: Duration = Duration::from_secs(20);
 
 fn sysg(ns: &NsSystemd, config: &std::path::Path, args: &[&str]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_sysg");
-    let cfg = config.to_string_lossy().into_owned();
-    let dir = config
-        .parent()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut full = vec![
-        "env",
-        "-C",
-        &dir,
-        "NO_COLOR=1",
-        bin,
-        "--sys",
-        "--backend",
-        "systemd",
-        "-c",
-        &cfg,
-    ];
-    full.extend_from_slice(args);
-    run_bounded(ns.command(&full), Duration::from_secs(60))
-}
-
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = config.parent().unwrap_or(std::path::Path::new(""));
+    sysg_in(ns, Some(dir), Some(config), args)
 }
 
 fn children(ns: &NsSystemd, config: &std::path::Path) -> Vec<Value> {
     let out = sysg(ns, config, &["status", "--json"]);
     let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    st["services"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["name"] == "web").cloned())
+    find_service(&st, "web")
         .and_then(|w| w["children"].as_array().cloned())
         .unwrap_or_default()
 }

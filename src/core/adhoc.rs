@@ -39,36 +39,15 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::super::{Action, Core, Event, Request, StateKind, UnitPlan};
-    use crate::config::schema::{Isolation, Limits, LogPolicy, RestartPolicy};
-    use crate::spec::{ExitStatus, UnitSpec};
+    use crate::core::test_support::{unit_plan, unit_spec};
+    use crate::spec::ExitStatus;
 
     fn plan(name: &str) -> UnitPlan {
-        UnitPlan {
-            name: name.into(),
-            spec: Arc::new(UnitSpec {
-                project: "adhoc".into(),
-                name: name.into(),
-                argv: vec!["/bin/sleep".into(), "100".into()],
-                env: Vec::new(),
-                cwd: None,
-                user: None,
-                group: None,
-                supplementary_groups: Vec::new(),
-                limits: Limits::default(),
-                capabilities: None,
-                isolation: Isolation::default(),
-                stop_signal: 15,
-                stop_timeout: Duration::from_secs(10),
-                logs: LogPolicy::default(),
-                spawn: None,
-            }),
-            depends_on: Vec::new(),
-            restart: RestartPolicy::Never,
-            backoff: Duration::from_secs(1),
-            max_restarts: None,
-            settle: Duration::ZERO,
-            health: None,
-        }
+        unit_plan(Arc::new(unit_spec(
+            "adhoc",
+            name,
+            vec!["/bin/sleep".into(), "100".into()],
+        )))
     }
 
     fn starts(actions: &[Action]) -> Vec<String> {

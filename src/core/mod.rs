@@ -30,6 +30,8 @@ mod policy;
 mod random_tests;
 pub mod spawn;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
 mod unit;
 

@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::schema::{
-    DepCondition, Dependency, Isolation, Limits, LogPolicy, RestartPolicy,
-};
+use crate::config::schema::{DepCondition, Dependency, RestartPolicy};
+use crate::core::test_support::{spec, unit_plan};
 use crate::spec::{ExitStatus, UnitSpec};
 
 const SIGTERM: i32 = 15;
@@ -19,31 +18,9 @@ mod health_tests;
 #[path = "deploy_tests.rs"]
 mod deploy_tests;
 
-fn spec(name: &str) -> Arc<UnitSpec> {
-    Arc::new(UnitSpec {
-        project: "test".into(),
-        name: name.into(),
-        argv: vec!["/bin/true".into()],
-        env: Vec::new(),
-        cwd: None,
-        user: None,
-        group: None,
-        supplementary_groups: Vec::new(),
-        limits: Limits::default(),
-        capabilities: None,
-        isolation: Isolation::default(),
-        stop_signal: SIGTERM,
-        stop_timeout: Duration::from_secs(10),
-        logs: LogPolicy::default(),
-        spawn: None,
-    })
-}
-
 /// A unit with `on-failure`, 1 s backoff, no cap, depending (Started) on `deps`.
 fn unit(name: &str, deps: &[&str]) -> UnitPlan {
     UnitPlan {
-        name: name.into(),
-        spec: spec(name),
         depends_on: deps
             .iter()
             .map(|d| Dependency {
@@ -52,10 +29,7 @@ fn unit(name: &str, deps: &[&str]) -> UnitPlan {
             })
             .collect(),
         restart: RestartPolicy::OnFailure,
-        backoff: Duration::from_secs(1),
-        max_restarts: None,
-        settle: Duration::ZERO,
-        health: None,
+        ..unit_plan(spec(name))
     }
 }
 

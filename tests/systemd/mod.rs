@@ -9,6 +9,12 @@
 
 #![allow(dead_code)]
 
+mod project;
+
+// Not every test crate that includes this harness uses the project helpers.
+#[allow(unused_imports)]
+pub use project::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -327,6 +333,23 @@ exec /lib/systemd/systemd --system --unit={TARGET} --log-target=console --log-le
             "unix:path=/proc/{}/root/run/dbus/system_bus_socket",
             self.pid
         )
+    }
+
+    /// A file inside the namespace, seen from the host (through its root).
+    pub fn inner_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.pid))
+    }
+
+    /// `systemctl list-units --all --plain --no-legend 'sysg-*'` inside, trimmed.
+    pub fn sysg_units(&self) -> String {
+        self.output(&[
+            "systemctl",
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "sysg-*",
+        ])
     }
 
     /// Is this (inner) pid alive inside the namespace?

@@ -371,26 +371,15 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::schema::{CgroupLimits, CpuMax, Isolation, Limits, LogPolicy};
+    use crate::config::schema::{CgroupLimits, CpuMax, Isolation, Limits};
+    use crate::core::test_support::unit_spec;
 
     fn minimal() -> UnitSpec {
-        UnitSpec {
-            project: "shop".into(),
-            name: "web".into(),
-            argv: vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],
-            env: vec![],
-            cwd: None,
-            user: None,
-            group: None,
-            supplementary_groups: vec![],
-            limits: Limits::default(),
-            capabilities: None,
-            isolation: Isolation::default(),
-            stop_signal: 15,
-            stop_timeout: Duration::from_secs(10),
-            logs: LogPolicy::default(),
-            spawn: None,
-        }
+        unit_spec(
+            "shop",
+            "web",
+            vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],
+        )
     }
 
     fn full() -> UnitSpec {

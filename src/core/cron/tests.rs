@@ -8,32 +8,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::config::schema::{
-    DepCondition, Dependency, Isolation, Limits, LogPolicy, RestartPolicy,
-};
+use crate::config::schema::{DepCondition, Dependency};
 use crate::config::CronSchedule;
+use crate::core::test_support::{spec, unit_plan};
 use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitPlan};
-use crate::spec::{ExitStatus, UnitSpec};
-
-fn spec(name: &str) -> Arc<UnitSpec> {
-    Arc::new(UnitSpec {
-        project: "test".into(),
-        name: name.into(),
-        argv: vec!["/bin/true".into()],
-        env: Vec::new(),
-        cwd: None,
-        user: None,
-        group: None,
-        supplementary_groups: Vec::new(),
-        limits: Limits::default(),
-        capabilities: None,
-        isolation: Isolation::default(),
-        stop_signal: 15,
-        stop_timeout: Duration::from_secs(10),
-        logs: LogPolicy::default(),
-        spawn: None,
-    })
-}
+use crate::spec::ExitStatus;
 
 fn job(name: &str, expr: &str, tz: &str) -> JobPlan {
     JobPlan {
@@ -54,16 +33,7 @@ fn timer_job(name: &str, expr: &str) -> JobPlan {
 }
 
 fn service(name: &str) -> UnitPlan {
-    UnitPlan {
-        name: name.into(),
-        spec: spec(name),
-        depends_on: Vec::new(),
-        restart: RestartPolicy::Never,
-        backoff: Duration::from_secs(1),
-        max_restarts: None,
-        settle: Duration::ZERO,
-        health: None,
-    }
+    unit_plan(spec(name))
 }
 
 fn utc(s: &str) -> DateTime<Utc> {

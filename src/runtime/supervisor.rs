@@ -280,6 +280,16 @@ impl Supervisor {
     fn run_loop(&mut self) -> i32 {
         loop {
             self.drain_queue();
+            // Work already due (a restart with zero backoff) goes before the state write, so
+            // that its fsync never delays a restart.
+            if self
+                .core
+                .next_deadline()
+                .is_some_and(|d| d <= Instant::now())
+            {
+                self.queue.push_back(Event::Tick);
+                continue;
+            }
             if self.dirty {
                 self.persist();
             }

@@ -38,7 +38,11 @@ pub type Echo = Box<dyn Fn(&str, Kind, &[u8]) + Send + Sync>;
 
 /// Destination of one stream's lines.
 pub trait LineOut: Send {
+    /// Take one line; it may stay buffered until `flush`.
     fn write_line(&mut self, ts: SystemTime, line: &[u8]);
+    /// Write out what is buffered: called after every chunk read from the stream, so a chunk
+    /// of many lines costs one write instead of one per line.
+    fn flush(&mut self) {}
 }
 
 /// Opens the destination of a stream: (log dir, unit, stream, policy).
@@ -51,9 +55,9 @@ struct FileOut {
     failed: bool,
 }
 
-impl LineOut for FileOut {
-    fn write_line(&mut self, ts: SystemTime, line: &[u8]) {
-        match self.file.write_line(ts, line) {
+impl FileOut {
+    fn note(&mut self, result: Result<(), crate::logs::LogError>) {
+        match result {
             Ok(()) => self.failed = false,
             Err(e) => {
                 if !self.failed {
@@ -62,6 +66,18 @@ impl LineOut for FileOut {
                 self.failed = true;
             }
         }
+    }
+}
+
+impl LineOut for FileOut {
+    fn write_line(&mut self, ts: SystemTime, line: &[u8]) {
+        let r = self.file.write_line_buffered(ts, line);
+        self.note(r);
+    }
+
+    fn flush(&mut self) {
+        let r = self.file.flush();
+        self.note(r);
     }
 }
 
@@ -360,6 +376,9 @@ impl Pump {
                         )
                     };
                     splitter.push(&self.buf[..n], &mut emit);
+                    if let Some(out) = out {
+                        out.flush();
+                    }
                     if total >= READ_BUDGET {
                         break false;
                     }
@@ -417,6 +436,9 @@ impl Pump {
             )
         };
         splitter.flush(&mut emit);
+        if let Some(out) = out {
+            out.flush();
+        }
     }
 
     /// Supervisor shutdown: what was read must not be lost; what is still in the pipes stays

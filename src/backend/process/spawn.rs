@@ -112,11 +112,20 @@ pub fn spawn(
     }
     let cgroup_fd: Option<RawFd> = cgroup_procs.map(|f| f.as_raw_fd());
     // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system
-    // calls (setsid, unshare, write, setrlimit, setgroups, setresuid, capset, ...) on values
+    // calls (sigprocmask, setsid, unshare, write, setrlimit, setgroups, setresuid, capset, ...) on values
     // prepared before the fork, and does not allocate (io::Error::last_os_error stores the
     // errno inline).
     unsafe {
         cmd.pre_exec(move || {
+            // std's spawn keeps the parent's signal mask, and the supervisor blocks SIGTERM,
+            // SIGINT and SIGHUP in every thread (its signal thread takes them with sigwait):
+            // without this the unit would ignore its stop signal until the SIGKILL.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
             // Own session, hence own process group (pgid = sid = pid), no controlling tty.
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());

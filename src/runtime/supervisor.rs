@@ -77,8 +77,25 @@ struct Supervisor {
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, RuntimeError> {
+    let ready = opts.ready_fd.map(|fd| {
+        // SAFETY: the fd was created by our parent for this purpose and is owned by nobody else.
+        File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+    // A spare handle on the readiness pipe: whatever stops the start-up (a full disk, a
+    // read-only directory, a bad config) reaches the waiting `sysg start` in its answer, not
+    // only in a supervisor log that may itself be unwritable.
+    let mut spare = ready.as_ref().and_then(|f| f.try_clone().ok());
+    let result = run_with(opts, ready);
+    if let Err(e) = &result {
+        report_ready(&mut spare, Response::err(e.to_string(), Default::default()));
+    }
+    result
+}
+
+fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     // Block the signals we handle before any thread exists, so every thread inherits the mask
-    // and only the signal thread receives them. Children get a clean mask from std's spawn.
+    // and only the signal thread receives them. Backends give their children an empty mask
+    // (std's spawn would pass this one on).
     let mut handled = SigSet::empty();
     for s in [NixSignal::SIGINT, NixSignal::SIGTERM, NixSignal::SIGHUP] {
         handled.add(s);
@@ -87,30 +104,14 @@ pub fn run(opts: Options) -> Result<i32, RuntimeError> {
         .thread_block()
         .map_err(|e| RuntimeError::Other(format!("blocking signals: {e}")))?;
 
-    let mut ready = opts.ready_fd.map(|fd| {
-        // SAFETY: the fd was created by our parent for this purpose and is owned by nobody else.
-        File::from(unsafe { OwnedFd::from_raw_fd(fd) })
-    });
-
-    let config = match config::load(&opts.config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
-            return Err(e.into());
-        }
-    };
+    let mut ready = ready;
+    let config = config::load(&opts.config_path)?;
     let roots = Roots::for_mode(opts.system);
     let paths = roots.project(&config.project);
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
-    let _lock = match lock(&paths) {
-        Ok(l) => l,
-        Err(e) => {
-            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
-            return Err(e);
-        }
-    };
+    let _lock = lock(&paths)?;
 
     let (tx, rx) = mpsc::channel::<Msg>();
     spawn_signal_thread(handled, tx.clone())?;

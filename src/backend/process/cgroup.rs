@@ -33,10 +33,9 @@ impl CgroupRoot {
         own.is_dir().then_some(CgroupRoot { mount, own })
     }
 
-    /// Create (or reuse) the cgroup of `project`/`service`: under our own cgroup first, else as
-    /// a sibling of it. `None` when neither is writable.
-    pub fn create(&self, project: &str, service: &str) -> Option<UnitCgroup> {
-        let group = format!("sysg-{project}");
+    /// Create (or reuse) the cgroup `group`/`service` (`group` from `group_name`): under our own
+    /// cgroup first, else as a sibling of it. `None` when neither is writable.
+    pub fn create(&self, group: &str, service: &str) -> Option<UnitCgroup> {
         let mut bases = vec![self.own.clone()];
         if let Some(parent) = self.own.parent() {
             if self.own != self.mount && parent.starts_with(&self.mount) {
@@ -65,6 +64,21 @@ impl CgroupRoot {
         }
         None
     }
+}
+
+/// Name of the cgroup holding a project's unit cgroups: `sysg-<project>-<hash>`, the hash
+/// taken from the project's runtime directory. Supervisors of same-named projects (another
+/// user, another HOME) often share their own cgroup; without the hash they would share unit
+/// cgroups too, and one would kill the other's services as "leftovers" when starting its own.
+/// Stable across restarts of the supervisor, so leftovers of a crashed one are still found.
+pub fn group_name(project: &str, run_dir: &Path) -> String {
+    // FNV-1a: tiny, stable across builds and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("sysg-{project}-{:08x}", h as u32)
 }
 
 /// Mount point of the cgroup2 hierarchy in a mountinfo text.
@@ -173,7 +187,7 @@ pub fn set_limits(dir: &Path, limits: &CgroupLimits) -> Result<(), String> {
     Ok(())
 }
 
-/// Remove an empty unit cgroup (and its `sysg-<project>` parent when that is empty too);
+/// Remove an empty unit cgroup (and its `sysg-<project>-<hash>` parent when that is empty too);
 /// `false` while it still has (dying) processes.
 pub fn remove(dir: &Path) -> bool {
     let removed = match fs::remove_dir(dir) {
@@ -213,6 +227,21 @@ mod tests {
             "29 23 0:26 / /sys/fs/cgroup\\040x rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(cgroup2_mount(text), Some(PathBuf::from("/sys/fs/cgroup x")));
         assert_eq!(cgroup2_mount("1 2 3 / /x rw - ext4 /dev/sda rw\n"), None);
+    }
+
+    #[test]
+    fn group_names_differ_per_runtime_directory() {
+        let a = group_name("web", Path::new("/home/a/.local/share/systemg/web/run"));
+        let b = group_name("web", Path::new("/home/b/.local/share/systemg/web/run"));
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("sysg-web-") && a.len() == "sysg-web-".len() + 8,
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            group_name("web", Path::new("/home/a/.local/share/systemg/web/run"))
+        );
     }
 
     #[test]

@@ -255,10 +255,12 @@ impl Backend for ProcessBackend {
                 return Err(Self::io_err(format!("{}", err_path.display()))(e));
             }
         };
-        let cg = self
-            .cgroups
-            .as_ref()
-            .and_then(|c| c.create(&spec.project, &spec.name));
+        let cg = self.cgroups.as_ref().and_then(|c| {
+            c.create(
+                &cgroup::group_name(&spec.project, &self.paths.run_dir),
+                &spec.name,
+            )
+        });
         let limits = &spec.limits.cgroup;
         if limits.memory_max.is_some() || limits.cpu_max.is_some() {
             let applied = match &cg {

@@ -77,6 +77,7 @@ struct Supervisor {
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
 pub fn run(opts: Options) -> Result<i32, RuntimeError> {
+    keep_inherited_fds_from_services();
     let ready = opts.ready_fd.map(|fd| {
         // SAFETY: the fd was created by our parent for this purpose and is owned by nobody else.
         File::from(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -186,6 +187,42 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     let code = sup.run_loop();
     sup.finish();
     Ok(code)
+}
+
+/// Mark every descriptor beyond stdio close-on-exec before anything else opens one: what the
+/// supervisor inherited (the readiness pipe, descriptors its caller leaked) must not reach the
+/// services. A service holding the readiness pipe kept `sysg start` waiting forever once the
+/// supervisor had died.
+fn keep_inherited_fds_from_services() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: one fcntl per open descriptor.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number; an fd that is already closed (the one
+        // read_dir used) just fails with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
 }
 
 fn report_ready(ready: &mut Option<File>, resp: Response) {

@@ -136,7 +136,7 @@ pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
             file: file.clone(),
             line,
             column,
-            message,
+            message: reader::one_line(&message),
         }])
     };
     if source.len() as u64 > MAX_CONFIG_BYTES {

@@ -43,7 +43,7 @@ impl CgroupRoot {
             }
         }
         for base in bases {
-            let dir = base.join(&group).join(service);
+            let dir = base.join(group).join(service);
             if fs::create_dir_all(&dir).is_err() {
                 continue;
             }

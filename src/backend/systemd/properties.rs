@@ -168,7 +168,12 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
             message: "the command is empty".into(),
         });
     };
-    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), spec.argv.clone(), false)];
+    // systemd expands `$VAR`, `${VAR}` and `$$` in ExecStart arguments when it runs them, also
+    // for transient units: `echo $$` became `echo $`, and `$HOME` the unit's (usually unset)
+    // variable instead of the shell's. Doubling every `$` hands the command to the program
+    // (usually /bin/sh -c) unchanged, as the process backend does.
+    let argv: Vec<String> = spec.argv.iter().map(|a| a.replace('$', "$$")).collect();
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), argv, false)];
     push(&mut p, "ExecStart", Value::from(exec));
 
     if !spec.env.is_empty() {
@@ -419,6 +424,24 @@ mod tests {
                 false
             )]
         );
+    }
+
+    #[test]
+    fn dollar_signs_reach_the_shell_unexpanded_by_systemd() {
+        let mut spec = minimal();
+        spec.argv = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo $$ ${HOME} $PATH > $$x".into(),
+        ];
+        let props = service_properties(&spec).unwrap();
+        let exec: Vec<(String, Vec<String>, bool)> = value_of(&props, "ExecStart")
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(exec[0].0, "/bin/sh");
+        assert_eq!(exec[0].1[2], "echo $$$$ $${HOME} $$PATH > $$$$x");
     }
 
     #[test]

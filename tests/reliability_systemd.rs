@@ -331,3 +331,33 @@ fn systemd_idle_supervisor_does_not_wake_up() {
     );
     assert_ok(&p.sysg(&["stop"]), "stop");
 }
+
+#[test]
+fn systemd_log_burst_is_kept_whole() {
+    let Some(ns) = boot_or_skip("systemd_log_burst_is_kept_whole") else {
+        return;
+    };
+    // Well past journald's default burst (10,000 lines per 30 s, scaled up by free disk space:
+    // about 35,000 here): nothing may be dropped.
+    let p = Sys::new(
+        &ns,
+        "rel-burst",
+        "  burst:\n    command: \"seq 1 100000; exec sleep 1000\"\n",
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let unit = "sysg-rel\\x2dburst-burst.service";
+    let count = || {
+        ns.output(&["journalctl", "-u", unit, "-o", "cat", "--no-pager"])
+            .lines()
+            .filter(|l| l.parse::<u32>().is_ok())
+            .count()
+    };
+    let deadline = Instant::now() + T;
+    let mut n = count();
+    while n < 100000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        n = count();
+    }
+    assert_eq!(n, 100000, "lines in the journal");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

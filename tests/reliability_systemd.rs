@@ -361,3 +361,65 @@ fn systemd_log_burst_is_kept_whole() {
     assert_eq!(n, 100000, "lines in the journal");
     assert_ok(&p.sysg(&["stop"]), "stop");
 }
+
+#[test]
+fn systemd_kill_9_during_backoff_and_restart_keeps_state() {
+    let Some(ns) = boot_or_skip("systemd_kill_9_during_backoff_and_restart_keeps_state") else {
+        return;
+    };
+    let p = Sys::new(
+        &ns,
+        "rel-state",
+        concat!(
+            "  flaky:\n    command: \"echo $$ >> runs/flaky; if [ -e crashed ]; then exec sleep 1000; fi; touch crashed; exit 1\"\n    backoff: 5s\n",
+            "  stubborn:\n    command: \"trap '' TERM; echo $$ >> runs/stubborn; exec sleep 1000\"\n    stop_timeout: 3s\n",
+            "  steady:\n    command: \"echo $$ >> runs/steady; exec sleep 1000\"\n",
+        ),
+    );
+    let _ = p.sysg(&["start", "--daemonize"]);
+    let service = |name: &str| -> Value {
+        p.status()["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    wait_until("flaky waits in backoff", T, || {
+        service("flaky")["state"] == "backoff"
+    });
+    let stubborn = service("stubborn")["pid"].as_u64();
+    let steady = service("steady")["pid"].as_u64();
+    // A restart that hangs on a stop signal the service ignores, then the supervisor dies.
+    let restart = p.spawn(&["restart", "--service", "stubborn"]);
+    wait_until("stubborn is stopping", T, || {
+        service("stubborn")["state"] == "stopping"
+    });
+    let sup = p.supervisor().expect("supervisor pid");
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    reap(restart);
+    wait_until("the supervisor is gone", T, || !ns.alive(sup));
+
+    let _ = p.sysg(&["start", "--daemonize"]);
+    let names: Vec<String> = ["flaky", "stubborn", "steady"].map(String::from).to_vec();
+    let deadline = Instant::now() + T;
+    loop {
+        let bad = p.once_violations(&names);
+        if bad.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not running exactly once:\n{}",
+            bad.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(service("stubborn")["pid"].as_u64(), stubborn, "adopted");
+    assert_eq!(service("steady")["pid"].as_u64(), steady, "adopted");
+    let flaky = service("flaky");
+    assert!(
+        flaky["restarts"].as_u64() >= Some(1),
+        "the restart counter survived: {flaky}"
+    );
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}

@@ -126,6 +126,15 @@ fn schema_accepts_every_example() {
 const SEMANTIC_ONLY: &[&str] = &[
     // A dependency cycle is a property of the graph, not of any one value.
     "cycle.yaml",
+    // A signal name is a plain string to the schema; the parser knows the signal table.
+    "bad_signal.yaml",
+    // Out of range for the integer type the parser reads it into; JSON Schema has no u32.
+    "huge_integer.yaml",
+    // The schema cannot see the file system.
+    "missing_env_file.yaml",
+    // References between services are checked against the whole file by the parser.
+    "self_dependency.yaml",
+    "unknown_dependency.yaml",
 ];
 
 #[test]
@@ -138,6 +147,7 @@ fn schema_rejects_the_malformed_corpus() {
         .map(|e| e.expect("entry").path())
         .collect();
     entries.sort();
+    let mut accepted: Vec<String> = Vec::new();
     for path in entries {
         let name = path
             .file_name()
@@ -160,13 +170,14 @@ fn schema_rejects_the_malformed_corpus() {
                 load_str(&text, &path).is_err(),
                 "{name}: the parser must reject it"
             );
-        } else {
-            assert!(
-                !errs.is_empty(),
-                "{name}: the schema accepts a malformed config"
-            );
+        } else if errs.is_empty() {
+            accepted.push(name);
         }
     }
+    assert!(
+        accepted.is_empty(),
+        "the schema accepts these malformed configs: {accepted:?}"
+    );
     assert!(checked >= 8, "only {checked} corpus files were valid YAML");
 }
 

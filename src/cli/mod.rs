@@ -24,6 +24,8 @@ pub mod table;
 pub mod term;
 mod validate;
 
+use std::io::Write as _;
+
 use clap::Parser;
 
 use args::{Cli, Command};
@@ -87,10 +89,14 @@ fn init_tracing(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
+        // The daemon's stderr is its log file: on a full disk, a failed write must not become
+        // a panic (tracing would report it with eprintln!, which panics when stderr fails).
+        .log_internal_errors(false)
         .try_init();
 }
 
 /// Print an error the way every command does.
 pub(crate) fn error(msg: impl std::fmt::Display) {
-    eprintln!("sysg: {msg}");
+    // Not eprintln!: it panics when stderr cannot be written (a daemon's log on a full disk).
+    let _ = writeln!(std::io::stderr(), "sysg: {msg}");
 }

@@ -1,5 +1,7 @@
 //! `sysg start` and the hidden `sysg supervise`.
 
+use std::io::Write as _;
+
 use super::args::{BackendChoice, Global, StartArgs, SuperviseArgs};
 use super::context::load_config;
 use super::output::print_outcome;
@@ -166,7 +168,8 @@ fn run_supervisor(
     }) {
         Ok(code) => code,
         Err(crate::runtime::RuntimeError::Config(e)) => {
-            eprintln!("{e}");
+            // Not eprintln!, which panics when stderr (the daemon's log) cannot be written.
+            let _ = writeln!(std::io::stderr(), "{e}");
             EXIT_USAGE
         }
         Err(e) => {

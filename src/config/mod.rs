@@ -140,7 +140,7 @@ pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
             file: file.clone(),
             line,
             column,
-            message,
+            message: reader::one_line(&message),
         }])
     };
     if source.len() as u64 > MAX_CONFIG_BYTES {
@@ -198,9 +198,11 @@ pub fn project_name(path: &Path) -> Option<String> {
 pub fn only_unreadable_env_files(e: &ConfigErrors) -> bool {
     !e.0.is_empty()
         && e.0.iter().all(|d| {
+            // The env file's read failed for lack of permission (EACCES); the diagnostic
+            // points at `env.file` in the config, so the config itself was readable.
             d.kind == DiagKind::EnvFile
-                && d.message.contains("cannot read env file")
-                && nix::unistd::access(&d.file, nix::unistd::AccessFlags::R_OK).is_err()
+                && d.message.contains("cannot be read")
+                && d.message.contains("(os error 13)")
         })
 }
 

@@ -26,7 +26,7 @@ impl Ctx {
     /// A configuration problem at `at`.
     pub fn err(&mut self, at: Pos, message: impl Into<String>) {
         let file = self.file.clone();
-        self.diags.push(Diagnostic {
+        self.push(Diagnostic {
             kind: DiagKind::Config,
             file,
             line: at.line,
@@ -36,7 +36,8 @@ impl Ctx {
     }
 
     /// A problem in another file (an env file) or of another kind.
-    pub fn push(&mut self, d: Diagnostic) {
+    pub fn push(&mut self, mut d: Diagnostic) {
+        d.message = one_line(&d.message);
         self.diags.push(d);
     }
 
@@ -400,6 +401,24 @@ impl<'n> MapReader<'n> {
     }
 }
 
+/// A message on one line: control characters quoted from the config (a service named
+/// "a\nb") are shown escaped, so every diagnostic stays one `file:line:col: message` line.
+pub fn one_line(message: &str) -> String {
+    if !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::node::parse;
@@ -407,6 +426,19 @@ mod tests {
 
     fn ctx() -> Ctx {
         Ctx::new("/x/c.yaml".into(), "/x".into())
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        assert_eq!(one_line("plain `x`"), "plain `x`");
+        assert_eq!(
+            one_line("unknown service `a\nb\t`"),
+            "unknown service `a\\nb\\t`"
+        );
+        let src = "version: '1'\nservices:\n  web:\n    command: x\n    depends_on: [\"a\\nb\"]\n";
+        let e = crate::config::load_str(src, std::path::Path::new("/x/c.yaml")).unwrap_err();
+        assert!(e.0.iter().all(|d| !d.message.contains('\n')), "{e:?}");
+        assert!(e.0[0].message.contains("a\\nb"), "{e:?}");
     }
 
     #[test]

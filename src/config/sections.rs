@@ -83,38 +83,30 @@ fn read_env_file(
             message,
         });
     };
+    // A file that cannot be read at all has no position of its own: point at `env.file`.
+    let unreadable = |ctx: &mut Ctx, why: String| {
+        let at = field.pos();
+        ctx.push(Diagnostic {
+            kind: DiagKind::EnvFile,
+            file: ctx.file.clone(),
+            line: at.line,
+            column: at.column,
+            message: format!("{}: env file {} {why}", field.path, path.display()),
+        });
+    };
     let bytes = match std::fs::metadata(path) {
         Ok(meta) if meta.len() > MAX_ENV_FILE => {
-            fail(
-                ctx,
-                0,
-                0,
-                format!(
-                    "{}: env file is larger than 1 MiB ({} bytes)",
-                    field.path,
-                    meta.len()
-                ),
-            );
+            unreadable(ctx, format!("is larger than 1 MiB ({} bytes)", meta.len()));
             return None;
         }
         Ok(meta) if meta.is_dir() => {
-            fail(
-                ctx,
-                0,
-                0,
-                format!("{}: env file is a directory", field.path),
-            );
+            unreadable(ctx, "is a directory".into());
             return None;
         }
         _ => match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                fail(
-                    ctx,
-                    0,
-                    0,
-                    format!("{}: cannot read env file: {e}", field.path),
-                );
+                unreadable(ctx, format!("cannot be read: {e}"));
                 return None;
             }
         },

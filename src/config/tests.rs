@@ -216,8 +216,14 @@ fn env_file_errors_point_into_env_file() {
     assert!(e.iter().all(|d| d.kind == DiagKind::EnvFile));
     let bad = e.iter().find(|d| d.file.ends_with("bad.env")).unwrap();
     assert_eq!((bad.line, bad.column), (2, 1));
-    let missing = e.iter().find(|d| d.file.ends_with("missing.env")).unwrap();
-    assert!(missing.message.contains("cannot read env file"));
+    // Unreadable: reported at `env.file` in the config, naming the env file.
+    let missing = e
+        .iter()
+        .find(|d| d.message.contains("missing.env"))
+        .unwrap();
+    assert!(missing.message.contains("cannot be read"), "{missing:?}");
+    assert_eq!(missing.file, path);
+    assert_eq!((missing.line, missing.column), (8, 17));
     let (_, _, m) = one(&svc("    env: {vars: {1BAD: x}}\n"));
     assert!(m.contains("invalid variable name"));
 }

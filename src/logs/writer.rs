@@ -75,6 +75,18 @@ impl LogFile {
         result
     }
 
+    /// Append one line stamped with `ts` without flushing: consecutive lines share one
+    /// `write(2)` when the buffer fills or at the next `flush`. Same splitting and error
+    /// handling as `write_lines`.
+    pub fn write_line_buffered(&mut self, ts: SystemTime, line: &[u8]) -> Result<(), LogError> {
+        let stamp = self.stamp_for(ts);
+        let result = self.append_line(stamp.as_bytes(), line);
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
     /// Write buffered data to the file.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let Some(out) = self.out.as_mut() else {
@@ -98,12 +110,17 @@ impl LogFile {
 
     fn write_batch(&mut self, stamp: &[u8], lines: &[&[u8]]) -> Result<(), LogError> {
         for line in lines {
-            let line = line.strip_suffix(b"\n").unwrap_or(line);
-            for piece in line.split(|&b| b == b'\n') {
-                self.append(stamp, piece)?;
-            }
+            self.append_line(stamp, line)?;
         }
         self.flush()
+    }
+
+    fn append_line(&mut self, stamp: &[u8], line: &[u8]) -> Result<(), LogError> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        for piece in line.split(|&b| b == b'\n') {
+            self.append(stamp, piece)?;
+        }
+        Ok(())
     }
 
     fn append(&mut self, stamp: &[u8], text: &[u8]) -> Result<(), LogError> {
@@ -444,6 +461,27 @@ mod tests {
         assert_eq!(read(&rotated_path(&p, 2, false)).lines().count(), 2);
         assert_eq!(read(&rotated_path(&p, 1, false)).lines().count(), 2);
         assert_eq!(read(&p).lines().count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn buffered_lines_reach_the_file_on_flush_and_still_rotate() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("u.stdout.log");
+        let mut log = LogFile::open(&p, policy(3 * LINE, 2, false))?;
+        log.write_line_buffered(ts(), b"l001")?;
+        log.write_line_buffered(ts(), b"l002\nl003")?;
+        // Nothing written yet: the lines wait in the buffer for one write.
+        assert_eq!(std::fs::metadata(&p)?.len(), 0);
+        assert_eq!(log.size(), 3 * LINE);
+        log.flush()?;
+        assert_eq!(read(&p).lines().count(), 3);
+        // A line that does not fit rotates first, flushing what was buffered into `.1`.
+        log.write_line_buffered(ts(), b"l004")?;
+        log.flush()?;
+        let r1 = read(&rotated_path(&p, 1, false));
+        assert!(r1.contains("l001") && r1.contains("l003"), "{r1}");
+        assert_eq!(read(&p), "2026-11-21T23:59:59.123Z l004\n");
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -32,13 +32,19 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one stream per wake-up before the others get their turn.
 const READ_BUDGET: usize = 1024 * 1024;
 const TOKEN_WAKE: u64 = 0;
+/// How long a log that could not be opened waits before the next attempt.
+const OPEN_RETRY: Duration = Duration::from_secs(1);
 
 /// Called for every line in foreground mode: (unit, stream, line without newline).
 pub type Echo = Box<dyn Fn(&str, Kind, &[u8]) + Send + Sync>;
 
 /// Destination of one stream's lines.
 pub trait LineOut: Send {
+    /// Take one line; it may stay buffered until `flush`.
     fn write_line(&mut self, ts: SystemTime, line: &[u8]);
+    /// Write out what is buffered: called after every chunk read from the stream, so a chunk
+    /// of many lines costs one write instead of one per line.
+    fn flush(&mut self) {}
 }
 
 /// Opens the destination of a stream: (log dir, unit, stream, policy).
@@ -51,9 +57,9 @@ struct FileOut {
     failed: bool,
 }
 
-impl LineOut for FileOut {
-    fn write_line(&mut self, ts: SystemTime, line: &[u8]) {
-        match self.file.write_line(ts, line) {
+impl FileOut {
+    fn note(&mut self, result: Result<(), crate::logs::LogError>) {
+        match result {
             Ok(()) => self.failed = false,
             Err(e) => {
                 if !self.failed {
@@ -62,6 +68,18 @@ impl LineOut for FileOut {
                 self.failed = true;
             }
         }
+    }
+}
+
+impl LineOut for FileOut {
+    fn write_line(&mut self, ts: SystemTime, line: &[u8]) {
+        let r = self.file.write_line_buffered(ts, line);
+        self.note(r);
+    }
+
+    fn flush(&mut self) {
+        let r = self.file.flush();
+        self.note(r);
     }
 }
 
@@ -193,7 +211,8 @@ struct Stream {
     policy: LogPolicy,
     splitter: LineSplitter,
     out: Option<Box<dyn LineOut>>,
-    opened: bool,
+    /// While `out` is `None`: when to try opening the log again (`None`: at the next line).
+    retry_open: Option<Instant>,
 }
 
 struct Pump {
@@ -325,7 +344,7 @@ impl Pump {
                 policy: s.policy,
                 splitter: LineSplitter::new(MAX_LINE),
                 out: None,
-                opened: false,
+                retry_open: None,
             },
         );
         // Data written while nobody read, or EOF that will never be signalled as EPOLLHUP.
@@ -351,15 +370,18 @@ impl Pump {
                         policy,
                         splitter,
                         out,
-                        opened,
+                        retry_open,
                         ..
                     } = stream;
                     let mut emit = |line: &[u8]| {
                         deliver(
-                            log_dir, opener, echo, unit, *kind, *policy, out, opened, now, line,
+                            log_dir, opener, echo, unit, *kind, *policy, out, retry_open, now, line,
                         )
                     };
                     splitter.push(&self.buf[..n], &mut emit);
+                    if let Some(out) = out {
+                        out.flush();
+                    }
                     if total >= READ_BUDGET {
                         break false;
                     }
@@ -399,7 +421,7 @@ impl Pump {
             policy,
             splitter,
             out,
-            opened,
+            retry_open,
             ..
         } = s;
         let mut emit = |line: &[u8]| {
@@ -411,12 +433,15 @@ impl Pump {
                 *kind,
                 *policy,
                 out,
-                opened,
+                retry_open,
                 now,
                 line,
             )
         };
         splitter.flush(&mut emit);
+        if let Some(out) = out {
+            out.flush();
+        }
     }
 
     /// Supervisor shutdown: what was read must not be lost; what is still in the pipes stays
@@ -440,14 +465,19 @@ fn deliver(
     kind: Kind,
     policy: LogPolicy,
     out: &mut Option<Box<dyn LineOut>>,
-    opened: &mut bool,
+    retry_open: &mut Option<Instant>,
     ts: SystemTime,
     line: &[u8],
 ) {
-    // Opened on the first line, so a unit that never prints creates no file.
-    if !*opened {
-        *opened = true;
-        *out = opener(log_dir, unit, kind, policy);
+    // Opened on the first line, so a unit that never prints creates no file. A log that cannot
+    // be opened (read-only or full log directory) is tried again at most once a second, so the
+    // unit's output comes back once the directory does.
+    if out.is_none() {
+        let now = Instant::now();
+        if retry_open.is_none_or(|t| now >= t) {
+            *out = opener(log_dir, unit, kind, policy);
+            *retry_open = out.is_none().then(|| now + OPEN_RETRY);
+        }
     }
     if let Some(out) = out {
         out.write_line(ts, line);

@@ -4,9 +4,11 @@
 //! its process group and session (the main process called `setsid`, so both ids are its pid),
 //! plus every process whose initial environment carries the unit's `SYSG_UNIT_ID` marker and
 //! whose parent is this supervisor (a subreaper: orphans of the unit reparent to it) or init,
-//! plus all descendants (by PPid) of those. Limits of the fallback: a process that leaves the
-//! session *and* clears or rewrites its environment *and* is reparented elsewhere than to us or
-//! pid 1 (e.g. to another subreaper) is not found.
+//! plus all descendants (by PPid) of those. Limit of the fallback: a process that leaves the
+//! session *and* clears or rewrites its environment *and* is orphaned (reparented to us, to
+//! pid 1 or to another subreaper, so no longer below a process found otherwise) is not found:
+//! nothing left ties it to its unit (tests/reliability.rs keeps such a process out of the
+//! fallback's hostile tree; with a cgroup it is found).
 
 use std::collections::{HashMap, HashSet};
 use std::io;

@@ -56,12 +56,33 @@ pub fn available(system: bool) -> Result<(), String> {
 }
 
 fn bus(system: bool) -> Result<Connection, BackendError> {
-    let conn = if system {
-        Connection::system()
+    let address = if system {
+        zbus::Address::system()
     } else {
-        Connection::session()
+        zbus::Address::session()
     };
-    conn.map_err(|e| unreachable_err(system, e))
+    address
+        .and_then(connect_address)
+        .map_err(|e| unreachable_err(system, e))
+}
+
+/// Open a connection to the bus at `address`. A socket file (the usual `unix:path=`) is
+/// connected here and handed over: zbus connects through the `blocking` crate's thread pool,
+/// whose idle thread then wakes twice a second for the rest of the process's life (blocking
+/// 1.7), and an idle supervisor must not wake up at all.
+pub fn connect_address(address: zbus::Address) -> zbus::Result<Connection> {
+    use zbus::address::transport::{Transport, UnixSocket};
+    use zbus::blocking::connection::Builder;
+    if let Transport::Unix(unix) = address.transport() {
+        if let UnixSocket::File(path) = unix.path() {
+            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                zbus::Error::InputOutput(Arc::new(e))
+            })?;
+            return Builder::async_io_unix_stream(stream).build();
+        }
+    }
+    Builder::address(address)?.build()
 }
 
 fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {

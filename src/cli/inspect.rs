@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::args::{Global, InspectArgs};
 use super::context::{resolve, Ctx};
 use super::output::{color_enabled, human_duration, state_color, state_word};
-use super::term::{parse_interval, print, stream, Frame, Mode};
-use super::{error, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use super::term::{print_once, stream, stream_interval, stream_mode, Frame};
+use super::{error, EXIT_FAILURE, EXIT_USAGE};
 use crate::control::inspect::{self, InspectReport, MetricsView};
 use crate::control::protocol::Request;
 use crate::control::{client, ControlError};
@@ -22,30 +22,14 @@ pub fn run(g: &Global, a: &InspectArgs) -> i32 {
         Err(code) => return code,
     };
     let ctx = super::context::or_system_supervisor(g, ctx);
-    let interval = match a.stream.as_deref().map(parse_interval) {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(msg)) => {
-            error(msg);
-            return EXIT_USAGE;
-        }
+    let interval = match stream_interval(a.stream.as_deref()) {
+        Ok(i) => i,
+        Err(code) => return code,
     };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let Some(interval) = interval else {
-        return match frame(&ctx, a, false) {
-            Frame::Show(t) | Frame::Last(t, _) => {
-                print(&t);
-                EXIT_OK
-            }
-            Frame::Stop(code) => code,
-        };
+        return print_once(frame(&ctx, a, false));
     };
-    let mode = match (a.json, tty) {
-        (true, _) => Mode::Lines,
-        (false, true) => Mode::InPlace,
-        (false, false) => Mode::Snapshots,
-    };
-    stream(interval, mode, || frame(&ctx, a, true))
+    stream(interval, stream_mode(a.json), || frame(&ctx, a, true))
 }
 
 fn frame(ctx: &Ctx, a: &InspectArgs, compact: bool) -> Frame {

@@ -6,7 +6,7 @@ use super::args::{Global, StatusArgs};
 use super::context::{resolve, Ctx};
 use super::output::{color_enabled, status_table};
 use super::select::{from_report, select};
-use super::term::{parse_interval, print, stdout_width, stream, Frame, Mode};
+use super::term::{print_once, stdout_width, stream, stream_interval, stream_mode, Frame};
 use super::{error, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE};
 use crate::control::protocol::{Request, ServiceStatus, StatusReport};
 use crate::control::{client, ControlError};
@@ -24,33 +24,14 @@ pub fn run(g: &Global, a: &StatusArgs) -> i32 {
         Err(code) => return code,
     };
     let ctx = super::context::or_system_supervisor(g, ctx);
-    let interval = match a.stream.as_deref().map(parse_interval) {
-        None => None,
-        Some(Ok(d)) => Some(d),
-        Some(Err(msg)) => {
-            error(msg);
-            return EXIT_USAGE;
-        }
+    let interval = match stream_interval(a.stream.as_deref()) {
+        Ok(i) => i,
+        Err(code) => return code,
     };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let Some(interval) = interval else {
-        return match once(&ctx, a, false) {
-            Frame::Show(t) => {
-                print(&t);
-                EXIT_OK
-            }
-            Frame::Last(t, code) => {
-                print(&t);
-                code
-            }
-            Frame::Stop(code) => code,
-        };
+        return print_once(once(&ctx, a, false));
     };
-    let mode = match (a.json, tty) {
-        (true, _) => Mode::Lines,
-        (false, true) => Mode::InPlace,
-        (false, false) => Mode::Snapshots,
-    };
+    let mode = stream_mode(a.json);
     // A stream goes on whatever the services do (and while no supervisor runs: one may
     // come); it stops on a usage error or an unreachable supervisor.
     stream(interval, mode, || match once(&ctx, a, true) {
@@ -209,6 +190,7 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::term::parse_interval;
 
     fn svc(state: StateKind, health: Option<&str>) -> ServiceStatus {
         ServiceStatus {

@@ -142,6 +142,43 @@ pub fn print(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
+/// `--stream DUR` of `status`/`inspect`: `Ok(None)` without it; a bad value is printed and
+/// becomes the usage exit code.
+pub fn stream_interval(arg: Option<&str>) -> Result<Option<Duration>, i32> {
+    match arg.map(parse_interval) {
+        None => Ok(None),
+        Some(Ok(d)) => Ok(Some(d)),
+        Some(Err(msg)) => {
+            super::error(msg);
+            Err(super::EXIT_USAGE)
+        }
+    }
+}
+
+/// How a stream is drawn: JSON lines, in place on a terminal, snapshots when piped.
+pub fn stream_mode(json: bool) -> Mode {
+    match (json, std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+        (true, _) => Mode::Lines,
+        (false, true) => Mode::InPlace,
+        (false, false) => Mode::Snapshots,
+    }
+}
+
+/// Print a single frame; the exit code it carries.
+pub fn print_once(frame: Frame) -> i32 {
+    match frame {
+        Frame::Show(t) => {
+            print(&t);
+            super::EXIT_OK
+        }
+        Frame::Last(t, code) => {
+            print(&t);
+            code
+        }
+        Frame::Stop(code) => code,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

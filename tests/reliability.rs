@@ -162,7 +162,10 @@ fn kill_9_during_a_crash_backoff_keeps_counters_and_starts_once() {
         p.service("flaky")["state"] == "backoff"
     });
     let steady = p.pid("steady");
-    kill9(p.supervisor_pid().expect("supervisor pid"));
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    kill9(sup);
+    // Until it is reaped it still holds the project lock.
+    wait_until("the supervisor is gone", T, || !alive(sup as u32));
 
     p.start();
     let names = vec!["flaky".to_string(), "steady".to_string()];
@@ -190,8 +193,10 @@ fn kill_9_during_a_restart_adopts_the_old_instance() {
     wait_until("stubborn is stopping", T, || {
         p.service("stubborn")["state"] == "stopping"
     });
-    kill9(p.supervisor_pid().expect("supervisor pid"));
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    kill9(sup);
     reap(restart);
+    wait_until("the supervisor is gone", T, || !alive(sup as u32));
 
     p.start();
     let names = vec!["stubborn".to_string(), "other".to_string()];
@@ -248,10 +253,41 @@ fn stop_leaves_no_survivor_of_a_hostile_tree() {
     );
     p.write("hostile.sh", HOSTILE);
     p.start();
-    let pids = hostile_pids(&p.dir);
+    let mut pids = hostile_pids(&p.dir);
     assert!(pids.iter().all(|&x| alive(x)));
+    let state = std::fs::read_to_string(p.state_dir().join("state.json")).unwrap_or_default();
+    let escapee = pids[4];
+    if !state.contains("\"kill_mode\": \"cgroup\"") {
+        // Without a cgroup (typically not root) the orphan that cleared its environment is out
+        // of reach, a documented limit of the fallback (src/backend/process/tree.rs).
+        println!("no cgroup for the unit: the env-clearing orphan is a known escapee");
+        pids.pop();
+    }
     assert_ok(&p.sysg(&["stop"]), "stop");
-    wait_until("zero survivors", T, || pids.iter().all(|&x| !alive(x)));
+    let gone = wait_until_ok(T, || pids.iter().all(|&x| !alive(x)));
+    if alive(escapee) && !pids.contains(&escapee) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(escapee as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        gone,
+        "survivors: {:?}",
+        pids.iter().filter(|&&x| alive(x)).collect::<Vec<_>>()
+    );
+}
+
+/// Poll `cond` until it holds or `limit` passes; whether it held.
+fn wait_until_ok(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
 }
 
 #[test]
@@ -791,16 +827,48 @@ mod backend_level {
         wait_until("zero survivors", T, || pids.iter().all(|&x| !alive(x)));
     }
 
-    /// Two projects of the same name (two users, two HOMEs) under one parent cgroup: starting
-    /// one must not take the other's unit cgroup for leftovers and kill its service.
+    /// A supervisor killed between a spawn and the state write leaves an unrecorded service.
+    /// Without cgroups, the next one must kill it before starting the unit again: never two.
+    #[test]
+    fn fallback_unrecorded_leftover_is_replaced_not_duplicated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = format!("leftover{}", std::process::id());
+        let (mut first, _rx1) = backend(dir.path(), false);
+        let old = first
+            .start(&spec(&project, "web", &["sleep", "1000"], dir.path()))
+            .expect("start");
+        // The supervisor dies without a record: its backend goes, the unit keeps running.
+        drop(first);
+        let (mut second, _rx2) = backend(dir.path(), false);
+        let new = second
+            .start(&spec(&project, "web", &["sleep", "1000"], dir.path()))
+            .expect("start again");
+        wait_until("the unrecorded instance is gone", T, || !alive(old));
+        assert!(alive(new));
+        second.kill("web").expect("kill");
+        wait_until("gone", T, || !alive(new));
+    }
+
     #[test]
     fn same_project_name_in_two_homes_keeps_services_apart() {
+        twins(true);
+    }
+
+    #[test]
+    fn same_project_name_in_two_homes_keeps_services_apart_without_cgroups() {
+        twins(false);
+    }
+
+    /// Two projects of the same name (two users, two HOMEs) under one parent cgroup: starting
+    /// one must not take the other's unit cgroup (or marked processes) for leftovers and kill
+    /// its service.
+    fn twins(use_cgroups: bool) {
         let (d1, d2) = (
             tempfile::tempdir().expect("tempdir"),
             tempfile::tempdir().expect("tempdir"),
         );
-        let (mut b1, _rx1) = backend(d1.path(), true);
-        let (mut b2, _rx2) = backend(d2.path(), true);
+        let (mut b1, _rx1) = backend(d1.path(), use_cgroups);
+        let (mut b2, _rx2) = backend(d2.path(), use_cgroups);
         let project = format!("twin{}", std::process::id());
         let p1 = b1
             .start(&spec(&project, "web", &["sleep", "1000"], d1.path()))

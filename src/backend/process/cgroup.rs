@@ -45,13 +45,7 @@ impl CgroupRoot {
     /// Tie the cgroups to one project instance (its run directory): two projects that share a
     /// name (in two HOMEs, or two checkouts) must never share, or kill, each other's cgroups.
     pub fn for_instance(mut self, run_dir: &std::path::Path) -> CgroupRoot {
-        // FNV-1a: stable across supervisor restarts, so a new supervisor finds the same path.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in run_dir.as_os_str().as_encoded_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.instance = format!("-{:08x}", h as u32);
+        self.instance = instance_suffix(run_dir);
         self
     }
 
@@ -128,6 +122,23 @@ impl CgroupRoot {
         }
         None
     }
+}
+
+/// `-<hash of the run directory>`: stable across supervisor restarts (FNV-1a), so a new
+/// supervisor finds the same path, and different for two projects that share a name.
+fn instance_suffix(run_dir: &Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("-{:08x}", h as u32)
+}
+
+/// The name of a project instance's group of unit cgroups (`sysg-<project>-<hash>`); also the
+/// prefix of its units' marker, so leftovers of the instance can be found without a cgroup.
+pub fn group_name(project: &str, run_dir: &Path) -> String {
+    format!("sysg-{project}{}", instance_suffix(run_dir))
 }
 
 /// Mount point of the cgroup2 hierarchy in a mountinfo text.

@@ -120,6 +120,11 @@ pub struct ProcessBackend {
     output: Output,
     output_thread: Option<JoinHandle<()>>,
     seq: u64,
+    /// Without cgroups: processes that earlier supervisors of this project instance left
+    /// behind without a record (a kill -9 between a spawn and the state write), by unit.
+    /// Found once, at the first start; a unit's are killed before it starts, so that it never
+    /// runs twice. With a cgroup the unit's old cgroup does the same (`CgroupRoot::create`).
+    leftovers: Option<HashMap<String, Vec<procfs::Stat>>>,
 }
 
 impl ProcessBackend {
@@ -164,6 +169,7 @@ impl ProcessBackend {
             output,
             output_thread: Some(output_thread),
             seq: 0,
+            leftovers: None,
         })
     }
 
@@ -201,6 +207,30 @@ impl ProcessBackend {
         Ok(())
     }
 
+    /// Kill what earlier supervisors left of `unit` (see `leftovers`), sparing the processes of
+    /// instances this backend runs (adopted ones).
+    fn kill_leftovers(&mut self, units: &Units, group: &str, unit: &str) {
+        let found = self
+            .leftovers
+            .get_or_insert_with(|| tree::marked_processes(&format!("{group}/")));
+        let Some(procs) = found.remove(unit) else {
+            return;
+        };
+        let live: Vec<&str> = units.map.values().map(|e| e.marker.as_str()).collect();
+        for s in procs {
+            let marker = procfs::environ_value(s.pid, tree::MARKER_VAR).unwrap_or_default();
+            if live.contains(&marker.as_str()) {
+                continue;
+            }
+            tracing::info!(
+                unit,
+                pid = s.pid,
+                "killing a leftover of an earlier supervisor"
+            );
+            tree::signal_checked(s.pid, s.start_time, libc::SIGKILL);
+        }
+    }
+
     fn io_err(context: String) -> impl FnOnce(std::io::Error) -> BackendError {
         move |source| BackendError::Io { context, source }
     }
@@ -235,9 +265,10 @@ impl Backend for ProcessBackend {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // The group (project and instance) first: leftovers are found by this prefix.
+        let group = cgroup::group_name(&spec.project, &self.paths.run_dir);
         let marker = format!(
-            "{}/{}/{}-{}-{nanos}",
-            spec.project,
+            "{group}/{}/{}-{}-{nanos}",
             spec.name,
             std::process::id(),
             self.seq
@@ -274,6 +305,9 @@ impl Backend for ProcessBackend {
                 .as_ref()
                 .and_then(|c| c.create(&spec.project, &spec.name)),
         };
+        if cg.is_none() {
+            self.kill_leftovers(&units, &group, &spec.name);
+        }
         let limits = &spec.limits.cgroup;
         if limits.memory_max.is_some() || limits.cpu_max.is_some() {
             let applied = match &cg {

@@ -100,6 +100,16 @@ pub fn environ_contains(pid: u32, entry: &str) -> bool {
     environ_file_contains(Path::new(&format!("/proc/{pid}/environ")), entry)
 }
 
+/// The value of `name` in the initial environment of `pid` (`None` when absent or unreadable,
+/// e.g. a process of another user).
+pub fn environ_value(pid: u32, name: &str) -> Option<String> {
+    let data = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    data.split(|b| *b == 0).find_map(|e| {
+        let rest = e.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(rest).into_owned())
+    })
+}
+
 fn environ_file_contains(path: &Path, entry: &str) -> bool {
     let Ok(data) = fs::read(path) else {
         return false;

@@ -84,7 +84,7 @@ pub fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
 
 /// Signal one process identified by pid and start time, through a pidfd so that a pid reused
 /// between the /proc scan and the signal is never hit.
-fn signal_checked(pid: u32, start_time: u64, sig: i32) {
+pub(crate) fn signal_checked(pid: u32, start_time: u64, sig: i32) {
     let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
         return;
     };
@@ -94,6 +94,30 @@ fn signal_checked(pid: u32, start_time: u64, sig: i32) {
     if procfs::proc_start_time(pid) == Some(start_time) {
         let _ = pidfd_signal(&fd, sig);
     }
+}
+
+/// Processes whose unit marker starts with `prefix` (`<group>/`), by unit name: what earlier
+/// supervisors of the same project instance left running. Only processes whose environment we
+/// can read (our own user, or anyone as root) are found.
+pub fn marked_processes(prefix: &str) -> HashMap<String, Vec<procfs::Stat>> {
+    let me = std::process::id();
+    let mut out: HashMap<String, Vec<procfs::Stat>> = HashMap::new();
+    for s in procfs::all() {
+        if s.pid == me || s.state == b'Z' {
+            continue;
+        }
+        let Some(marker) = procfs::environ_value(s.pid, MARKER_VAR) else {
+            continue;
+        };
+        let Some(unit) = marker
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('/').next())
+        else {
+            continue;
+        };
+        out.entry(unit.to_string()).or_default().push(s);
+    }
+    out
 }
 
 /// The unit's processes found by the fallback rules (see the module comment), from a /proc scan.

@@ -7,7 +7,10 @@
 //! cargo-deb: without it (or without root, systemd or dpkg) the test says why and skips.
 //! Every wait is a polled condition with a deadline.
 
+// Both harnesses include tests/common/wait.rs; this one test crate uses both.
+#[allow(clippy::duplicate_mod)]
 mod common;
+#[allow(clippy::duplicate_mod)]
 mod systemd;
 
 use std::path::{Path, PathBuf};

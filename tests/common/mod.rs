@@ -5,9 +5,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+#[path = "wait.rs"]
+mod wait;
+#[allow(unused_imports)] // not every test crate uses both
+pub use wait::{run_bounded, wait_until};
 
 /// The binary under test.
 pub fn sysg_bin() -> PathBuf {
@@ -126,27 +131,6 @@ impl Drop for Project {
     }
 }
 
-/// Run a command, killing it if it outlives `limit`.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn sysg");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("command did not finish within {limit:?}: {cmd:?}");
-        }
-    }
-}
-
 /// Assert exit 0, showing the output otherwise.
 pub fn assert_ok(out: &Output, what: &str) {
     assert!(
@@ -156,18 +140,6 @@ pub fn assert_ok(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Poll `cond` until it holds or `limit` passes; panics with `what` on timeout.
-pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting for: {what}");
 }
 
 /// Is a process with this pid alive (and not a zombie)?

@@ -20,6 +20,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+#[path = "../common/wait.rs"]
+mod wait;
+#[allow(unused_imports)] // not every test crate uses both
+pub use wait::{run_bounded, wait_until};
+
 /// Units masked in the namespace beyond the `*.wants` entries found on the image.
 const MASKED: &[&str] = &[
     "systemd-tmpfiles-setup.service",
@@ -408,37 +413,4 @@ fn remove_cgroup_tree(dir: &Path) {
         }
     }
     let _ = std::fs::remove_dir(dir);
-}
-
-/// Run a command, killing it if it outlives `limit`.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("command did not finish within {limit:?}: {cmd:?}");
-        }
-    }
-}
-
-/// Poll `cond` until it holds or `limit` passes; panics with `what` on timeout.
-pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting for: {what}");
 }

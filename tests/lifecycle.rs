@@ -345,3 +345,47 @@ services:
     p.start();
     assert_eq!(p.pid("a"), pid);
 }
+
+#[test]
+fn a_program_that_cannot_run_fails_its_start_with_the_reason() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  noexec:
+    exec: ["./script"]
+    restart_policy: never
+  missing:
+    exec: ["no-such-program-xyz"]
+    restart_policy: never
+  plain:
+    command: "exec sleep 1000"
+"#,
+    );
+    // Executable, but no `#!` line: only the exec itself, in the child, can find that out.
+    let script = p.write("script", "echo hi\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "noexec is failed: start failed: noexec: cannot run `./script`: Exec format error"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "missing is failed: start failed: missing: cannot run `no-such-program-xyz`: not \
+             found in PATH"
+        ),
+        "{err}"
+    );
+    // A plain command runs without a shell in between: the main process is `sleep` itself.
+    let pid = p.pid("plain");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "sleep");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    assert!(!alive(pid));
+}

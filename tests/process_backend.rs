@@ -23,6 +23,7 @@ fn backend(dir: &Path, options: ProcessOptions) -> (ProcessBackend, Receiver<Bac
         BackendPaths {
             log_dir: dir.join("logs"),
             run_dir: dir.join("run"),
+            fifo_dir: dir.join("run"),
         },
         None,
         Box::new(move |ev| {

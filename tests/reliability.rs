@@ -748,6 +748,7 @@ mod backend_level {
             BackendPaths {
                 log_dir: dir.join("logs"),
                 run_dir: dir.join("run"),
+                fifo_dir: dir.join("run"),
             },
             None,
             Box::new(move |ev| {

@@ -22,6 +22,14 @@ pub enum BackendEvent {
         pid: u32,
         status: ExitStatus,
     },
+    /// The unit's main process, started by `start` as `pid`, ended before it ran the unit's
+    /// command: a step of its set-up or its exec failed (`error` says which). Comes instead of
+    /// `Exited`; to the unit it is a failed start.
+    ExecFailed {
+        unit: String,
+        pid: u32,
+        error: String,
+    },
     /// A process of the unit started that `start` did not start: a run of a cron job started
     /// by the backend's own timer (or by `trigger`). Its end comes as `Exited`.
     Started { unit: String, pid: u32 },
@@ -67,7 +75,8 @@ pub trait Backend: Send {
     /// `process` or `systemd`.
     fn name(&self) -> &'static str;
     /// Start the unit's main process and return its pid. Its exit arrives later as
-    /// `BackendEvent::Exited` on the sink.
+    /// `BackendEvent::Exited` on the sink (or `ExecFailed`, when a backend that does not wait
+    /// for the exec learns that it failed).
     fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError>;
     /// Send `signal` to every process of the unit.
     fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError>;
@@ -133,6 +142,8 @@ pub enum Choice {
 pub struct BackendPaths {
     /// Per-project log directory (`<state>/<project>/logs`).
     pub log_dir: PathBuf,
-    /// Per-project runtime directory for fifos and other transient files.
+    /// Per-project runtime directory for transient files; it also names the project instance.
     pub run_dir: PathBuf,
+    /// Where the units' output FIFOs are made (often `run_dir`; see `ProjectPaths::fifo_dir`).
+    pub fifo_dir: PathBuf,
 }

@@ -28,7 +28,12 @@ pub fn run(g: &Global) -> i32 {
     if let Ok(f) = std::fs::File::options().write(true).open(&lock) {
         let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive);
     }
-    for dir in [&ctx.paths.log_dir, &ctx.paths.run_dir, &ctx.paths.state_dir] {
+    for dir in [
+        &ctx.paths.log_dir,
+        &ctx.paths.fifo_dir,
+        &ctx.paths.run_dir,
+        &ctx.paths.state_dir,
+    ] {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -205,7 +205,11 @@ impl Core {
                 self.job_start_failed(now, wall, unit, error, out)
             }
             Event::Exited { unit, pid, status } => {
-                self.job_exited(now, wall, unit, *pid, *status, out)
+                self.job_exited(now, wall, unit, *pid, (*status, None), out)
+            }
+            Event::ExecFailed { unit, pid, error } => {
+                let end = (ExitStatus::Code(127), Some(error.as_str()));
+                self.job_exited(now, wall, unit, *pid, end, out)
             }
             Event::Adopted { unit, pid } => self.job_adopted(now, unit, *pid, out),
             Event::Elapsed { unit } => self.job_elapsed(wall, unit, out),
@@ -571,7 +575,8 @@ impl Core {
         wall: Option<DateTime<Utc>>,
         name: &str,
         pid: u32,
-        status: ExitStatus,
+        // The exit status, and why the run never ran its command (its exec failed), if so.
+        (status, exec_error): (ExitStatus, Option<&str>),
         out: &mut Vec<Action>,
     ) {
         let Some(j) = self.job_index(name) else {
@@ -600,16 +605,18 @@ impl Core {
         entry.ended = wall;
         entry.status = Some(status);
         entry.result = result;
+        if let Some(error) = exec_error {
+            entry.note = Some(format!("start failed: {error}"));
+        }
         job.record(entry);
         job.last_exit = Some(status);
         match result {
             RunResult::Failed => {
-                report(
-                    out,
-                    name,
-                    ReportKind::Failed,
-                    format!("run failed: {status}"),
-                );
+                let what = match exec_error {
+                    Some(error) => format!("run could not start: {error}"),
+                    None => format!("run failed: {status}"),
+                };
+                report(out, name, ReportKind::Failed, what);
             }
             _ => report(
                 out,

@@ -665,6 +665,31 @@ impl Core {
                     status,
                 })
             }
+            Event::ExecFailed {
+                unit: key,
+                pid,
+                error,
+            } => {
+                if let Some(name) = self.candidate(&key) {
+                    let cand_pid = self.book.active.get(&name).and_then(|d| match &d.phase {
+                        Phase::Probing(t) => Some(t.pid),
+                        Phase::Switching { pid, .. } => Some(*pid),
+                        _ => None,
+                    });
+                    if cand_pid == Some(pid) {
+                        let why = format!("the new instance could not start: {error}");
+                        self.fail_named(now, &name, &why, true, out);
+                        out.push(Action::Persist);
+                    }
+                    return None;
+                }
+                // An instance that never ran cannot be draining; a promoted one is the unit's.
+                Some(Event::ExecFailed {
+                    unit: service_of(&key).to_string(),
+                    pid,
+                    error,
+                })
+            }
             Event::ProbeResult {
                 unit: key,
                 probe,

@@ -90,6 +90,13 @@ pub enum Event {
         pid: u32,
         status: ExitStatus,
     },
+    /// The process started for the unit as `pid` (already `Started`) ended before it ran the
+    /// unit's command: its set-up or exec failed (`error` says which). A failed start.
+    ExecFailed {
+        unit: UnitId,
+        pid: u32,
+        error: String,
+    },
     /// At supervisor start-up the unit was found still running and adopted.
     Adopted { unit: UnitId, pid: u32 },
     /// The probe `probe` (from `Action::Probe`) passed (`ok`) or failed (`detail` says why).
@@ -302,6 +309,9 @@ impl Core {
             Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, &mut out),
             Event::Exited { unit, pid, status } => {
                 self.on_exited(now, &unit, pid, status, &mut out)
+            }
+            Event::ExecFailed { unit, pid, error } => {
+                self.on_exec_failed(now, &unit, pid, error, &mut out)
             }
             Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
             Event::ProbeResult {
@@ -569,6 +579,39 @@ impl Core {
                 self.finish_stop(now, i, why, Some(status), out);
             }
             _ => self.after_ending(now, i, Ending::Exit(status), out),
+        }
+    }
+
+    /// Like an exit, except that to the restart policy it is a failed start, with its reason.
+    fn on_exec_failed(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        error: String,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        if u.pid != Some(pid) {
+            return;
+        }
+        // The child gives up with 127, as a shell does for a command it cannot run.
+        let status = ExitStatus::Code(127);
+        u.pid = None;
+        u.healthy = false;
+        u.up_at = None;
+        u.probe.end();
+        u.last_exit = Some(status);
+        match &u.state {
+            State::Running {
+                pending_stop: Some(why),
+            }
+            | State::Stopping { why, .. } => {
+                let why = why.clone();
+                self.finish_stop(now, i, why, Some(status), out);
+            }
+            _ => self.after_ending(now, i, Ending::StartFailed(error), out),
         }
     }
 

@@ -1227,3 +1227,50 @@ fn exit_inside_the_settle_window_is_a_failed_start_for_dependents() {
     let acts = sim.advance(Duration::from_secs(3600));
     assert!(starts(&acts).is_empty());
 }
+
+#[test]
+fn a_failed_exec_reported_after_started_is_a_failed_start_with_its_reason() {
+    let mut sim = Sim::new(vec![
+        with_policy(unit("db", &[]), RestartPolicy::Never),
+        unit("web", &["db"]),
+        unit("cache", &[]),
+    ]);
+    sim.start_all();
+    let (pid, _) = sim.started("db");
+    let (cache, _) = sim.started("cache");
+    // Another process's report changes nothing.
+    let before = sim.state("db");
+    sim.send(Event::ExecFailed {
+        unit: "db".into(),
+        pid: pid + 1000,
+        error: "stale".into(),
+    });
+    assert_eq!(sim.state("db"), before);
+    let acts = sim.send(Event::ExecFailed {
+        unit: "db".into(),
+        pid,
+        error: "db: cannot run `db`: Permission denied (os error 13)".into(),
+    });
+    assert!(starts(&acts).is_empty());
+    assert_eq!(sim.state("db"), StateKind::Failed);
+    assert_eq!(
+        sim.view("db").reason.as_deref(),
+        Some("start failed: db: cannot run `db`: Permission denied (os error 13)")
+    );
+    // Its dependent (whose start is in flight) is stopped, as after any failed dependency.
+    assert_eq!(sim.state("web"), StateKind::Stopping);
+    // With a restart policy it is retried like any failed start.
+    let acts = sim.send(Event::ExecFailed {
+        unit: "cache".into(),
+        pid: cache,
+        error: "cache: limits.nofile: setrlimit(RLIMIT_NOFILE): Operation not permitted".into(),
+    });
+    assert_eq!(sim.state("cache"), StateKind::Backoff);
+    assert_eq!(
+        reports(&acts, ReportKind::Restarting),
+        vec![
+            "start failed: cache: limits.nofile: setrlimit(RLIMIT_NOFILE): Operation not \
+             permitted; restarting in 1s (restart 1)"
+        ]
+    );
+}

@@ -11,6 +11,11 @@ pub struct ProjectPaths {
     pub run_dir: PathBuf,
     /// Log directory.
     pub log_dir: PathBuf,
+    /// Where the process backend makes its units' output FIFOs: in user mode a directory of
+    /// `$XDG_RUNTIME_DIR` (a tmpfs in every login session, where named pipes belong) when there
+    /// is one, else `run_dir`. Each FIFO's path is recorded with its unit, so a supervisor
+    /// started with another environment still finds the FIFOs of the units it adopts.
+    pub fifo_dir: PathBuf,
     pub socket: PathBuf,
     pub pid_file: PathBuf,
     pub state_file: PathBuf,
@@ -61,13 +66,26 @@ impl Roots {
 
     /// Paths of one project.
     pub fn project(&self, project: &str) -> ProjectPaths {
+        self.project_in(project, runtime_dir())
+    }
+
+    /// Paths of one project, given the user's runtime directory (if usable).
+    fn project_in(&self, project: &str, runtime: Option<PathBuf>) -> ProjectPaths {
         let state_dir = self.state.join(project);
         let (run_dir, log_dir) = if self.system {
             (self.run.join(project), self.log.join(project))
         } else {
             (state_dir.join("run"), state_dir.join("logs"))
         };
+        let fifo_dir = match runtime.filter(|_| !self.system) {
+            // Named by the state directory too: two state roots of one user never share it.
+            Some(rt) => rt
+                .join("systemg")
+                .join(format!("{project}-{:08x}", fnv32(&state_dir))),
+            None => run_dir.clone(),
+        };
         ProjectPaths {
+            fifo_dir,
             socket: run_dir.join("control.sock"),
             pid_file: run_dir.join("supervisor.pid"),
             state_file: state_dir.join("state.json"),
@@ -112,6 +130,26 @@ fn home_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// `$XDG_RUNTIME_DIR` when it is usable: absolute, a directory of ours, private (0700).
+fn runtime_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let ours =
+        meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o077 == 0;
+    (dir.is_absolute() && ours).then_some(dir)
+}
+
+/// FNV-1a of a path, 32 bits: short, stable names derived from directories.
+pub fn fnv32(path: &Path) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as u32
+}
+
 /// Create `dir` (and parents) with mode 0700 where it is new.
 pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -134,6 +172,46 @@ mod tests {
         );
         assert_eq!(p.socket, PathBuf::from("/run/systemg/web/control.sock"));
         assert_eq!(p.log_dir, PathBuf::from("/var/log/systemg/web"));
+    }
+
+    #[test]
+    fn fifos_go_to_the_runtime_dir_in_user_mode() {
+        let user = Roots {
+            state: PathBuf::from("/home/u/.local/share/systemg"),
+            run: PathBuf::from("/home/u/.local/share/systemg"),
+            log: PathBuf::from("/home/u/.local/share/systemg"),
+            system: false,
+        };
+        let rt = Some(PathBuf::from("/run/user/1000"));
+        let p = user.project_in("web", rt.clone());
+        let name = p
+            .fifo_dir
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            p.fifo_dir.parent(),
+            Some(Path::new("/run/user/1000/systemg"))
+        );
+        assert!(
+            name.starts_with("web-") && name.len() == "web-".len() + 8,
+            "{name}"
+        );
+        // The socket and lock stay with the state: every invocation finds them, whatever its
+        // environment.
+        assert_eq!(p.socket, user.project_in("web", None).socket);
+        // Another state root of the same user gets its own directory.
+        let other = Roots {
+            state: PathBuf::from("/tmp/h/.local/share/systemg"),
+            ..user.clone()
+        };
+        assert_ne!(other.project_in("web", rt.clone()).fifo_dir, p.fifo_dir);
+        // Without a runtime directory, and always in system mode (/run is one): the run dir.
+        assert_eq!(user.project_in("web", None).fifo_dir, p.run_dir);
+        let sys = Roots::system().project_in("web", rt);
+        assert_eq!(sys.fifo_dir, sys.run_dir);
     }
 
     #[test]

@@ -229,6 +229,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         BackendPaths {
             log_dir: paths.log_dir.clone(),
             run_dir: paths.run_dir.clone(),
+            fifo_dir: paths.fifo_dir.clone(),
         },
         echo,
         Box::new(move |ev| {
@@ -567,6 +568,18 @@ impl Supervisor {
                     if crate::core::spawn::split_key(&unit).is_some() =>
                 {
                     self.child_exited(&unit, status);
+                }
+                Msg::Backend(BackendEvent::ExecFailed { unit, error, .. })
+                    if crate::core::spawn::split_key(&unit).is_some() =>
+                {
+                    tracing::warn!(unit = %unit, "{error}");
+                    self.child_exited(&unit, crate::spec::ExitStatus::Code(127));
+                }
+                Msg::Backend(BackendEvent::ExecFailed { unit, pid, error }) => {
+                    self.service_exited(&unit);
+                    self.obs
+                        .record_exit(&unit, pid, crate::spec::ExitStatus::Code(127), Some(0.0));
+                    self.queue.push_back(Event::ExecFailed { unit, pid, error });
                 }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.service_exited(&unit);

@@ -127,12 +127,7 @@ impl CgroupRoot {
 /// `-<hash of the run directory>`: stable across supervisor restarts (FNV-1a), so a new
 /// supervisor finds the same path, and different for two projects that share a name.
 fn instance_suffix(run_dir: &Path) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in run_dir.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("-{:08x}", h as u32)
+    format!("-{:08x}", crate::runtime::paths::fnv32(run_dir))
 }
 
 /// The name of a project instance's group of unit cgroups (`sysg-<project>-<hash>`); also the

@@ -67,6 +67,10 @@ pub(crate) struct Entry {
     stderr_fifo: PathBuf,
     policy: LogPolicy,
     pidfd: OwnedFd,
+    /// Until the child's exec is confirmed: where a failure of its set-up would be reported.
+    pending: Option<spawn::Pending>,
+    /// The child's set-up or exec failed (read from `pending`); reported when it exits.
+    failure: Option<String>,
 }
 
 impl Entry {
@@ -185,8 +189,8 @@ impl ProcessBackend {
     fn fifo_paths(&self, unit: &str) -> (PathBuf, PathBuf) {
         let unit = crate::spec::file_key(unit);
         (
-            self.paths.run_dir.join(format!("{unit}.stdout.fifo")),
-            self.paths.run_dir.join(format!("{unit}.stderr.fifo")),
+            self.paths.fifo_dir.join(format!("{unit}.stdout.fifo")),
+            self.paths.fifo_dir.join(format!("{unit}.stderr.fifo")),
         )
     }
 
@@ -201,6 +205,17 @@ impl ProcessBackend {
                     context: format!("{}: watching pid {}", entry.unit, entry.pid),
                     source: e.into(),
                 })?;
+        }
+        if let (Some(r), Some(p)) = (&self.reaper, &entry.pending) {
+            // Best effort: the report is read at the exit anyway; watching it only lets the fd
+            // go as soon as the exec is confirmed.
+            let _ = r.epoll.add(
+                p.report.as_fd(),
+                EpollEvent::new(
+                    EpollFlags::EPOLLIN,
+                    reaper::REPORT_TOKEN | u64::from(entry.pid),
+                ),
+            );
         }
         units.by_pid.insert(entry.pid, entry.unit.clone());
         units.map.insert(entry.unit.clone(), entry);
@@ -281,8 +296,13 @@ impl Backend for ProcessBackend {
                 message: format!("already running (pid {})", e.pid),
             });
         }
-        for dir in [&self.paths.run_dir, &self.paths.log_dir] {
-            fs::create_dir_all(dir).map_err(Self::io_err(format!("creating {}", dir.display())))?;
+        for dir in [
+            &self.paths.run_dir,
+            &self.paths.fifo_dir,
+            &self.paths.log_dir,
+        ] {
+            crate::runtime::paths::ensure_dir(dir)
+                .map_err(Self::io_err(format!("creating {}", dir.display())))?;
         }
         let (out_path, err_path) = self.fifo_paths(&spec.name);
         let (out_r, out_w) =
@@ -329,21 +349,14 @@ impl Backend for ProcessBackend {
 
         let spawned = {
             let mut registry = reaper::main_pids();
-            let r = spawn::spawn(
-                spec,
-                out_w,
-                err_w,
-                cg.as_ref().map(|c| &c.procs),
-                &marker,
-                setup,
-            );
-            if let Ok(pid) = r {
-                reaper::register_main(&mut registry, pid);
+            let r = spawn::spawn(spec, out_w, err_w, cg.as_ref(), &marker, setup);
+            if let Ok(s) = &r {
+                reaper::register_main(&mut registry, s.pid);
             }
             r
         };
-        let pid = match spawned {
-            Ok(pid) => pid,
+        let spawned = match spawned {
+            Ok(s) => s,
             Err(e) => {
                 let _ = fs::remove_file(&out_path);
                 let _ = fs::remove_file(&err_path);
@@ -353,9 +366,10 @@ impl Backend for ProcessBackend {
                 return Err(e);
             }
         };
+        let pid = spawned.pid;
         // Our unreaped child: /proc/PID exists even if it already exited.
         let start_time = proc_start_time(pid).unwrap_or(0);
-        let pidfd = match open_pidfd(pid) {
+        let pidfd = match spawned.pidfd.map_or_else(|| open_pidfd(pid), Ok) {
             Ok(fd) => fd,
             Err(e) => {
                 let _ = tree::send_signal(pid, libc::SIGKILL);
@@ -377,6 +391,8 @@ impl Backend for ProcessBackend {
             stderr_fifo: err_path.clone(),
             policy: spec.logs,
             pidfd,
+            pending: spawned.pending,
+            failure: None,
         };
         if let Err(e) = self.watch(&mut units, entry) {
             // Unwatched, it could never be reported: do not leave it running.
@@ -491,6 +507,8 @@ impl Backend for ProcessBackend {
             stderr_fifo: stderr_fifo.clone(),
             policy,
             pidfd,
+            pending: None,
+            failure: None,
         };
         self.watch(&mut units, entry)?;
         drop(units);

@@ -66,10 +66,13 @@ pub enum Step {
     Uid,
     Capset,
     Ambient,
+    Stdio,
+    Chdir,
+    Exec,
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 23] = [
         Step::Setsid,
         Step::SignalMask,
         Step::Unshare,
@@ -90,6 +93,9 @@ impl Step {
         Step::Uid,
         Step::Capset,
         Step::Ambient,
+        Step::Stdio,
+        Step::Chdir,
+        Step::Exec,
     ];
 
     /// The step with this wire byte.
@@ -120,6 +126,9 @@ impl Step {
             Step::Uid => ("user", "setresuid"),
             Step::Capset => ("capabilities", "capset"),
             Step::Ambient => ("capabilities", "raising the ambient set"),
+            Step::Stdio => ("(stdio)", "connecting stdin, stdout and stderr"),
+            Step::Chdir => ("working_dir", "changing into the working directory"),
+            Step::Exec => ("(exec)", "exec"),
         }
     }
 }
@@ -127,21 +136,25 @@ impl Step {
 /// What the child reported on the pipe.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// The step that failed.
-    pub failed: Option<Step>,
+    /// The step that failed and the errno it got.
+    pub failed: Option<(Step, i32)>,
     /// With `isolation.pid`: the pid (in our namespace) of the namespace's PID 1.
     pub ns_init: Option<u32>,
 }
 
 impl Report {
-    /// Decode the bytes read from the pipe: `E<step>` and `P<pid, native endian u32>`.
+    /// Decode the bytes read from the pipe: `E<step><errno, native endian i32>` and
+    /// `P<pid, native endian u32>`.
     pub fn parse(mut bytes: &[u8]) -> Report {
         let mut r = Report::default();
         while let Some((&tag, rest)) = bytes.split_first() {
             match tag {
-                b'E' if !rest.is_empty() => {
-                    r.failed = r.failed.or(Step::from_byte(rest[0]));
-                    bytes = &rest[1..];
+                b'E' if rest.len() >= 5 => {
+                    let mut errno = [0u8; 4];
+                    errno.copy_from_slice(&rest[1..5]);
+                    let errno = i32::from_ne_bytes(errno);
+                    r.failed = r.failed.or(Step::from_byte(rest[0]).map(|s| (s, errno)));
+                    bytes = &rest[5..];
                 }
                 b'P' if rest.len() >= 4 => {
                     let mut pid = [0u8; 4];
@@ -554,14 +567,20 @@ impl ChildSetup {
                 }
             }
         }
+        // Raw system calls, not libc's wrappers: glibc's set*id broadcast the change to every
+        // thread it believes the process has, and a child made by a raw clone3 still carries
+        // the supervisor's thread list. The child has one thread; the call covers it.
         if let Some(groups) = &self.groups {
-            check(libc::setgroups(groups.len(), groups.as_ptr())).map_err(|e| (Step::Groups, e))?;
+            check(libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) as libc::c_int)
+                .map_err(|e| (Step::Groups, e))?;
         }
         if let Some(gid) = self.gid {
-            check(libc::setresgid(gid, gid, gid)).map_err(|e| (Step::Gid, e))?;
+            check(libc::syscall(libc::SYS_setresgid, gid, gid, gid) as libc::c_int)
+                .map_err(|e| (Step::Gid, e))?;
         }
         if let Some(uid) = self.uid {
-            check(libc::setresuid(uid, uid, uid)).map_err(|e| (Step::Uid, e))?;
+            check(libc::syscall(libc::SYS_setresuid, uid, uid, uid) as libc::c_int)
+                .map_err(|e| (Step::Uid, e))?;
         }
         if let Some(mask) = self.caps {
             let mut header = CapHeader {
@@ -606,12 +625,15 @@ impl ChildSetup {
     }
 }
 
-/// Write `E<step>` to the report pipe (child side; async-signal-safe).
+/// Write `E<step><errno>` to the report pipe (child side; async-signal-safe).
 ///
 /// # Safety
 /// Call only in the child between fork and exec.
-pub unsafe fn report_failure(report: RawFd, step: Step) {
-    let msg = [b'E', step as u8];
+pub unsafe fn report_failure(report: RawFd, step: Step, error: &io::Error) {
+    let mut msg = [0u8; 6];
+    msg[0] = b'E';
+    msg[1] = step as u8;
+    msg[2..].copy_from_slice(&error.raw_os_error().unwrap_or(0).to_ne_bytes());
     libc::write(report, msg.as_ptr().cast(), msg.len());
 }
 
@@ -663,15 +685,18 @@ mod tests {
         let mut b = vec![b'P'];
         b.extend_from_slice(&4242u32.to_ne_bytes());
         b.extend_from_slice(&[b'E', Step::Nofile as u8]);
+        b.extend_from_slice(&libc::EPERM.to_ne_bytes());
         assert_eq!(
             Report::parse(&b),
             Report {
-                failed: Some(Step::Nofile),
+                failed: Some((Step::Nofile, libc::EPERM)),
                 ns_init: Some(4242)
             }
         );
         assert_eq!(Report::parse(&[]), Report::default());
-        assert_eq!(Report::parse(&[b'E', 200]).failed, None);
+        assert_eq!(Report::parse(&[b'E', 200, 1, 0, 0, 0]).failed, None);
+        // A truncated record is ignored, not misread.
+        assert_eq!(Report::parse(&[b'E', Step::Exec as u8, 2]).failed, None);
         for s in Step::ALL {
             assert_eq!(Step::from_byte(s as u8), Some(s));
         }

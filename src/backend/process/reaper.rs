@@ -1,5 +1,7 @@
 //! Exit detection and reaping: one thread, one epoll over
 //! - the pidfd of every unit's main process (token = pid),
+//! - the report pipe of a new main process until its exec is confirmed (token = pid |
+//!   `REPORT_TOKEN`),
 //! - the read end of a self-pipe written by a SIGCHLD handler (orphans to reap),
 //! - an eventfd that asks the thread to stop.
 //!
@@ -40,6 +42,8 @@ use crate::spec::ExitStatus;
 
 const TOKEN_STOP: u64 = u64::MAX;
 const TOKEN_SIGCHLD: u64 = u64::MAX - 1;
+/// Or-ed with a pid: the report pipe of that unit's child (readable or closed).
+pub const REPORT_TOKEN: u64 = 1 << 32;
 
 /// Pids of registered main processes, across all backends of this process.
 static SPAWN_LOCK: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -226,6 +230,7 @@ impl Loop {
                         return;
                     }
                     TOKEN_SIGCHLD => self.drain_pipe(),
+                    t if t & REPORT_TOKEN != 0 => self.report_ready(t as u32),
                     pid => self.main_exited(pid as u32),
                 }
             }
@@ -247,6 +252,22 @@ impl Loop {
         }
     }
 
+    /// The report pipe of the child `pid` is readable or closed: either its exec succeeded
+    /// (end of file: nothing more to wait for) or a step failed (kept for its exit).
+    fn report_ready(&mut self, pid: u32) {
+        let mut units = self.units.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(unit) = units.by_pid.get(&pid).cloned() else {
+            return;
+        };
+        let Some(entry) = units.map.get_mut(&unit) else {
+            return;
+        };
+        if let Some(p) = entry.pending.take() {
+            let _ = self.epoll.delete(p.report.as_fd());
+            entry.failure = p.failure();
+        }
+    }
+
     /// The pidfd of `pid` is readable: collect the status, kill the rest of the tree, report.
     fn main_exited(&mut self, pid: u32) {
         let event = {
@@ -254,10 +275,14 @@ impl Loop {
             let Some(unit) = units.by_pid.remove(&pid) else {
                 return;
             };
-            let Some(entry) = units.map.remove(&unit) else {
+            let Some(mut entry) = units.map.remove(&unit) else {
                 return;
             };
             let _ = self.epoll.delete(entry.pidfd.as_fd());
+            if let Some(p) = entry.pending.take() {
+                let _ = self.epoll.delete(p.report.as_fd());
+                entry.failure = p.failure();
+            }
             let status = match rustix::process::waitid(
                 WaitId::PidFd(entry.pidfd.as_fd()),
                 WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
@@ -279,13 +304,20 @@ impl Loop {
                     self.pending_rmdir.push(dir.clone());
                 }
             }
-            BackendEvent::Exited {
-                unit: entry.unit.clone(),
-                pid,
-                status,
+            match entry.failure.take() {
+                Some(error) => BackendEvent::ExecFailed {
+                    unit: entry.unit.clone(),
+                    pid,
+                    error,
+                },
+                None => BackendEvent::Exited {
+                    unit: entry.unit.clone(),
+                    pid,
+                    status,
+                },
             }
         };
-        if let BackendEvent::Exited { unit, .. } = &event {
+        if let BackendEvent::Exited { unit, .. } | BackendEvent::ExecFailed { unit, .. } = &event {
             // Streams are named by service (a deployment's candidate logs as its service).
             self.output.unit_exited(crate::spec::service_of(unit));
         }

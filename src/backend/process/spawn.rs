@@ -1,16 +1,19 @@
-//! Forking a unit's main process: FIFOs for its output, its own session, its cgroup.
+//! Forking a unit's main process: FIFOs for its output, its own session, its cgroup, created
+//! in its cgroup by clone3 and not waited for.
 
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 
+use super::cgroup::UnitCgroup;
 use super::privs::{self, ChildSetup, Report, Step, StepError};
 use super::tree::MARKER_VAR;
 use crate::backend::BackendError;
@@ -83,15 +86,352 @@ pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// The process `spawn` created.
+pub struct Spawned {
+    pub pid: u32,
+    /// A pidfd of the process, when the kernel handed one over with the process (clone3).
+    pub pidfd: Option<OwnedFd>,
+    /// The read end of the child's report pipe while the child may still fail before its
+    /// exec: a failure record arrives there, or end-of-file once the exec succeeded.
+    /// `None` when `spawn` already waited for the outcome.
+    pub pending: Option<Pending>,
+}
+
+/// A child whose set-up and exec have not been confirmed yet.
+pub struct Pending {
+    pub report: OwnedFd,
+    /// The program as named in errors.
+    pub program: String,
+    /// The unit, as named in errors.
+    pub unit: String,
+}
+
+impl Pending {
+    /// Read what the child reported (without blocking); `Some(error)` when its set-up or exec
+    /// failed. Call once the pipe is readable or the child has exited.
+    pub fn failure(&self) -> Option<String> {
+        let mut bytes = [0u8; 64];
+        let n = nix::unistd::read(&self.report, &mut bytes).unwrap_or(0);
+        let (step, errno) = Report::parse(&bytes[..n]).failed?;
+        Some(
+            BackendError::Start {
+                unit: self.unit.clone(),
+                message: failure_message(&self.program, step, errno),
+            }
+            .to_string(),
+        )
+    }
+}
+
+/// The error text of a failed step of the child.
+fn failure_message(program: &str, step: Step, errno: i32) -> String {
+    let e = io::Error::from_raw_os_error(errno);
+    match step.describe() {
+        _ if step == Step::Exec => format!("cannot run `{program}`: {e}"),
+        (field, action) if field.starts_with('(') => format!("{action}: {e}"),
+        (field, action) => format!("{field}: {action}: {e}"),
+    }
+}
+
+/// Shell words that are builtins or keywords (or builtins that behave differently from the
+/// program of the same name): a command starting with one of them always runs through the shell.
+const SHELL_WORDS: &[&str] = &[
+    ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
+    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi",
+    "for", "getopts", "hash", "if", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
+    "return", "set", "shift", "source", "test", "then", "times", "trap", "true", "type", "ulimit",
+    "umask", "unalias", "unset", "until", "wait", "while",
+];
+
+/// `/bin/sh -c CMD` where CMD is one simple command made only of plain words (no quoting,
+/// expansion, redirection, globbing, assignment or operators): the words, which the shell
+/// would run exactly so. A leading `exec` is dropped: it only tells the shell to do what running
+/// the program directly does anyway.
+pub fn plain_words(argv: &[String]) -> Option<Vec<&str>> {
+    let [sh, c, cmd] = argv else { return None };
+    if sh != "/bin/sh" || c != "-c" {
+        return None;
+    }
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b" \t-_./,:@%+=".contains(&b);
+    if !cmd.bytes().all(plain) {
+        return None;
+    }
+    let mut words: Vec<&str> = cmd.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+    if words.first() == Some(&"exec") {
+        words.remove(0);
+    }
+    let first = *words.first()?;
+    if first.contains('=') || first.starts_with('-') || SHELL_WORDS.contains(&first) {
+        return None;
+    }
+    Some(words)
+}
+
+/// Where `program` (no `/` in it) is found on `path`: the first regular, executable file.
+fn search_path(program: &str, path: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata().is_ok_and(|m| m.is_file())
+                && nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok()
+        })
+}
+
+/// What the child executes: the file, its argv, its environment; all prepared before the fork.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    /// The program as named in errors.
+    program: String,
+}
+
+fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+impl Exec {
+    fn prepare(spec: &UnitSpec, marker: &str) -> Result<Exec, String> {
+        let mut envp = Vec::with_capacity(spec.env.len() + 32);
+        let own = |k: &OsStr| k == MARKER_VAR || spec.env.iter().any(|(n, _)| OsStr::new(n) == k);
+        for (k, v) in std::env::vars_os() {
+            if !own(&k) {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                envp.push(cstring("the environment", kv)?);
+            }
+        }
+        // Later entries win, as they would in a map.
+        for (i, (k, v)) in spec.env.iter().enumerate() {
+            if spec.env[i + 1..].iter().any(|(n, _)| n == k) {
+                continue;
+            }
+            envp.push(cstring(
+                &format!("environment variable {k}"),
+                format!("{k}={v}"),
+            )?);
+        }
+        envp.push(cstring("the marker", format!("{MARKER_VAR}={marker}"))?);
+
+        let search: OsString = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+        // A plain shell command runs without the shell when its program is found; otherwise the
+        // shell runs it (and says "not found" itself, as it always did).
+        if let Some(words) = plain_words(&spec.argv) {
+            if let Some(found) = search_path(words[0], &search) {
+                return Ok(Exec {
+                    path: cstring("the command", found.into_os_string().into_vec())?,
+                    argv: words
+                        .iter()
+                        .map(|w| cstring("the command", *w))
+                        .collect::<Result<_, _>>()?,
+                    envp,
+                    program: words[0].to_string(),
+                });
+            }
+        }
+        let program = spec.argv[0].clone();
+        let argv = spec
+            .argv
+            .iter()
+            .map(|a| cstring("the command", a.as_str()))
+            .collect::<Result<_, _>>()?;
+        let path = if program.contains('/') {
+            // Relative to the working directory, which the child enters before its exec.
+            let p = match &spec.cwd {
+                Some(cwd) => cwd.join(&program),
+                None => PathBuf::from(&program),
+            };
+            let checked = match p.metadata() {
+                Ok(m) if m.is_dir() => Err(io::Error::from_raw_os_error(libc::EISDIR)),
+                Ok(_) => nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK)
+                    .map_err(io::Error::from),
+                Err(e) => Err(e),
+            };
+            checked.map_err(|e| format!("cannot run `{program}`: {e}"))?;
+            cstring("the command", program.as_str())?
+        } else {
+            let found = search_path(&program, &search).ok_or_else(|| {
+                format!(
+                    "cannot run `{program}`: not found in PATH ({})",
+                    search.to_string_lossy()
+                )
+            })?;
+            cstring("the command", found.into_os_string().into_vec())?
+        };
+        Ok(Exec {
+            path,
+            argv,
+            envp,
+            program,
+        })
+    }
+}
+
+/// Pointers to `strings` ending in NULL, for execve. Valid while `strings` lives.
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Everything the child needs, laid out before the fork; the child only reads it.
+struct ChildPlan<'a> {
+    stdio: [RawFd; 3],
+    cwd: Option<&'a CStr>,
+    path: &'a CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// `cgroup.procs` to write `0` into, when the process was not created in its cgroup.
+    procs: Option<RawFd>,
+    report: RawFd,
+    setup: &'a ChildSetup,
+}
+
+/// The child's side, between fork and exec: stdio, working directory, signals, session and
+/// namespaces, cgroup, limits and identity, exec. A failed step is written to the report pipe
+/// and the child exits with 127.
+///
+/// # Safety
+/// Call only in a freshly forked (or cloned) child: only async-signal-safe system calls on data
+/// prepared before the fork, no allocation.
+unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
+    let steps = || -> Result<(), StepError> {
+        for (target, &fd) in plan.stdio.iter().enumerate() {
+            // The sources are all above 2 (`spawn` makes sure), so no dup2 clobbers another.
+            if libc::dup2(fd, target as libc::c_int) < 0 {
+                return Err((Step::Stdio, io::Error::last_os_error()));
+            }
+        }
+        if let Some(cwd) = plan.cwd {
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                return Err((Step::Chdir, io::Error::last_os_error()));
+            }
+        }
+        reset_signals().map_err(|e| (Step::SignalMask, e))?;
+        plan.setup.apply_namespaces(plan.report)?;
+        // Writing "0" to cgroup.procs moves the writing process.
+        if let Some(fd) = plan.procs {
+            let buf = b"0";
+            if libc::write(fd, buf.as_ptr().cast(), buf.len()) < 0 {
+                return Err((Step::Cgroup, io::Error::last_os_error()));
+            }
+        }
+        plan.setup.apply_rest()?;
+        libc::execve(plan.path.as_ptr(), plan.argv, plan.envp);
+        Err((Step::Exec, io::Error::last_os_error()))
+    };
+    if let Err((step, e)) = steps() {
+        privs::report_failure(plan.report, step, &e);
+    }
+    libc::_exit(127)
+}
+
+/// `struct clone_args` of clone3(2) (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Set once clone3 turned out to be unavailable (old kernel, seccomp filter): fork from then on.
+static NO_CLONE3: AtomicBool = AtomicBool::new(false);
+
+/// clone3 with a pidfd, created directly in `cgroup` (no migration, which would wait for an
+/// RCU grace period): like fork, but the child never exists outside its cgroup.
+///
+/// # Safety
+/// `plan` must satisfy `run_child`'s contract.
+unsafe fn clone_into(plan: &ChildPlan<'_>, cgroup: Option<RawFd>) -> io::Result<(u32, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD
+            | if cgroup.is_some() {
+                CLONE_INTO_CGROUP
+            } else {
+                0
+            },
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
+        ..CloneArgs::default()
+    };
+    let rc = libc::syscall(
+        libc::SYS_clone3,
+        std::ptr::addr_of_mut!(args),
+        std::mem::size_of::<CloneArgs>(),
+    );
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if rc == 0 {
+        run_child(plan);
+    }
+    Ok((rc as u32, OwnedFd::from_raw_fd(pidfd)))
+}
+
+/// Plain fork (with libc's fork handlers, so that the child may fork again itself).
+///
+/// # Safety
+/// `plan` must satisfy `run_child`'s contract.
+unsafe fn fork_child(plan: &ChildPlan<'_>) -> io::Result<u32> {
+    match libc::fork() {
+        -1 => Err(io::Error::last_os_error()),
+        0 => run_child(plan),
+        pid => Ok(pid as u32),
+    }
+}
+
+/// `fd` itself when it is above 2, else a close-on-exec duplicate that is.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    Ok(fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(3)).map(|n| {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(n) }
+    })?)
+}
+
 /// Fork and exec the main process. The caller holds the main-pid registry lock.
+///
+/// The child is created directly in its cgroup (clone3) and `spawn` returns without waiting
+/// for its exec: what can fail is checked before (the program is looked up, the working
+/// directory exists), and a step that still fails in the child is reported on the pipe in
+/// `Spawned::pending`, read when the child exits. Without clone3 (old kernels, seccomp) the
+/// child is forked and waited for until its exec, as is one that forks again (`isolation.pid`:
+/// its report carries the grandchild's pid).
 pub fn spawn(
     spec: &UnitSpec,
     stdout: File,
     stderr: File,
-    cgroup_procs: Option<&File>,
+    cgroup: Option<&UnitCgroup>,
     marker: &str,
     setup: ChildSetup,
-) -> Result<u32, BackendError> {
+) -> Result<Spawned, BackendError> {
     if let Some(cwd) = &spec.cwd {
         match fs::metadata(cwd) {
             Ok(m) if m.is_dir() => {}
@@ -109,81 +449,131 @@ pub fn spawn(
             }
         }
     }
-    let mut cmd = Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..])
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(MARKER_VAR, marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    let cgroup_fd: Option<RawFd> = cgroup_procs.map(|f| f.as_raw_fd());
+    let exec = Exec::prepare(spec, marker).map_err(|m| start_err(spec, m))?;
+    let cwd = match &spec.cwd {
+        Some(d) => Some(
+            cstring("the working directory", d.as_os_str().as_bytes())
+                .map_err(|m| start_err(spec, m))?,
+        ),
+        None => None,
+    };
+    let io_err = |what: &str| {
+        let what = what.to_string();
+        move |e: io::Error| start_err(spec, format!("{what}: {e}"))
+    };
+    let stdin = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
+    let stdio = [OwnedFd::from(stdin), stdout.into(), stderr.into()].map(above_stdio);
+    let [stdin, stdout, stderr] = stdio;
+    let stdio = [
+        stdin.map_err(io_err("stdin"))?,
+        stdout.map_err(io_err("stdout"))?,
+        stderr.map_err(io_err("stderr"))?,
+    ];
     // The child reports a failed step (and, with a new pid namespace, its grandchild's pid)
     // here; both ends close on exec.
-    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
-    let report_fd = report_w.as_raw_fd();
     let forks = setup.forks_again();
-    // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system
-    // calls (setsid, unshare, fork, write, setrlimit, setgroups, setresuid, capset, ...) on
-    // values prepared before the fork, and does not allocate (io::Error::last_os_error stores
-    // the errno inline).
-    unsafe {
-        cmd.pre_exec(move || {
-            let steps = || -> Result<(), StepError> {
-                reset_signals().map_err(|e| (Step::SignalMask, e))?;
-                setup.apply_namespaces(report_fd)?;
-                // Writing "0" to cgroup.procs moves the writing process.
-                if let Some(fd) = cgroup_fd {
-                    let buf = b"0";
-                    if libc::write(fd, buf.as_ptr().cast(), buf.len()) < 0 {
-                        return Err((Step::Cgroup, io::Error::last_os_error()));
-                    }
-                }
-                setup.apply_rest()
-            };
-            steps().map_err(|(step, e)| {
-                privs::report_failure(report_fd, step);
-                e
-            })
+    let argv = pointers(&exec.argv);
+    let envp = pointers(&exec.envp);
+    let mut plan = ChildPlan {
+        stdio: stdio.each_ref().map(|f| f.as_raw_fd()),
+        cwd: cwd.as_deref(),
+        path: &exec.path,
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        procs: None,
+        report: report_w.as_raw_fd(),
+        setup: &setup,
+    };
+    // A child that forks again must come from libc's fork (see `fork_child`).
+    let cloned = if forks || NO_CLONE3.load(Ordering::Relaxed) {
+        None
+    } else {
+        let dir = cgroup.and_then(|c| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(&c.dir)
+                .ok()
         });
-    }
-    let spawned = cmd.spawn();
-    drop(cmd);
-    drop(report_w);
-    // Everything the children wrote is there now: std's spawn returns only once every copy of
-    // its own exec-error pipe is closed (exec or exit), and ours were written before that.
-    let mut bytes = Vec::new();
-    let _ = (&File::from(report_r)).read_to_end(&mut bytes);
-    let report = Report::parse(&bytes);
-    let child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(start_err(
-                spec,
-                match report.failed.map(Step::describe) {
-                    Some((field, action)) if field.starts_with('(') => format!("{action}: {e}"),
-                    Some((field, action)) => format!("{field}: {action}: {e}"),
-                    None => format!("cannot run `{}`: {e}", spec.argv[0]),
-                },
-            ))
+        if cgroup.is_some() && dir.is_none() {
+            None
+        } else {
+            // SAFETY: `plan` points at data that lives until after the call and that the
+            // child only reads; `run_child` keeps to async-signal-safe calls.
+            match unsafe { clone_into(&plan, dir.as_ref().map(|d| d.as_raw_fd())) } {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOSYS | libc::EPERM | libc::EINVAL | libc::E2BIG)
+                    ) {
+                        NO_CLONE3.store(true, Ordering::Relaxed);
+                    }
+                    tracing::debug!("clone3: {e}; forking instead");
+                    None
+                }
+            }
         }
     };
-    // Dropping `Child` neither waits nor kills; the reaper collects the status via the pidfd.
-    let pid = child.id();
-    drop(child);
-    if !forks {
-        return Ok(pid);
+    let (pid, pidfd) = match cloned {
+        Some((pid, fd)) => (pid, Some(fd)),
+        None => {
+            plan.procs = cgroup.map(|c| c.procs.as_raw_fd());
+            // SAFETY: as above.
+            let pid =
+                unsafe { fork_child(&plan) }.map_err(|e| start_err(spec, format!("fork: {e}")))?;
+            (pid, None)
+        }
+    };
+    drop(report_w);
+    drop(stdio);
+    // Created in its cgroup: nothing to wait for. A forked child joins its cgroup itself, and
+    // until it has, a stop could miss it; it is waited for, as is one that forks again.
+    if !forks && pidfd.is_some() {
+        // Read only once readable or at the child's exit; never block the reaper.
+        let _ = fcntl(&report_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+        return Ok(Spawned {
+            pid,
+            pidfd,
+            pending: Some(Pending {
+                report: report_r,
+                program: exec.program,
+                unit: spec.name.clone(),
+            }),
+        });
     }
-    // The intermediate child has exited (see above); reap it. The grandchild is ours now.
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
-    report.ns_init.ok_or_else(|| {
+    // Read until every copy of the write end is closed: at the exec, or at the exit of a child
+    // that gave up (with `isolation.pid`, the intermediate child reports the grandchild's pid
+    // and exits; the grandchild closes its copy at its exec).
+    let mut bytes = Vec::new();
+    let _ = File::from(report_r).read_to_end(&mut bytes);
+    let report = Report::parse(&bytes);
+    if forks || report.failed.is_some() {
+        // The intermediate child, or a child that gave up: both have exited.
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+    }
+    if let Some((step, errno)) = report.failed {
+        return Err(start_err(spec, failure_message(&exec.program, step, errno)));
+    }
+    if !forks {
+        return Ok(Spawned {
+            pid,
+            pidfd,
+            pending: None,
+        });
+    }
+    let grandchild = report.ns_init.ok_or_else(|| {
         start_err(
             spec,
             "isolation.pid: the namespace's first process did not report its pid",
         )
+    })?;
+    Ok(Spawned {
+        pid: grandchild,
+        pidfd: None,
+        pending: None,
     })
 }
 
@@ -207,4 +597,110 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(cmd: &str) -> Vec<String> {
+        vec!["/bin/sh".into(), "-c".into(), cmd.into()]
+    }
+
+    #[test]
+    fn plain_commands_skip_the_shell() {
+        assert_eq!(plain_words(&sh("sleep 1000")), Some(vec!["sleep", "1000"]));
+        assert_eq!(
+            plain_words(&sh("  exec ./srv --port=80\t-v ")),
+            Some(vec!["./srv", "--port=80", "-v"])
+        );
+        assert_eq!(
+            plain_words(&sh("python3 -m http.server 8080")),
+            Some(vec!["python3", "-m", "http.server", "8080"])
+        );
+        for cmd in [
+            "",
+            "   ",
+            "exec",
+            "sleep 1; echo",
+            "sleep 1 && echo",
+            "echo hi",
+            "exit 3",
+            "true",
+            "cd /tmp",
+            "FOO=1 env",
+            "exec -a name sleep 1",
+            "echo $HOME",
+            "cat 'a b'",
+            "cat \"a\"",
+            "ls *.txt",
+            "ls ~",
+            "cat < /etc/hostname",
+            "sleep 1 &",
+            "a | b",
+            "x # comment",
+            "sleep\n1",
+            "(sleep 1)",
+            "sleep `date`",
+            "café",
+        ] {
+            assert_eq!(plain_words(&sh(cmd)), None, "{cmd:?}");
+        }
+        // Only `sh -c`: an explicit argv is run as given.
+        assert_eq!(plain_words(&["sleep".into(), "1".into()]), None);
+        assert_eq!(
+            plain_words(&["/bin/bash".into(), "-c".into(), "sleep 1".into()]),
+            None
+        );
+    }
+
+    #[test]
+    fn path_search_finds_executables_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let exe = dir.path().join("exe");
+        std::fs::write(&exe, "").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let path =
+            std::env::join_paths(["", "/nonexistent", dir.path().to_str().unwrap()]).unwrap();
+        assert_eq!(search_path("exe", &path), Some(exe));
+        assert_eq!(search_path("sub", &path), None);
+        if !nix::unistd::geteuid().is_root() {
+            // root may execute anything with an x bit only; without one even root may not.
+            assert_eq!(search_path("plain", &path), None);
+        }
+        assert_eq!(search_path("plain", &path), None);
+    }
+}
+
+/// Test helpers of the spawn path.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// Where `program` is on PATH.
+    pub fn which(program: &str) -> PathBuf {
+        search_path(program, &std::env::var_os("PATH").unwrap_or_default())
+            .unwrap_or_else(|| panic!("{program} not on PATH"))
+    }
+
+    /// While alive, spawns take the fork path, as on a kernel without clone3. Other tests
+    /// running meanwhile fork too, which is correct, only slower.
+    pub struct ForceFork(());
+
+    impl ForceFork {
+        pub fn new() -> ForceFork {
+            NO_CLONE3.store(true, Ordering::SeqCst);
+            ForceFork(())
+        }
+    }
+
+    impl Drop for ForceFork {
+        fn drop(&mut self) {
+            NO_CLONE3.store(false, Ordering::SeqCst);
+        }
+    }
 }

@@ -63,6 +63,7 @@ fn harness_in(dir: tempfile::TempDir, project: String, use_cgroups: bool) -> Har
     let paths = BackendPaths {
         log_dir: dir.path().join("logs"),
         run_dir: dir.path().join("run"),
+        fifo_dir: dir.path().join("run"),
     };
     let backend = ProcessBackend::with_options(
         paths,
@@ -132,6 +133,34 @@ impl Harness {
                 }) if u == unit => return (pid, status),
                 Ok(_) => continue,
                 Err(e) => panic!("no exit of {unit}: {e}"),
+            }
+        }
+    }
+
+    /// Start `spec`, which must fail: the error, whether `start` returned it or the child
+    /// reported it (`ExecFailed`) after `start` had returned its pid.
+    fn start_failure(&mut self, spec: &UnitSpec) -> String {
+        let pid = match self.backend.start(spec) {
+            Err(e) => return e.to_string(),
+            Ok(pid) => pid,
+        };
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(BackendEvent::ExecFailed {
+                    unit,
+                    pid: p,
+                    error,
+                }) if unit == spec.name => {
+                    assert_eq!(p, pid);
+                    return error;
+                }
+                Ok(BackendEvent::Exited { unit, status, .. }) if unit == spec.name => {
+                    panic!("{unit} ran and exited ({status}) instead of failing to start")
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("no failure of {}: {e}", spec.name),
             }
         }
     }
@@ -286,21 +315,44 @@ fn start_errors() {
     let mut s = h.spec("affinity", &["true"]);
     // A CPU number the set can hold but no machine here has: the kernel refuses the mask.
     s.limits.cpu_affinity = Some(vec![1000]);
-    let e = h.backend.start(&s).unwrap_err();
+    let e = h.start_failure(&s);
     assert!(
-        e.to_string()
-            .starts_with("affinity: limits.cpu_affinity: sched_setaffinity: "),
+        e.starts_with("affinity: limits.cpu_affinity: sched_setaffinity: "),
         "{e}"
     );
+
+    // Found by the child itself, after `start` returned: named all the same.
+    let script = h.path("script-without-shebang");
+    std::fs::write(&script, "true\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let e = h.start_failure(&h.spec("noexec", &[script.to_str().unwrap()]));
+    assert!(
+        e.starts_with("noexec: cannot run `") && e.contains("Exec format error"),
+        "{e}"
+    );
+    let e = h.start_failure(&h.spec("notexec", &["/etc/hostname"]));
+    assert!(e.contains("cannot run `/etc/hostname`"), "{e}");
+    let e = h.start_failure(&h.spec("dir", &["/tmp"]));
+    assert!(e.contains("cannot run `/tmp`"), "{e}");
 
     let e = h.backend.start(&h.spec("../x", &["true"])).unwrap_err();
     assert!(matches!(e, BackendError::Start { .. }), "{e}");
 
-    // Nothing was left behind by the failures.
+    // Nothing was left behind by the failures (FIFOs of a child that failed after `start`
+    // stay, as any exited unit's do, for its next start).
     assert!(h.backend.records().is_empty());
     let run = h.dir.path().join("run");
     let left: Vec<_> = std::fs::read_dir(&run)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    !["affinity.", "noexec.", "notexec.", "dir."]
+                        .iter()
+                        .any(|p| n.starts_with(p))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -444,6 +496,7 @@ fn echo_gets_lines() {
         BackendPaths {
             log_dir: dir.path().join("logs"),
             run_dir: dir.path().join("run"),
+            fifo_dir: dir.path().join("run"),
         },
         Some(Box::new(move |unit: &str, kind, line: &[u8]| {
             if let Ok(tx) = tx.lock() {
@@ -829,11 +882,71 @@ fn pid_isolation_kill_and_failures() {
     let mut s = h.spec("pid1", &["true"]);
     s.isolation.pid = true;
     s.limits.cpu_affinity = Some(vec![1000]);
-    let e = h.backend.start(&s).unwrap_err().to_string();
+    let e = h.start_failure(&s);
     assert!(e.contains("limits.cpu_affinity"), "{e}");
     let mut s = h.spec("pid1", &["/nonexistent/program-xyz"]);
     s.isolation.pid = true;
     let e = h.backend.start(&s).unwrap_err().to_string();
     assert!(e.contains("program-xyz"), "{e}");
+    assert!(h.backend.records().is_empty());
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_plain_command_runs_without_the_shell() {
+    let mut h = harness(true);
+    let pid = h.backend.start(&h.sh("plain", "exec sleep 1000")).unwrap();
+    wait_until("sleep to run", || comm(pid) == "sleep");
+    // No shell in between: the unit's main process is the program itself.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::canonicalize(super::spawn::tests_support::which("sleep")).unwrap()
+    );
+    h.backend.kill("plain").unwrap();
+    h.exited("plain");
+    // Anything the shell must interpret still goes through it.
+    let pid = h
+        .backend
+        .start(&h.sh("shell", "sleep 1000; exit 3"))
+        .unwrap();
+    wait_until("the shell to run", || {
+        comm(pid) != "sysg" && !comm(pid).is_empty()
+    });
+    assert_ne!(comm(pid), "sleep");
+    h.backend.kill("shell").unwrap();
+    h.exited("shell");
+    // A plain command whose program is not found is left to the shell, which says so.
+    let pid = h
+        .backend
+        .start(&h.sh("nf", "no-such-program-xyz 1"))
+        .unwrap();
+    assert_eq!(h.exited("nf"), (pid, ExitStatus::Code(127)));
+    let lines = h.lines_until("nf", 1);
+    assert!(lines[0].1.contains("no-such-program-xyz"), "{lines:?}");
+}
+
+#[test]
+fn without_clone3_the_child_is_forked_and_waited_for() {
+    let _fallback = super::spawn::tests_support::ForceFork::new();
+    let mut h = harness(true);
+    let pid = h
+        .backend
+        .start(&h.spec("forked", &["sleep", "1000"]))
+        .unwrap();
+    // Waited for: it has run its exec already.
+    assert_eq!(comm(pid), "sleep");
+    h.backend.signal("forked", libc::SIGTERM).unwrap();
+    assert_eq!(h.exited("forked"), (pid, ExitStatus::Signal(libc::SIGTERM)));
+    let mut s = h.spec("affinity", &["true"]);
+    s.limits.cpu_affinity = Some(vec![1000]);
+    let e = h.backend.start(&s).unwrap_err().to_string();
+    assert!(e.contains("limits.cpu_affinity"), "{e}");
+    // The child that gave up was reaped, not left a zombie.
     assert!(h.backend.records().is_empty());
 }

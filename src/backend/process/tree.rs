@@ -171,7 +171,9 @@ pub fn signal_all(members: &Membership<'_>, sig: i32) -> bool {
             let group_ok = send_group_signal(*pgid, sig).is_ok();
             let found = group_members(*main, *pgid, marker);
             for s in &found {
-                if s.pgrp != *pgid {
+                // Without the group (a main process not yet in its own session when the group
+                // signal went out) every member is signalled one by one.
+                if !group_ok || s.pgrp != *pgid {
                     signal_checked(s.pid, s.start_time, sig);
                 }
             }

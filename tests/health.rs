@@ -248,6 +248,30 @@ struct Received {
     body: Vec<u8>,
 }
 
+/// Read one request (head lower-cased) and answer it with 200.
+fn answer<S: Read + Write>(s: S) -> Received {
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&lower);
+    }
+    let mut body = vec![0u8; len];
+    let _ = r.read_exact(&mut body);
+    let mut s = r.into_inner();
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = s.flush();
+    Received { head, body }
+}
+
 /// A listener answering 200 to every POST and passing each request on.
 fn webhook_receiver() -> (u16, mpsc::Receiver<Received>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -256,31 +280,47 @@ fn webhook_receiver() -> (u16, mpsc::Receiver<Received>) {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { return };
-            let mut r = BufReader::new(s);
-            let mut head = String::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&lower);
-            }
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            let mut s = r.into_inner();
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if tx.send(Received { head, body }).is_err() {
+            if tx.send(answer(s)).is_err() {
                 return;
             }
         }
     });
     (port, rx)
+}
+
+/// An https listener for `localhost` with a throw-away self-signed certificate, answering 200
+/// to every request and passing each one on; returns its port, the requests and the
+/// certificate (PEM) a client must trust.
+fn https_receiver() -> (u16, mpsc::Receiver<Received>, String) {
+    use std::sync::Arc;
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            let received = answer(rustls::StreamOwned::new(conn, s));
+            // A client that refused the certificate sent nothing.
+            if !received.head.is_empty() && tx.send(received).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx, ck.cert.pem())
 }
 
 /// A listener that accepts connections and never answers.
@@ -384,4 +424,100 @@ services:
         let v: Value = serde_json::from_slice(&r.body).expect("JSON");
         assert!(v["event"] == "start" || v["event"] == "exit", "{v}");
     }
+}
+
+#[test]
+fn https_webhooks_and_probes_trust_the_ca_file_of_ssl_cert_file() {
+    let (hook, hooks, hook_ca) = https_receiver();
+    let (probe, probes, probe_ca) = https_receiver();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-https
+webhooks:
+  - url: "https://localhost:{hook}/hook"
+    events: [start]
+services:
+  svc:
+    command: "exec sleep 1000"
+    health_check:
+      url: "https://localhost:{probe}/health"
+      interval: 200ms
+      timeout: 2s
+      retries: 3
+"#
+    ));
+    let ca = p.write("ca.pem", &format!("{hook_ca}{probe_ca}"));
+    let out = p
+        .cmd(&["start", "--daemonize"])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .expect("sysg start");
+    assert_ok(&out, "start");
+    // Healthy only through a probe that passed the certificate check.
+    assert_eq!(p.service("svc")["health"], "healthy");
+    let r = probes.recv_timeout(T).expect("a probe request");
+    assert!(r.head.starts_with("get /health "), "{}", r.head);
+    let (_, v) = next_event(&hooks, "start");
+    assert_eq!(v["service"], "svc");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}
+
+/// Pids of processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn on_exit_hooks_run_at_stop_and_none_outlives_the_supervisor() {
+    let p = Project::new(
+        r#"
+version: "1"
+project: health-hook-exit
+services:
+  quick:
+    command: "exec sleep 1000"
+    hooks:
+      on_exit: "echo \"$SYSG_EVENT $SYSG_EXIT_STATUS\" > hook-exit"
+  slow:
+    command: "exec sleep 1000"
+    hooks:
+      on_exit:
+        command: "exec sleep 6071"
+        timeout: 1h
+"#,
+    );
+    p.start();
+    let pid_file = p
+        .dir
+        .parent()
+        .expect("home")
+        .join(".local/share/systemg/health-hook-exit/run/supervisor.pid");
+    let sup: u32 = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("supervisor pid");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    // The quick hook of the last stop ran; the slow one was killed when the supervisor left.
+    wait_until("the supervisor is gone", T, || !alive(sup));
+    let exit = std::fs::read_to_string(p.dir.join("hook-exit")).unwrap_or_default();
+    assert_eq!(exit.trim(), "exit signal SIGTERM");
+    assert_eq!(pids_running(&["sleep", "6071"]), Vec::<u32>::new());
+    let log = supervisor_log(&p, "health-hook-exit");
+    assert!(
+        log.contains("killed 1 hook or probe command(s) still running at exit"),
+        "{log}"
+    );
 }

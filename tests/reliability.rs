@@ -451,6 +451,34 @@ fn control_socket_serves_many_concurrent_clients() {
     assert_eq!(p.service("a")["state"], "running");
 }
 
+#[test]
+fn control_socket_caps_its_connection_threads() {
+    use systemg::control::server::MAX_CONNECTIONS;
+    let p = two_services();
+    let sock = socket(&p);
+    let sup = p.supervisor_pid().expect("pid") as u32;
+    let conn_threads = || {
+        support::thread_names(sup)
+            .iter()
+            .filter(|n| *n == "control-conn")
+            .count()
+    };
+    // Silent clients, more than the cap: each holds a connection until it closes.
+    let held: Vec<UnixStream> = (0..MAX_CONNECTIONS + 20)
+        .map(|_| UnixStream::connect(&sock).expect("connect"))
+        .collect();
+    wait_until("every place is taken", T, || {
+        conn_threads() == MAX_CONNECTIONS
+    });
+    assert_eq!(conn_threads(), MAX_CONNECTIONS, "more threads than places");
+    drop(held);
+    // The waiting connections are served as places free up; a new client is answered.
+    let st = status_over_socket(&sock);
+    assert_eq!(st["data"]["services"].as_array().map(Vec::len), Some(2));
+    wait_until("connection threads ended", T, || conn_threads() == 0);
+    assert_eq!(p.service("a")["state"], "running");
+}
+
 // ----- idle -----
 
 #[test]

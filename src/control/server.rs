@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 
 use std::time::Duration;
 
@@ -14,6 +15,41 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use super::access::{self, Access, Policy};
 use super::protocol::{Envelope, Request, Response, MAX_REQUEST_BYTES, VERSION};
 use super::ControlError;
+
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Stack of a connection's thread: it reads a line, waits and writes an answer.
+const CONNECTION_STACK: usize = 256 * 1024;
+
+/// Count of live connection threads, bounded by `MAX_CONNECTIONS`.
+#[derive(Default)]
+struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One connection's place; freed when dropped (also when its thread could not be started).
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Wait for a free place and take it.
+    fn take(slots: &Arc<Slots>) -> Slot {
+        let mut used = slots.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= MAX_CONNECTIONS {
+            used = slots.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += 1;
+        Slot(slots.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
 
 /// Who sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +131,24 @@ impl Server {
             owner_uid: nix::unistd::geteuid().as_raw(),
             group: allowed_gid,
         };
+        let slots = Arc::new(Slots::default());
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 for conn in self.listener.incoming() {
                     let Ok(stream) = conn else { continue };
                     let deliver = deliver.clone();
-                    // One short-lived thread per connection: a slow client never holds up others.
+                    // One short-lived thread per connection, so a slow client never holds up
+                    // others; at most MAX_CONNECTIONS at once, the next ones wait in the
+                    // listen queue until a connection ends (a silent one after its timeout).
+                    let slot = Slots::take(&slots);
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
-                        .spawn(move || serve_one(stream, policy, deliver));
+                        .stack_size(CONNECTION_STACK)
+                        .spawn(move || {
+                            serve_one(stream, policy, deliver);
+                            drop(slot);
+                        });
                 }
             })
     }

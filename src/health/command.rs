@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use super::ProbeError;
@@ -58,6 +58,39 @@ pub fn identity(user: Option<&str>, group: Option<&str>) -> Result<Option<Identi
         };
     }
     Ok(Some(Identity { uid, gid }))
+}
+
+/// Process groups of the probe and hook commands running now, so that none outlives the
+/// supervisor (`kill_running`).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// A command's place in `RUNNING`, for as long as it runs.
+struct Running(u32);
+
+impl Running {
+    fn register(pgid: u32) -> Running {
+        RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+        Running(pgid)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = running.iter().position(|p| *p == self.0) {
+            running.swap_remove(i);
+        }
+    }
+}
+
+/// Kill (SIGKILL, whole process group) every probe or hook command still running; for the
+/// supervisor's exit, after running hooks had their moment. Returns how many there were.
+pub fn kill_running() -> usize {
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    for &pgid in running.iter() {
+        kill_group(pgid);
+    }
+    running.len()
 }
 
 /// A finished command.
@@ -119,6 +152,7 @@ pub fn run_shell_as(
     // The write ends now live only in the child (std closed ours after the spawn).
     drop(cmd);
     let pid = child.id();
+    let _running = Running::register(pid);
 
     let (out_tx, out_rx) = mpsc::channel();
     let mut reader = std::fs::File::from(read);

@@ -1,6 +1,6 @@
 //! `url` probes: HTTP GET; a 2xx or 3xx answer (redirects are not followed) within the
-//! timeout is healthy. Plain `http://` only: the build carries no TLS stack, and probes
-//! target local services.
+//! timeout is healthy. `https://` checks the server's certificate against the roots of
+//! `tls.rs`.
 
 use std::time::Duration;
 
@@ -10,7 +10,13 @@ use super::{describe_io, ProbeError};
 /// statuses are returned (not errors), redirects not followed, no proxy from the
 /// environment (probes and webhooks of local services must not go through one).
 pub fn agent(timeout: Duration) -> ureq::Agent {
+    agent_trusting(timeout, super::tls::roots())
+}
+
+/// `agent`, trusting `roots` for https.
+pub fn agent_trusting(timeout: Duration, roots: ureq::tls::RootCerts) -> ureq::Agent {
     ureq::Agent::config_builder()
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)
@@ -28,27 +34,33 @@ pub fn describe(e: ureq::Error, timeout: Duration, url: &str) -> ProbeError {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             ProbeError::Timeout(timeout)
         }
+        // rustls reports a refused handshake (a certificate that does not check out) as
+        // invalid data on the connection.
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData && is_https(url) => {
+            ProbeError::Request(format!("TLS: {io}"))
+        }
         ureq::Error::Io(io) => ProbeError::Connect(describe_io(&io)),
         ureq::Error::HostNotFound => ProbeError::Resolve(format!("host not found in {url}")),
         ureq::Error::BadUri(u) => ProbeError::Request(format!("bad url {u}")),
-        ureq::Error::TlsRequired | ureq::Error::Tls(_) => ProbeError::Unsupported(
-            "https is not supported by this build; use an http:// url or a tcp probe".into(),
-        ),
+        ureq::Error::Tls(what) => ProbeError::Request(format!("TLS: {what}")),
+        ureq::Error::Rustls(e) => ProbeError::Request(format!("TLS: {e}")),
         other => ProbeError::Request(other.to_string()),
     }
 }
 
+fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
 /// Probe: GET `url`.
 pub fn probe(url: &str, timeout: Duration) -> Result<String, ProbeError> {
-    if url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-    {
-        return Err(ProbeError::Unsupported(
-            "https is not supported by this build; use an http:// url or a tcp probe".into(),
-        ));
-    }
-    let resp = agent(timeout)
+    probe_with(&agent(timeout), url, timeout)
+}
+
+/// `probe` through `agent`.
+fn probe_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String, ProbeError> {
+    let resp = agent
         .get(url)
         .call()
         .map_err(|e| describe(e, timeout, url))?;
@@ -126,8 +138,65 @@ mod tests {
         assert!(took < Duration::from_secs(2), "took {took:?}");
     }
 
+    /// An https server for `localhost` with a fresh self-signed certificate, answering every
+    /// request with 204; returns its url and the certificate to trust.
+    fn https_server() -> (String, ureq::tls::Certificate<'static>) {
+        use std::sync::Arc;
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let cert = ck.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .expect("server config");
+        let config = Arc::new(config);
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut buf = [0u8; 1024];
+                // A client that rejects the certificate ends the handshake here.
+                if tls.read(&mut buf).is_ok() {
+                    let _ = tls.write_all(
+                        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            }
+        });
+        (
+            format!("https://localhost:{port}/health"),
+            ureq::tls::Certificate::from_der(cert.as_ref()).to_owned(),
+        )
+    }
+
     #[test]
-    fn refused_and_unsupported() {
+    fn https_checks_the_certificate() {
+        let (url, cert) = https_server();
+        let t = Duration::from_secs(5);
+        let trusting = agent_trusting(t, ureq::tls::RootCerts::new_with_certs(&[cert]));
+        assert_eq!(
+            probe_with(&trusting, &url, t).ok().as_deref(),
+            Some("HTTP 204")
+        );
+        // Not signed by anyone the built-in roots know: refused, and the detail says why.
+        let public = agent_trusting(t, ureq::tls::RootCerts::WebPki);
+        let e = probe_with(&public, &url, t).expect_err("an unknown issuer must be refused");
+        let e = e.to_string();
+        assert!(e.starts_with("TLS: ") && e.contains("certificate"), "{e}");
+    }
+
+    #[test]
+    fn refused() {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         drop(l);
@@ -136,7 +205,5 @@ mod tests {
             e.err().map(|e| e.to_string()).as_deref(),
             Some("connection refused")
         );
-        let e = probe("https://127.0.0.1:1/", Duration::from_secs(2));
-        assert!(matches!(e, Err(ProbeError::Unsupported(_))), "{e:?}");
     }
 }

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod http;
 pub mod tcp;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -43,9 +44,6 @@ pub enum ProbeError {
     /// The service's user or group cannot be resolved.
     #[error("{0}")]
     Identity(String),
-    /// The probe asks for something this build cannot do.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// Short text for an I/O error (`connection refused` rather than the OS's sentence).

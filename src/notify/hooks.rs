@@ -58,11 +58,14 @@ pub fn variables(project: &str, notice: &Notice) -> Vec<(String, String)> {
     v
 }
 
-/// Run `hook` on its own thread; returns at once.
-pub fn spawn(hook: HookRun) -> Result<(), NotifyError> {
+/// Run `hook` on its own thread; returns at once. `done` gets a message when it has finished.
+pub fn spawn(hook: HookRun, done: std::sync::mpsc::Sender<()>) -> Result<(), NotifyError> {
     std::thread::Builder::new()
         .name(format!("hook-{}", hook.unit))
-        .spawn(move || run(&hook))
+        .spawn(move || {
+            run(&hook);
+            let _ = done.send(());
+        })
         .map(|_| ())
         .map_err(NotifyError::Thread)
 }

@@ -5,6 +5,7 @@ pub mod hooks;
 pub mod webhook;
 
 use std::collections::HashMap;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::config::schema::{Hook, Hooks};
@@ -48,10 +49,23 @@ pub fn hook_for(hooks: &Hooks, kind: NoticeKind) -> Option<(&'static str, &Hook)
 }
 
 /// Runs hooks and sends webhooks for the supervisor.
-#[derive(Default)]
 pub struct Notifier {
     /// One sender thread per endpoint url, started on its first event.
     senders: HashMap<String, webhook::Sender>,
+    /// Hook threads started and not known to have finished.
+    hooks_running: usize,
+    /// Each hook thread says here when it has finished.
+    hook_done: (mpsc::Sender<()>, mpsc::Receiver<()>),
+}
+
+impl Default for Notifier {
+    fn default() -> Notifier {
+        Notifier {
+            senders: HashMap::new(),
+            hooks_running: 0,
+            hook_done: mpsc::channel(),
+        }
+    }
 }
 
 impl Notifier {
@@ -79,8 +93,12 @@ impl Notifier {
                     group: spec.group.clone(),
                     unit: notice.unit.clone(),
                 };
-                if let Err(e) = hooks::spawn(run) {
-                    tracing::warn!(unit = %notice.unit, hook = name, "{e}");
+                while self.hook_done.1.try_recv().is_ok() {
+                    self.hooks_running = self.hooks_running.saturating_sub(1);
+                }
+                match hooks::spawn(run, self.hook_done.0.clone()) {
+                    Ok(()) => self.hooks_running += 1,
+                    Err(e) => tracing::warn!(unit = %notice.unit, hook = name, "{e}"),
                 }
             }
         }
@@ -123,13 +141,26 @@ impl Notifier {
         Ok(())
     }
 
-    /// Give queued webhooks until `deadline` to go out (at supervisor exit, so that the last
-    /// events are not lost); endpoints still busy then are abandoned with a log line.
+    /// At supervisor exit: give running hooks and queued webhooks until `deadline` (so that
+    /// an `on_exit` hook of the last stop runs, and the last events go out); then hook, probe
+    /// and deploy commands still running are killed with their process groups, and endpoints
+    /// still busy are abandoned, each with a log line.
     pub fn flush(&mut self, deadline: Instant) {
+        while self.hooks_running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.hook_done.1.recv_timeout(left) {
+                Ok(()) => self.hooks_running -= 1,
+                Err(_) => break,
+            }
+        }
         for (url, sender) in self.senders.drain() {
             if !sender.finish(deadline) {
                 tracing::warn!(url = %url, "webhooks still pending at exit were dropped");
             }
+        }
+        let killed = crate::health::command::kill_running();
+        if killed > 0 {
+            tracing::warn!("killed {killed} hook or probe command(s) still running at exit");
         }
     }
 }

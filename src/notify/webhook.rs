@@ -184,12 +184,6 @@ pub fn deliver(d: &Delivery) -> Result<u16, String> {
 /// One attempt.
 fn post(d: &Delivery) -> Result<u16, String> {
     let url = &d.hook.url;
-    if url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-    {
-        return Err("https is not supported by this build; use an http:// url".into());
-    }
     let mut req = crate::health::http::agent(d.hook.timeout)
         .post(url)
         .header("Content-Type", "application/json")

@@ -622,12 +622,7 @@ impl Core {
                 status,
             } => {
                 if let Some(name) = self.candidate(&key) {
-                    let cand_pid = self.book.active.get(&name).and_then(|d| match &d.phase {
-                        Phase::Probing(t) => Some(t.pid),
-                        Phase::Switching { pid, .. } => Some(*pid),
-                        _ => None,
-                    });
-                    if cand_pid == Some(pid) {
+                    if self.candidate_pid(&name) == Some(pid) {
                         let why = format!("the new instance exited ({status})");
                         self.fail_named(now, &name, &why, true, out);
                         out.push(Action::Persist);
@@ -671,12 +666,7 @@ impl Core {
                 error,
             } => {
                 if let Some(name) = self.candidate(&key) {
-                    let cand_pid = self.book.active.get(&name).and_then(|d| match &d.phase {
-                        Phase::Probing(t) => Some(t.pid),
-                        Phase::Switching { pid, .. } => Some(*pid),
-                        _ => None,
-                    });
-                    if cand_pid == Some(pid) {
+                    if self.candidate_pid(&name) == Some(pid) {
                         let why = format!("the new instance could not start: {error}");
                         self.fail_named(now, &name, &why, true, out);
                         out.push(Action::Persist);
@@ -749,6 +739,15 @@ impl Core {
     }
 
     /// The unit whose deployment under way has candidate `key`.
+    /// The pid of the candidate of `name`'s deployment under way, once it runs.
+    fn candidate_pid(&self, name: &str) -> Option<u32> {
+        self.book.active.get(name).and_then(|d| match &d.phase {
+            Phase::Probing(t) => Some(t.pid),
+            Phase::Switching { pid, .. } => Some(*pid),
+            _ => None,
+        })
+    }
+
     fn candidate(&self, key: &str) -> Option<UnitId> {
         let name = service_of(key);
         self.book

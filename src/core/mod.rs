@@ -551,35 +551,7 @@ impl Core {
         status: ExitStatus,
         out: &mut Vec<Action>,
     ) {
-        let Some(i) = self.find(name) else { return };
-        let u = &mut self.units[i];
-        // Only the current process counts: anything else is an old, already handled one.
-        if u.pid != Some(pid) {
-            return;
-        }
-        u.pid = None;
-        u.healthy = false;
-        u.up_at = None;
-        u.probe.end();
-        u.last_exit = Some(status);
-        notify(
-            out,
-            name,
-            NoticeKind::Exit,
-            Some(pid),
-            Some(status),
-            format!("exited: {status}"),
-        );
-        match &u.state {
-            State::Running {
-                pending_stop: Some(why),
-            }
-            | State::Stopping { why, .. } => {
-                let why = why.clone();
-                self.finish_stop(now, i, why, Some(status), out);
-            }
-            _ => self.after_ending(now, i, Ending::Exit(status), out),
-        }
+        self.process_ended(now, name, pid, Ending::Exit(status), out);
     }
 
     /// Like an exit, except that to the restart policy it is a failed start, with its reason.
@@ -591,18 +563,45 @@ impl Core {
         error: String,
         out: &mut Vec<Action>,
     ) {
+        self.process_ended(now, name, pid, Ending::StartFailed(error), out);
+    }
+
+    /// The unit's process `pid` is gone, as `ending` says (an exit, or a start that failed in
+    /// the child).
+    fn process_ended(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        ending: Ending,
+        out: &mut Vec<Action>,
+    ) {
         let Some(i) = self.find(name) else { return };
         let u = &mut self.units[i];
+        // Only the current process counts: anything else is an old, already handled one.
         if u.pid != Some(pid) {
             return;
         }
-        // The child gives up with 127, as a shell does for a command it cannot run.
-        let status = ExitStatus::Code(127);
+        // A child that could not run the command gives up with 127, as a shell does.
+        let status = match &ending {
+            Ending::Exit(status) => *status,
+            _ => ExitStatus::Code(127),
+        };
         u.pid = None;
         u.healthy = false;
         u.up_at = None;
         u.probe.end();
         u.last_exit = Some(status);
+        if let Ending::Exit(status) = &ending {
+            notify(
+                out,
+                name,
+                NoticeKind::Exit,
+                Some(pid),
+                Some(*status),
+                format!("exited: {status}"),
+            );
+        }
         match &u.state {
             State::Running {
                 pending_stop: Some(why),
@@ -611,7 +610,7 @@ impl Core {
                 let why = why.clone();
                 self.finish_stop(now, i, why, Some(status), out);
             }
-            _ => self.after_ending(now, i, Ending::StartFailed(error), out),
+            _ => self.after_ending(now, i, ending, out),
         }
     }
 

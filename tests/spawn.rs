@@ -139,6 +139,91 @@ fn ttl_expiry_stops_the_child() {
 }
 
 #[test]
+fn stop_by_key_stops_one_child_only() {
+    let p = project(
+        "spawn-stop",
+        r#"  web:
+    command: |
+      $SYSG spawn --name a -- sleep 1000 > a.pid
+      $SYSG spawn --name b -- sleep 1001 > b.pid
+      exec sleep 1000
+    spawn:
+      mode: dynamic
+"#,
+    );
+    start(&p);
+    let a: u32 = wait_file(&p, "a.pid").trim().parse().expect("pid");
+    let b: u32 = wait_file(&p, "b.pid").trim().parse().expect("pid");
+    let out = p.sysg(&["stop", "--service", "web/a"]);
+    assert_ok(&out, "stop --service web/a");
+    // Answered once the child is gone; its sibling and its parent run on.
+    assert!(!alive(a), "web/a survived its stop");
+    assert!(child(&p, "web", "a").is_none());
+    assert!(alive(b) && child(&p, "web", "b").is_some());
+    assert!(alive(p.pid("web")), "the parent is untouched");
+    // A child that is not there is an error naming those that are.
+    let out = p.sysg(&["stop", "--service", "web/nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no spawned child `web/nope` is running; children of web: web/b"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn children_are_adopted_after_a_supervisor_crash() {
+    let p = project(
+        "spawn-adopt",
+        r#"  web:
+    command: |
+      $SYSG spawn --name a -- sh -c 'while :; do echo tick; sleep 0.2; done' > a.pid
+      exec sleep 1000
+    spawn:
+      mode: dynamic
+"#,
+    );
+    start(&p);
+    let a: u32 = wait_file(&p, "a.pid").trim().parse().expect("pid");
+    let web = p.pid("web");
+    let pid_file = p
+        .dir
+        .parent()
+        .expect("home")
+        .join(".local/share/systemg/spawn-adopt/run/supervisor.pid");
+    let sup: i32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("supervisor pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the supervisor");
+    wait_until("the supervisor to be gone", T, || !alive(sup as u32));
+    assert!(alive(a) && alive(web), "services outlive the supervisor");
+    // A new supervisor adopts the service and its child: same processes, still tracked.
+    start(&p);
+    assert_eq!(p.pid("web"), web);
+    let c = child(&p, "web", "a").expect("the child is tracked again");
+    assert_eq!(c["pid"], a);
+    // Its output still reaches its log: new lines keep arriving after the adoption.
+    let ticks = || {
+        let out = p.sysg(&["logs", "--service", "web/a", "--lines", "100000"]);
+        stdout(&out).matches("tick").count()
+    };
+    let before = ticks();
+    wait_until("the child's output after the adoption", T, || {
+        ticks() > before + 3
+    });
+    // And it can be stopped, alone, then with everything.
+    assert_ok(&p.sysg(&["stop", "--service", "web/a"]), "stop web/a");
+    assert!(!alive(a));
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    assert!(!alive(web));
+}
+
+#[test]
 fn depth_and_descendants_limits() {
     let p = project(
         "spawn-depth",

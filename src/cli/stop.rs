@@ -12,9 +12,18 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let selected = match super::select::resolve(&ctx, a.service.as_deref(), &a.tag.tags, false) {
-        Ok(s) => s,
-        Err(code) => return code,
+    // A spawned child (`web/worker-1`) is known to the running supervisor only, not to the
+    // config: it answers for the name.
+    let child = a
+        .service
+        .as_deref()
+        .filter(|s| crate::core::spawn::split_key(s).is_some() && a.tag.tags.is_empty());
+    let selected = match child {
+        Some(key) => Some(vec![key.to_string()]),
+        None => match super::select::resolve(&ctx, a.service.as_deref(), &a.tag.tags, false) {
+            Ok(s) => s,
+            Err(code) => return code,
+        },
     };
     let everything = selected.is_none();
     let request = match selected {

@@ -68,6 +68,8 @@ enum Goal {
     Settled(Option<Vec<UnitId>>),
     /// None of the units has a process.
     Down(Option<Vec<UnitId>>),
+    /// These spawned children are gone.
+    ChildrenGone(Vec<String>),
     /// An ad-hoc unit settled (`sysg run`).
     Ran(UnitId),
     /// An ad-hoc unit finished: completed, failed, stopped or gone (`sysg run --wait`).
@@ -864,6 +866,14 @@ impl Supervisor {
             Wire::Status => {
                 let _ = reply.send(Response::ok(to_json(&self.status())));
             }
+            Wire::Stop {
+                services: Some(keys),
+            } if keys
+                .iter()
+                .any(|k| crate::core::spawn::split_key(k).is_some()) =>
+            {
+                self.stop_spawned(keys, reply);
+            }
             Wire::Start { services } | Wire::Restart { services } | Wire::Stop { services }
                 if self.unknown_services(&services).is_some() =>
             {
@@ -927,6 +937,43 @@ impl Supervisor {
                 let _ = reply.send(self.inspect(&service));
             }
         }
+    }
+
+    /// `sysg stop --service web/child`: stop these spawned children (what they spawned follows
+    /// their termination policy); the answer comes once they are gone.
+    fn stop_spawned(&mut self, keys: Vec<String>, reply: Sender<Response>) {
+        if let Some(k) = keys.iter().find(|k| self.spawn.child(k).is_none()) {
+            let msg = match crate::core::spawn::split_key(k) {
+                Some((service, _)) => format!(
+                    "no spawned child `{k}` is running; children of {service}: {}",
+                    {
+                        let names: Vec<String> = self
+                            .spawn
+                            .children_of(service)
+                            .into_iter()
+                            .map(|c| c.key)
+                            .collect();
+                        if names.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    }
+                ),
+                None => format!("`{k}` is a service, not a spawned child; stop it on its own"),
+            };
+            let _ = reply.send(Response::err(msg, Default::default()));
+            return;
+        }
+        let now = Instant::now();
+        for k in &keys {
+            let acts = self.spawn.stop_child(now, k, "stopped on request");
+            self.execute_spawn(acts);
+        }
+        self.waiters.push(Waiter {
+            goal: Goal::ChildrenGone(keys),
+            reply,
+        });
     }
 
     fn inspect(&mut self, service: &str) -> Response {
@@ -995,6 +1042,7 @@ impl Supervisor {
                         .iter()
                         .any(|u| selected(&u.name, sel) && u.state == StateKind::Stopping)
             }
+            Goal::ChildrenGone(keys) => keys.iter().all(|k| self.spawn.child(k).is_none()),
             Goal::Down(sel) if self.spawn.any_stopping(sel.as_deref()) => false,
             Goal::Down(None) if self.spawn.any_alive(None) => false,
             Goal::Down(sel) => {
@@ -1072,7 +1120,7 @@ impl Supervisor {
             }
             let resp = match &w.goal {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
-                Goal::Down(_) => Response::ok(to_json(&self.status())),
+                Goal::Down(_) | Goal::ChildrenGone(_) => Response::ok(to_json(&self.status())),
                 Goal::Ran(unit) | Goal::Finished(unit) => self.run_response(&w.goal, unit),
                 Goal::Deployed { units: sel, since } => {
                     let failed = self.core.deploy_failures(sel.as_deref(), *since);

@@ -260,6 +260,25 @@ fn candidate_that_cannot_start_fails_the_deployment() {
 }
 
 #[test]
+fn candidate_whose_exec_fails_fails_the_deployment_with_the_reason() {
+    let mut sim = running(plan(Some(check()), Duration::ZERO, None));
+    restart(&mut sim);
+    let (cand, _) = sim.started("web~1");
+    let acts = sim.send(Event::ExecFailed {
+        unit: "web~1".into(),
+        pid: cand,
+        error: "web: cannot run `./web`: Permission denied (os error 13)".into(),
+    });
+    assert_eq!(reports(&acts, ReportKind::DeployFailed).len(), 1);
+    assert!(signals(&acts).is_empty(), "nothing left to stop: {acts:?}");
+    assert!(!sim.core.deploying(None));
+    assert_eq!(sim.pid("web"), 101, "the old instance runs on");
+    assert!(sim.failures()[0]
+        .contains("could not start: web: cannot run `./web`: Permission denied (os error 13)"));
+    assert_eq!(sim.view("web").restarts, 0);
+}
+
+#[test]
 fn exhausted_probe_budget_stops_the_candidate() {
     let mut sim = running(plan(Some(check()), Duration::ZERO, None));
     restart(&mut sim);

@@ -966,3 +966,41 @@ fn a_run_by_request_after_an_overlap_gets_its_timer_back_first() {
         "{acts:?}"
     );
 }
+
+#[test]
+fn a_run_whose_exec_fails_is_recorded_with_the_reason() {
+    let mut sim = Sim::new(
+        vec![],
+        vec![job("bad", "* * * * *", "UTC")],
+        "2026-05-01T12:00:30Z",
+    );
+    // The run starts and never ends on its own: the test reports its failed exec.
+    sim.behaviour.insert(
+        "bad".into(),
+        Behaviour {
+            takes: None,
+            status: ExitStatus::Code(0),
+        },
+    );
+    sim.send(Event::Request(Request::Start(None)));
+    sim.run_to(utc("2026-05-01T12:01:00.100Z"));
+    let pid = *sim.live.get("bad").expect("a live run");
+    sim.send(Event::ExecFailed {
+        unit: "bad".into(),
+        pid,
+        error: "bad: cannot run `./job`: Permission denied (os error 13)".into(),
+    });
+    sim.live.remove("bad");
+    let h = sim.cron("bad").history;
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].result, RunResult::Failed);
+    assert_eq!(h[0].status, Some(ExitStatus::Code(127)));
+    assert_eq!(
+        h[0].note.as_deref(),
+        Some("start failed: bad: cannot run `./job`: Permission denied (os error 13)")
+    );
+    assert!(sim.reports.iter().any(|(u, k, m)| u == "bad"
+        && *k == ReportKind::Failed
+        && m == "run could not start: bad: cannot run `./job`: Permission denied (os error 13)"));
+    assert_eq!(sim.state("bad"), StateKind::Scheduled);
+}

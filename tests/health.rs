@@ -521,3 +521,84 @@ services:
         "{log}"
     );
 }
+
+/// An HTTP proxy that accepts each CONNECT and answers the request sent through the tunnel
+/// with 200; passes on the CONNECT line (lower-cased) and the tunnelled request.
+fn connect_proxy() -> (u16, mpsc::Receiver<(String, Received)>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let mut r = BufReader::new(s);
+            let mut connect = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if connect.is_empty() {
+                    connect = line.to_ascii_lowercase();
+                }
+            }
+            let mut s = r.into_inner();
+            let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            if tx.send((connect, answer(s))).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn webhooks_go_through_the_environments_proxy_except_to_this_machine() {
+    let (proxy, proxied) = connect_proxy();
+    let (local, direct) = webhook_receiver();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-proxy
+webhooks:
+  - url: "http://hooks.example.invalid/systemg"
+    events: [start]
+  - url: "http://127.0.0.1:{local}/hook"
+    events: [start]
+services:
+  svc:
+    command: "exec sleep 1000"
+"#
+    ));
+    let mut c = p.cmd(&["start", "--daemonize"]);
+    for v in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("HTTP_PROXY", format!("http://127.0.0.1:{proxy}"));
+    assert_ok(&run_bounded(c, Duration::from_secs(60)), "start");
+    // The outside endpoint (a name that resolves nowhere) was reached through the proxy...
+    let (tunnel, r) = proxied
+        .recv_timeout(T)
+        .expect("a request through the proxy");
+    assert!(
+        tunnel.starts_with("connect hooks.example.invalid:80 "),
+        "{tunnel}"
+    );
+    assert!(r.head.starts_with("post /systemg "), "{}", r.head);
+    let v: Value = serde_json::from_slice(&r.body).expect("JSON body");
+    assert_eq!(
+        (v["event"].as_str(), v["service"].as_str()),
+        (Some("start"), Some("svc"))
+    );
+    // ...and the local one directly.
+    let (r, _) = next_event(&direct, "start");
+    assert!(r.head.starts_with("post /hook "), "{}", r.head);
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

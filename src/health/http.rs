@@ -7,21 +7,57 @@ use std::time::Duration;
 use super::{describe_io, ProbeError};
 
 /// A ureq agent for one request bounded by `timeout` as a whole (connect, send, answer):
-/// statuses are returned (not errors), redirects not followed, no proxy from the
-/// environment (probes and webhooks of local services must not go through one).
+/// statuses are returned (not errors), redirects not followed, no proxy (probes check
+/// services of this machine; webhooks use `outbound_agent`).
 pub fn agent(timeout: Duration) -> ureq::Agent {
     agent_trusting(timeout, super::tls::roots())
 }
 
 /// `agent`, trusting `roots` for https.
 pub fn agent_trusting(timeout: Duration, roots: ureq::tls::RootCerts) -> ureq::Agent {
+    agent_via(timeout, roots, None)
+}
+
+/// A webhook's agent for `url`: like `agent`, but through the proxy the environment names
+/// (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, honouring `NO_PROXY`), as curl would, unless
+/// `url` is on this machine (a local receiver never goes through a proxy).
+pub fn outbound_agent(timeout: Duration, url: &str) -> ureq::Agent {
+    let proxy = if is_local(url) {
+        None
+    } else {
+        ureq::Proxy::try_from_env()
+    };
+    agent_via(timeout, super::tls::roots(), proxy)
+}
+
+/// Whether `url`'s host is this machine: `localhost` or a loopback address.
+pub fn is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn agent_via(
+    timeout: Duration,
+    roots: ureq::tls::RootCerts,
+    proxy: Option<ureq::Proxy>,
+) -> ureq::Agent {
     ureq::Agent::config_builder()
         .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
-        .proxy(None)
+        .proxy(proxy)
         .user_agent(concat!("systemg/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
@@ -193,6 +229,30 @@ mod tests {
         let e = probe_with(&public, &url, t).expect_err("an unknown issuer must be refused");
         let e = e.to_string();
         assert!(e.starts_with("TLS: ") && e.contains("certificate"), "{e}");
+    }
+
+    #[test]
+    fn local_urls() {
+        for url in [
+            "http://localhost/x",
+            "https://LOCALHOST:8443/",
+            "http://app.localhost:80",
+            "http://127.0.0.1:9/hook",
+            "http://127.1.2.3/",
+            "http://[::1]:8080/a",
+            "http://user:pw@127.0.0.1/",
+        ] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in [
+            "https://hooks.slack.com/services/x",
+            "http://10.0.0.1/",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.com/",
+            "http://127.0.0.1.example.com/",
+        ] {
+            assert!(!is_local(url), "{url}");
+        }
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub fn deliver(d: &Delivery) -> Result<u16, String> {
 /// One attempt.
 fn post(d: &Delivery) -> Result<u16, String> {
     let url = &d.hook.url;
-    let mut req = crate::health::http::agent(d.hook.timeout)
+    let mut req = crate::health::http::outbound_agent(d.hook.timeout, url)
         .post(url)
         .header("Content-Type", "application/json")
         .header("X-Systemg-Event", &d.event);

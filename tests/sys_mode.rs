@@ -467,3 +467,94 @@ fn drop_privileges_runs_the_supervisor_as_the_services_user() {
         "{err}"
     );
 }
+
+#[test]
+fn services_running_as_another_user_spawn_through_their_socket() {
+    if let Some(why) = skip() {
+        println!("skipped: {why}");
+        return;
+    }
+    let sysg = sysg_bin();
+    let services = format!(
+        "  web:\n    user: nobody\n    command: |\n      {} spawn --name kid -- sleep 1000 > out/kid.pid 2> out/kid.err\n      exec sleep 1000\n    spawn:\n      mode: dynamic\n",
+        sysg.display()
+    );
+    let mut sb = Sandbox::new("sysspawn", true, &services);
+    let out_dir = sb.dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_ok(&sb.start(&[]), "start");
+    let kid_pid = out_dir.join("kid.pid");
+    wait_until("the child's pid", T, || {
+        std::fs::read_to_string(&kid_pid).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let kid: u32 = std::fs::read_to_string(&kid_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "no pid; stderr: {}",
+                std::fs::read_to_string(out_dir.join("kid.err")).unwrap_or_default()
+            )
+        });
+    // The child runs as the service's user, tracked under it.
+    assert_eq!(status_field(kid, "Uid"), "65534\t65534\t65534\t65534");
+    let st = sb.status(&As::Root);
+    let web = st["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "web"))
+        .cloned()
+        .expect("web");
+    assert_eq!(web["children"][0]["name"], "kid", "{web}");
+    assert_eq!(web["children"][0]["pid"], kid, "{web}");
+    // The services' socket is open to everyone, its directory only passable; the control
+    // socket stays root's and the group's.
+    let g = sb.gid.unwrap();
+    assert_eq!(
+        owner_mode(&sb.inside("/run/systemg/sysspawn/spawn.sock")).0,
+        0o666
+    );
+    assert_eq!(
+        owner_mode(&sb.inside("/run/systemg/sysspawn/control.sock")),
+        (0o660, 0, g)
+    );
+    assert_eq!(
+        owner_mode(&sb.inside("/run/systemg/sysspawn")).0 & 0o007,
+        0o001
+    );
+    // It takes nothing but `spawn`...
+    let mut s =
+        std::os::unix::net::UnixStream::connect(sb.inside("/run/systemg/sysspawn/spawn.sock"))
+            .expect("connect");
+    use std::io::{BufRead, Write};
+    s.write_all(b"{\"v\":1,\"cmd\":\"shutdown\"}\n").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(&s).read_line(&mut answer).unwrap();
+    assert!(
+        answer.contains("this socket only takes `spawn` from services"),
+        "{answer}"
+    );
+    // ...and only from a process of a service: the same user outside it is refused.
+    let mut c = Command::new("nsenter");
+    c.arg("-t")
+        .arg(sb.pid().to_string())
+        .arg("-m")
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(&sysg)
+        .args(["spawn", "--name", "intruder", "--", "sleep", "1000"])
+        .env("SYSG_SOCKET", "/run/systemg/sysspawn/spawn.sock")
+        .env("SYSG_PROJECT", "sysspawn")
+        .stdin(Stdio::null());
+    let out = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let st = sb.status(&As::Root);
+    assert!(!st.to_string().contains("intruder"), "{st}");
+    assert_ok(&sb.sysg(&As::Root, &["stop"]), "stop");
+    assert!(!alive(kid));
+}

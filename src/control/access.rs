@@ -23,6 +23,9 @@ pub enum Access {
     Full,
     /// Read-only requests (`Request::is_read_only`).
     ReadOnly,
+    /// `spawn` only: the services' socket (`Policy::services`), open to every uid; the
+    /// supervisor then checks that the caller is a process of a dynamic-spawn service.
+    SpawnOnly,
     /// Nothing.
     Denied,
 }
@@ -34,11 +37,35 @@ pub struct Policy {
     pub owner_uid: u32,
     /// Members of this group may read.
     pub group: Option<u32>,
+    /// The services' socket: `spawn` requests from anyone, nothing else.
+    pub spawn_only: bool,
 }
 
 impl Policy {
+    /// The rule of the control socket.
+    pub fn control(owner_uid: u32, group: Option<u32>) -> Policy {
+        Policy {
+            owner_uid,
+            group,
+            spawn_only: false,
+        }
+    }
+
+    /// The rule of the services' socket (`--sys` with services running as other users):
+    /// only `spawn`, from any uid.
+    pub fn services(owner_uid: u32) -> Policy {
+        Policy {
+            owner_uid,
+            group: None,
+            spawn_only: true,
+        }
+    }
+
     /// Decide for a peer whose groups (primary and supplementary) are `groups`.
     pub fn classify(&self, peer: &Peer, groups: &[u32]) -> Access {
+        if self.spawn_only {
+            return Access::SpawnOnly;
+        }
         if peer.uid == 0 || peer.uid == self.owner_uid {
             return Access::Full;
         }
@@ -162,21 +189,20 @@ mod tests {
 
     #[test]
     fn who_gets_what() {
-        let p = Policy {
-            owner_uid: 0,
-            group: Some(900),
-        };
+        let p = Policy::control(0, Some(900));
         assert_eq!(p.classify(&peer(0, 0), &[]), Access::Full);
         assert_eq!(p.classify(&peer(1000, 900), &[]), Access::ReadOnly);
         assert_eq!(p.classify(&peer(1000, 1000), &[4, 900]), Access::ReadOnly);
         assert_eq!(p.classify(&peer(1000, 1000), &[4]), Access::Denied);
-        let user = Policy {
-            owner_uid: 1000,
-            group: None,
-        };
+        let user = Policy::control(1000, None);
         assert_eq!(user.classify(&peer(1000, 1000), &[]), Access::Full);
         assert_eq!(user.classify(&peer(1001, 1000), &[1000]), Access::Denied);
         assert_eq!(user.classify(&peer(0, 0), &[]), Access::Full);
+        // The services' socket: `spawn` only, for everyone (root included).
+        let services = Policy::services(0);
+        for who in [peer(0, 0), peer(65534, 65534), peer(1000, 900)] {
+            assert_eq!(services.classify(&who, &[900]), Access::SpawnOnly);
+        }
     }
 
     #[test]
@@ -197,10 +223,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_rule() {
-        let p = Policy {
-            owner_uid: 0,
-            group: Some(65534),
-        };
+        let p = Policy::control(0, Some(65534));
         let m = p.denied_message(&peer(1000, 1000));
         assert!(m.contains("uid 1000") && m.contains("uid 0 (root)"), "{m}");
         assert!(m.contains("may read its status"), "{m}");

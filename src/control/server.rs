@@ -79,6 +79,17 @@ impl Server {
     /// Bind `path` with mode 0600 (or 0660 when `group` is given, then owned by that group).
     /// A stale socket left by a dead supervisor is replaced; a live one is an error.
     pub fn bind(path: &Path, group: Option<u32>) -> Result<Server, ControlError> {
+        let mode = if group.is_some() { 0o660 } else { 0o600 };
+        Self::bind_mode(path, group, mode)
+    }
+
+    /// Bind the services' socket at `path`, connectable by every user (mode 0666): it takes
+    /// nothing but `spawn` (`spawn_for_services`).
+    pub fn bind_for_services(path: &Path) -> Result<Server, ControlError> {
+        Self::bind_mode(path, None, 0o666)
+    }
+
+    fn bind_mode(path: &Path, group: Option<u32>, mode: u32) -> Result<Server, ControlError> {
         if path.exists() {
             if UnixStream::connect(path).is_ok() {
                 return Err(ControlError::Refused(format!(
@@ -95,7 +106,6 @@ impl Server {
             context: format!("binding {}", path.display()),
             source,
         })?;
-        let mode = if group.is_some() { 0o660 } else { 0o600 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
             |source| ControlError::Io {
                 context: format!("chmod {}", path.display()),
@@ -127,13 +137,38 @@ impl Server {
     where
         F: Fn(Incoming) -> bool + Send + Sync + Clone + 'static,
     {
-        let policy = Policy {
-            owner_uid: nix::unistd::geteuid().as_raw(),
-            group: allowed_gid,
-        };
+        self.serve(
+            Policy::control(nix::unistd::geteuid().as_raw(), allowed_gid),
+            "control",
+            deliver,
+        )
+    }
+
+    /// Serve the services' socket (bound by `bind_for_services`) on a background thread:
+    /// `spawn` requests from any uid go to `deliver`, anything else is refused.
+    pub fn spawn_for_services<F>(self, deliver: F) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        F: Fn(Incoming) -> bool + Send + Sync + Clone + 'static,
+    {
+        self.serve(
+            Policy::services(nix::unistd::geteuid().as_raw()),
+            "spawn-socket",
+            deliver,
+        )
+    }
+
+    fn serve<F>(
+        self,
+        policy: Policy,
+        name: &str,
+        deliver: F,
+    ) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        F: Fn(Incoming) -> bool + Send + Sync + Clone + 'static,
+    {
         let slots = Arc::new(Slots::default());
         std::thread::Builder::new()
-            .name("control".into())
+            .name(name.into())
             .spawn(move || {
                 for conn in self.listener.incoming() {
                     let Ok(stream) = conn else { continue };
@@ -230,6 +265,19 @@ where
                 format!(
                     "unsupported protocol version {} (this supervisor speaks {VERSION})",
                     envelope.v
+                ),
+                Default::default(),
+            ),
+        );
+        return;
+    }
+    if access == Access::SpawnOnly && !matches!(envelope.request, Request::Spawn(_)) {
+        answer(
+            &stream,
+            Response::err(
+                format!(
+                    "this socket only takes `spawn` from services; {} goes to the control socket",
+                    envelope.request.action()
                 ),
                 Default::default(),
             ),

@@ -17,6 +17,9 @@ pub struct ProjectPaths {
     /// started with another environment still finds the FIFOs of the units it adopts.
     pub fifo_dir: PathBuf,
     pub socket: PathBuf,
+    /// The services' socket (`--sys` with dynamic spawning): `sysg spawn` from services that
+    /// run as other users, who cannot reach `socket`.
+    pub spawn_socket: PathBuf,
     pub pid_file: PathBuf,
     pub state_file: PathBuf,
 }
@@ -87,6 +90,7 @@ impl Roots {
         ProjectPaths {
             fifo_dir,
             socket: run_dir.join("control.sock"),
+            spawn_socket: run_dir.join("spawn.sock"),
             pid_file: run_dir.join("supervisor.pid"),
             state_file: state_dir.join("state.json"),
             state_dir,

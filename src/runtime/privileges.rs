@@ -215,6 +215,32 @@ pub fn prepare_system_dirs(
     Ok(())
 }
 
+/// Let every user pass through (not list) the run directory and its parent, so that services
+/// running as other users reach the services' socket in it. What else is there stays closed
+/// by its own mode (the control socket is 0660, FIFOs 0600).
+pub fn open_run_dir_to_services(paths: &ProjectPaths) -> Result<(), PrivilegeError> {
+    let dirs = [paths.run_dir.parent(), Some(paths.run_dir.as_path())];
+    for dir in dirs.into_iter().flatten() {
+        let mode = std::fs::metadata(dir)
+            .map(|m| m.permissions().mode())
+            .map_err(|source| PrivilegeError::Io {
+                context: format!("reading the mode of {}", dir.display()),
+                source,
+            })?;
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(
+                dir,
+                std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+            )
+            .map_err(|source| PrivilegeError::Io {
+                context: format!("chmod o+x {}", dir.display()),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 fn set_owner_mode(
     dir: &Path,
     owner: Option<u32>,

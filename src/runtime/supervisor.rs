@@ -117,6 +117,8 @@ struct Supervisor {
     deploys: super::deploy::Runner,
     /// Exit history and CPU/memory samples for `inspect`.
     obs: Observer,
+    /// SYSG_SOCKET of the services: the control socket, or the services' socket.
+    service_socket: PathBuf,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -253,7 +255,15 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     let deploys = super::deploy::Runner::new(std::sync::Arc::new(move |e| {
         let _ = deploy_tx.send(Msg::Deploy(e));
     }));
-    let (units, deployments) = super::deploy::full_plan(&config, &paths.state_dir, &paths.socket);
+    // Services find their supervisor through SYSG_SOCKET. Under --sys the control socket is
+    // root's (and the systemg group's): services with dynamic spawning, which may run as any
+    // user, get a socket of their own that takes nothing but `spawn`.
+    let service_socket = if opts.system && has_dynamic_spawning(&config) {
+        paths.spawn_socket.clone()
+    } else {
+        paths.socket.clone()
+    };
+    let (units, deployments) = super::deploy::full_plan(&config, &paths.state_dir, &service_socket);
     let mut core = Core::with_jobs(units, jobs(&config, backend.supports_timers()));
     core.set_deployments(deployments);
     let mut sup = Supervisor {
@@ -277,6 +287,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         spawn: SpawnTree::new(),
         deploys,
         obs: Observer::from_env(),
+        service_socket,
     };
     sup.configure_spawning();
     sup.obs.sampler.arm(Instant::now());
@@ -289,6 +300,16 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
             ctl_tx.send(Msg::Control(inc)).is_ok()
         })
         .map_err(RuntimeError::io("starting the control thread"))?;
+    if sup.service_socket == sup.paths.spawn_socket {
+        privileges::open_run_dir_to_services(&sup.paths)?;
+        let spawn_server = Server::bind_for_services(&sup.paths.spawn_socket)?;
+        let spawn_tx = tx.clone();
+        spawn_server
+            .spawn_for_services(move |inc| spawn_tx.send(Msg::Control(inc)).is_ok())
+            .map_err(RuntimeError::io("starting the services' socket thread"))?;
+    } else {
+        let _ = std::fs::remove_file(&sup.paths.spawn_socket);
+    }
     drop(tx);
     std::fs::write(&sup.paths.pid_file, format!("{}\n", std::process::id())).map_err(
         RuntimeError::io(format!("writing {}", sup.paths.pid_file.display())),
@@ -1005,7 +1026,7 @@ impl Supervisor {
         tracing::info!("applying configuration {}", new.path.display());
         self.sd_notify.reloading();
         let (mut next, deployments) =
-            super::deploy::full_plan(&new, &self.paths.state_dir, &self.paths.socket);
+            super::deploy::full_plan(&new, &self.paths.state_dir, &self.service_socket);
         next.extend(self.adhoc.values().cloned());
         self.core.set_deployments(deployments);
         self.queue.push_back(Event::Request(Request::Reload(next)));
@@ -1142,6 +1163,7 @@ impl Supervisor {
         }
         self.persist();
         let _ = std::fs::remove_file(&self.paths.socket);
+        let _ = std::fs::remove_file(&self.paths.spawn_socket);
         let _ = std::fs::remove_file(&self.paths.pid_file);
         let report = to_json(&self.status());
         for (r, written) in self.shutdown_replies.drain(..) {
@@ -1163,6 +1185,15 @@ impl Supervisor {
         }
         tracing::info!("supervisor stopped");
     }
+}
+
+/// Whether a service of `config` may spawn children (`spawn.mode: dynamic`).
+fn has_dynamic_spawning(config: &Config) -> bool {
+    config.services.iter().any(|s| {
+        s.spawn
+            .as_ref()
+            .is_some_and(|sp| sp.mode == crate::config::schema::SpawnMode::Dynamic)
+    })
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {

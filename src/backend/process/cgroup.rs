@@ -124,6 +124,34 @@ impl CgroupRoot {
     }
 }
 
+/// The group of unit cgroups a unit cgroup `dir` belongs to (`sysg-<project>-<hash>`): its
+/// parent, or its grandparent for a spawned child's (`<service>@spawn/<child>`).
+pub fn group_of(dir: &Path) -> Option<PathBuf> {
+    let parent = dir.parent()?;
+    let spawn_group = parent
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SPAWN_GROUP_SUFFIX));
+    if spawn_group {
+        parent.parent().map(Path::to_path_buf)
+    } else {
+        Some(parent.to_path_buf())
+    }
+}
+
+/// Remove the cgroup `dir` and the cgroups below it, deepest first, where they are empty (the
+/// kernel refuses to remove a cgroup that still has processes or children).
+pub fn remove_empty_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
 /// `-<hash of the run directory>`: stable across supervisor restarts (FNV-1a), so a new
 /// supervisor finds the same path, and different for two projects that share a name.
 fn instance_suffix(run_dir: &Path) -> String {

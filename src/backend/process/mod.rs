@@ -129,6 +129,9 @@ pub struct ProcessBackend {
     /// Found once, at the first start; a unit's are killed before it starts, so that it never
     /// runs twice. With a cgroup the unit's old cgroup does the same (`CgroupRoot::create`).
     leftovers: Option<HashMap<String, Vec<procfs::Stat>>>,
+    /// Groups of unit cgroups this backend used (started or adopted into), removed by
+    /// `release` once empty.
+    groups: std::collections::BTreeSet<PathBuf>,
 }
 
 impl ProcessBackend {
@@ -174,6 +177,7 @@ impl ProcessBackend {
             output_thread: Some(output_thread),
             seq: 0,
             leftovers: None,
+            groups: std::collections::BTreeSet::new(),
         })
     }
 
@@ -380,6 +384,9 @@ impl Backend for ProcessBackend {
                 });
             }
         };
+        if let Some(g) = cg.as_ref().and_then(|c| cgroup::group_of(&c.dir)) {
+            self.groups.insert(g);
+        }
         let entry = Entry {
             unit: spec.name.clone(),
             pid,
@@ -469,6 +476,9 @@ impl Backend for ProcessBackend {
         let stdout_fifo = path("stdout_fifo").unwrap_or(default_out);
         let stderr_fifo = path("stderr_fifo").unwrap_or(default_err);
         let cgroup = path("cgroup").filter(|d| d.join("cgroup.procs").is_file());
+        if let Some(g) = cgroup.as_deref().and_then(cgroup::group_of) {
+            self.groups.insert(g);
+        }
         let pgid = x
             .get("pgid")
             .and_then(|v| v.as_u64())
@@ -529,6 +539,16 @@ impl Backend for ProcessBackend {
             }
         }
         Ok(Some(pid))
+    }
+
+    /// Every unit has stopped: the project instance's groups of unit cgroups go too.
+    fn release(&mut self) {
+        // Under the lock, like the reaper's removals: no unit cgroup is being made meanwhile.
+        let units = self.units.clone();
+        let _units = units.lock().unwrap_or_else(|e| e.into_inner());
+        for g in std::mem::take(&mut self.groups) {
+            cgroup::remove_empty_tree(&g);
+        }
     }
 
     fn records(&self) -> Vec<AdoptRecord> {

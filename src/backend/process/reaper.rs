@@ -3,6 +3,7 @@
 //! - the report pipe of a new main process until its exec is confirmed (token = pid |
 //!   `REPORT_TOKEN`),
 //! - the read end of a self-pipe written by a SIGCHLD handler (orphans to reap),
+//! - `cgroup.events` of each killed unit cgroup that is not empty yet (removed once it is),
 //! - an eventfd that asks the thread to stop.
 //!
 //! Main processes are reaped only through their own pidfd (`waitid(P_PIDFD)`), after the pidfd
@@ -21,7 +22,7 @@
 //! process before it is registered, nor the failed child that std reaps itself after a failed
 //! exec.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -44,6 +45,8 @@ const TOKEN_STOP: u64 = u64::MAX;
 const TOKEN_SIGCHLD: u64 = u64::MAX - 1;
 /// Or-ed with a pid: the report pipe of that unit's child (readable or closed).
 pub const REPORT_TOKEN: u64 = 1 << 32;
+/// Or-ed with a sequence number: `cgroup.events` of a unit cgroup waiting to be empty.
+const EVENTS_TOKEN: u64 = 1 << 33;
 
 /// Pids of registered main processes, across all backends of this process.
 static SPAWN_LOCK: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
@@ -166,7 +169,8 @@ impl Reaper {
             units,
             sink,
             output,
-            pending_rmdir: Vec::new(),
+            pending_rmdir: HashMap::new(),
+            rmdir_seq: 0,
         };
         let thread = std::thread::Builder::new()
             .name("sysg-reaper".into())
@@ -208,7 +212,10 @@ struct Loop {
     units: Arc<Mutex<Units>>,
     sink: EventSink,
     output: Output,
-    pending_rmdir: Vec<PathBuf>,
+    /// Unit cgroups killed but not yet empty, by token: each one's `cgroup.events` is watched
+    /// (the kernel signals a change of `populated`), and it is removed once empty.
+    pending_rmdir: HashMap<u64, (PathBuf, std::fs::File)>,
+    rmdir_seq: u64,
 }
 
 impl Loop {
@@ -231,15 +238,11 @@ impl Loop {
                     }
                     TOKEN_SIGCHLD => self.drain_pipe(),
                     t if t & REPORT_TOKEN != 0 => self.report_ready(t as u32),
+                    t if t & EVENTS_TOKEN != 0 => self.cgroup_changed(t),
                     pid => self.main_exited(pid as u32),
                 }
             }
             reap_orphans();
-            if !self.pending_rmdir.is_empty() {
-                // Under the lock: `start` may be creating a cgroup in the same parent.
-                let _units = self.units.lock().unwrap_or_else(|e| e.into_inner());
-                self.pending_rmdir.retain(|d| !cgroup::remove(d));
-            }
         }
     }
 
@@ -248,6 +251,45 @@ impl Loop {
         while let Ok(n) = nix::unistd::read(self.pipe.as_fd(), &mut buf) {
             if n < buf.len() {
                 break;
+            }
+        }
+    }
+
+    /// Remove the killed unit cgroup `dir` once its last process is gone: watch its
+    /// `cgroup.events` (no polling). If it cannot be watched, one more try is all it gets.
+    fn watch_until_empty(&mut self, dir: &std::path::Path) {
+        let Ok(events) = std::fs::File::open(dir.join("cgroup.events")) else {
+            cgroup::remove(dir);
+            return;
+        };
+        self.rmdir_seq += 1;
+        let token = EVENTS_TOKEN | self.rmdir_seq;
+        let watched = self.epoll.add(
+            events.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLPRI | EpollFlags::EPOLLERR, token),
+        );
+        // It may have emptied before the watch began.
+        if cgroup::remove(dir) {
+            let _ = self.epoll.delete(events.as_fd());
+            return;
+        }
+        if watched.is_ok() {
+            self.pending_rmdir
+                .insert(token, (dir.to_path_buf(), events));
+        }
+    }
+
+    /// A watched cgroup's `cgroup.events` changed: remove the cgroup if it is empty now.
+    fn cgroup_changed(&mut self, token: u64) {
+        // Under the lock: `start` may be creating a cgroup in the same parent.
+        let _units = self.units.lock().unwrap_or_else(|e| e.into_inner());
+        let removed = match self.pending_rmdir.get(&token) {
+            Some((dir, _)) => cgroup::remove(dir),
+            None => return,
+        };
+        if removed {
+            if let Some((_, events)) = self.pending_rmdir.remove(&token) {
+                let _ = self.epoll.delete(events.as_fd());
             }
         }
     }
@@ -271,7 +313,8 @@ impl Loop {
     /// The pidfd of `pid` is readable: collect the status, kill the rest of the tree, report.
     fn main_exited(&mut self, pid: u32) {
         let event = {
-            let mut units = self.units.lock().unwrap_or_else(|e| e.into_inner());
+            let units_arc = self.units.clone();
+            let mut units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
             let Some(unit) = units.by_pid.remove(&pid) else {
                 return;
             };
@@ -301,7 +344,7 @@ impl Loop {
             tree::kill_all(&entry.membership());
             if let Some(dir) = &entry.cgroup {
                 if !cgroup::remove(dir) {
-                    self.pending_rmdir.push(dir.clone());
+                    self.watch_until_empty(dir);
                 }
             }
             match entry.failure.take() {

@@ -259,6 +259,19 @@ fn uses_a_cgroup_when_possible() {
     h.backend.kill("cg").unwrap();
     assert_eq!(h.exited("cg").1, ExitStatus::Signal(libc::SIGKILL));
     wait_until("the cgroup to be removed", || !dir.exists());
+    // With the last unit's cgroup, the project instance's group went too.
+    let group = dir.parent().unwrap().to_path_buf();
+    assert!(!group.exists(), "{} left behind", group.display());
+
+    // Whatever is left in it (here a stray empty cgroup) goes when the supervisor leaves.
+    h.backend.start(&h.spec("cg", &["sleep", "1000"])).unwrap();
+    std::fs::create_dir(group.join("stray")).unwrap();
+    h.backend.kill("cg").unwrap();
+    h.exited("cg");
+    wait_until("the unit's cgroup to be removed", || !dir.exists());
+    assert!(group.exists());
+    h.backend.release();
+    assert!(!group.exists(), "{} left behind", group.display());
 }
 
 #[test]

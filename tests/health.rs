@@ -500,15 +500,9 @@ services:
 "#,
     );
     p.start();
-    let pid_file = p
-        .dir
-        .parent()
-        .expect("home")
-        .join(".local/share/systemg/health-hook-exit/run/supervisor.pid");
-    let sup: u32 = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .expect("supervisor pid");
+    let sup = p
+        .supervisor_pid_of("health-hook-exit")
+        .expect("supervisor pid") as u32;
     assert_ok(&p.sysg(&["stop"]), "stop");
     // The quick hook of the last stop ran; the slow one was killed when the supervisor left.
     wait_until("the supervisor is gone", T, || !alive(sup));

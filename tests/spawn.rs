@@ -186,15 +186,7 @@ fn children_are_adopted_after_a_supervisor_crash() {
     start(&p);
     let a: u32 = wait_file(&p, "a.pid").trim().parse().expect("pid");
     let web = p.pid("web");
-    let pid_file = p
-        .dir
-        .parent()
-        .expect("home")
-        .join(".local/share/systemg/spawn-adopt/run/supervisor.pid");
-    let sup: i32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .expect("supervisor pid");
+    let sup = p.supervisor_pid_of("spawn-adopt").expect("supervisor pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sup),
         nix::sys::signal::Signal::SIGKILL,

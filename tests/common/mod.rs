@@ -118,7 +118,13 @@ impl Project {
 
     /// The supervisor's pid from its pid file.
     pub fn supervisor_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.state_dir().join("run/supervisor.pid"))
+        self.supervisor_pid_of("proj")
+    }
+
+    /// The pid of the supervisor of a config that names its project `project`.
+    pub fn supervisor_pid_of(&self, project: &str) -> Option<i32> {
+        let file = format!(".local/share/systemg/{project}/run/supervisor.pid");
+        std::fs::read_to_string(self.home.path().join(file))
             .ok()
             .and_then(|s| s.trim().parse().ok())
     }

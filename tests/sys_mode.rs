@@ -474,12 +474,13 @@ fn services_running_as_another_user_spawn_through_their_socket() {
         println!("skipped: {why}");
         return;
     }
-    let sysg = sysg_bin();
-    let services = format!(
-        "  web:\n    user: nobody\n    command: |\n      {} spawn --name kid -- sleep 1000 > out/kid.pid 2> out/kid.err\n      exec sleep 1000\n    spawn:\n      mode: dynamic\n",
-        sysg.display()
-    );
-    let mut sb = Sandbox::new("sysspawn", true, &services);
+    // The service (as nobody) runs `sysg spawn` from the sandbox's directory (0755): the
+    // checkout's own path may not be reachable by other users.
+    let services = "  web:\n    user: nobody\n    command: |\n      ./sysg spawn --name kid -- sleep 1000 > out/kid.pid 2> out/kid.err\n      exec sleep 1000\n    spawn:\n      mode: dynamic\n";
+    let mut sb = Sandbox::new("sysspawn", true, services);
+    let sysg = sb.dir.path().join("sysg");
+    std::fs::copy(sysg_bin(), &sysg).unwrap();
+    std::fs::set_permissions(&sysg, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out_dir = sb.dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();

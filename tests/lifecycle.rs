@@ -389,3 +389,44 @@ services:
     assert_ok(&p.sysg(&["stop"]), "stop");
     assert!(!alive(pid));
 }
+
+#[test]
+fn status_of_a_running_supervisor_does_not_need_a_valid_config() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  one:
+    command: "exec sleep 1000"
+"#,
+    );
+    p.start();
+    // Being edited: a typo the next restart will report. Status still reads the supervisor.
+    p.write(
+        "systemg.yaml",
+        "version: \"1\"\nservices:\n  one:\n    comand: \"exec sleep 1000\"\n",
+    );
+    let out = p.sysg(&["status"]);
+    assert_ok(&out, "status");
+    assert!(stdout(&out).contains("running"), "{}", stdout(&out));
+    assert_ok(&p.sysg(&["inspect", "one"]), "inspect");
+    let out = p.sysg(&["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Nor to stop what runs.
+    let one = p.pid("one");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    assert!(!alive(one));
+    // With nothing running, the config is needed again, and its problems are reported.
+    let out = p.sysg(&["status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown key `comand`"),
+        "{}",
+        stderr(&out)
+    );
+    // Fixed, so that the harness's final stop finds a valid config.
+    p.write(
+        "systemg.yaml",
+        "version: \"1\"\nservices:\n  one:\n    command: \"exec sleep 1000\"\n",
+    );
+}

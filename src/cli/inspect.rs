@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::args::{Global, InspectArgs};
-use super::context::{resolve, Ctx};
+use super::context::{resolve_live, Ctx};
 use super::output::{color_enabled, human_duration, state_color, state_word};
 use super::term::{print_once, stream, stream_interval, stream_mode, Frame};
 use super::{error, EXIT_FAILURE, EXIT_USAGE};
@@ -17,7 +17,7 @@ use crate::metrics::{cpu_percent, Sample, Summary};
 
 /// `sysg inspect UNIT [--json] [--stream DUR]`
 pub fn run(g: &Global, a: &InspectArgs) -> i32 {
-    let ctx = match resolve(g) {
+    let ctx = match resolve_live(g) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::args::{Global, StatusArgs};
-use super::context::{resolve, Ctx};
+use super::context::{resolve_live, Ctx};
 use super::output::{color_enabled, status_table};
 use super::select::{from_report, select};
 use super::term::{print_once, stdout_width, stream, stream_interval, stream_mode, Frame};
@@ -19,7 +19,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> i32 {
         error("no systemg.yaml here and no supervisor is running");
         return super::EXIT_NOT_RUNNING;
     }
-    let ctx = match resolve(g) {
+    let ctx = match resolve_live(g) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -1,14 +1,14 @@
 //! `sysg stop`
 
 use super::args::{Global, ServiceArg};
-use super::context::{orphaned_records, resolve};
+use super::context::{orphaned_records, resolve_live};
 use super::output::print_outcome;
 use super::{error, EXIT_FAILURE, EXIT_OK};
 use crate::control::{client, protocol::Request, ControlError};
 
 /// `sysg stop [--service S]`
 pub fn run(g: &Global, a: &ServiceArg) -> i32 {
-    let ctx = match resolve(g) {
+    let ctx = match resolve_live(g) {
         Ok(c) => c,
         Err(code) => return code,
     };

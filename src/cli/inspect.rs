@@ -423,18 +423,11 @@ mod tests {
             unit_name: None,
             supervisor_pid: Some(1),
             status: ServiceStatus {
-                name: "web".into(),
-                state: StateKind::Running,
                 pid: Some(10),
                 uptime_secs: Some(65.0),
                 restarts: 2,
                 last_exit: Some(ExitStatus::Code(1)),
-                health: None,
-                reason: None,
-                next_restart_secs: None,
-                tags: Vec::new(),
-                children: Vec::new(),
-                cron: None,
+                ..ServiceStatus::new("web", StateKind::Running)
             },
             pids: vec![10, 11],
             exits: vec![inspect::ExitRecord {

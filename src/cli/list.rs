@@ -91,18 +91,10 @@ mod tests {
 
     fn svc(name: &str, state: StateKind, pid: Option<u32>, tags: &[&str]) -> ServiceStatus {
         ServiceStatus {
-            name: name.into(),
-            state,
             pid,
             uptime_secs: Some(65.0),
-            restarts: 0,
-            last_exit: None,
-            health: None,
-            reason: None,
-            next_restart_secs: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            children: Vec::new(),
-            cron: None,
+            ..ServiceStatus::new(name, state)
         }
     }
 

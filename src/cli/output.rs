@@ -167,18 +167,10 @@ mod tests {
             backend: "process".into(),
             supervisor_pid: Some(42),
             services: vec![ServiceStatus {
-                name: "web".into(),
-                state: StateKind::Blocked,
-                pid: None,
-                uptime_secs: None,
                 restarts: 3,
                 last_exit: Some(crate::spec::ExitStatus::Code(1)),
-                health: None,
                 reason: Some(reason.into()),
-                next_restart_secs: None,
-                tags: Vec::new(),
-                children: Vec::new(),
-                cron: None,
+                ..ServiceStatus::new("web", StateKind::Blocked)
             }],
         }
     }

@@ -160,12 +160,12 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
                     .and_then(|c| c.service(&name))
                     .map(|s| s.tags.clone())
                     .unwrap_or_default();
+                let state = if rec.is_some() {
+                    StateKind::Running
+                } else {
+                    StateKind::Stopped
+                };
                 ServiceStatus {
-                    state: if rec.is_some() {
-                        StateKind::Running
-                    } else {
-                        StateKind::Stopped
-                    },
                     pid: rec.map(|r| r.pid),
                     reason: Some(if rec.is_some() {
                         "running without a supervisor; `sysg start` re-adopts it".into()
@@ -173,14 +173,10 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
                         "no supervisor running".into()
                     }),
                     cron: super::cron::offline_status(ctx.config.as_ref(), &name, &saved_cron),
-                    name,
-                    uptime_secs: None,
                     restarts: m.restarts,
                     last_exit: m.last_exit,
-                    health: None,
-                    next_restart_secs: None,
                     tags,
-                    children: Vec::new(),
+                    ..ServiceStatus::new(name, state)
                 }
             })
             .collect(),
@@ -194,18 +190,8 @@ mod tests {
 
     fn svc(state: StateKind, health: Option<&str>) -> ServiceStatus {
         ServiceStatus {
-            name: "s".into(),
-            state,
-            pid: None,
-            uptime_secs: None,
-            restarts: 0,
-            last_exit: None,
             health: health.map(str::to_string),
-            reason: None,
-            next_restart_secs: None,
-            tags: Vec::new(),
-            children: Vec::new(),
-            cron: None,
+            ..ServiceStatus::new("s", state)
         }
     }
 

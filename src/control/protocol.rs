@@ -198,6 +198,24 @@ pub struct ServiceStatus {
 }
 
 impl ServiceStatus {
+    /// `name` in `state`, with nothing else known yet (no process, no history, no health).
+    pub fn new(name: impl Into<String>, state: StateKind) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            state,
+            pid: None,
+            uptime_secs: None,
+            restarts: 0,
+            last_exit: None,
+            health: None,
+            reason: None,
+            next_restart_secs: None,
+            tags: Vec::new(),
+            children: Vec::new(),
+            cron: None,
+        }
+    }
+
     /// True when the service is where a user wants it: running, or finished successfully (a
     /// cron job: its schedule armed).
     pub fn is_good(&self) -> bool {

@@ -255,18 +255,8 @@ mod tests {
     fn progress_reports_changes_only() {
         use crate::control::protocol::ServiceStatus;
         let svc = |name: &str, state, health: Option<&str>| ServiceStatus {
-            name: name.into(),
-            state,
-            pid: None,
-            uptime_secs: None,
-            restarts: 0,
-            last_exit: None,
             health: health.map(str::to_string),
-            reason: None,
-            next_restart_secs: None,
-            tags: Vec::new(),
-            children: Vec::new(),
-            cron: None,
+            ..ServiceStatus::new(name, state)
         };
         let report = |services| StatusReport {
             project: "p".into(),

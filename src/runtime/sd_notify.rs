@@ -206,20 +206,7 @@ mod tests {
     use crate::control::protocol::ServiceStatus;
 
     fn svc(name: &str, state: StateKind) -> ServiceStatus {
-        ServiceStatus {
-            name: name.into(),
-            state,
-            pid: None,
-            uptime_secs: None,
-            restarts: 0,
-            last_exit: None,
-            health: None,
-            reason: None,
-            next_restart_secs: None,
-            tags: Vec::new(),
-            children: Vec::new(),
-            cron: None,
-        }
+        ServiceStatus::new(name, state)
     }
 
     fn report(services: Vec<ServiceStatus>) -> StatusReport {

@@ -349,8 +349,15 @@ impl SystemdBackend {
         }
     }
 
-    /// Wait for the start job `job` of the unit tracked at `path`; returns systemd's result.
-    fn wait_job(&self, service: &str, path: &str, job: &str) -> Result<String, BackendError> {
+    /// Wait for the start job `job` of the unit `name`, tracked at `path`; returns systemd's
+    /// result.
+    fn wait_job(
+        &self,
+        service: &str,
+        name: &str,
+        path: &str,
+        job: &str,
+    ) -> Result<String, BackendError> {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut st = self.shared.lock();
         if let Some(t) = st.tracks.get_mut(path) {
@@ -370,7 +377,9 @@ impl SystemdBackend {
             if now >= deadline {
                 return Err(BackendError::Start {
                     unit: service.to_string(),
-                    message: format!("systemd did not finish job {job} within {START_TIMEOUT:?}"),
+                    message: format!(
+                        "systemd did not finish starting {name} within {START_TIMEOUT:?} (job {job})"
+                    ),
                 });
             }
             st = self
@@ -548,38 +557,8 @@ impl Backend for SystemdBackend {
             }
         };
 
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut st = self.shared.lock();
-        if let Some(t) = st.tracks.get_mut(&path) {
-            t.start_job = Some(job.clone());
-        }
-        let result = loop {
-            let t = st.tracks.get(&path);
-            if let Some(r) = t.and_then(|t| t.start_job_result()) {
-                break r.to_string();
-            }
-            if let Some(why) = st.dead.clone() {
-                return Err(BackendError::Start {
-                    unit: service.to_string(),
-                    message: format!("lost the signal connection while starting: {why}"),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(BackendError::Start {
-                    unit: service.to_string(),
-                    message: format!(
-                        "systemd did not finish starting {name} within {START_TIMEOUT:?} (job {job})"
-                    ),
-                });
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        };
+        let result = self.wait_job(service, &name, &path, &job)?;
+        let st = self.shared.lock();
         if result != "done" {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
             drop(st);
@@ -840,7 +819,7 @@ impl Backend for SystemdBackend {
                 return Err(start_call_err(service, &all, e));
             }
         };
-        let result = self.wait_job(service, &tpath, &job)?;
+        let result = self.wait_job(service, &tname, &tpath, &job)?;
         if result != "done" {
             forget(self);
             return Err(start_err(format!(

@@ -3,7 +3,6 @@
 //! runner. The decisions are the core's (`core/deploy.rs`).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -102,21 +101,7 @@ pub fn save_slot(path: &Path, slots: &[String; 2], active: usize) -> Result<(), 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&data).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    super::state::write_atomic(path, &data).map_err(io)
 }
 
 /// The deployment plans of `config` (services with `strategy: rolling` or `blue_green`), with

@@ -130,13 +130,22 @@ pub fn save(path: &Path, state: &PersistedState) -> Result<(), StateError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let tmp = path.with_extension("json.tmp");
+    write_atomic(path, &data).map_err(io)
+}
+
+/// Replace the file at `path` with `data` atomically: a temporary file beside it
+/// (`<path>.tmp`), fsync, rename over, fsync of the directory. A crash leaves the old file or
+/// the new one, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&data).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();

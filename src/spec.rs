@@ -58,6 +58,28 @@ pub fn file_key(unit: &str) -> String {
 }
 
 impl UnitSpec {
+    /// A spec with only its identity and command: no environment, working directory, user,
+    /// limits or isolation; stopped with SIGTERM and the config's default 10 s timeout.
+    pub fn new(project: impl Into<String>, name: impl Into<String>, argv: Vec<String>) -> UnitSpec {
+        UnitSpec {
+            project: project.into(),
+            name: name.into(),
+            argv,
+            env: Vec::new(),
+            cwd: None,
+            user: None,
+            group: None,
+            supplementary_groups: Vec::new(),
+            limits: Limits::default(),
+            capabilities: None,
+            isolation: Isolation::default(),
+            stop_signal: 15,
+            stop_timeout: Duration::from_secs(10),
+            logs: LogPolicy::default(),
+            spawn: None,
+        }
+    }
+
     /// The spec of a configured service.
     pub fn from_service(project: &str, svc: &Service) -> UnitSpec {
         UnitSpec {

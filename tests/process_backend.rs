@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use systemg::backend::process::{proc_start_time, ProcessBackend, ProcessOptions};
 use systemg::backend::{Backend, BackendError, BackendEvent, BackendPaths};
-use systemg::config::schema::{Isolation, Limits, LogPolicy};
 use systemg::spec::{ExitStatus, UnitSpec};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -38,26 +37,14 @@ fn backend(dir: &Path, options: ProcessOptions) -> (ProcessBackend, Receiver<Bac
 }
 
 fn spec(name: &str, argv: &[&str]) -> UnitSpec {
+    let project = format!(
+        "it{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
     UnitSpec {
-        project: format!(
-            "it{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ),
-        name: name.into(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: vec![],
-        cwd: None,
-        user: None,
-        group: None,
-        supplementary_groups: vec![],
-        limits: Limits::default(),
-        capabilities: None,
-        isolation: Isolation::default(),
-        stop_signal: 15,
         stop_timeout: Duration::from_secs(5),
-        logs: LogPolicy::default(),
-        spawn: None,
+        ..UnitSpec::new(project, name, argv.iter().map(|s| s.to_string()).collect())
     }
 }
 

@@ -764,7 +764,7 @@ mod backend_level {
     use std::sync::Mutex;
     use systemg::backend::process::{ProcessBackend, ProcessOptions};
     use systemg::backend::{Backend, BackendEvent, BackendPaths};
-    use systemg::config::schema::{Isolation, Limits, LogPolicy};
+
     use systemg::spec::UnitSpec;
 
     fn backend(dir: &Path, use_cgroups: bool) -> (ProcessBackend, Receiver<BackendEvent>) {
@@ -792,21 +792,9 @@ mod backend_level {
 
     fn spec(project: &str, name: &str, argv: &[&str], cwd: &Path) -> UnitSpec {
         UnitSpec {
-            project: project.into(),
-            name: name.into(),
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: vec![],
             cwd: Some(cwd.to_path_buf()),
-            user: None,
-            group: None,
-            supplementary_groups: vec![],
-            limits: Limits::default(),
-            capabilities: None,
-            isolation: Isolation::default(),
-            stop_signal: 15,
             stop_timeout: Duration::from_secs(1),
-            logs: LogPolicy::default(),
-            spawn: None,
+            ..UnitSpec::new(project, name, argv.iter().map(|s| s.to_string()).collect())
         }
     }
 

@@ -39,28 +39,17 @@ fn harness_boots_and_tears_down() {
 
 use systemg::backend::systemd::SystemdBackend;
 use systemg::backend::{AdoptRecord, Backend, BackendEvent};
-use systemg::config::schema::{CgroupLimits, CpuMax, Isolation, Limits, LogPolicy, Size};
+use systemg::config::schema::{CgroupLimits, CpuMax, Limits, Size};
 use systemg::spec::{ExitStatus, UnitSpec};
 
 const PROJECT: &str = "it-api";
 
 fn spec(name: &str, argv: &[&str]) -> UnitSpec {
     UnitSpec {
-        project: PROJECT.into(),
-        name: name.into(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec![("GREETING".into(), "hello there".into())],
         cwd: Some("/".into()),
-        user: None,
-        group: None,
-        supplementary_groups: vec![],
-        limits: Limits::default(),
-        capabilities: None,
-        isolation: Isolation::default(),
-        stop_signal: libc::SIGTERM,
         stop_timeout: Duration::from_secs(3),
-        logs: LogPolicy::default(),
-        spawn: None,
+        ..UnitSpec::new(PROJECT, name, argv.iter().map(|s| s.to_string()).collect())
     }
 }
 

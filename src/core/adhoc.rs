@@ -39,11 +39,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::super::{Action, Core, Event, Request, StateKind, UnitPlan};
-    use crate::core::test_support::{unit_plan, unit_spec};
+    use crate::core::test_support::unit_plan;
     use crate::spec::ExitStatus;
+    use crate::spec::UnitSpec;
 
     fn plan(name: &str) -> UnitPlan {
-        unit_plan(Arc::new(unit_spec(
+        unit_plan(Arc::new(UnitSpec::new(
             "adhoc",
             name,
             vec!["/bin/sleep".into(), "100".into()],

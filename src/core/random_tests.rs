@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::schema::{
-    DepCondition, Dependency, HealthCheck, Isolation, Limits, LogPolicy, Probe, RestartPolicy,
-};
+use crate::config::schema::{DepCondition, Dependency, HealthCheck, Probe, RestartPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
 
 /// xorshift64*: enough randomness for scheduling choices, no dependency.
@@ -75,21 +73,8 @@ fn random_plan(rng: &mut Rng) -> Vec<UnitPlan> {
         plan.push(UnitPlan {
             name: (*name).to_string(),
             spec: Arc::new(UnitSpec {
-                project: "p".into(),
-                name: (*name).to_string(),
-                argv: vec![format!("/bin/{}", rng.below(3))],
-                env: Vec::new(),
-                cwd: None,
-                user: None,
-                group: None,
-                supplementary_groups: Vec::new(),
-                limits: Limits::default(),
-                capabilities: None,
-                isolation: Isolation::default(),
-                stop_signal: 15,
                 stop_timeout: Duration::from_secs(1 + rng.below(10) as u64),
-                logs: LogPolicy::default(),
-                spawn: None,
+                ..UnitSpec::new("p", *name, vec![format!("/bin/{}", rng.below(3))])
             }),
             depends_on,
             restart: match rng.below(3) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::config::schema::{Config, Isolation, Limits, LogPolicy};
+use crate::config::schema::Config;
 use crate::config::valid_name;
 use crate::control::protocol::RunRequest;
 use crate::core::{UnitPlan, START_SETTLE};
@@ -98,21 +98,10 @@ pub fn unit_plan(project: &str, name: &str, req: &RunRequest) -> Result<UnitPlan
     Ok(UnitPlan {
         name: name.to_string(),
         spec: Arc::new(UnitSpec {
-            project: project.to_string(),
-            name: name.to_string(),
-            argv: req.argv.clone(),
             env: req.env.clone(),
             cwd: req.cwd.clone(),
-            user: None,
-            group: None,
-            supplementary_groups: Vec::new(),
-            limits: Limits::default(),
-            capabilities: None,
-            isolation: Isolation::default(),
-            stop_signal: libc::SIGTERM,
             stop_timeout: STOP_TIMEOUT,
-            logs: LogPolicy::default(),
-            spawn: None,
+            ..UnitSpec::new(project, name, req.argv.clone())
         }),
         depends_on: Vec::new(),
         restart: req.restart,

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 use super::output::LineOut;
 use super::*;
 use crate::backend::BackendEvent;
-use crate::config::schema::{Isolation, Limits};
 use crate::spec::ExitStatus;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -94,21 +93,8 @@ fn harness(use_cgroups: bool) -> Harness {
 
 fn spec(project: &str, name: &str, argv: &[&str]) -> UnitSpec {
     UnitSpec {
-        project: project.to_string(),
-        name: name.to_string(),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: vec![],
-        cwd: None,
-        user: None,
-        group: None,
-        supplementary_groups: vec![],
-        limits: Limits::default(),
-        capabilities: None,
-        isolation: Isolation::default(),
-        stop_signal: libc::SIGTERM,
         stop_timeout: Duration::from_secs(5),
-        logs: LogPolicy::default(),
-        spawn: None,
+        ..UnitSpec::new(project, name, argv.iter().map(|s| s.to_string()).collect())
     }
 }
 

@@ -342,10 +342,8 @@ mod tests {
 
     use super::*;
     use crate::config::schema::{CgroupLimits, CpuMax, Isolation, Limits};
-    use crate::core::test_support::unit_spec;
-
     fn minimal() -> UnitSpec {
-        unit_spec(
+        UnitSpec::new(
             "shop",
             "web",
             vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],

@@ -18,11 +18,7 @@ fn is_root() -> bool {
 
 /// A field of /proc/PID/status, trimmed.
 fn status_field(pid: &str, key: &str) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+    proc_status_field(pid, key).unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
 /// The soft and hard values of one /proc/PID/limits line.

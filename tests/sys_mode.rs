@@ -381,12 +381,7 @@ fn sys_without_the_group_is_root_only() {
 }
 
 fn status_field(pid: u32, key: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
+    proc_status_field(&pid.to_string(), key).unwrap_or_default()
 }
 
 #[test]

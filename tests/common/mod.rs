@@ -137,6 +137,14 @@ impl Drop for Project {
     }
 }
 
+/// The value of field `key` in /proc/PID/status (`pid` may be `self`), trimmed.
+pub fn proc_status_field(pid: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+}
+
 /// Assert exit 0, showing the output otherwise.
 pub fn assert_ok(out: &Output, what: &str) {
     assert!(

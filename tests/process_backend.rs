@@ -2,38 +2,24 @@
 //! file is written.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use systemg::backend::process::{proc_start_time, ProcessBackend, ProcessOptions};
-use systemg::backend::{Backend, BackendError, BackendEvent, BackendPaths};
+use systemg::backend::{Backend, BackendError, BackendEvent};
 use systemg::spec::{ExitStatus, UnitSpec};
+
+use common::{next_exit, process_backend, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn backend(dir: &Path, options: ProcessOptions) -> (ProcessBackend, Receiver<BackendEvent>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let b = ProcessBackend::with_options(
-        BackendPaths {
-            log_dir: dir.join("logs"),
-            run_dir: dir.join("run"),
-            fifo_dir: dir.join("run"),
-        },
-        None,
-        Box::new(move |ev| {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send(ev);
-            }
-        }),
-        options,
-    )
-    .unwrap();
-    (b, rx)
+    process_backend(dir, options)
 }
 
 fn spec(name: &str, argv: &[&str]) -> UnitSpec {
@@ -49,26 +35,7 @@ fn spec(name: &str, argv: &[&str]) -> UnitSpec {
 }
 
 fn exited(rx: &Receiver<BackendEvent>, unit: &str) -> (u32, ExitStatus) {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-            Ok(BackendEvent::Exited {
-                unit: u,
-                pid,
-                status,
-            }) if u == unit => return (pid, status),
-            Ok(_) => {}
-            Err(e) => panic!("no exit of {unit}: {e}"),
-        }
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    next_exit(rx, unit, DEADLINE)
 }
 
 #[test]
@@ -108,7 +75,7 @@ fn no_survivor(options: ProcessOptions) {
     b.start(&spec("forker", &["/bin/sh", "-c", &script]))
         .unwrap();
     let mut orphan = 0u32;
-    wait_until("the pid file", || {
+    wait_until("the pid file", DEADLINE, || {
         orphan = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -118,7 +85,7 @@ fn no_survivor(options: ProcessOptions) {
     assert!(proc_start_time(orphan).is_some());
     b.signal("forker", 15).unwrap();
     exited(&rx, "forker");
-    wait_until("the double-forked sleep to be gone", || {
+    wait_until("the double-forked sleep to be gone", DEADLINE, || {
         proc_start_time(orphan).is_none()
     });
 }

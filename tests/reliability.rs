@@ -760,34 +760,17 @@ fn log_dir_turning_read_only_keeps_services_running() {
 
 mod backend_level {
     use super::*;
-    use std::sync::mpsc::{self, Receiver};
-    use std::sync::Mutex;
+    use std::sync::mpsc::Receiver;
+
     use systemg::backend::process::{ProcessBackend, ProcessOptions};
-    use systemg::backend::{Backend, BackendEvent, BackendPaths};
+    use systemg::backend::{Backend, BackendEvent};
 
     use systemg::spec::UnitSpec;
 
     fn backend(dir: &Path, use_cgroups: bool) -> (ProcessBackend, Receiver<BackendEvent>) {
-        let (tx, rx) = mpsc::channel();
-        let tx = Mutex::new(tx);
         let mut options = ProcessOptions::default();
         options.use_cgroups = use_cgroups;
-        let b = ProcessBackend::with_options(
-            BackendPaths {
-                log_dir: dir.join("logs"),
-                run_dir: dir.join("run"),
-                fifo_dir: dir.join("run"),
-            },
-            None,
-            Box::new(move |ev| {
-                if let Ok(tx) = tx.lock() {
-                    let _ = tx.send(ev);
-                }
-            }),
-            options,
-        )
-        .expect("backend");
-        (b, rx)
+        process_backend(dir, options)
     }
 
     fn spec(project: &str, name: &str, argv: &[&str], cwd: &Path) -> UnitSpec {
@@ -799,14 +782,7 @@ mod backend_level {
     }
 
     fn exited(rx: &Receiver<BackendEvent>, unit: &str) {
-        let end = Instant::now() + T;
-        loop {
-            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                Ok(BackendEvent::Exited { unit: u, .. }) if u == unit => return,
-                Ok(_) => {}
-                Err(e) => panic!("no exit of {unit}: {e}"),
-            }
-        }
+        next_exit(rx, unit, T);
     }
 
     /// Without a cgroup the unit is found by session, process group, marker and parentage;

@@ -137,6 +137,54 @@ impl Drop for Project {
     }
 }
 
+/// A process backend writing its logs and FIFOs under `dir`; its events on the receiver.
+pub fn process_backend(
+    dir: &Path,
+    options: systemg::backend::process::ProcessOptions,
+) -> (
+    systemg::backend::process::ProcessBackend,
+    std::sync::mpsc::Receiver<systemg::backend::BackendEvent>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let b = systemg::backend::process::ProcessBackend::with_options(
+        systemg::backend::BackendPaths {
+            log_dir: dir.join("logs"),
+            run_dir: dir.join("run"),
+            fifo_dir: dir.join("run"),
+        },
+        None,
+        Box::new(move |ev| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(ev);
+            }
+        }),
+        options,
+    )
+    .expect("process backend");
+    (b, rx)
+}
+
+/// The next exit of `unit` among a backend's events (others are skipped), within `limit`.
+pub fn next_exit(
+    rx: &std::sync::mpsc::Receiver<systemg::backend::BackendEvent>,
+    unit: &str,
+    limit: Duration,
+) -> (u32, systemg::spec::ExitStatus) {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        match rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now())) {
+            Ok(systemg::backend::BackendEvent::Exited {
+                unit: u,
+                pid,
+                status,
+            }) if u == unit => return (pid, status),
+            Ok(_) => {}
+            Err(e) => panic!("no exit of {unit}: {e}"),
+        }
+    }
+}
+
 /// The value of field `key` in /proc/PID/status (`pid` may be `self`), trimmed.
 pub fn proc_status_field(pid: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

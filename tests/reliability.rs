@@ -29,20 +29,6 @@ fn kill9(pid: i32) {
     .expect("kill -9");
 }
 
-/// Wait for a background `sysg` to end (it may fail: its supervisor was killed under it).
-fn reap(mut child: Child) {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("a sysg command did not end after its supervisor was killed");
-}
-
 fn spawn_sysg(p: &Project, args: &[&str]) -> Child {
     p.cmd(args)
         .stdout(Stdio::null())
@@ -140,7 +126,7 @@ fn kill_9_while_services_start_leaves_each_running_once() {
     });
     let sup = p.supervisor_pid().expect("supervisor pid");
     kill9(sup);
-    reap(start);
+    reap(start, T);
     wait_until("the supervisor is gone", T, || !alive(sup as u32));
 
     p.start();
@@ -195,7 +181,7 @@ fn kill_9_during_a_restart_adopts_the_old_instance() {
     });
     let sup = p.supervisor_pid().expect("supervisor pid");
     kill9(sup);
-    reap(restart);
+    reap(restart, T);
     wait_until("the supervisor is gone", T, || !alive(sup as u32));
 
     p.start();

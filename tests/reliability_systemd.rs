@@ -153,19 +153,6 @@ fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-fn reap(mut child: Child) {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("a sysg command did not end after its supervisor was killed");
-}
-
 /// The host pid of an inner pid of the namespace (by the NSpid line of /proc/*/status).
 fn host_pid(ns: &NsSystemd, inner: u32) -> Option<u32> {
     let ns_link = std::fs::read_link(format!("/proc/{}/ns/pid", ns.pid)).ok()?;
@@ -228,7 +215,7 @@ fn systemd_kill_9_while_services_start_leaves_each_running_once() {
     });
     let sup = p.supervisor().expect("supervisor pid");
     ns.exec(&["kill", "-9", &sup.to_string()]);
-    reap(start);
+    reap(start, T);
     wait_until("the supervisor is gone", T, || !ns.alive(sup));
 
     assert_ok(&p.sysg(&["start", "--daemonize"]), "start after the crash");
@@ -395,7 +382,7 @@ fn systemd_kill_9_during_backoff_and_restart_keeps_state() {
     });
     let sup = p.supervisor().expect("supervisor pid");
     ns.exec(&["kill", "-9", &sup.to_string()]);
-    reap(restart);
+    reap(restart, T);
     wait_until("the supervisor is gone", T, || !ns.alive(sup));
 
     let _ = p.sysg(&["start", "--daemonize"]);

@@ -12,7 +12,7 @@ use serde_json::Value;
 #[path = "wait.rs"]
 mod wait;
 #[allow(unused_imports)] // not every test crate uses both
-pub use wait::{run_bounded, wait_until};
+pub use wait::{reap, run_bounded, wait_until};
 
 /// The binary under test.
 pub fn sysg_bin() -> PathBuf {

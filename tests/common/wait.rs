@@ -25,6 +25,21 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     }
 }
 
+/// Wait for a background command to end, within `limit` (its result does not matter: a
+/// `sysg` whose supervisor was killed under it may fail); killed and a panic after that.
+pub fn reap(mut child: std::process::Child, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("a sysg command did not end after its supervisor was killed");
+}
+
 /// Poll `cond` until it holds or `limit` passes; panics with `what` on timeout.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 #[path = "../common/wait.rs"]
 mod wait;
 #[allow(unused_imports)] // not every test crate uses both
-pub use wait::{run_bounded, wait_until};
+pub use wait::{reap, run_bounded, wait_until};
 
 /// Units masked in the namespace beyond the `*.wants` entries found on the image.
 const MASKED: &[&str] = &[

@@ -25,6 +25,11 @@ pub struct UnitCgroup {
     pub dir: PathBuf,
     /// `cgroup.procs`, opened for writing before the fork; the child writes `0` into it.
     pub procs: File,
+    /// Made for this start, not left by an earlier instance. Only a fresh cgroup may receive a
+    /// child through clone3(CLONE_INTO_CGROUP): on current kernels (seen on 6.18) a cgroup
+    /// that was ever killed through `cgroup.kill` SIGKILLs every process later cloned into it.
+    /// Joining by writing `cgroup.procs` is not affected.
+    pub fresh: bool,
 }
 
 impl CgroupRoot {
@@ -102,6 +107,7 @@ impl CgroupRoot {
         let group = format!("sysg-{project}{}", self.instance);
         for base in self.bases() {
             let dir = base.join(&group).join(service);
+            let fresh = !dir.exists();
             if fs::create_dir_all(&dir).is_err() {
                 continue;
             }
@@ -114,7 +120,7 @@ impl CgroupRoot {
                 .write(true)
                 .open(dir.join("cgroup.procs"))
             {
-                Ok(procs) => return Some(UnitCgroup { dir, procs }),
+                Ok(procs) => return Some(UnitCgroup { dir, procs, fresh }),
                 Err(_) => {
                     let _ = fs::remove_dir(&dir);
                 }

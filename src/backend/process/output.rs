@@ -406,11 +406,7 @@ impl Pump {
         let _ = self.epoll.delete(s.reader.as_fd());
         self.flush(&mut s);
         // Remove the FIFO unless a new instance of the unit already replaced it.
-        if let Ok(m) = std::fs::symlink_metadata(&s.fifo) {
-            if (m.dev(), m.ino()) == s.fifo_id {
-                let _ = std::fs::remove_file(&s.fifo);
-            }
-        }
+        super::spawn::remove_fifo_if(&s.fifo, s.fifo_id);
     }
 
     fn flush(&self, s: &mut Stream) {

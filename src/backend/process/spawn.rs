@@ -9,6 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
@@ -59,19 +60,40 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Held while a FIFO path is replaced (`make_fifo`) or removed once drained
+/// (`remove_fifo_if`): the output thread checks which FIFO a path names and removes it as one
+/// step, so it can never remove the FIFO a new instance of the unit just made there.
+static FIFO_PATHS: Mutex<()> = Mutex::new(());
+
 /// Create the FIFO at `path` (replacing an old one) and open it: the read end (non-blocking,
 /// for the supervisor) first, then the child's end O_RDWR.
 pub fn make_fifo(path: &Path) -> io::Result<(File, File)> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => fs::remove_file(path)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    {
+        let _paths = FIFO_PATHS.lock().unwrap_or_else(|e| e.into_inner());
+        match fs::symlink_metadata(path) {
+            Ok(_) => fs::remove_file(path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)?;
     }
-    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)?;
     let reader = open_fifo_reader(path)?;
     let writer = OpenOptions::new().read(true).write(true).open(path)?;
     let _ = fcntl(&reader, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     Ok((reader, writer))
+}
+
+/// Remove the FIFO at `path` if it is still the one identified by `id` (device, inode): a
+/// drained stream's FIFO goes, a newer one made at the same path stays. (The old inode cannot
+/// be reused meanwhile: the caller still holds the old FIFO open.)
+pub fn remove_fifo_if(path: &Path, id: (u64, u64)) {
+    use std::os::unix::fs::MetadataExt;
+    let _paths = FIFO_PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if (m.dev(), m.ino()) == id {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// Open the read end of an existing FIFO without blocking.
@@ -490,7 +512,8 @@ pub fn spawn(
     let cloned = if forks || NO_CLONE3.load(Ordering::Relaxed) {
         None
     } else {
-        let dir = cgroup.and_then(|c| {
+        // Into a fresh cgroup only (see `UnitCgroup::fresh`); an old one is joined by the child.
+        let dir = cgroup.filter(|c| c.fresh).and_then(|c| {
             OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY)

@@ -261,6 +261,38 @@ fn uses_a_cgroup_when_possible() {
 }
 
 #[test]
+fn a_unit_starts_in_a_cgroup_that_was_killed_before() {
+    let mut h = harness(true);
+    h.backend
+        .start(&h.spec("again", &["sleep", "1000"]))
+        .unwrap();
+    let rec = h.backend.records().remove(0);
+    if rec.extra["kill_mode"] != "cgroup" {
+        eprintln!("skipped: no writable cgroup");
+        h.backend.kill("again").unwrap();
+        h.exited("again");
+        return;
+    }
+    let dir = PathBuf::from(rec.extra["cgroup"].as_str().unwrap());
+    h.backend.kill("again").unwrap();
+    h.exited("again");
+    wait_until("the cgroup to be removed", || !dir.exists());
+    // The next instance finds its cgroup still there, and killed (as when a restart comes
+    // while the old processes are still dying).
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cgroup.kill"), "1").unwrap();
+    let pid = h
+        .backend
+        .start(&h.spec("again", &["sleep", "1000"]))
+        .unwrap();
+    wait_until("sleep to run", || comm(pid) == "sleep");
+    assert!(alive(pid), "the new instance was killed");
+    assert_eq!(cgroup::procs(&dir), vec![pid]);
+    h.backend.kill("again").unwrap();
+    assert_eq!(h.exited("again"), (pid, ExitStatus::Signal(libc::SIGKILL)));
+}
+
+#[test]
 fn exit_code_is_propagated() {
     let mut h = harness(true);
     let pid = h.backend.start(&h.sh("three", "exit 3")).unwrap();

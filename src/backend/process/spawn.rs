@@ -443,9 +443,9 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// The child is created directly in its cgroup (clone3) and `spawn` returns without waiting
 /// for its exec: what can fail is checked before (the program is looked up, the working
 /// directory exists), and a step that still fails in the child is reported on the pipe in
-/// `Spawned::pending`, read when the child exits. Without clone3 (old kernels, seccomp) the
-/// child is forked and waited for until its exec, as is one that forks again (`isolation.pid`:
-/// its report carries the grandchild's pid).
+/// `Spawned::pending`, read when the child exits. Without a cgroup, into an old cgroup, or
+/// without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
+/// that forks again (`isolation.pid`: its report carries the grandchild's pid).
 pub fn spawn(
     spec: &UnitSpec,
     stdout: File,
@@ -552,9 +552,12 @@ pub fn spawn(
     };
     drop(report_w);
     drop(stdio);
-    // Created in its cgroup: nothing to wait for. A forked child joins its cgroup itself, and
-    // until it has, a stop could miss it; it is waited for, as is one that forks again.
-    if !forks && pidfd.is_some() {
+    // Created in its cgroup: nothing to wait for, the cgroup names the unit's processes from
+    // the first instant. Otherwise the child is waited for until its exec: a forked child joins
+    // its cgroup itself, and without a cgroup the unit's processes are found by session and
+    // by the marker in their environment, which only the exec puts in place (a stop or a later
+    // supervisor looking for leftovers would miss it before). So is a child that forks again.
+    if !forks && pidfd.is_some() && cgroup.is_some() {
         // Read only once readable or at the child's exit; never block the reaper.
         let _ = fcntl(&report_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         return Ok(Spawned {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+#[path = "sandbox.rs"]
+pub mod sandbox;
 #[path = "wait.rs"]
 mod wait;
 #[allow(unused_imports)] // not every test crate uses both

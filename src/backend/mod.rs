@@ -60,6 +60,10 @@ pub enum BackendError {
     Start { unit: String, message: String },
     #[error("{unit}: not running")]
     NotRunning { unit: String },
+    /// A record of the state file that the live process does not prove (see
+    /// `process::verify`): it is neither adopted nor signalled.
+    #[error("{unit}: the recorded process is not one of this project's units: {reason}")]
+    Untrusted { unit: String, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

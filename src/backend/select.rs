@@ -44,5 +44,5 @@ pub fn create(
             "the systemd backend exists only on Linux".into(),
         ));
     }
-    Ok(Box::new(ProcessBackend::new(paths, echo, sink)?))
+    Ok(Box::new(ProcessBackend::new(project, paths, echo, sink)?))
 }

@@ -291,7 +291,6 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     };
     sup.configure_spawning();
     sup.obs.sampler.arm(Instant::now());
-    sup.adopt_previous()?;
 
     let server = Server::bind(&sup.paths.socket, privileged.group)?;
     let ctl_tx = tx.clone();
@@ -327,6 +326,19 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
             }
             return Err(e.into());
         }
+    }
+    // After the drop: the state file belongs to the services' user then, and whatever its
+    // records make the supervisor signal, it does with that user's power only.
+    if let Err(e) = sup.adopt_previous() {
+        let _ = std::fs::remove_file(&sup.paths.socket);
+        let _ = std::fs::remove_file(&sup.paths.pid_file);
+        if let Some((f, _)) = sup.ready.take() {
+            report_ready(
+                &mut Some(f),
+                Response::err(e.to_string(), Default::default()),
+            );
+        }
+        return Err(e);
     }
 
     if !opts.adopt_only {

@@ -75,6 +75,19 @@ impl CgroupRoot {
         })
     }
 
+    /// Every directory `create` may have made for `unit` (`<service>` or `<service>/<child>`)
+    /// of the instance's group `group` (`sysg-<project>-<hash>`), one per base.
+    pub fn unit_dirs(&self, group: &str, unit: &str) -> Vec<PathBuf> {
+        let rel = match unit.split_once('/') {
+            Some((service, child)) => format!("{service}{SPAWN_GROUP_SUFFIX}/{child}"),
+            None => unit.to_string(),
+        };
+        self.bases()
+            .into_iter()
+            .map(|b| b.join(group).join(&rel))
+            .collect()
+    }
+
     /// Create the cgroup of a spawned child: `<service>@spawn/<child>` next to the service's
     /// own cgroup (never inside it: a cgroup holding processes cannot hand controllers down).
     /// The `@spawn` group gets the tree's `memory.max` when the memory controller is available;
@@ -160,7 +173,7 @@ pub fn remove_empty_tree(dir: &Path) {
 
 /// `-<hash of the run directory>`: stable across supervisor restarts (FNV-1a), so a new
 /// supervisor finds the same path, and different for two projects that share a name.
-fn instance_suffix(run_dir: &Path) -> String {
+pub fn instance_suffix(run_dir: &Path) -> String {
     format!("-{:08x}", crate::runtime::paths::fnv32(run_dir))
 }
 

@@ -13,6 +13,7 @@ mod procfs;
 mod reaper;
 pub(crate) mod spawn;
 mod tree;
+mod verify;
 
 use std::collections::HashMap;
 use std::fs;
@@ -44,6 +45,10 @@ pub struct ProcessOptions {
     pub use_cgroups: bool,
     /// Where lines go; `None` is the real `LogFile`.
     pub(crate) log_opener: Option<LogOpener>,
+    /// The project whose units the backend runs: a record is adopted only when its process
+    /// carries this project's marker. `None` (tests of the backend alone) accepts the marker
+    /// of any project of the same instance (run directory).
+    pub project: Option<String>,
 }
 
 impl Default for ProcessOptions {
@@ -51,6 +56,7 @@ impl Default for ProcessOptions {
         ProcessOptions {
             use_cgroups: true,
             log_opener: None,
+            project: None,
         }
     }
 }
@@ -132,17 +138,25 @@ pub struct ProcessBackend {
     /// Groups of unit cgroups this backend used (started or adopted into), removed by
     /// `release` once empty.
     groups: std::collections::BTreeSet<PathBuf>,
+    /// See `ProcessOptions::project`.
+    project: Option<String>,
 }
 
 impl ProcessBackend {
-    /// A backend writing logs under `paths.log_dir` and FIFOs under `paths.run_dir`; `echo`
-    /// also gets every output line (foreground mode); exits are reported on `sink`.
+    /// A backend for `project` writing logs under `paths.log_dir` and FIFOs under
+    /// `paths.run_dir`; `echo` also gets every output line (foreground mode); exits are
+    /// reported on `sink`.
     pub fn new(
+        project: &str,
         paths: BackendPaths,
         echo: Option<Echo>,
         sink: EventSink,
     ) -> Result<ProcessBackend, BackendError> {
-        Self::with_options(paths, echo, sink, ProcessOptions::default())
+        let options = ProcessOptions {
+            project: Some(project.to_string()),
+            ..ProcessOptions::default()
+        };
+        Self::with_options(paths, echo, sink, options)
     }
 
     /// `new` with options.
@@ -178,6 +192,7 @@ impl ProcessBackend {
             seq: 0,
             leftovers: None,
             groups: std::collections::BTreeSet::new(),
+            project: options.project,
         })
     }
 
@@ -248,6 +263,38 @@ impl ProcessBackend {
             );
             tree::signal_checked(s.pid, s.start_time, libc::SIGKILL);
         }
+    }
+
+    /// Check a record against what /proc says about its process (verify.rs).
+    fn verify(&self, record: &AdoptRecord, seen: &verify::Seen) -> Result<verify::Proven, String> {
+        let group = match &self.project {
+            Some(p) => cgroup::group_name(p, &self.paths.run_dir),
+            // Any project of this instance: the group named by the marker, when its suffix is
+            // this run directory's.
+            None => {
+                let suffix = cgroup::instance_suffix(&self.paths.run_dir);
+                seen.marker
+                    .as_deref()
+                    .and_then(|m| m.split('/').next())
+                    .filter(|g| g.starts_with("sysg-") && g.ends_with(&suffix))
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        };
+        if group.is_empty() {
+            return Err("its process carries no marker of this project".into());
+        }
+        let dirs = self
+            .cgroups
+            .as_ref()
+            .map(|c| c.unit_dirs(&group, &record.unit))
+            .unwrap_or_default();
+        let expected = verify::Expected {
+            group: &group,
+            mount: self.cgroups.as_ref().map(|c| c.mount.as_path()),
+            cgroup_dirs: &dirs,
+        };
+        verify::check(record, seen, &expected)
     }
 
     fn io_err(context: String) -> impl FnOnce(std::io::Error) -> BackendError {
@@ -466,29 +513,30 @@ impl Backend for ProcessBackend {
             Ok(fd) => fd,
             Err(_) => return Ok(None),
         };
-        // Checked again with the pidfd held: the pid cannot be reused from here on.
-        if proc_start_time(pid) != Some(record.start_time) {
+        // Read with the pidfd held: the pid cannot be reused from here on.
+        let Some(seen) = verify::Seen::read(pid) else {
+            return Ok(None);
+        };
+        if seen.stat.start_time != record.start_time {
             return Ok(None);
         }
+        let proven = self.verify(record, &seen).map_err(|reason| {
+            tracing::warn!(unit = %record.unit, pid, "not adopting a record of the state file: {reason}");
+            BackendError::Untrusted {
+                unit: record.unit.clone(),
+                reason,
+            }
+        })?;
         let x = &record.extra;
         let path = |k: &str| x.get(k).and_then(|v| v.as_str()).map(PathBuf::from);
         let (default_out, default_err) = self.fifo_paths(&record.unit);
         let stdout_fifo = path("stdout_fifo").unwrap_or(default_out);
         let stderr_fifo = path("stderr_fifo").unwrap_or(default_err);
-        let cgroup = path("cgroup").filter(|d| d.join("cgroup.procs").is_file());
+        let cgroup = proven.cgroup;
         if let Some(g) = cgroup.as_deref().and_then(cgroup::group_of) {
             self.groups.insert(g);
         }
-        let pgid = x
-            .get("pgid")
-            .and_then(|v| v.as_u64())
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(pid);
-        let marker = x
-            .get("marker")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
+        let (pgid, marker) = (proven.pgid, proven.marker);
         let mut policy = LogPolicy::default();
         if let Some(l) = x.get("logs") {
             if let Some(v) = l.get("max_size").and_then(|v| v.as_u64()) {

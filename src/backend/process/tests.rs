@@ -75,6 +75,7 @@ fn harness_in(dir: tempfile::TempDir, project: String, use_cgroups: bool) -> Har
         ProcessOptions {
             use_cgroups,
             log_opener: Some(opener),
+            project: Some(project.clone()),
         },
     )
     .unwrap();
@@ -542,6 +543,7 @@ fn echo_gets_lines() {
         ProcessOptions {
             use_cgroups: false,
             log_opener: Some(opener),
+            project: None,
         },
     )
     .unwrap();
@@ -600,6 +602,38 @@ fn adopt_after_supervisor_restart_keeps_output() {
     let mut gone = record.clone();
     gone.pid = u32::MAX / 2;
     assert_eq!(h2.backend.adopt(&gone).unwrap(), None);
+    // Forged records (the state file is untrusted): another process leading its own session,
+    // the unit under another name, the unit with another cgroup. None is adopted.
+    let mut victim = std::process::Command::new("setsid")
+        .args(["sleep", "1000"])
+        .spawn()
+        .unwrap();
+    wait_until("the victim's own session", || {
+        procfs::stat(victim.id()).is_some_and(|s| s.session == victim.id())
+    });
+    let mut ghost = record.clone();
+    ghost.unit = "ghost".into();
+    ghost.pid = victim.id();
+    ghost.start_time = proc_start_time(victim.id()).unwrap();
+    ghost.extra["pgid"] = victim.id().into();
+    ghost.extra["marker"] = serde_json::Value::Null;
+    let mut renamed = record.clone();
+    renamed.unit = "ghost".into();
+    let mut moved = record.clone();
+    moved.extra["cgroup"] = "/sys/fs/cgroup".into();
+    for forged in [&ghost, &renamed, &moved] {
+        assert!(
+            matches!(
+                h2.backend.adopt(forged),
+                Err(BackendError::Untrusted { .. })
+            ),
+            "{forged:?}"
+        );
+    }
+    assert!(h2.backend.records().is_empty());
+    assert!(matches!(victim.try_wait(), Ok(None)));
+    let _ = victim.kill();
+    let _ = victim.wait();
     assert_eq!(h2.backend.adopt(&record).unwrap(), Some(record.pid));
     assert_eq!(
         h2.lines_until("svc", 1),

@@ -650,6 +650,16 @@ impl Backend for SystemdBackend {
             .and_then(|v| v.as_str())
             .map(str::to_string)
             .unwrap_or_else(|| self.unit_name(service));
+        // The state file is untrusted input: only the unit this backend gives the service
+        // (`sysg-<project>-<service>.service`) is looked at, never a unit the record names.
+        if naming::service_of_unit(&self.project, &name).as_deref() != Some(service)
+            || name != self.unit_name(service)
+        {
+            return Err(BackendError::Untrusted {
+                unit: service.to_string(),
+                reason: format!("{name} is not the project's unit for it"),
+            });
+        }
         let path = naming::unit_object_path(&name);
         // Track first: an exit between the checks below and arming is still caught.
         let mut track = Track::new(service, &name);

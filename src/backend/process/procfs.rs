@@ -101,10 +101,16 @@ pub fn environ_contains(pid: u32, entry: &str) -> bool {
 }
 
 /// The value of `name` in the initial environment of `pid` (`None` when absent or unreadable,
-/// e.g. a process of another user).
+/// e.g. a process of another user). When `name` appears more than once, the last entry: the
+/// backend puts its marker after everything a unit inherits (a spawned child's environment
+/// may also hold its parent's marker, from processes started before that was filtered).
 pub fn environ_value(pid: u32, name: &str) -> Option<String> {
     let data = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    data.split(|b| *b == 0).find_map(|e| {
+    environ_data_value(&data, name)
+}
+
+fn environ_data_value(data: &[u8], name: &str) -> Option<String> {
+    data.split(|b| *b == 0).rev().find_map(|e| {
         let rest = e.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
         Some(String::from_utf8_lossy(rest).into_owned())
     })
@@ -191,5 +197,15 @@ mod tests {
         fs::write(&p, b"A=1\0SYSG_UNIT_ID=x/y/1\0B=2\0").unwrap();
         assert!(environ_file_contains(&p, "SYSG_UNIT_ID=x/y/1"));
         assert!(!environ_file_contains(&p, "SYSG_UNIT_ID=x/y/"));
+    }
+
+    #[test]
+    fn environ_value_takes_the_last_entry() {
+        let data = b"SYSG_UNIT_ID=g/web/1\0SYSG_UNIT_IDX=no\0SYSG_UNIT_ID=g/web/a/2\0";
+        assert_eq!(
+            environ_data_value(data, "SYSG_UNIT_ID").as_deref(),
+            Some("g/web/a/2")
+        );
+        assert_eq!(environ_data_value(b"A=1\0", "SYSG_UNIT_ID"), None);
     }
 }

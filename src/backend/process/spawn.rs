@@ -227,7 +227,8 @@ impl Exec {
         }
         // Later entries win, as they would in a map.
         for (i, (k, v)) in spec.env.iter().enumerate() {
-            if spec.env[i + 1..].iter().any(|(n, _)| n == k) {
+            // The marker is the backend's alone (a spawned child inherits its parent's).
+            if k == MARKER_VAR || spec.env[i + 1..].iter().any(|(n, _)| n == k) {
                 continue;
             }
             envp.push(cstring(

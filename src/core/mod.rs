@@ -372,9 +372,14 @@ impl Core {
         }
         // Waiting only survives a reconcile while some dependency is pending (a broken one
         // makes it Blocked), so Waiting always means "may still come up". A restart by
-        // request is on its way up as well.
+        // request is on its way up as well. A unit failing its start-up (`failing_start`)
+        // has settled, badly, whatever its restart is doing; so has one waiting on it.
+        let failing = self.failing_start_closure();
         !selected.into_iter().any(|i| {
             let u = &self.units[i];
+            if failing[i] {
+                return false;
+            }
             u.up_at.is_some()
                 || (u.plan.health.is_some()
                     && u.state == State::Running { pending_stop: None }
@@ -389,6 +394,53 @@ impl Core {
                         }
                 )
         })
+    }
+
+    /// Units failing their start-up (see `Unit::failing_start`) and why, among `units` (all
+    /// when `None`): what a start's verdict reports for them.
+    pub fn failing_starts(&self, units: Option<&[UnitId]>) -> Vec<(UnitId, String)> {
+        let selected = match units {
+            None => self.all(),
+            Some(names) => self.resolve(names),
+        };
+        selected
+            .into_iter()
+            .filter_map(|i| {
+                let u = &self.units[i];
+                let why = u.failing_start.as_ref()?;
+                Some((
+                    u.plan.name.clone(),
+                    format!(
+                        "failed during start-up: {why}; restarting (restart {})",
+                        u.consecutive
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    /// By index: the unit is failing its start-up, or waits on a dependency that is (so it
+    /// cannot come up before that one does).
+    fn failing_start_closure(&self) -> Vec<bool> {
+        let mut failing: Vec<bool> = self
+            .units
+            .iter()
+            .map(|u| u.failing_start.is_some())
+            .collect();
+        // Dependencies come first in `order`; a cycle member never starts anyway.
+        for &i in &self.order {
+            let u = &self.units[i];
+            if u.state == State::Waiting
+                && u.plan
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| self.find(&d.service))
+                    .any(|d| failing[d])
+            {
+                failing[i] = true;
+            }
+        }
+        failing
     }
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
@@ -485,6 +537,7 @@ impl Core {
                     // Healthy only once a probe passes; the first one is issued right away.
                     u.probe.begin(now);
                 } else if u.up_at.is_none() {
+                    u.failing_start = None;
                     // Without probes a process that is up counts as healthy.
                     u.healthy = true;
                     notify(
@@ -530,7 +583,7 @@ impl Core {
     fn on_start_failed(&mut self, now: Instant, name: &str, error: String, out: &mut Vec<Action>) {
         let Some(i) = self.find(name) else { return };
         match &self.units[i].state {
-            State::Starting => self.after_ending(now, i, Ending::StartFailed(error), out),
+            State::Starting => self.after_ending(now, i, Ending::StartFailed(error), true, out),
             State::Stopping {
                 why,
                 signalled: false,
@@ -587,6 +640,8 @@ impl Core {
             Ending::Exit(status) => *status,
             _ => ExitStatus::Code(127),
         };
+        // Ended before it counted as up: inside its settle window, or it never ran.
+        let early = u.up_at.is_some() || matches!(ending, Ending::StartFailed(_));
         u.pid = None;
         u.healthy = false;
         u.up_at = None;
@@ -610,7 +665,7 @@ impl Core {
                 let why = why.clone();
                 self.finish_stop(now, i, why, Some(status), out);
             }
-            _ => self.after_ending(now, i, ending, out),
+            _ => self.after_ending(now, i, ending, early, out),
         }
     }
 
@@ -625,6 +680,7 @@ impl Core {
         u.running_since = Some(now);
         u.wanted = true;
         u.up_at = None;
+        u.failing_start = None;
         // Without probes an adopted process is taken as up; with them, it is probed afresh
         // (already running dependents are left alone while the first probe is pending).
         u.healthy = u.plan.health.is_none();
@@ -649,6 +705,7 @@ impl Core {
                 // Survived the settle window: it started (dependents may go). With a health
                 // check, only a passing probe makes it healthy.
                 u.up_at = None;
+                u.failing_start = None;
                 if u.plan.health.is_none() && !u.healthy {
                     u.healthy = true;
                     notify(
@@ -684,8 +741,17 @@ impl Core {
     }
 
     /// The process of unit `i` ended (or never started) without being asked to: apply policy.
-    fn after_ending(&mut self, now: Instant, i: usize, ending: Ending, out: &mut Vec<Action>) {
+    /// What follows an ending of unit `i`; `early` when it ended before counting as up.
+    fn after_ending(
+        &mut self,
+        now: Instant,
+        i: usize,
+        ending: Ending,
+        early: bool,
+        out: &mut Vec<Action>,
+    ) {
         let u = &mut self.units[i];
+        u.failing_start = None;
         let name = u.plan.name.clone();
         if u.running_since
             .is_some_and(|t| now.saturating_duration_since(t) >= STABLE_RUN)
@@ -733,6 +799,9 @@ impl Core {
                 u.restarts = u.restarts.saturating_add(1);
                 u.succeeded = ending.success();
                 let what = ending.describe();
+                if early {
+                    u.failing_start = Some(what.clone());
+                }
                 let message = format!("{what}; restarting in {delay:?} (restart {nth})");
                 report(out, &name, ReportKind::Restarting, message.clone());
                 notify(out, &name, NoticeKind::Restart, None, None, message);
@@ -762,7 +831,7 @@ impl Core {
                 let name = &self.units[i].plan.name;
                 report(out, name, ReportKind::Exited, format!("exited: {st}"));
             }
-            self.after_ending(now, i, Ending::Unhealthy(what), out);
+            self.after_ending(now, i, Ending::Unhealthy(what), false, out);
             return;
         }
         let u = &mut self.units[i];

@@ -86,6 +86,12 @@ pub(crate) struct Unit {
     pub(crate) up_at: Option<Instant>,
     /// The last run exited 0 (latched for the `Completed` condition across policy restarts).
     pub(crate) succeeded: bool,
+    /// The last attempt failed before its process counted as up (a start failure, or an exit
+    /// inside the settle window) and the policy restarts it: why. The unit has then settled,
+    /// badly, even while the restart is under way (a zero backoff never shows `Backoff`).
+    /// Cleared once a process is up, when the policy gives up or completes, and by a client's
+    /// start.
+    pub(crate) failing_start: Option<String>,
     /// The backend key of the current process: the service name, or `name~N` after a rolling
     /// deployment promoted a candidate (see `deploy.rs`). Signals and kills go to this key.
     pub(crate) instance: String,
@@ -110,6 +116,7 @@ impl Unit {
             probe: ProbeState::default(),
             up_at: None,
             succeeded: false,
+            failing_start: None,
             instance: plan.name.clone(),
             plan,
         }
@@ -131,6 +138,7 @@ impl Unit {
     pub(crate) fn fresh(&mut self, now: Instant) {
         self.consecutive = 0;
         self.succeeded = false;
+        self.failing_start = None;
         self.set(now, State::Waiting, None);
     }
 

@@ -1099,12 +1099,16 @@ impl Supervisor {
     /// The answer for a settled goal: ok when every selected unit is running or completed.
     fn settled_response(&self, sel: Option<&[UnitId]>) -> Response {
         let report = self.status();
+        let failing = self.core.failing_starts(sel);
         let bad: Vec<String> = report
             .services
             .iter()
             .filter(|s| sel.is_none_or(|v| v.contains(&s.name)))
-            .filter(|s| !s.is_good())
+            .filter(|s| !s.is_good() || failing.iter().any(|(n, _)| *n == s.name))
             .map(|s| {
+                if let Some((_, why)) = failing.iter().find(|(n, _)| *n == s.name) {
+                    return format!("{} {why}", s.name);
+                }
                 format!(
                     "{} is {}{}",
                     s.name,

@@ -430,3 +430,49 @@ services:
         "version: \"1\"\nservices:\n  one:\n    command: \"exec sleep 1000\"\n",
     );
 }
+
+#[test]
+fn a_start_whose_service_keeps_failing_at_zero_backoff_ends_with_a_verdict() {
+    // Issue 23, item 8: `exit 1` with a zero backoff never shows `backoff` between two
+    // attempts; the start must still end, fail and name it (and the unit waiting on it).
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  bad:
+    command: "echo run >> runs; exit 1"
+    restart_policy: on-failure
+    backoff: 0s
+  waiter:
+    command: "sleep 1000"
+    depends_on: [bad]
+  fine:
+    command: "sleep 1000"
+"#,
+    );
+    let began = std::time::Instant::now();
+    let out = run_bounded(
+        p.cmd(&["--backend", "process", "start", "--daemonize"]),
+        T,
+    );
+    assert!(began.elapsed() < Duration::from_secs(10), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad failed during start-up: exit 1; restarting (restart "),
+        "{err}"
+    );
+    assert!(err.contains("waiter is waiting: waiting for bad"), "{err}");
+    assert!(!err.contains("fine"), "{err}");
+    // The supervisor stays up and keeps applying the policy.
+    assert!(p.supervisor_pid().is_some());
+    assert_eq!(p.service("fine")["state"], "running");
+    let runs = || {
+        std::fs::read_to_string(p.dir.join("runs"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let seen = runs();
+    wait_until("bad to be restarted again", T, || runs() > seen);
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

@@ -451,10 +451,7 @@ services:
 "#,
     );
     let began = std::time::Instant::now();
-    let out = run_bounded(
-        p.cmd(&["--backend", "process", "start", "--daemonize"]),
-        T,
-    );
+    let out = run_bounded(p.cmd(&["--backend", "process", "start", "--daemonize"]), T);
     assert!(began.elapsed() < Duration::from_secs(10), "{out:?}");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);

@@ -652,9 +652,7 @@ impl Backend for SystemdBackend {
             .unwrap_or_else(|| self.unit_name(service));
         // The state file is untrusted input: only the unit this backend gives the service
         // (`sysg-<project>-<service>.service`) is looked at, never a unit the record names.
-        if naming::service_of_unit(&self.project, &name).as_deref() != Some(service)
-            || name != self.unit_name(service)
-        {
+        if name != self.unit_name(service) {
             return Err(BackendError::Untrusted {
                 unit: service.to_string(),
                 reason: format!("{name} is not the project's unit for it"),

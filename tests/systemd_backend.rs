@@ -307,6 +307,27 @@ fn api_adoption_by_a_new_backend() {
         ..rec.clone()
     };
     assert_eq!(second.adopt(&wrong_pid).expect("adopt"), None);
+    // A state file is untrusted: a record naming any unit but the project's own for its
+    // service (another service's, or one outside the project) is refused, never looked up.
+    for (service, name) in [
+        ("ghost", unit("keeper")),
+        ("ghost", "systemd-journald.service".to_string()),
+        ("keeper", "sysg-other-keeper.service".to_string()),
+    ] {
+        let forged = AdoptRecord {
+            unit: service.into(),
+            extra: serde_json::json!({ "unit_name": name }),
+            ..rec.clone()
+        };
+        assert!(
+            matches!(
+                second.adopt(&forged),
+                Err(systemg::backend::BackendError::Untrusted { .. })
+            ),
+            "{forged:?}"
+        );
+    }
+    assert!(second.records().is_empty());
     assert_eq!(second.adopt(&rec).expect("adopt"), Some(pid));
     let gone = AdoptRecord {
         unit: "nothere".into(),

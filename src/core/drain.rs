@@ -40,6 +40,11 @@ impl Drains {
         self.0.values().filter_map(|d| d.kill_at).min()
     }
 
+    /// Nothing is being drained.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether `key`'s main process ended and the rest of it is being waited for.
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)

@@ -416,7 +416,10 @@ impl Core {
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live) && self.book.idle() && !self.jobs_live()
+        !self.units.iter().any(Unit::is_live)
+            && self.book.idle()
+            && !self.jobs_live()
+            && self.drains.is_empty()
     }
 
     /// The view of one unit, if it is known.

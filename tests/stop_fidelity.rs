@@ -193,3 +193,41 @@ services:
     let l = log(&p);
     assert_eq!(&l[..3], ["up-c", "bye-c", "up-c"], "{l:?}");
 }
+
+#[test]
+fn leftovers_ignoring_term_show_stopping_and_are_killed_after_stop_timeout_before_the_restart() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  t:
+    command: "sh ignore.sh & sleep 0.5; exit 3"
+    restart_policy: always
+    backoff: 100ms
+    stop_timeout: 2s
+"#,
+    );
+    p.write(
+        "ignore.sh",
+        "trap '' TERM\necho up >> t.log\necho $$ > pid-i\nwhile true; do sleep 0.1; done\n",
+    );
+    p.start_allowing_failure();
+    wait_until("the first run is up", T, || has(&p, "up"));
+    let first = program_pid(&p, "i");
+    // The main process exited; its child ignores TERM: the service is stopping meanwhile.
+    wait_until("the service shows stopping", T, || {
+        p.service("t")["state"] == "stopping"
+    });
+    let seen_stopping = Instant::now();
+    assert!(alive(first));
+    wait_until("a second run started", T, || {
+        log(&p).iter().filter(|l| *l == "up").count() >= 2
+    });
+    // The restart came only after the leftover was killed at stop_timeout.
+    assert!(!alive(first), "the leftover survived");
+    assert!(
+        seen_stopping.elapsed() >= Duration::from_millis(500),
+        "restarted before stop_timeout: {:?}",
+        seen_stopping.elapsed()
+    );
+}

@@ -75,6 +75,15 @@ impl Core {
                 signal: exit.stop_signal,
             });
         }
+        // A service whose main process is gone is not probed any more (its verdict would be
+        // about leftovers); its exit is handled once the unit is empty.
+        if let Some(u) = self
+            .units
+            .iter_mut()
+            .find(|u| u.instance == exit.unit && u.pid == Some(exit.pid))
+        {
+            u.probe.end();
+        }
         report(
             out,
             &exit.unit,

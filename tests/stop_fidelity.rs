@@ -231,3 +231,35 @@ services:
         seen_stopping.elapsed()
     );
 }
+
+#[test]
+fn a_spawned_child_behind_a_shell_finishes_its_handler_on_stop() {
+    let p = project("version: \"1\"\nservices: {}\n");
+    let d = p.dir.display().to_string();
+    p.write(
+        "systemg.yaml",
+        &format!(
+            r#"
+version: "1"
+services:
+  web:
+    command: |
+      $SYSG spawn --name c1 -- sh -c 'sh {d}/handler.sh s & wait' > c1.pid
+      exec sleep 1000
+    spawn:
+      mode: dynamic
+"#
+        ),
+    );
+    let mut c = p.cmd(&["start", "--daemonize"]);
+    c.env("SYSG", sysg_bin());
+    assert_ok(
+        &run_bounded(c, Duration::from_secs(60)),
+        "start --daemonize",
+    );
+    wait_until("the spawned program is up", T, || has(&p, "up-s"));
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+    assert!(has(&p, "bye-s"), "the handler was cut short: {:?}", log(&p));
+    assert!(!alive(program_pid(&p, "s")));
+}

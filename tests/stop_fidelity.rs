@@ -263,3 +263,35 @@ services:
     assert!(has(&p, "bye-s"), "the handler was cut short: {:?}", log(&p));
     assert!(!alive(program_pid(&p, "s")));
 }
+
+#[test]
+fn a_cron_run_ends_when_what_it_left_behind_finished_its_handler() {
+    let p = project(
+        r#"
+version: "1"
+services:
+  job:
+    command: "sh handler.sh j & sleep 0.3"
+    cron: {expression: "* * * * * *"}
+"#,
+    );
+    p.start();
+    wait_until("a run finished", T, || {
+        p.service("job")["cron"]["history"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|r| r["result"] != "running"))
+    });
+    // The run's main process exited at 0.3 s; its child got the stop signal and the run ended
+    // only after the handler, never overlapping the next run.
+    let l = log(&p);
+    assert_eq!(&l[..2], ["up-j", "bye-j"], "{l:?}");
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+    let l = log(&p);
+    for pair in l.chunks(2) {
+        assert_eq!(pair.first().map(String::as_str), Some("up-j"), "{l:?}");
+        if pair.len() == 2 {
+            assert_eq!(pair[1], "bye-j", "{l:?}");
+        }
+    }
+}

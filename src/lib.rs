@@ -1,5 +1,6 @@
 //! systemg: a process supervisor that composes programs into systems.
 
+pub mod argv;
 pub mod backend;
 pub mod cli;
 pub mod config;

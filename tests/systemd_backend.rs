@@ -343,3 +343,44 @@ fn api_adoption_by_a_new_backend() {
         ("keeper", pid, ExitStatus::Signal(libc::SIGKILL))
     );
 }
+
+#[test]
+fn api_plain_commands_run_without_a_shell() {
+    let Some(ns) = boot_or_skip("api_plain_commands_run_without_a_shell") else {
+        return;
+    };
+    let (mut b, rx) = connect(&ns);
+    // A plain `command:` is stored as `/bin/sh -c CMD`; it must reach systemd as the program.
+    let plain = spec("plainsleep", &["/bin/sh", "-c", "exec sleep 1000"]);
+    let pid = b.start(&plain).expect("start plain");
+    let u = unit("plainsleep");
+    assert_eq!(ns.show(&u, "MainPID"), pid.to_string());
+    let exec = ns.show(&u, "ExecStart");
+    assert!(
+        exec.contains("argv[]=sleep 1000 ;") && exec.contains("/sleep ;"),
+        "ExecStart of a plain command: {exec}"
+    );
+    assert_eq!(ns.output(&["cat", &format!("/proc/{pid}/comm")]), "sleep");
+
+    // A shell form keeps the shell.
+    let shell = spec("shellsleep", &["/bin/sh", "-c", "sleep 1000 | cat"]);
+    let spid = b.start(&shell).expect("start shell form");
+    let su = unit("shellsleep");
+    let exec = ns.show(&su, "ExecStart");
+    assert!(
+        exec.contains("path=/bin/sh ;") && exec.contains("argv[]=/bin/sh -c sleep 1000 | cat ;"),
+        "ExecStart of a shell form: {exec}"
+    );
+    assert_eq!(ns.output(&["cat", &format!("/proc/{spid}/comm")]), "sh");
+
+    b.signal("plainsleep", libc::SIGTERM).expect("signal");
+    let (n, epid, status) = next_exit(&rx, Duration::from_secs(5));
+    // The signal reached sleep itself, not a shell around it.
+    assert_eq!(
+        (n.as_str(), epid, status),
+        ("plainsleep", pid, ExitStatus::Signal(libc::SIGTERM))
+    );
+    b.signal("shellsleep", libc::SIGTERM).expect("signal");
+    let (n, epid, _) = next_exit(&rx, Duration::from_secs(5));
+    assert_eq!((n.as_str(), epid), ("shellsleep", spid));
+}

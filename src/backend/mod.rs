@@ -16,7 +16,8 @@ use crate::spec::{ExitStatus, UnitSpec};
 /// An event a backend reports on its own (not as the answer to a call).
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackendEvent {
-    /// The unit's main process ended and the rest of its tree has been killed.
+    /// The unit's main process ended and no process of the unit is left (its status is the
+    /// main process's).
     Exited {
         unit: String,
         pid: u32,
@@ -29,6 +30,17 @@ pub enum BackendEvent {
         unit: String,
         pid: u32,
         error: String,
+    },
+    /// The unit's main process `pid` ended while other processes of the unit live on. Nothing
+    /// was done to them (the core decides: stop signal, kill after the timeout); `Exited` (or
+    /// `ExecFailed`) follows once the unit is empty. `stopping`: they got the unit's stop
+    /// signal already (a stop is under way). Not sent when the unit was empty at once.
+    MainExited {
+        unit: String,
+        pid: u32,
+        stopping: bool,
+        stop_signal: i32,
+        stop_timeout: std::time::Duration,
     },
     /// A process of the unit started that `start` did not start: a run of a cron job started
     /// by the backend's own timer (or by `trigger`). Its end comes as `Exited`.

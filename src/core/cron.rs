@@ -231,7 +231,7 @@ impl Core {
                 );
             }
             // Probes and deployments concern services only.
-            Event::Tick | Event::ProbeResult { .. } | Event::Deploy(_) => {}
+            Event::Tick | Event::ProbeResult { .. } | Event::Deploy(_) | Event::MainExited(_) => {}
         }
     }
 

@@ -23,6 +23,7 @@ mod adhoc;
 mod cron;
 mod deploy;
 mod deps;
+mod drain;
 mod health;
 mod notice;
 mod policy;
@@ -45,6 +46,7 @@ pub use deploy::{
     instance_key, service_of, BlueGreenPlan, DeployAction, DeployEvent, DeployOutcome, DeployPlan,
     Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
 };
+pub use drain::MainExit;
 pub use health::{Health, PROBE_GRACE};
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
@@ -84,7 +86,8 @@ pub enum Event {
     Started { unit: UnitId, pid: u32 },
     /// The backend could not start the unit at all.
     StartFailed { unit: UnitId, error: String },
-    /// The unit's main process ended; the backend has already killed what was left of its tree.
+    /// The unit's main process ended and the unit is empty: no process of it is left (see
+    /// `MainExited` for the step before, and `drain.rs`).
     Exited {
         unit: UnitId,
         pid: u32,
@@ -97,6 +100,9 @@ pub enum Event {
         pid: u32,
         error: String,
     },
+    /// The unit's main process ended while other processes of the unit remain (any backend
+    /// key): they are stopped as in a stop, and `Exited` follows once the unit is empty.
+    MainExited(MainExit),
     /// At supervisor start-up the unit was found still running and adopted.
     Adopted { unit: UnitId, pid: u32 },
     /// The probe `probe` (from `Action::Probe`) passed (`ok`) or failed (`detail` says why).
@@ -265,6 +271,8 @@ pub struct Core {
     book: deploy::Book,
     /// Cron jobs (`cron.rs`): kept apart, no dependency, restart or settle rule applies to them.
     jobs: Vec<cron::Job>,
+    /// Backend keys whose main process ended while the rest of their unit winds down.
+    drains: drain::Drains,
     /// The last (monotonic, wall-clock) pair given to `handle_at`: cron schedules are wall-clock.
     clock: Option<(Instant, DateTime<Utc>)>,
 }
@@ -279,6 +287,7 @@ impl Core {
             probe_seq: 0,
             book: deploy::Book::default(),
             jobs: Vec::new(),
+            drains: drain::Drains::default(),
             clock: None,
         };
         core.rebuild();
@@ -289,6 +298,19 @@ impl Core {
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let before = self.pids();
         let mut out = Vec::new();
+        // Draining is per backend key, whatever owns it (`drain.rs`): the owner sees only the
+        // final `Exited`.
+        match &event {
+            Event::MainExited(exit) => {
+                self.on_main_exited(now, exit.clone(), &mut out);
+                return out;
+            }
+            Event::Exited { unit, pid, .. } | Event::ExecFailed { unit, pid, .. } => {
+                self.drain_ended(unit, *pid)
+            }
+            Event::Tick => self.drain_tick(now, &mut out),
+            _ => {}
+        }
         // Cron jobs see every event first; the service code below ignores names it does not know.
         self.cron_event(now, &event, &mut out);
         // Events about a deployment's candidate or a draining old instance never reach the
@@ -323,7 +345,7 @@ impl Core {
             Event::Tick => self.on_tick(now, &mut out),
             // Consumed by `deploy_intercept`.
             Event::Deploy(_) => {}
-            Event::Elapsed { .. } | Event::TimerFailed { .. } => {}
+            Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}
         }
         self.reconcile(now, &mut out);
         self.deploy_step(now, &mut out);
@@ -342,6 +364,7 @@ impl Core {
             .filter_map(Unit::deadline)
             .chain(self.book.deadline())
             .chain(self.cron_deadline())
+            .chain(self.drains.deadline())
             .min()
     }
 
@@ -349,7 +372,7 @@ impl Core {
     pub fn units(&self) -> Vec<UnitView> {
         self.units
             .iter()
-            .map(Unit::view)
+            .map(|u| self.view_of(u))
             .chain(self.job_views())
             .collect()
     }
@@ -445,15 +468,27 @@ impl Core {
 
     /// True when no unit has a process (all stopped, completed, failed or blocked).
     pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live) && self.book.idle() && !self.jobs_live()
+        !self.units.iter().any(Unit::is_live)
+            && self.book.idle()
+            && !self.jobs_live()
+            && self.drains.is_empty()
     }
 
     /// The view of one unit, if it is known.
     pub fn unit(&self, name: &str) -> Option<UnitView> {
         match self.index.get(name) {
-            Some(&i) => Some(self.units[i].view()),
+            Some(&i) => Some(self.view_of(&self.units[i])),
             None => self.job_views().find(|v| v.name == name),
         }
+    }
+
+    /// A unit's view; `stopping` while its main process ended and the rest is drained.
+    fn view_of(&self, u: &Unit) -> UnitView {
+        let mut view = u.view();
+        if view.state == StateKind::Running && self.drains.contains(&u.instance) {
+            view.state = StateKind::Stopping;
+        }
+        view
     }
 
     // ----- bookkeeping -----

@@ -599,14 +599,16 @@ impl Supervisor {
                 }
             };
             match msg {
-                Msg::Backend(BackendEvent::Exited { unit, status, .. })
+                Msg::Backend(BackendEvent::Exited { unit, status, pid })
                     if crate::core::spawn::split_key(&unit).is_some() =>
                 {
+                    self.core.drain_ended(&unit, pid);
                     self.child_exited(&unit, status);
                 }
-                Msg::Backend(BackendEvent::ExecFailed { unit, error, .. })
+                Msg::Backend(BackendEvent::ExecFailed { unit, error, pid })
                     if crate::core::spawn::split_key(&unit).is_some() =>
                 {
+                    self.core.drain_ended(&unit, pid);
                     tracing::warn!(unit = %unit, "{error}");
                     self.child_exited(&unit, crate::spec::ExitStatus::Code(127));
                 }
@@ -637,6 +639,22 @@ impl Supervisor {
                     });
                 }
                 Msg::Deploy(e) => self.queue.push_back(Event::Deploy(e)),
+                Msg::Backend(BackendEvent::MainExited {
+                    unit,
+                    pid,
+                    stopping,
+                    stop_signal,
+                    stop_timeout,
+                }) => {
+                    self.queue
+                        .push_back(Event::MainExited(crate::core::MainExit {
+                            unit,
+                            pid,
+                            stopping,
+                            stop_signal,
+                            stop_timeout,
+                        }));
+                }
                 Msg::Backend(BackendEvent::Started { unit, pid }) => {
                     self.queue.push_back(Event::Started { unit, pid });
                 }

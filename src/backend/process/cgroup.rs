@@ -232,6 +232,17 @@ pub fn procs(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Whether any process is left in the cgroup or below it (`populated` of `cgroup.events`);
+/// a cgroup that is gone or unreadable is empty.
+pub fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|t| {
+        t.lines().any(|l| {
+            l.split_once(' ')
+                .is_some_and(|(k, v)| k == "populated" && v.trim() != "0")
+        })
+    })
+}
+
 /// SIGKILL everything in the cgroup: `cgroup.kill` (Linux 5.14+), else each listed pid until
 /// the cgroup stays empty.
 pub fn kill(dir: &Path) -> io::Result<()> {

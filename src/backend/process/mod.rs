@@ -21,12 +21,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use serde_json::json;
 
-use crate::backend::{AdoptRecord, Backend, BackendError, BackendPaths, EventSink};
+use crate::backend::{AdoptRecord, Backend, BackendError, BackendEvent, BackendPaths, EventSink};
 use crate::config::schema::LogPolicy;
 use crate::logs::Kind;
 use crate::spec::UnitSpec;
@@ -77,6 +77,15 @@ pub(crate) struct Entry {
     pending: Option<spawn::Pending>,
     /// The child's set-up or exec failed (read from `pending`); reported when it exits.
     failure: Option<String>,
+    /// The unit's stop signal and timeout (`MainExited` tells them to the core).
+    stop_signal: i32,
+    stop_timeout: Duration,
+    /// The stop signal was sent to the unit: a stop is under way.
+    stopping: bool,
+    /// Once the main process ended with processes of the unit left: what to report when the
+    /// unit is empty (`Exited` or `ExecFailed`). The entry stays until then, so that the
+    /// remaining processes can still be signalled and killed.
+    ended: Option<BackendEvent>,
 }
 
 impl Entry {
@@ -84,7 +93,8 @@ impl Entry {
         match &self.cgroup {
             Some(dir) => Membership::Cgroup(dir),
             None => Membership::Group {
-                main: self.pid,
+                // Once reaped, the main pid may be reused by anything.
+                main: if self.ended.is_some() { 0 } else { self.pid },
                 pgid: self.pgid,
                 marker: &self.marker,
             },
@@ -102,6 +112,8 @@ impl Entry {
                 "pgid": self.pgid,
                 "cgroup": self.cgroup,
                 "marker": self.marker,
+                "stop_signal": self.stop_signal,
+                "stop_timeout_ms": u64::try_from(self.stop_timeout.as_millis()).unwrap_or(u64::MAX),
                 "stdout_fifo": self.stdout_fifo,
                 "stderr_fifo": self.stderr_fifo,
                 "logs": {
@@ -447,6 +459,10 @@ impl Backend for ProcessBackend {
             pidfd,
             pending: spawned.pending,
             failure: None,
+            stop_signal: spec.stop_signal,
+            stop_timeout: spec.stop_timeout,
+            stopping: false,
+            ended: None,
         };
         if let Err(e) = self.watch(&mut units, entry) {
             // Unwatched, it could never be reported: do not leave it running.
@@ -470,13 +486,15 @@ impl Backend for ProcessBackend {
     }
 
     fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError> {
-        let units = self.lock();
+        let mut units = self.lock();
         let entry = units
             .map
-            .get(unit)
+            .get_mut(unit)
             .ok_or_else(|| BackendError::NotRunning {
                 unit: unit.to_string(),
             })?;
+        // Every process of the unit gets it (systemd's `KillMode=control-group`).
+        entry.stopping |= signal == entry.stop_signal;
         tree::signal_all(&entry.membership(), signal);
         Ok(())
     }
@@ -567,6 +585,17 @@ impl Backend for ProcessBackend {
             pidfd,
             pending: None,
             failure: None,
+            stop_signal: x
+                .get("stop_signal")
+                .and_then(|v| v.as_i64())
+                .and_then(|v| i32::try_from(v).ok())
+                .unwrap_or(libc::SIGTERM),
+            stop_timeout: x
+                .get("stop_timeout_ms")
+                .and_then(|v| v.as_u64())
+                .map_or(Duration::from_secs(10), Duration::from_millis),
+            stopping: false,
+            ended: None,
         };
         self.watch(&mut units, entry)?;
         drop(units);
@@ -601,7 +630,13 @@ impl Backend for ProcessBackend {
 
     fn records(&self) -> Vec<AdoptRecord> {
         let units = self.lock();
-        let mut out: Vec<AdoptRecord> = units.map.values().map(Entry::record).collect();
+        // A unit whose main process ended is not adoptable (nothing to adopt it by).
+        let mut out: Vec<AdoptRecord> = units
+            .map
+            .values()
+            .filter(|e| e.ended.is_none())
+            .map(Entry::record)
+            .collect();
         out.sort_by(|a, b| a.unit.cmp(&b.unit));
         out
     }

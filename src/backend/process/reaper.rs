@@ -3,8 +3,14 @@
 //! - the report pipe of a new main process until its exec is confirmed (token = pid |
 //!   `REPORT_TOKEN`),
 //! - the read end of a self-pipe written by a SIGCHLD handler (orphans to reap),
-//! - `cgroup.events` of each killed unit cgroup that is not empty yet (removed once it is),
+//! - `cgroup.events` of each unit cgroup being drained or removed (its `populated` changes),
 //! - an eventfd that asks the thread to stop.
+//!
+//! A main process ending does not end its unit: when other processes of the unit remain, the
+//! entry stays (so that they can be signalled and killed), `MainExited` is reported (the core
+//! sends the stop signal and decides when to kill), and `Exited` follows once the unit is
+//! empty: with a cgroup when `cgroup.events` says `populated 0`; without one when a SIGCHLD
+//! (the last process of the unit is always reaped by us, the subreaper) finds no member left.
 //!
 //! Main processes are reaped only through their own pidfd (`waitid(P_PIDFD)`), after the pidfd
 //! became readable, so their exit status is never lost. The supervisor is a child subreaper, so
@@ -37,6 +43,7 @@ use nix::unistd::Pid;
 use rustix::process::{WaitId, WaitIdOptions};
 
 use super::output::Output;
+use super::tree::Membership;
 use super::{cgroup, procfs, tree, Units};
 use crate::backend::{BackendError, BackendEvent, EventSink};
 use crate::spec::ExitStatus;
@@ -171,6 +178,7 @@ impl Reaper {
             output,
             pending_rmdir: HashMap::new(),
             rmdir_seq: 0,
+            draining_groups: HashSet::new(),
         };
         let thread = std::thread::Builder::new()
             .name("sysg-reaper".into())
@@ -212,10 +220,13 @@ struct Loop {
     units: Arc<Mutex<Units>>,
     sink: EventSink,
     output: Output,
-    /// Unit cgroups killed but not yet empty, by token: each one's `cgroup.events` is watched
-    /// (the kernel signals a change of `populated`), and it is removed once empty.
-    pending_rmdir: HashMap<u64, (PathBuf, std::fs::File)>,
+    /// Unit cgroups not yet empty, by token: each one's `cgroup.events` is watched (the kernel
+    /// signals a change of `populated`). Once empty it is removed and, for a unit being drained
+    /// (the unit named), the unit's end is reported.
+    pending_rmdir: HashMap<u64, (PathBuf, std::fs::File, Option<String>)>,
     rmdir_seq: u64,
+    /// Units without a cgroup being drained: checked for members left after each SIGCHLD.
+    draining_groups: HashSet<String>,
 }
 
 impl Loop {
@@ -243,6 +254,9 @@ impl Loop {
                 }
             }
             reap_orphans();
+            if !self.draining_groups.is_empty() {
+                self.check_groups();
+            }
         }
     }
 
@@ -258,9 +272,15 @@ impl Loop {
     /// Remove the killed unit cgroup `dir` once its last process is gone: watch its
     /// `cgroup.events` (no polling). If it cannot be watched, one more try is all it gets.
     fn watch_until_empty(&mut self, dir: &std::path::Path) {
+        self.watch_cgroup(dir, None);
+    }
+
+    /// Watch the `cgroup.events` of `dir`; `unit`: the unit being drained in it, whose end is
+    /// reported once it is empty (`false` when that cannot be watched: the caller reports it).
+    fn watch_cgroup(&mut self, dir: &std::path::Path, unit: Option<String>) -> bool {
         let Ok(events) = std::fs::File::open(dir.join("cgroup.events")) else {
             cgroup::remove(dir);
-            return;
+            return unit.is_none();
         };
         self.rmdir_seq += 1;
         let token = EVENTS_TOKEN | self.rmdir_seq;
@@ -268,30 +288,101 @@ impl Loop {
             events.as_fd(),
             EpollEvent::new(EpollFlags::EPOLLPRI | EpollFlags::EPOLLERR, token),
         );
+        if watched.is_err() {
+            return unit.is_none();
+        }
+        self.pending_rmdir
+            .insert(token, (dir.to_path_buf(), events, unit));
         // It may have emptied before the watch began.
-        if cgroup::remove(dir) {
-            let _ = self.epoll.delete(events.as_fd());
-            return;
-        }
-        if watched.is_ok() {
-            self.pending_rmdir
-                .insert(token, (dir.to_path_buf(), events));
-        }
+        self.cgroup_changed(token);
+        true
     }
 
     /// A watched cgroup's `cgroup.events` changed: remove the cgroup if it is empty now.
     fn cgroup_changed(&mut self, token: u64) {
+        let units_arc = self.units.clone();
         // Under the lock: `start` may be creating a cgroup in the same parent.
-        let _units = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        let removed = match self.pending_rmdir.get(&token) {
-            Some((dir, _)) => cgroup::remove(dir),
-            None => return,
+        let units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
+        let finished = self.cgroup_changed_locked(token);
+        drop(units);
+        if let Some(unit) = finished {
+            self.finish_unit(&unit);
+        }
+    }
+
+    /// `cgroup_changed` with the units lock held: the drained unit whose cgroup is now empty,
+    /// if any (it is reported even if the directory cannot be removed yet).
+    fn cgroup_changed_locked(&mut self, token: u64) -> Option<String> {
+        let (empty, removed) = match self.pending_rmdir.get(&token) {
+            Some((dir, _, Some(_))) => {
+                let empty = !cgroup::populated(dir);
+                (empty, empty && cgroup::remove(dir))
+            }
+            Some((dir, _, None)) => {
+                let removed = cgroup::remove(dir);
+                (removed, removed)
+            }
+            None => return None,
+        };
+        if !empty {
+            return None;
+        }
+        let unit = match self.pending_rmdir.get_mut(&token) {
+            Some((_, _, unit)) => unit.take(),
+            None => None,
         };
         if removed {
-            if let Some((_, events)) = self.pending_rmdir.remove(&token) {
+            if let Some((_, events, _)) = self.pending_rmdir.remove(&token) {
                 let _ = self.epoll.delete(events.as_fd());
             }
         }
+        unit
+    }
+
+    /// Units without a cgroup being drained: report those with no member left.
+    fn check_groups(&mut self) {
+        let units_arc = self.units.clone();
+        let units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
+        let empty: Vec<String> = self
+            .draining_groups
+            .iter()
+            .filter(|u| {
+                units.map.get(*u).is_none_or(|e| match e.membership() {
+                    Membership::Cgroup(dir) => !cgroup::populated(dir),
+                    Membership::Group { main, pgid, marker } => {
+                        tree::group_members(main, pgid, marker).is_empty()
+                    }
+                })
+            })
+            .cloned()
+            .collect();
+        drop(units);
+        for unit in empty {
+            self.draining_groups.remove(&unit);
+            self.finish_unit(&unit);
+        }
+    }
+
+    /// The drained `unit` is empty: drop its entry and report its end (takes the units lock).
+    fn finish_unit(&mut self, unit: &str) {
+        let event = {
+            let mut units = self.units.lock().unwrap_or_else(|e| e.into_inner());
+            match units.map.get(unit).filter(|e| e.ended.is_some()) {
+                Some(_) => units.map.remove(unit).and_then(|mut e| e.ended.take()),
+                None => None,
+            }
+        };
+        if let Some(event) = event {
+            self.report_end(event);
+        }
+    }
+
+    fn report_end(&self, event: BackendEvent) {
+        if let BackendEvent::Exited { unit, .. } | BackendEvent::ExecFailed { unit, .. } = &event {
+            // Streams are named by service (a deployment's candidate logs as its service).
+            self.output.unit_exited(crate::spec::service_of(unit));
+        }
+        (self.sink)(event);
     }
 
     /// The report pipe of the child `pid` is readable or closed: either its exec succeeded
@@ -310,15 +401,22 @@ impl Loop {
         }
     }
 
-    /// The pidfd of `pid` is readable: collect the status, kill the rest of the tree, report.
+    /// The pidfd of `pid` is readable: collect the status; report the end of the unit if
+    /// nothing else of it is left, else report `MainExited` and drain it.
     fn main_exited(&mut self, pid: u32) {
-        let event = {
+        enum Next {
+            /// The unit is empty: its end (and a cgroup to remove once it can be).
+            Done(BackendEvent, Option<PathBuf>),
+            /// Processes of the unit remain.
+            Drain(BackendEvent, String, Option<PathBuf>),
+        }
+        let next = {
             let units_arc = self.units.clone();
             let mut units = units_arc.lock().unwrap_or_else(|e| e.into_inner());
             let Some(unit) = units.by_pid.remove(&pid) else {
                 return;
             };
-            let Some(mut entry) = units.map.remove(&unit) else {
+            let Some(entry) = units.map.get_mut(&unit) else {
                 return;
             };
             let _ = self.epoll.delete(entry.pidfd.as_fd());
@@ -339,32 +437,69 @@ impl Loop {
                 _ => ExitStatus::Unknown,
             };
             unregister_main(pid);
-            // Still under the lock, so that a new instance of the unit cannot be started into
-            // the cgroup being killed.
-            tree::kill_all(&entry.membership());
-            if let Some(dir) = &entry.cgroup {
-                if !cgroup::remove(dir) {
-                    self.watch_until_empty(dir);
-                }
-            }
-            match entry.failure.take() {
+            let end = match entry.failure.take() {
                 Some(error) => BackendEvent::ExecFailed {
-                    unit: entry.unit.clone(),
+                    unit: unit.clone(),
                     pid,
                     error,
                 },
                 None => BackendEvent::Exited {
-                    unit: entry.unit.clone(),
+                    unit: unit.clone(),
                     pid,
                     status,
                 },
+            };
+            entry.ended = Some(end);
+            let left = match entry.membership() {
+                Membership::Cgroup(dir) => cgroup::populated(dir),
+                Membership::Group { main, pgid, marker } => {
+                    !tree::group_members(main, pgid, marker).is_empty()
+                }
+            };
+            if left {
+                let exit = BackendEvent::MainExited {
+                    unit: unit.clone(),
+                    pid,
+                    stopping: entry.stopping,
+                    stop_signal: entry.stop_signal,
+                    stop_timeout: entry.stop_timeout,
+                };
+                Next::Drain(exit, unit, entry.cgroup.clone())
+            } else {
+                let Some(mut entry) = units.map.remove(&unit) else {
+                    return;
+                };
+                // Still under the lock, so that a new instance of the unit cannot be started
+                // into the cgroup being removed.
+                let dir = entry.cgroup.take().filter(|d| !cgroup::remove(d));
+                let Some(end) = entry.ended.take() else {
+                    return;
+                };
+                Next::Done(end, dir)
             }
         };
-        if let BackendEvent::Exited { unit, .. } | BackendEvent::ExecFailed { unit, .. } = &event {
-            // Streams are named by service (a deployment's candidate logs as its service).
-            self.output.unit_exited(crate::spec::service_of(unit));
+        match next {
+            Next::Done(end, dir) => {
+                if let Some(dir) = dir {
+                    self.watch_until_empty(&dir);
+                }
+                self.report_end(end);
+            }
+            Next::Drain(exit, unit, dir) => {
+                (self.sink)(exit);
+                match dir {
+                    Some(dir) => {
+                        if !self.watch_cgroup(&dir, Some(unit.clone())) {
+                            // Cannot be watched: fall back to the SIGCHLD-driven check.
+                            self.draining_groups.insert(unit);
+                        }
+                    }
+                    None => {
+                        self.draining_groups.insert(unit);
+                    }
+                }
+            }
         }
-        (self.sink)(event);
     }
 }
 

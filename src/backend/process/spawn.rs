@@ -1,7 +1,7 @@
 //! Forking a unit's main process: FIFOs for its output, its own session, its cgroup, created
 //! in its cgroup by clone3 and not waited for.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 use super::cgroup::UnitCgroup;
 use super::privs::{self, ChildSetup, Report, Step, StepError};
 use super::tree::MARKER_VAR;
+use crate::argv::{self, search_path};
 use crate::backend::BackendError;
 use crate::spec::UnitSpec;
 
@@ -155,51 +156,6 @@ fn failure_message(program: &str, step: Step, errno: i32) -> String {
     }
 }
 
-/// Shell words that are builtins or keywords (or builtins that behave differently from the
-/// program of the same name): a command starting with one of them always runs through the shell.
-const SHELL_WORDS: &[&str] = &[
-    ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
-    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi",
-    "for", "getopts", "hash", "if", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
-    "return", "set", "shift", "source", "test", "then", "times", "trap", "true", "type", "ulimit",
-    "umask", "unalias", "unset", "until", "wait", "while",
-];
-
-/// `/bin/sh -c CMD` where CMD is one simple command made only of plain words (no quoting,
-/// expansion, redirection, globbing, assignment or operators): the words, which the shell
-/// would run exactly so. A leading `exec` is dropped: it only tells the shell to do what running
-/// the program directly does anyway.
-pub fn plain_words(argv: &[String]) -> Option<Vec<&str>> {
-    let [sh, c, cmd] = argv else { return None };
-    if sh != "/bin/sh" || c != "-c" {
-        return None;
-    }
-    let plain = |b: u8| b.is_ascii_alphanumeric() || b" \t-_./,:@%+=".contains(&b);
-    if !cmd.bytes().all(plain) {
-        return None;
-    }
-    let mut words: Vec<&str> = cmd.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
-    if words.first() == Some(&"exec") {
-        words.remove(0);
-    }
-    let first = *words.first()?;
-    if first.contains('=') || first.starts_with('-') || SHELL_WORDS.contains(&first) {
-        return None;
-    }
-    Some(words)
-}
-
-/// Where `program` (no `/` in it) is found on `path`: the first regular, executable file.
-fn search_path(program: &str, path: &OsStr) -> Option<PathBuf> {
-    std::env::split_paths(path)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| dir.join(program))
-        .find(|p| {
-            p.metadata().is_ok_and(|m| m.is_file())
-                && nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok()
-        })
-}
-
 /// What the child executes: the file, its argv, its environment; all prepared before the fork.
 struct Exec {
     path: CString,
@@ -238,29 +194,22 @@ impl Exec {
         }
         envp.push(cstring("the marker", format!("{MARKER_VAR}={marker}"))?);
 
-        let search: OsString = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| OsString::from(v))
-            .or_else(|| std::env::var_os("PATH"))
-            .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-        // A plain shell command runs without the shell when its program is found; otherwise the
-        // shell runs it (and says "not found" itself, as it always did).
-        if let Some(words) = plain_words(&spec.argv) {
-            if let Some(found) = search_path(words[0], &search) {
-                return Ok(Exec {
-                    path: cstring("the command", found.into_os_string().into_vec())?,
-                    argv: words
-                        .iter()
-                        .map(|w| cstring("the command", *w))
-                        .collect::<Result<_, _>>()?,
-                    envp,
-                    program: words[0].to_string(),
-                });
-            }
+        // A plain shell command runs without the shell when its program is found (the rule
+        // shared with the systemd backend); otherwise the shell runs it (and says "not found"
+        // itself, as it always did).
+        if let Some(direct) = argv::direct(spec) {
+            return Ok(Exec {
+                path: cstring("the command", direct.path.into_os_string().into_vec())?,
+                argv: direct
+                    .argv
+                    .iter()
+                    .map(|w| cstring("the command", w.as_str()))
+                    .collect::<Result<_, _>>()?,
+                envp,
+                program: direct.argv[0].clone(),
+            });
         }
+        let search = argv::search_list(spec);
         let program = spec.argv[0].clone();
         let argv = spec
             .argv
@@ -624,83 +573,6 @@ pub(crate) fn reset_signals() -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sh(cmd: &str) -> Vec<String> {
-        vec!["/bin/sh".into(), "-c".into(), cmd.into()]
-    }
-
-    #[test]
-    fn plain_commands_skip_the_shell() {
-        assert_eq!(plain_words(&sh("sleep 1000")), Some(vec!["sleep", "1000"]));
-        assert_eq!(
-            plain_words(&sh("  exec ./srv --port=80\t-v ")),
-            Some(vec!["./srv", "--port=80", "-v"])
-        );
-        assert_eq!(
-            plain_words(&sh("python3 -m http.server 8080")),
-            Some(vec!["python3", "-m", "http.server", "8080"])
-        );
-        for cmd in [
-            "",
-            "   ",
-            "exec",
-            "sleep 1; echo",
-            "sleep 1 && echo",
-            "echo hi",
-            "exit 3",
-            "true",
-            "cd /tmp",
-            "FOO=1 env",
-            "exec -a name sleep 1",
-            "echo $HOME",
-            "cat 'a b'",
-            "cat \"a\"",
-            "ls *.txt",
-            "ls ~",
-            "cat < /etc/hostname",
-            "sleep 1 &",
-            "a | b",
-            "x # comment",
-            "sleep\n1",
-            "(sleep 1)",
-            "sleep `date`",
-            "café",
-        ] {
-            assert_eq!(plain_words(&sh(cmd)), None, "{cmd:?}");
-        }
-        // Only `sh -c`: an explicit argv is run as given.
-        assert_eq!(plain_words(&["sleep".into(), "1".into()]), None);
-        assert_eq!(
-            plain_words(&["/bin/bash".into(), "-c".into(), "sleep 1".into()]),
-            None
-        );
-    }
-
-    #[test]
-    fn path_search_finds_executables_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("plain");
-        std::fs::write(&plain, "").unwrap();
-        let exe = dir.path().join("exe");
-        std::fs::write(&exe, "").unwrap();
-        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let path =
-            std::env::join_paths(["", "/nonexistent", dir.path().to_str().unwrap()]).unwrap();
-        assert_eq!(search_path("exe", &path), Some(exe));
-        assert_eq!(search_path("sub", &path), None);
-        if !nix::unistd::geteuid().is_root() {
-            // root may execute anything with an x bit only; without one even root may not.
-            assert_eq!(search_path("plain", &path), None);
-        }
-        assert_eq!(search_path("plain", &path), None);
-    }
 }
 
 /// Test helpers of the spawn path.

@@ -124,6 +124,28 @@ impl Harness {
         }
     }
 
+    /// The next event about `unit`.
+    fn next_event(&self, unit: &str) -> BackendEvent {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(ev) => match &ev {
+                    BackendEvent::Exited { unit: u, .. }
+                    | BackendEvent::ExecFailed { unit: u, .. }
+                    | BackendEvent::MainExited { unit: u, .. }
+                    | BackendEvent::Started { unit: u, .. }
+                    | BackendEvent::Elapsed { unit: u } => {
+                        if u == unit {
+                            return ev;
+                        }
+                    }
+                },
+                Err(e) => panic!("no event of {unit}: {e}"),
+            }
+        }
+    }
+
     /// Start `spec`, which must fail: the error, whether `start` returned it or the child
     /// reported it (`ExecFailed`) after `start` had returned its pid.
     fn start_failure(&mut self, spec: &UnitSpec) -> String {
@@ -438,6 +460,28 @@ fn double_fork(use_cgroups: bool) {
     });
     assert_ne!(procfs::stat(orphan).unwrap().session, main);
     h.backend.signal("forker", libc::SIGTERM).unwrap();
+    // The main process ended, the orphan (ignoring TERM) lives on: the unit is not over, and
+    // the backend says a stop was under way.
+    match h.next_event("forker") {
+        BackendEvent::MainExited {
+            pid,
+            stopping,
+            stop_signal,
+            stop_timeout,
+            ..
+        } => {
+            assert_eq!(pid, main);
+            assert!(stopping);
+            assert_eq!((stop_signal, stop_timeout), (15, Duration::from_secs(5)));
+        }
+        other => panic!("expected MainExited, got {other:?}"),
+    }
+    assert!(
+        alive(orphan),
+        "nothing may be killed before the core says so"
+    );
+    // The core's stop timeout: the rest of the tree is killed, then the unit's end reported.
+    h.backend.kill("forker").unwrap();
     let (pid, status) = h.exited("forker");
     assert_eq!(pid, main);
     assert_eq!(status, ExitStatus::Signal(libc::SIGTERM));
@@ -455,6 +499,40 @@ fn double_fork_leaves_no_survivor_with_cgroup() {
 #[test]
 fn double_fork_leaves_no_survivor_without_cgroup() {
     double_fork(false);
+}
+
+/// A main process that exits leaving a child: `MainExited` (no stop under way, nothing killed),
+/// then `Exited` with the main process's status once the child is gone too.
+#[test]
+fn a_main_exit_with_a_child_left_waits_for_the_unit_to_empty() {
+    for cg in [true, false] {
+        let mut h = harness(cg);
+        let go = h.path("go");
+        let pidfile = h.path("child.pid");
+        let script = format!(
+            "sh -c 'while [ ! -e {} ]; do sleep 0.05; done' & echo $! > {}; exit 4",
+            go.display(),
+            pidfile.display()
+        );
+        let main = h.backend.start(&h.sh("leaver", &script)).unwrap();
+        let child = read_pid(&pidfile);
+        match h.next_event("leaver") {
+            BackendEvent::MainExited { pid, stopping, .. } => {
+                assert_eq!((pid, stopping), (main, false), "cgroup: {cg}");
+            }
+            other => panic!("expected MainExited, got {other:?} (cgroup: {cg})"),
+        }
+        assert!(alive(child), "the child was killed (cgroup: {cg})");
+        // The drained unit is not adoptable, but can still be signalled.
+        assert!(h.backend.records().is_empty());
+        std::fs::write(&go, "").unwrap();
+        assert_eq!(
+            h.exited("leaver"),
+            (main, ExitStatus::Code(4)),
+            "cgroup: {cg}"
+        );
+        assert!(!alive(child));
+    }
 }
 
 #[test]

@@ -183,17 +183,25 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
     // failure (not a crash after a successful start) and MainPID is final when the job is done.
     push(&mut p, "Type", Value::from("exec"));
 
-    let Some(program) = spec.argv.first() else {
-        return Err(PropertyError {
-            property: "ExecStart",
-            message: "the command is empty".into(),
-        });
+    // A plain command runs without the shell, as on the process backend (`crate::argv`), so
+    // that MainPID is the program itself; the path is resolved here, on the unit's PATH.
+    let (program, argv) = match crate::argv::direct(spec) {
+        Some(d) => (d.path.to_string_lossy().into_owned(), d.argv),
+        None => match spec.argv.first() {
+            Some(program) => (program.clone(), spec.argv.clone()),
+            None => {
+                return Err(PropertyError {
+                    property: "ExecStart",
+                    message: "the command is empty".into(),
+                })
+            }
+        },
     };
     // systemd expands `$VAR`/`${VAR}` in ExecStart arguments itself (even over D-Bus); the
     // process backend passes them through untouched. `$$` is systemd's literal `$`, so a
     // `command: "echo $HOME"` reaches /bin/sh exactly as written on both backends.
-    let argv: Vec<String> = spec.argv.iter().map(|a| a.replace('$', "$$")).collect();
-    let exec: Vec<(String, Vec<String>, bool)> = vec![(program.clone(), argv, false)];
+    let argv: Vec<String> = argv.iter().map(|a| a.replace('$', "$$")).collect();
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(program, argv, false)];
     push(&mut p, "ExecStart", Value::from(exec));
 
     if !spec.env.is_empty() {
@@ -485,14 +493,42 @@ mod tests {
             .unwrap()
             .try_into()
             .unwrap();
+        // `exec sleep 100` is a plain command: the program itself, argv[0] as written.
+        let sleep = crate::argv::search_path("sleep", &crate::argv::search_list(&minimal()))
+            .expect("sleep on PATH");
         assert_eq!(
             exec,
             vec![(
-                "/bin/sh".to_string(),
-                vec!["/bin/sh".into(), "-c".into(), "exec sleep 100".into()],
+                sleep.to_string_lossy().into_owned(),
+                vec!["sleep".into(), "100".into()],
                 false
             )]
         );
+    }
+
+    #[test]
+    fn shell_forms_keep_the_shell_in_exec_start() {
+        for cmd in [
+            "cd /tmp && exec sleep 100",
+            "sleep 1 | cat",
+            "sleep 1 > /dev/null",
+            "ls *.txt",
+            "no-such-program-anywhere 1",
+        ] {
+            let mut spec = minimal();
+            spec.argv = vec!["/bin/sh".into(), "-c".into(), cmd.into()];
+            let props = service_properties(&spec).unwrap();
+            let exec: Vec<(String, Vec<String>, bool)> = value_of(&props, "ExecStart")
+                .try_clone()
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert_eq!(
+                exec,
+                vec![("/bin/sh".to_string(), spec.argv.clone(), false)],
+                "{cmd:?}"
+            );
+        }
     }
 
     #[test]

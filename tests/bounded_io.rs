@@ -1,0 +1,151 @@
+//! Files the supervisor reads or writes stay bounded whatever they are: a config or env file
+//! that is a FIFO, a device or huge is refused fast without stalling the event loop, and
+//! the supervisor's own log does not grow without limit under a crash loop.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+/// A refusal must be immediate, not "once something writes to the FIFO".
+const FAST: Duration = Duration::from_secs(10);
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+}
+
+/// A config larger than the 4 MiB limit (valid YAML comments, so only the size is wrong).
+fn huge_config(p: &Project) -> String {
+    let line = format!("# {}\n", "x".repeat(1000));
+    let body = line.repeat(4_400); // 4.4 MB: over the 4 MiB limit
+    let path = p.write(
+        "huge.yaml",
+        &format!("version: \"1\"\nservices:\n  a:\n    command: \"sleep 1\"\n{body}"),
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// `sysg args..` must end within FAST with exit code 2 and `want` in its stderr.
+fn refused_fast(p: &Project, args: &[&str], want: &str) {
+    let t = Instant::now();
+    let out = run_bounded(p.cmd(args), FAST);
+    assert!(t.elapsed() < FAST, "{args:?} took {:?}", t.elapsed());
+    assert_ne!(out.status.code(), Some(0), "{args:?} succeeded: {out:?}");
+    let err = stderr(&out);
+    assert!(err.contains(want), "{args:?}: expected {want:?} in: {err}");
+}
+
+#[test]
+fn validate_and_start_refuse_configs_that_are_not_regular_files_or_too_large() {
+    let p = Project::new("version: \"1\"\nservices:\n  a:\n    command: \"sleep 1000\"\n");
+    let fifo = p.dir.join("fifo.yaml");
+    mkfifo(&fifo);
+    let fifo = fifo.to_string_lossy().into_owned();
+    let huge = huge_config(&p);
+    for cmd in ["validate", "start"] {
+        let extra: &[&str] = if cmd == "start" {
+            &["--daemonize"]
+        } else {
+            &[]
+        };
+        let with = |config: &str| {
+            let mut v = vec![cmd, "--config", config];
+            v.extend_from_slice(extra);
+            v.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        for (config, want) in [
+            (fifo.as_str(), "is a FIFO (named pipe), not a regular file"),
+            ("/dev/zero", "is a character device, not a regular file"),
+            (huge.as_str(), "larger than 4194304 bytes"),
+        ] {
+            let args = with(config);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            refused_fast(&p, &args, want);
+        }
+    }
+    assert!(p.supervisor_pid().is_none(), "nothing was started");
+}
+
+#[test]
+fn an_env_file_that_is_a_fifo_is_refused_with_its_position() {
+    let p = Project::new(
+        "version: \"1\"\nservices:\n  a:\n    command: \"sleep 1000\"\n    env:\n      file: vars.env\n",
+    );
+    mkfifo(&p.dir.join("vars.env"));
+    refused_fast(
+        &p,
+        &["validate"],
+        "systemg.yaml:6:13: env file error: services.a.env.file: env file",
+    );
+    refused_fast(
+        &p,
+        &["validate"],
+        "is a FIFO (named pipe), not a regular file",
+    );
+    refused_fast(&p, &["start", "--daemonize"], "is a FIFO (named pipe)");
+    std::fs::remove_file(p.dir.join("vars.env")).expect("remove the FIFO");
+    p.write("vars.env", &format!("A={}\n", "x".repeat(2 * 1024 * 1024)));
+    refused_fast(&p, &["validate"], "is larger than 1 MiB, the limit");
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    proc_status_field(&pid.to_string(), "VmRSS")
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn reloads_of_hostile_files_fail_fast_and_the_loop_keeps_restarting_services() {
+    let p = Project::new(
+        "version: \"1\"\nservices:\n  crashy:\n    command: \"sleep 1000\"\n    restart_policy: always\n    backoff: 10ms\n",
+    );
+    p.start();
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    let fifo = p.dir.join("fifo.yaml");
+    mkfifo(&fifo);
+    let fifo = fifo.to_string_lossy().into_owned();
+    let huge = huge_config(&p);
+    for (config, want) in [
+        (fifo.as_str(), "is a FIFO (named pipe), not a regular file"),
+        ("/dev/zero", "is a character device, not a regular file"),
+        (huge.as_str(), "larger than 4194304 bytes"),
+    ] {
+        // The reload goes to the supervisor in the background while a service crashes.
+        let mut reload = p.cmd(&["restart", "--config", config]);
+        reload
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = reload.spawn().expect("spawn reload");
+        let before = p.pid("crashy");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(before as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the service");
+        wait_until("the crashed service is restarted", T, || {
+            let s = p.service("crashy");
+            s["pid"].as_u64().is_some_and(|pid| pid as u32 != before)
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = rx
+            .recv_timeout(FAST)
+            .expect("the reload is answered fast")
+            .expect("wait for the reload");
+        assert_ne!(out.status.code(), Some(0), "reload of {config} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(want), "reload of {config}: {err}");
+    }
+    assert!(
+        rss_kib(sup) < 200 * 1024,
+        "the supervisor grew to {} KiB",
+        rss_kib(sup)
+    );
+    // The supervisor still takes a good reload.
+    assert_ok(&p.sysg(&["restart", "--config", "systemg.yaml"]), "reload");
+}

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use build::valid_name;
+pub use build::{name_problem, valid_name, MAX_NAME_LEN, MAX_PROJECT_LEN};
 pub use cron::CronSchedule;
 pub use graph::start_order;
 pub use privileged::{privileged_problems, Caller};
@@ -229,7 +229,9 @@ fn default_project(dir: &Path) -> String {
             }
         })
         .collect();
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+    // A leading `.` would make a hidden (or `.`/`..`) directory name.
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
         "systemg".into()
     } else {
         cleaned

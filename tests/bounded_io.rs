@@ -149,3 +149,42 @@ fn reloads_of_hostile_files_fail_fast_and_the_loop_keeps_restarting_services() {
     // The supervisor still takes a good reload.
     assert_ok(&p.sysg(&["restart", "--config", "systemg.yaml"]), "reload");
 }
+
+#[test]
+fn a_partial_line_read_before_the_supervisor_is_killed_is_in_the_log() {
+    let p = Project::new("version: \"1\"\nservices:\n  a:\n    command: \"sleep 1\"\n");
+    let go = p.dir.join("go");
+    p.write(
+        "systemg.yaml",
+        &format!(
+            "version: \"1\"\nservices:\n  talker:\n    command: \"printf half-a-line; while [ ! -e {} ]; do sleep 0.05; done; printf ' and its end\\\\n'; exec sleep 1000\"\n",
+            go.display()
+        ),
+    );
+    p.start();
+    let log = p.state_dir().join("logs/talker.stdout.log");
+    let on_disk = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The supervisor read the partial line: it must be on disk, not only in its memory.
+    wait_until("the partial line is in the log file", T, || {
+        on_disk().contains("half-a-line")
+    });
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    let pid = p.pid("talker");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the supervisor");
+    wait_until("the supervisor is gone", T, || !alive(sup as u32));
+    p.start();
+    assert_eq!(p.pid("talker"), pid, "re-adopted");
+    std::fs::write(&go, "").expect("touch go");
+    wait_until("the end of the line reaches the log", T, || {
+        stdout(&p.sysg(&["logs", "--service", "talker"])).contains("and its end")
+    });
+    let shown = stdout(&p.sysg(&["logs", "--service", "talker"]));
+    assert!(
+        shown.contains("half-a-line"),
+        "lost across the crash: {shown}"
+    );
+}

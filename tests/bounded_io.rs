@@ -188,3 +188,95 @@ fn a_partial_line_read_before_the_supervisor_is_killed_is_in_the_log() {
         "lost across the crash: {shown}"
     );
 }
+
+/// A config of `n` services in a zero-backoff crash loop, plus one that stays up.
+fn crash_loops(n: usize, logs: &str) -> String {
+    let mut y =
+        format!("version: \"1\"\n{logs}services:\n  steady:\n    command: \"exec sleep 1000\"\n");
+    for i in 0..n {
+        y.push_str(&format!(
+            "  crash{i}:\n    command: \"exit 1\"\n    restart_policy: always\n    backoff: 0s\n"
+        ));
+    }
+    y
+}
+
+/// `sysg start -d` in the background (a start that never settles may not return), reaped
+/// after the project is stopped.
+fn start_in_background(p: &Project) -> std::process::Child {
+    let mut start = p.cmd(&["start", "--daemonize"]);
+    start
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = start.spawn().expect("spawn start");
+    wait_until("the supervisor is up", T, || {
+        p.supervisor_pid().is_some() && p.state_dir().join("run/control.sock").exists()
+    });
+    child
+}
+
+fn restarts(p: &Project, name: &str) -> u64 {
+    p.service(name)["restarts"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_crash_loop_is_rate_limited_in_the_supervisor_log() {
+    let p = Project::new(&crash_loops(1, ""));
+    let start = start_in_background(&p);
+    wait_until(
+        "the service crashed 150 times",
+        Duration::from_secs(60),
+        || restarts(&p, "crash0") >= 150,
+    );
+    let log =
+        std::fs::read_to_string(p.state_dir().join("logs/supervisor.log")).unwrap_or_default();
+    let about = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains("unit=crash0") && l.contains(what))
+            .count()
+    };
+    // 150 exits and restarts, but each message at most a burst per 10 s window.
+    assert!(
+        about("exited") <= 20,
+        "{} exit lines:\n{log}",
+        about("exited")
+    );
+    assert!(
+        about("started") <= 20,
+        "{} start lines:\n{log}",
+        about("started")
+    );
+    assert!(
+        log.lines().count() < 100,
+        "{} lines:\n{log}",
+        log.lines().count()
+    );
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    reap(start, T);
+}
+
+#[test]
+fn the_supervisor_log_rotates_by_the_project_log_policy() {
+    let p = Project::new(&crash_loops(12, "logs: {max_size: 4K, max_files: 1}\n"));
+    let start = start_in_background(&p);
+    let dir = p.state_dir().join("logs");
+    wait_until("supervisor.log rotated", Duration::from_secs(60), || {
+        dir.join("supervisor.log.1").exists()
+    });
+    wait_until("the crash loops went on", Duration::from_secs(60), || {
+        restarts(&p, "crash0") >= 50
+    });
+    for name in ["supervisor.log", "supervisor.log.1"] {
+        let len = std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        // The limit, plus at most one line that did not fit.
+        assert!(len <= 4096 + 1024, "{name} is {len} bytes");
+    }
+    assert!(!dir.join("supervisor.log.2").exists(), "max_files: 1");
+    // The supervisor still logs into the new file.
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    reap(start, T);
+    let log = std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
+    assert!(!log.is_empty(), "nothing in the rotated-to file");
+}

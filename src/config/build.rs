@@ -225,6 +225,7 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         base_dir: ctx.base_dir.clone(),
         services: out,
         webhooks: webhooks?,
+        logs: logs?,
     })
 }
 

@@ -270,26 +270,7 @@ impl LogFile {
         if let Some(mut out) = self.out.take() {
             out.flush().map_err(|e| LogError::io(&self.path, e))?;
         }
-        if self.policy.max_files == 0 {
-            remove_if_exists(&self.path)?;
-        } else {
-            // Oldest first, so every rename lands on a free name and a crash leaves at
-            // most a gap in the numbering, never a lost or overwritten file.
-            for r in list_rotated(&self.path)?.iter().rev() {
-                if r.index >= self.policy.max_files {
-                    remove_if_exists(&r.path)?;
-                } else {
-                    let to = rotated_path(&self.path, r.index + 1, r.compressed);
-                    std::fs::rename(&r.path, &to).map_err(|e| LogError::io(&r.path, e))?;
-                }
-            }
-            let first = rotated_path(&self.path, 1, false);
-            match std::fs::rename(&self.path, &first) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LogError::io(&self.path, e)),
-            }
-        }
+        shift_rotated(&self.path, self.policy.max_files)?;
         self.reopen()?;
         if self.policy.compress && self.policy.max_files > 0 {
             let first = rotated_path(&self.path, 1, false);
@@ -299,6 +280,30 @@ impl LogFile {
             }
         }
         Ok(())
+    }
+}
+
+/// Move the file at `path` to `<path>.1` (and each `.N` to `.N+1`, dropping those past
+/// `max_files`); with `max_files` 0 it is removed. The caller opens a new file at `path`.
+pub(crate) fn shift_rotated(path: &Path, max_files: u32) -> Result<(), LogError> {
+    if max_files == 0 {
+        return remove_if_exists(path);
+    }
+    // Oldest first, so every rename lands on a free name and a crash leaves at most a gap in
+    // the numbering, never a lost or overwritten file.
+    for r in list_rotated(path)?.iter().rev() {
+        if r.index >= max_files {
+            remove_if_exists(&r.path)?;
+        } else {
+            let to = rotated_path(path, r.index + 1, r.compressed);
+            std::fs::rename(&r.path, &to).map_err(|e| LogError::io(&r.path, e))?;
+        }
+    }
+    let first = rotated_path(path, 1, false);
+    match std::fs::rename(path, &first) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(path, e)),
     }
 }
 

@@ -198,6 +198,8 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
+    // A daemon's stderr is its supervisor.log: from now on it rotates like a service log.
+    crate::logs::supervisor::attach(&paths.log_dir.join("supervisor.log"), config.logs);
     if opts.system {
         if let Err(e) = privileges::prepare_system_dirs(
             &paths,

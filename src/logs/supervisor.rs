@@ -222,7 +222,7 @@ impl Sink {
         for (key, dropped) in self.limiter.expired(now) {
             let stamp = super::format_timestamp(SystemTime::now());
             let summary = format!(
-                "{stamp}  WARN the message below was repeated {dropped} more times in {}s and not written: {key}\n",
+                "{stamp}  WARN repeated {dropped} more times in the last {}s and not written: {key}\n",
                 WINDOW.as_secs()
             );
             self.write(summary.as_bytes());

@@ -38,7 +38,7 @@ fn every_malformed_file_fails_with_a_position() {
             assert_eq!(d.file, path, "{}", path.display());
         }
     }
-    assert!(seen >= 38, "corpus went missing: {seen} files");
+    assert!(seen >= 44, "corpus went missing: {seen} files");
 }
 
 #[test]
@@ -72,6 +72,61 @@ fn specific_messages() {
     assert_eq!((d.line, d.column), (5, 5));
     let errs = load(&dir.join("bad_cron.yaml")).unwrap_err().0;
     assert_eq!(errs.len(), 3, "{errs:#?}");
+}
+
+/// What `start` would trip on (a file or unit name it cannot create, a NUL in a C string)
+/// is refused by validation, at the offending value.
+#[test]
+fn what_start_cannot_run_is_refused_by_validation() {
+    let dir = corpus_dir();
+    for (file, at, want) in [
+        ("dot_service_name.yaml", (5, 3), "must not start with `.`"),
+        (
+            "hidden_service_name.yaml",
+            (3, 3),
+            "must not start with `.`",
+        ),
+        ("nul_in_env.yaml", (7, 12), "NUL character"),
+        ("nul_in_exec.yaml", (4, 19), "NUL character"),
+        (
+            "long_project_name.yaml",
+            (2, 10),
+            "longer than 64 characters",
+        ),
+        ("long_unit_name.yaml", (4, 3), "systemd accepts at most 255"),
+    ] {
+        let errs = load(&dir.join(file)).unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{file}: {errs:#?}");
+        assert_eq!((errs[0].line, errs[0].column), at, "{file}: {errs:#?}");
+        assert!(
+            errs[0].message.contains(want),
+            "{file}: {}",
+            errs[0].message
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("systemg.yaml");
+    let svc = |name: &str| format!("version: '1'\nservices:\n  {name}:\n    command: x\n");
+    for bad in ["'.'", "'..'", ".x"] {
+        let e = load_str(&svc(bad), &p).unwrap_err().0;
+        assert!(
+            e[0].message.contains("must not start with `.`"),
+            "{bad}: {e:?}"
+        );
+    }
+    // 41 characters: a fine service name, too long for a project (its socket path).
+    let long = "a".repeat(41);
+    let e = load_str(&format!("project: {long}\n{}", svc("web")), &p)
+        .unwrap_err()
+        .0;
+    assert!(e[0].message.contains("longer than 40"), "{e:?}");
+    assert!(load_str(&svc(&long), &p).is_ok());
+    // An env file with a NUL: its own line and column.
+    std::fs::write(tmp.path().join("vars.env"), "A=1\nB=x\0y\n").unwrap();
+    let text = format!("{}    env: {{file: vars.env}}\n", svc("web"));
+    let e = load_str(&text, &p).unwrap_err().0;
+    assert_eq!(e[0].kind, DiagKind::EnvFile);
+    assert_eq!((e[0].line, e[0].column), (2, 4), "{e:?}");
 }
 
 #[test]

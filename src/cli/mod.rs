@@ -84,6 +84,17 @@ fn init_tracing(cli: &Cli) {
         return;
     }
     let ansi = output::color_enabled_stderr();
+    if supervisor {
+        // Rate-limited, and rotated once the supervisor knows its log (logs/supervisor.rs).
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(crate::logs::supervisor::SupervisorLog)
+            .with_ansi(ansi)
+            .with_target(false)
+            .log_internal_errors(false)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)

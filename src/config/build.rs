@@ -11,11 +11,63 @@ use super::schema::{
 };
 use super::sections;
 
-/// True for a project or service name: `[A-Za-z0-9_.-]+`.
+/// Longest project or service name: names become file, cgroup and unit names.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest project name: the control socket `<state>/<project>/run/control.sock` must fit
+/// the 108 bytes of a Unix socket address under a usual home directory.
+pub const MAX_PROJECT_LEN: usize = 40;
+
+/// True for a project or service name: `[A-Za-z0-9_.-]`, not starting with `.` (`.`, `..`
+/// and hidden names are not file names a supervisor may create), at most 64 bytes.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    name_problem(s).is_none()
+}
+
+/// Why `s` is not a valid name, in words for a diagnostic.
+pub fn name_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        Some("it is empty")
+    } else if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        Some("use letters, digits, `_`, `.` and `-`")
+    } else if s.starts_with('.') {
+        Some("it must not start with `.`")
+    } else if s.len() > MAX_NAME_LEN {
+        Some("it is longer than 64 characters")
+    } else {
+        None
+    }
+}
+
+/// Why `project` cannot be a project name.
+fn project_problem(project: &str) -> Option<String> {
+    if let Some(why) = name_problem(project) {
+        return Some(why.to_string());
+    }
+    (project.len() > MAX_PROJECT_LEN).then(|| {
+        format!("it is longer than {MAX_PROJECT_LEN} characters (the control socket path must stay short)")
+    })
+}
+
+/// Why the systemd unit of `service` in `project` cannot exist (its name is too long once
+/// escaped), so that `start` never meets it.
+#[cfg(target_os = "linux")]
+fn unit_problem(project: &str, service: &str) -> Option<String> {
+    use crate::backend::systemd::naming;
+    [
+        naming::unit_name(project, service),
+        naming::timer_name(project, service),
+    ]
+    .iter()
+    .find_map(|unit| naming::check_length(unit).err())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unit_problem(_project: &str, _service: &str) -> Option<String> {
+    None
 }
 
 /// A `depends_on` entry before the graph is known.
@@ -55,17 +107,22 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         });
 
     let project = match top.take("project") {
-        Some(f) => f.text(ctx).and_then(|p| {
-            if valid_name(&p) {
-                Some(p)
-            } else {
-                f.error(
-                    ctx,
-                    format!("invalid project name {p:?} (use letters, digits, `_`, `.` and `-`)"),
-                )
-            }
+        Some(f) => f.text(ctx).and_then(|p| match project_problem(&p) {
+            None => Some(p),
+            Some(why) => f.error(ctx, format!("invalid project name {p:?} ({why})")),
         }),
-        None => Some(default_project),
+        None => match project_problem(&default_project) {
+            None => Some(default_project),
+            Some(why) => {
+                ctx.err(
+                    root_field.pos(),
+                    format!(
+                        "no `project:`, and the directory name {default_project:?} cannot be one ({why}): set `project:`"
+                    ),
+                );
+                None
+            }
+        },
     };
 
     let logs = match top.take("logs") {
@@ -80,7 +137,7 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
     top.finish(ctx);
 
     let drafts = match services_field {
-        Some(f) => services(ctx, &f, logs.unwrap_or_default()),
+        Some(f) => services(ctx, &f, logs.unwrap_or_default(), project.as_deref()),
         None => Vec::new(),
     };
 
@@ -168,10 +225,11 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         base_dir: ctx.base_dir.clone(),
         services: out,
         webhooks: webhooks?,
+        logs: logs?,
     })
 }
 
-fn services(ctx: &mut Ctx, f: &Field, logs: LogPolicy) -> Vec<Draft> {
+fn services(ctx: &mut Ctx, f: &Field, logs: LogPolicy, project: Option<&str>) -> Vec<Draft> {
     let Some(mut m) = f.map_as(ctx, "a mapping of service names to services") else {
         return Vec::new();
     };
@@ -182,13 +240,13 @@ fn services(ctx: &mut Ctx, f: &Field, logs: LogPolicy) -> Vec<Draft> {
     }
     let mut drafts = Vec::with_capacity(entries.len());
     for (name, key_pos, field) in entries {
-        if !valid_name(&name) {
+        if let Some(why) = name_problem(&name) {
             ctx.err(
                 key_pos,
-                format!(
-                    "services: invalid service name {name:?} (use letters, digits, `_`, `.` and `-`)"
-                ),
+                format!("services: invalid service name {name:?} ({why})"),
             );
+        } else if let Some(why) = project.and_then(|p| unit_problem(p, &name)) {
+            ctx.err(key_pos, format!("services: service name {name:?}: {why}"));
         }
         drafts.push(service(ctx, name, &field, logs));
     }

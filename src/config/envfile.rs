@@ -53,6 +53,11 @@ type LineResult = Result<Option<(String, String)>, (u64, String)>;
 
 fn parse_line(raw: &str) -> LineResult {
     let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    // A NUL would cut the `KEY=value` C string the service gets: refused here, not at start.
+    if let Some(at) = raw.find('\0') {
+        let column = raw[..at].chars().count() as u64 + 1;
+        return Err((column, "a NUL character is not allowed".into()));
+    }
     let indent = raw.len() - raw.trim_start().len();
     let body = raw.trim_start();
     if body.is_empty() || body.starts_with('#') {
@@ -200,6 +205,13 @@ mod tests {
         assert_eq!((errs[0].line, errs[0].column), (1, 8));
         // `exported=1` is a key, not the export keyword
         assert_eq!(parse("exported=1").unwrap(), kv(&[("exported", "1")]));
+    }
+
+    #[test]
+    fn nul_is_refused_with_its_column() {
+        let errs = parse("A=1\nB=x\0y\n").unwrap_err();
+        assert_eq!((errs[0].line, errs[0].column), (2, 4));
+        assert!(errs[0].message.contains("NUL"));
     }
 
     #[test]

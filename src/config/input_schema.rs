@@ -23,8 +23,8 @@ pub enum SchemaError {
     Render(#[from] serde_json::Error),
 }
 
-/// Names of projects and services.
-const NAME_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
+/// Names of projects and services: no leading `.` (config/build.rs `name_problem`).
+const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$";
 /// A string that is not blank.
 const NON_BLANK: &str = "\\S";
 /// Durations: `100ms`, `5s`, `2m`, `1h`, `1d`, `1.5s`, `1m30s`, or a whole number of seconds.
@@ -116,7 +116,22 @@ impl JsonSchema for Name {
         "Name".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "pattern": NAME_PATTERN})
+        json_schema!({"type": "string", "pattern": NAME_PATTERN, "maxLength": super::MAX_NAME_LEN})
+    }
+}
+
+/// A project name: a name short enough for the control socket's path.
+pub struct ProjectName;
+
+impl JsonSchema for ProjectName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "ProjectName".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": NAME_PATTERN, "maxLength": super::MAX_PROJECT_LEN})
     }
 }
 
@@ -183,9 +198,9 @@ pub struct ConfigFile {
     pub version: String,
     /// One supervisor runs per project; unit and state names derive from it. Default: the
     /// name of the directory holding the config.
-    pub project: Option<Name>,
+    pub project: Option<ProjectName>,
     /// The services (and cron jobs), by name (letters, digits, `_`, `.`, `-`).
-    #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN}, "minProperties" = 1))]
+    #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN, "maxLength": super::MAX_NAME_LEN}, "minProperties" = 1))]
     pub services: BTreeMap<String, ServiceFile>,
     /// Webhooks for every service of the project.
     pub webhooks: Option<Vec<WebhookFile>>,

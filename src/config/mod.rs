@@ -15,12 +15,13 @@ mod reader;
 pub mod schema;
 mod sections;
 pub mod size;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use build::valid_name;
+pub use build::{name_problem, valid_name, MAX_NAME_LEN, MAX_PROJECT_LEN};
 pub use cron::CronSchedule;
 pub use graph::start_order;
 pub use privileged::{privileged_problems, Caller};
@@ -100,18 +101,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message,
         }])
     };
-    let meta = std::fs::metadata(&abs).map_err(|e| io_error(format!("cannot read config: {e}")))?;
-    if meta.is_dir() {
-        return Err(io_error("cannot read config: it is a directory".into()));
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(io_error(too_large(meta.len())));
-    }
-    let bytes = std::fs::read(&abs).map_err(|e| io_error(format!("cannot read config: {e}")))?;
-    // The file may have grown between the two calls.
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(io_error(too_large(bytes.len() as u64)));
-    }
+    // The cap is on the bytes read: a FIFO or a device has no meaningful size, and opening
+    // one must not block (source.rs).
+    let bytes = source::read_capped(&abs, MAX_CONFIG_BYTES).map_err(|e| match e {
+        source::SourceError::TooLarge { .. } => io_error(format!(
+            "the config is larger than {MAX_CONFIG_BYTES} bytes (4 MiB), the limit"
+        )),
+        e => io_error(format!("the config {e}")),
+    })?;
     match String::from_utf8(bytes) {
         Ok(text) => load_str(&text, &abs),
         Err(e) => {
@@ -178,7 +175,8 @@ pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
 /// loaded by this user (an env file only root may read).
 pub fn project_name(path: &Path) -> Option<String> {
     let abs = absolute(path);
-    let text = std::fs::read_to_string(&abs).ok()?;
+    let bytes = source::read_capped(&abs, MAX_CONFIG_BYTES).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let root = node::parse(&text).ok()?;
     if let node::Kind::Map(entries) = &root.value {
         for (k, v) in entries {
@@ -231,7 +229,9 @@ fn default_project(dir: &Path) -> String {
             }
         })
         .collect();
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+    // A leading `.` would make a hidden (or `.`/`..`) directory name.
+    let cleaned = cleaned.trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
         "systemg".into()
     } else {
         cleaned

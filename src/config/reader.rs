@@ -119,14 +119,22 @@ impl<'n> Field<'n> {
     /// A string that is not blank.
     pub fn text(&self, ctx: &mut Ctx) -> Option<String> {
         match &self.node.value {
+            Kind::Str(s) if s.contains('\0') => self.nul(ctx),
             Kind::Str(s) if !s.trim().is_empty() => Some(s.clone()),
             _ => self.expected(ctx, "a non-empty string"),
         }
     }
 
+    /// Every string of the config ends up in a C string (an argument, an environment entry,
+    /// a path, a user name), where a NUL would cut it: refused here, not at start.
+    fn nul<T>(&self, ctx: &mut Ctx) -> Option<T> {
+        self.error(ctx, "must not contain a NUL character (\\0)")
+    }
+
     /// Any scalar rendered as text (env values, slot names).
     pub fn scalar(&self, ctx: &mut Ctx) -> Option<String> {
         match &self.node.value {
+            Kind::Str(s) if s.contains('\0') => self.nul(ctx),
             Kind::Str(s) => Some(s.clone()),
             Kind::Int(i) => Some(i.to_string()),
             Kind::Float(f) => Some(f.to_string()),

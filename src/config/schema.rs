@@ -24,6 +24,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Project-level webhooks.
     pub webhooks: Vec<Webhook>,
+    /// Top-level `logs:`: the default of every service, and the policy of `supervisor.log`.
+    pub logs: LogPolicy,
 }
 
 impl Config {

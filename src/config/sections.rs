@@ -94,22 +94,17 @@ fn read_env_file(
             message: format!("{}: env file {} {why}", field.path, path.display()),
         });
     };
-    let bytes = match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_ENV_FILE => {
-            unreadable(ctx, format!("is larger than 1 MiB ({} bytes)", meta.len()));
+    // Capped on the bytes read, never on `metadata().len()` (0 for a FIFO or a device).
+    let bytes = match super::source::read_capped(path, MAX_ENV_FILE) {
+        Ok(b) => b,
+        Err(super::source::SourceError::TooLarge { .. }) => {
+            unreadable(ctx, "is larger than 1 MiB, the limit".into());
             return None;
         }
-        Ok(meta) if meta.is_dir() => {
-            unreadable(ctx, "is a directory".into());
+        Err(e) => {
+            unreadable(ctx, e.to_string());
             return None;
         }
-        _ => match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                unreadable(ctx, format!("cannot be read: {e}"));
-                return None;
-            }
-        },
     };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,

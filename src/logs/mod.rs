@@ -7,6 +7,7 @@
 mod follow;
 mod format;
 mod reader;
+pub mod supervisor;
 mod writer;
 
 use std::ffi::OsString;

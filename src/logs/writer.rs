@@ -26,6 +26,9 @@ pub struct LogFile {
     size: u64,
     /// Last formatted timestamp, keyed by its value in milliseconds.
     stamp: Option<(i128, String)>,
+    /// The last line is written without its newline (`write_partial_buffered`): the next
+    /// text continues it.
+    line_open: bool,
 }
 
 impl LogFile {
@@ -41,6 +44,7 @@ impl LogFile {
             out: None,
             size: 0,
             stamp: None,
+            line_open: false,
         };
         log.reopen()?;
         Ok(log)
@@ -87,6 +91,27 @@ impl LogFile {
         result
     }
 
+    /// Write the start of a line (stamped with `ts` when no line is open) without ending it:
+    /// the next `write_partial_buffered` or line continues it, under its first timestamp.
+    /// Output read from a service is on disk when read, even before its newline arrives.
+    /// `text` must not contain a newline.
+    pub fn write_partial_buffered(&mut self, ts: SystemTime, text: &[u8]) -> Result<(), LogError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let stamp = self.stamp_for(ts);
+        let result = self.append_open(stamp.as_bytes(), text);
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
+    /// True while a line started by `write_partial_buffered` waits for its end.
+    pub fn line_open(&self) -> bool {
+        self.line_open
+    }
+
     /// Write buffered data to the file.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let Some(out) = self.out.as_mut() else {
@@ -123,7 +148,49 @@ impl LogFile {
         Ok(())
     }
 
+    /// Start (or continue) a line without its newline.
+    fn append_open(&mut self, stamp: &[u8], text: &[u8]) -> Result<(), LogError> {
+        if self.out.is_none() {
+            self.reopen()?;
+        }
+        let head = if self.line_open {
+            0
+        } else {
+            let len = (stamp.len() + 1 + text.len() + 1) as u64;
+            if self.size > 0 && self.size.saturating_add(len) > self.policy.max_size {
+                self.rotate_inner()?;
+            }
+            stamp.len() + 1
+        };
+        let out = match self.out.as_mut() {
+            Some(out) => out,
+            None => return Err(LogError::io(&self.path, io::ErrorKind::NotFound.into())),
+        };
+        let written = if head > 0 {
+            out.write_all(stamp).and_then(|()| out.write_all(b" "))
+        } else {
+            Ok(())
+        }
+        .and_then(|()| out.write_all(text));
+        written.map_err(|e| LogError::io(&self.path, e))?;
+        self.line_open = true;
+        self.size += (head + text.len()) as u64;
+        Ok(())
+    }
+
     fn append(&mut self, stamp: &[u8], text: &[u8]) -> Result<(), LogError> {
+        if self.line_open && self.out.is_some() {
+            // The end of a line already started: no stamp, and no rotation inside a line.
+            let out = match self.out.as_mut() {
+                Some(out) => out,
+                None => return Err(LogError::io(&self.path, io::ErrorKind::NotFound.into())),
+            };
+            let written = out.write_all(text).and_then(|()| out.write_all(b"\n"));
+            written.map_err(|e| LogError::io(&self.path, e))?;
+            self.line_open = false;
+            self.size += (text.len() + 1) as u64;
+            return Ok(());
+        }
         let len = (stamp.len() + 1 + text.len() + 1) as u64;
         if self.out.is_none() {
             self.reopen()?;
@@ -187,11 +254,13 @@ impl LogFile {
         }
         self.out = Some(BufWriter::with_capacity(BUF_SIZE, file));
         self.size = size;
+        self.line_open = false;
         Ok(())
     }
 
     /// Drop the file and whatever is buffered for it, without writing.
     fn discard(&mut self) {
+        self.line_open = false;
         if let Some(out) = self.out.take() {
             let (_file, _unwritten) = out.into_parts();
         }
@@ -201,26 +270,7 @@ impl LogFile {
         if let Some(mut out) = self.out.take() {
             out.flush().map_err(|e| LogError::io(&self.path, e))?;
         }
-        if self.policy.max_files == 0 {
-            remove_if_exists(&self.path)?;
-        } else {
-            // Oldest first, so every rename lands on a free name and a crash leaves at
-            // most a gap in the numbering, never a lost or overwritten file.
-            for r in list_rotated(&self.path)?.iter().rev() {
-                if r.index >= self.policy.max_files {
-                    remove_if_exists(&r.path)?;
-                } else {
-                    let to = rotated_path(&self.path, r.index + 1, r.compressed);
-                    std::fs::rename(&r.path, &to).map_err(|e| LogError::io(&r.path, e))?;
-                }
-            }
-            let first = rotated_path(&self.path, 1, false);
-            match std::fs::rename(&self.path, &first) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LogError::io(&self.path, e)),
-            }
-        }
+        shift_rotated(&self.path, self.policy.max_files)?;
         self.reopen()?;
         if self.policy.compress && self.policy.max_files > 0 {
             let first = rotated_path(&self.path, 1, false);
@@ -230,6 +280,30 @@ impl LogFile {
             }
         }
         Ok(())
+    }
+}
+
+/// Move the file at `path` to `<path>.1` (and each `.N` to `.N+1`, dropping those past
+/// `max_files`); with `max_files` 0 it is removed. The caller opens a new file at `path`.
+pub(crate) fn shift_rotated(path: &Path, max_files: u32) -> Result<(), LogError> {
+    if max_files == 0 {
+        return remove_if_exists(path);
+    }
+    // Oldest first, so every rename lands on a free name and a crash leaves at most a gap in
+    // the numbering, never a lost or overwritten file.
+    for r in list_rotated(path)?.iter().rev() {
+        if r.index >= max_files {
+            remove_if_exists(&r.path)?;
+        } else {
+            let to = rotated_path(path, r.index + 1, r.compressed);
+            std::fs::rename(&r.path, &to).map_err(|e| LogError::io(&r.path, e))?;
+        }
+    }
+    let first = rotated_path(path, 1, false);
+    match std::fs::rename(path, &first) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(path, e)),
     }
 }
 
@@ -363,6 +437,36 @@ mod tests {
         for line in text.lines() {
             assert!(parse_line(line).is_some(), "{line}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_partial_line_is_on_disk_at_once_and_continued_under_its_first_stamp() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("u.stdout.log");
+        let later = ts() + Duration::from_secs(1);
+        let mut log = LogFile::open(&p, LogPolicy::default())?;
+        log.write_partial_buffered(ts(), b"par")?;
+        log.flush()?;
+        assert_eq!(read(&p), "2026-11-21T23:59:59.123Z par");
+        log.write_partial_buffered(later, b"ti")?;
+        log.write_line_buffered(later, b"al")?;
+        log.write_line_buffered(later, b"next")?;
+        log.flush()?;
+        assert!(!log.line_open());
+        assert_eq!(
+            read(&p),
+            "2026-11-21T23:59:59.123Z partial\n2026-11-22T00:00:00.123Z next\n"
+        );
+        assert_eq!(log.size(), read(&p).len() as u64);
+        // A supervisor killed with the line open: the next one ends it and goes on.
+        log.write_partial_buffered(ts(), b"cut")?;
+        log.flush()?;
+        drop(log);
+        let mut log = LogFile::open(&p, LogPolicy::default())?;
+        log.write_line(ts(), b"after")?;
+        assert!(read(&p)
+            .ends_with(" next\n2026-11-21T23:59:59.123Z cut\n2026-11-21T23:59:59.123Z after\n"));
         Ok(())
     }
 

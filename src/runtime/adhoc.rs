@@ -46,6 +46,7 @@ pub fn empty_config(project: &str, state_dir: &std::path::Path) -> Config {
         base_dir: state_dir.to_path_buf(),
         services: Vec::new(),
         webhooks: Vec::new(),
+        logs: Default::default(),
     }
 }
 

@@ -33,6 +33,9 @@ mod adhoc;
 #[path = "spawning.rs"]
 mod spawning;
 
+/// Reloads: the config is read off the loop (reload.rs).
+mod reload;
+
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -60,6 +63,8 @@ enum Msg {
     Signal(i32),
     Probe(crate::health::ProbeOutcome),
     Deploy(crate::core::DeployEvent),
+    /// A reload's config, loaded off the loop.
+    Reloaded(Box<reload::Loaded>),
 }
 
 /// What a pending client is waiting for.
@@ -119,6 +124,11 @@ struct Supervisor {
     obs: Observer,
     /// SYSG_SOCKET of the services: the control socket, or the services' socket.
     service_socket: PathBuf,
+    /// Where reload workers send the config they loaded.
+    reload_tx: Sender<Msg>,
+    /// Reloads asked for, and the latest one applied (an older result is dropped).
+    reloads_asked: u64,
+    reloads_applied: u64,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -188,6 +198,8 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
         ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
     }
+    // A daemon's stderr is its supervisor.log: from now on it rotates like a service log.
+    crate::logs::supervisor::attach(&paths.log_dir.join("supervisor.log"), config.logs);
     if opts.system {
         if let Err(e) = privileges::prepare_system_dirs(
             &paths,
@@ -288,6 +300,9 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         deploys,
         obs: Observer::from_env(),
         service_socket,
+        reload_tx: tx.clone(),
+        reloads_asked: 0,
+        reloads_applied: 0,
     };
     sup.configure_spawning();
     sup.obs.sampler.arm(Instant::now());
@@ -664,10 +679,9 @@ impl Supervisor {
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
-                    if let Err(e) = self.reload(&path) {
-                        tracing::error!("reload on SIGHUP failed: {e}");
-                    }
+                    self.reload(path, None);
                 }
+                Msg::Reloaded(loaded) => self.reloaded(*loaded),
                 Msg::Signal(sig) => {
                     tracing::info!(
                         "received {}, stopping every service",
@@ -967,18 +981,7 @@ impl Supervisor {
                     reply,
                 });
             }
-            Wire::Reload { config } => match self.reload(&config) {
-                Ok(()) => self.waiters.push(Waiter {
-                    goal: Goal::Deployed {
-                        units: None,
-                        since: self.core.deploy_seq(),
-                    },
-                    reply,
-                }),
-                Err(e) => {
-                    let _ = reply.send(Response::err(e.to_string(), Default::default()));
-                }
-            },
+            Wire::Reload { config } => self.reload(config, Some(reply)),
             Wire::Shutdown => {
                 self.shutdown_replies.push((reply, written));
                 self.begin_shutdown();
@@ -1041,35 +1044,6 @@ impl Supervisor {
                 Default::default(),
             ),
         }
-    }
-
-    fn reload(&mut self, path: &std::path::Path) -> Result<(), RuntimeError> {
-        let new = config::load(path)?;
-        // Against who runs the services now (after any --drop-privileges).
-        privileges::check(&new, false, false)?;
-        if new.project != self.config.project {
-            return Err(RuntimeError::Other(format!(
-                "the new config belongs to project `{}`, this supervisor runs `{}`",
-                new.project, self.config.project
-            )));
-        }
-        tracing::info!("applying configuration {}", new.path.display());
-        self.sd_notify.reloading();
-        let (mut next, deployments) =
-            super::deploy::full_plan(&new, &self.paths.state_dir, &self.service_socket);
-        next.extend(self.adhoc.values().cloned());
-        self.core.set_deployments(deployments);
-        self.queue.push_back(Event::Request(Request::Reload(next)));
-        self.queue
-            .push_back(Event::Request(Request::ReloadJobs(jobs(
-                &new,
-                self.backend.supports_timers(),
-            ))));
-        self.config = new;
-        self.configure_spawning();
-        let cfg = &self.config;
-        self.obs.retain(|u| cfg.service(u).is_some());
-        Ok(())
     }
 
     fn begin_shutdown(&mut self) {

@@ -42,6 +42,10 @@ pub type Echo = Box<dyn Fn(&str, Kind, &[u8]) + Send + Sync>;
 pub trait LineOut: Send {
     /// Take one line; it may stay buffered until `flush`.
     fn write_line(&mut self, ts: SystemTime, line: &[u8]);
+    /// The line being read so far (no newline yet); the next call or `write_line` repeats
+    /// it with more appended. A file writes it at once, so that output read from the FIFO
+    /// is on disk even if the supervisor is killed before the line ends.
+    fn write_partial(&mut self, _ts: SystemTime, _so_far: &[u8]) {}
     /// Write out what is buffered: called after every chunk read from the stream, so a chunk
     /// of many lines costs one write instead of one per line.
     fn flush(&mut self) {}
@@ -55,6 +59,8 @@ struct FileOut {
     file: LogFile,
     path: PathBuf,
     failed: bool,
+    /// Bytes of the current partial line already in the file (its open last line).
+    partial: usize,
 }
 
 impl FileOut {
@@ -62,6 +68,8 @@ impl FileOut {
         match result {
             Ok(()) => self.failed = false,
             Err(e) => {
+                // The open line was ended by the failure: the whole line is written again.
+                self.partial = 0;
                 if !self.failed {
                     tracing::warn!("writing {}: {e}", self.path.display());
                 }
@@ -73,7 +81,29 @@ impl FileOut {
 
 impl LineOut for FileOut {
     fn write_line(&mut self, ts: SystemTime, line: &[u8]) {
-        let r = self.file.write_line_buffered(ts, line);
+        let done = if self.file.line_open() {
+            self.partial
+        } else {
+            0
+        };
+        self.partial = 0;
+        let r = self
+            .file
+            .write_line_buffered(ts, line.get(done..).unwrap_or_default());
+        self.note(r);
+    }
+
+    fn write_partial(&mut self, ts: SystemTime, so_far: &[u8]) {
+        let done = if self.file.line_open() {
+            self.partial
+        } else {
+            0
+        };
+        let Some(new) = so_far.get(done..).filter(|n| !n.is_empty()) else {
+            return;
+        };
+        let r = self.file.write_partial_buffered(ts, new);
+        self.partial = so_far.len();
         self.note(r);
     }
 
@@ -92,6 +122,7 @@ pub fn file_opener() -> LogOpener {
                 file,
                 path,
                 failed: false,
+                partial: 0,
             }) as Box<dyn LineOut>),
             Err(e) => {
                 tracing::warn!("opening log of {unit}: {e}");
@@ -147,6 +178,11 @@ impl LineSplitter {
                 self.buf.extend_from_slice(body);
             }
         }
+    }
+
+    /// The partial line held so far (empty when the last byte read ended a line).
+    pub fn partial(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Emit the buffered partial line, if any.
@@ -379,6 +415,14 @@ impl Pump {
                         )
                     };
                     splitter.push(&self.buf[..n], &mut emit);
+                    // Nothing read stays only in memory: a supervisor killed now loses no
+                    // output (the log ends with the partial line).
+                    if !splitter.partial().is_empty() {
+                        open_log(log_dir, opener, unit, *kind, *policy, out, retry_open);
+                        if let Some(out) = out {
+                            out.write_partial(now, splitter.partial());
+                        }
+                    }
                     if let Some(out) = out {
                         out.flush();
                     }
@@ -452,6 +496,29 @@ impl Pump {
     }
 }
 
+/// Open the stream's log if it is not open yet.
+///
+/// Opened on the first output, so a unit that never prints creates no file. A log that cannot
+/// be opened (read-only or full log directory) is tried again at most once a second, so the
+/// unit's output comes back once the directory does.
+fn open_log(
+    log_dir: &Path,
+    opener: &LogOpener,
+    unit: &str,
+    kind: Kind,
+    policy: LogPolicy,
+    out: &mut Option<Box<dyn LineOut>>,
+    retry_open: &mut Option<Instant>,
+) {
+    if out.is_none() {
+        let now = Instant::now();
+        if retry_open.is_none_or(|t| now >= t) {
+            *out = opener(log_dir, unit, kind, policy);
+            *retry_open = out.is_none().then(|| now + OPEN_RETRY);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     log_dir: &Path,
@@ -465,16 +532,7 @@ fn deliver(
     ts: SystemTime,
     line: &[u8],
 ) {
-    // Opened on the first line, so a unit that never prints creates no file. A log that cannot
-    // be opened (read-only or full log directory) is tried again at most once a second, so the
-    // unit's output comes back once the directory does.
-    if out.is_none() {
-        let now = Instant::now();
-        if retry_open.is_none_or(|t| now >= t) {
-            *out = opener(log_dir, unit, kind, policy);
-            *retry_open = out.is_none().then(|| now + OPEN_RETRY);
-        }
-    }
+    open_log(log_dir, opener, unit, kind, policy, out, retry_open);
     if let Some(out) = out {
         out.write_line(ts, line);
     }

@@ -1,0 +1,110 @@
+//! `sysg restart` without services and SIGHUP: load the new config on a worker thread, then
+//! apply it on the event loop when it comes back as `Msg::Reloaded`.
+//!
+//! Reading and parsing a config (and its env files) is I/O on paths the caller chose: done
+//! on the loop, a slow or hostile file would stall every restart, probe and request until it
+//! was read. The worker only reads; the loop alone changes the plan.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+
+use super::{Goal, Msg, Supervisor, Waiter};
+use crate::config::{self, Config};
+use crate::control::protocol::Response;
+use crate::core::{Event, Request};
+use crate::runtime::plan::jobs;
+use crate::runtime::{privileges, RuntimeError};
+
+/// A config loaded by a reload worker, on its way back to the loop.
+pub(super) struct Loaded {
+    /// Which request this answers (`Supervisor::reloads_asked` when it was made).
+    seq: u64,
+    result: Result<Config, RuntimeError>,
+    /// The client waiting for the answer; none for SIGHUP.
+    reply: Option<Sender<Response>>,
+}
+
+/// Load and check the config at `path` for a supervisor of `project` (runs off the loop).
+fn load(path: &Path, project: &str) -> Result<Config, RuntimeError> {
+    let new = config::load(path)?;
+    // Against who runs the services now (after any --drop-privileges).
+    privileges::check(&new, false, false)?;
+    if new.project != project {
+        return Err(RuntimeError::Other(format!(
+            "the new config belongs to project `{}`, this supervisor runs `{}`",
+            new.project, project
+        )));
+    }
+    Ok(new)
+}
+
+impl Supervisor {
+    /// Start loading the config at `path`; the answer goes to `reply` once it is applied
+    /// (or refused).
+    pub(super) fn reload(&mut self, path: PathBuf, reply: Option<Sender<Response>>) {
+        self.reloads_asked += 1;
+        let seq = self.reloads_asked;
+        let project = self.config.project.clone();
+        let tx = self.reload_tx.clone();
+        let worker = std::thread::Builder::new()
+            .name("sysg-reload".into())
+            .spawn(move || {
+                let result = load(&path, &project);
+                let _ = tx.send(Msg::Reloaded(Box::new(Loaded { seq, result, reply })));
+            });
+        if let Err(e) = worker {
+            // Nothing was sent: the reply (moved into the closure) is gone with it.
+            tracing::error!("reload: cannot start a thread to read the config: {e}");
+        }
+    }
+
+    /// A worker finished: apply its config, or report why not.
+    pub(super) fn reloaded(&mut self, loaded: Loaded) {
+        let Loaded { seq, result, reply } = loaded;
+        let outcome = if self.shutting_down {
+            Err(RuntimeError::Other("the supervisor is stopping".into()))
+        } else if seq < self.reloads_applied {
+            Err(RuntimeError::Other(
+                "a later reload was applied first; this one was dropped".into(),
+            ))
+        } else {
+            result.map(|new| {
+                self.reloads_applied = seq;
+                self.apply(new);
+            })
+        };
+        match (outcome, reply) {
+            (Ok(()), Some(reply)) => self.waiters.push(Waiter {
+                goal: Goal::Deployed {
+                    units: None,
+                    since: self.core.deploy_seq(),
+                },
+                reply,
+            }),
+            (Ok(()), None) => {}
+            (Err(e), Some(reply)) => {
+                let _ = reply.send(Response::err(e.to_string(), Default::default()));
+            }
+            (Err(e), None) => tracing::error!("reload on SIGHUP failed: {e}"),
+        }
+    }
+
+    fn apply(&mut self, new: Config) {
+        tracing::info!("applying configuration {}", new.path.display());
+        self.sd_notify.reloading();
+        let (mut next, deployments) =
+            super::super::deploy::full_plan(&new, &self.paths.state_dir, &self.service_socket);
+        next.extend(self.adhoc.values().cloned());
+        self.core.set_deployments(deployments);
+        self.queue.push_back(Event::Request(Request::Reload(next)));
+        self.queue
+            .push_back(Event::Request(Request::ReloadJobs(jobs(
+                &new,
+                self.backend.supports_timers(),
+            ))));
+        self.config = new;
+        self.configure_spawning();
+        let cfg = &self.config;
+        self.obs.retain(|u| cfg.service(u).is_some());
+    }
+}

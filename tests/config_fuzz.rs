@@ -80,6 +80,7 @@ const KEYS: &[&str] = &[
     "timeout",
     "retries",
     "start_period",
+    "start_interval",
     "hooks",
     "on_start",
     "on_exit",

@@ -94,6 +94,42 @@ services:
 }
 
 #[test]
+fn start_returns_once_the_service_answers_not_an_interval_later() {
+    // The server answers ~0.3 s after its start; the interval is 5 s. The first probe is
+    // refused, the fast retries (100 ms, doubling) find it up well before the next interval.
+    let port = free_port();
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+project: health-warmup
+services:
+  web:
+    command: "sleep 0.3; {server}"
+    health_check:
+      url: "http://127.0.0.1:{port}/"
+      interval: 5s
+      timeout: 1s
+      retries: 3
+  worker:
+    command: "exec sleep 1000"
+    depends_on: [web]
+"#,
+        server = http_server(port),
+    ));
+    let t0 = Instant::now();
+    let out = run_bounded(p.cmd(&["start", "--daemonize"]), T);
+    let took = t0.elapsed();
+    assert_ok(&out, "start");
+    assert!(
+        took < Duration::from_secs(4),
+        "start -d waited for the 5 s interval: {took:?}"
+    );
+    let web = p.service("web");
+    assert_eq!(web["health"], "healthy", "{web}");
+    assert_eq!(p.service("worker")["state"], "running");
+}
+
+#[test]
 fn a_probe_that_never_passes_fails_start_and_keeps_dependents_down() {
     let port = free_port();
     let p = Project::new(&format!(
@@ -141,10 +177,14 @@ services:
     let out = rx.recv_timeout(T).expect("start returned");
     assert!(!out.status.success(), "start must fail");
     let err = stderr(&out);
-    assert!(
-        err.contains("db is failed: unhealthy (10 probes failed: connection refused)"),
-        "{err}"
-    );
+    // 10 counted failures, plus the fast retries before the first slot (not counted).
+    let failed: u32 = err
+        .split("db is failed: unhealthy (")
+        .nth(1)
+        .and_then(|r| r.split(" probes failed: connection refused)").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!((10..20).contains(&failed), "{err}");
     assert!(err.contains("web is blocked"), "{err}");
     let db = p.service("db");
     assert_eq!(db["state"], "failed", "{db}");

@@ -260,6 +260,101 @@ fn logs_json_lines_follow_their_schema() {
         .any(|l| l["line"] == "oops" && l["stream"] == "stderr"));
 }
 
+/// `sysg logs --json` with `args`: (time, line) of every line printed.
+fn logs_json(p: &Project, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["logs", "--json", "--service", "count"];
+    all.extend_from_slice(args);
+    let mut cmd = p.cmd(&all);
+    cmd.env("TZ", "UTC");
+    let out = run_bounded(cmd, T);
+    assert_ok(&out, "logs");
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (
+                v["time"].as_str().unwrap_or_default().to_string(),
+                v["line"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn logs_since_and_until_reach_into_rotated_compressed_files() {
+    let p = Project::new(
+        r#"version: "1"
+project: logs-window
+logs:
+  max_size: 4K
+  max_files: 100
+  compress: true
+services:
+  count:
+    command: "seq -f 'line %g' 1 3000; exec sleep 1000"
+"#,
+    );
+    p.start();
+    let mut all = Vec::new();
+    wait_until("all 3000 lines are logged", T, || {
+        all = logs_json(&p, &["--lines", "100000"]);
+        all.len() >= 3000
+    });
+    assert_eq!(all.len(), 3000);
+    // The early lines are in gzip-compressed rotated files only.
+    let logs = p.home.path().join(".local/share/systemg/logs-window/logs");
+    let current = std::fs::read_to_string(logs.join("count.stdout.log")).expect("current log");
+    assert!(
+        !current.contains(" line 600\n"),
+        "line 600 is not rotated yet"
+    );
+    let gz = std::fs::read_dir(&logs)
+        .expect("logs dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".gz"))
+        })
+        .count();
+    assert!(gz >= 2, "{gz} compressed files");
+    // Stamps have milliseconds: --since takes every line stamped at or after line 600's.
+    let since = all[599].0.clone();
+    let until = all[1999].0.clone();
+    let want: Vec<_> = all.iter().filter(|(t, _)| *t >= since).cloned().collect();
+    assert!(want.iter().any(|(_, l)| l == "line 600"));
+    assert_eq!(logs_json(&p, &["--since", &since]), want);
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(t, _)| *t >= since && *t <= until)
+        .cloned()
+        .collect();
+    assert_eq!(logs_json(&p, &["--since", &since, "--until", &until]), want);
+    // --lines keeps the last N of the window.
+    assert_eq!(
+        logs_json(&p, &["--since", &since, "--until", &until, "-n", "3"]),
+        want[want.len() - 3..]
+    );
+    // A local time (TZ=UTC here), to the second.
+    let local = since[..19].replace('T', " ");
+    let floor = format!("{}.000Z", &since[..19]);
+    let want: Vec<_> = all.iter().filter(|(t, _)| *t >= floor).cloned().collect();
+    assert_eq!(logs_json(&p, &["--since", &local]), want);
+    // Relative: the last hour holds them all; nothing is stamped in the future.
+    assert_eq!(logs_json(&p, &["--since", "1h"]).len(), 3000);
+    assert!(logs_json(&p, &["--since", "2099-01-01"]).is_empty());
+    // Bad input is a usage error that says what is accepted.
+    for bad in [
+        vec!["logs", "--since", "yesterday"],
+        vec!["logs", "--until", "2026-12-05 25:00"],
+        vec!["logs", "--since", "1h", "--until", "2h"],
+        vec!["logs", "--until", "1h", "--follow"],
+    ] {
+        let out = p.sysg(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(!stderr(&out).is_empty(), "{bad:?}");
+    }
+    assert!(stderr(&p.sysg(&["logs", "--since", "yesterday"])).contains("10m, 2h, 1d"));
+}
+
 /// Run `cmd` with stdout on a pseudo-terminal of `cols` columns; returns what it printed.
 fn run_on_tty(mut cmd: Command, cols: u16) -> String {
     use nix::fcntl::OFlag;

@@ -88,6 +88,20 @@ fn e2e_properties_journal_and_clean_stop() {
         .unwrap_or_else(|| panic!("no JSON journal line: {text}"));
     assert_eq!(line["service"], "web");
     assert_eq!(line["stream"], "journal");
+    // By time, through journalctl --since/--until: the line is within the last hour and at
+    // its own stamp, not an hour ago and not in the future.
+    let stamp = line["time"].as_str().expect("time").to_string();
+    let by_time = |args: &[&str]| {
+        let mut all = vec!["logs", "--service", "web", "--json"];
+        all.extend_from_slice(args);
+        let out = p.sysg(&all);
+        assert_ok(&out, "logs by time");
+        String::from_utf8_lossy(&out.stdout).contains("hello-from-web")
+    };
+    assert!(by_time(&["--since", "1h"]));
+    assert!(by_time(&["--since", &stamp, "--until", "2099-01-01"]));
+    assert!(!by_time(&["--until", "1h"]));
+    assert!(!by_time(&["--since", "2099-01-01T00:00:00Z"]));
 
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());

@@ -237,9 +237,16 @@ pub struct LogsArgs {
     /// Which stream (default: stdout and stderr together)
     #[arg(long, value_enum)]
     pub kind: Option<Kind>,
-    /// How many lines to show
-    #[arg(long, short = 'n', default_value_t = 50)]
-    pub lines: usize,
+    /// How many lines to show (default 50; with --since/--until, every line in the window)
+    #[arg(long, short = 'n')]
+    pub lines: Option<usize>,
+    /// Only lines from this time on: 10m, 2h, 1d (that long ago), 2026-12-05T14:00:00 or
+    /// "2026-12-05 14:00" (local time), 2026-12-05T14:00:00Z (RFC 3339)
+    #[arg(long, value_name = "WHEN", value_parser = crate::logs::parse_when)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only lines up to this time (same forms as --since)
+    #[arg(long, value_name = "WHEN", value_parser = crate::logs::parse_when, conflicts_with = "follow")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Keep printing new lines as they arrive
     #[arg(long, short = 'f')]
     pub follow: bool,

@@ -7,8 +7,31 @@ use super::context::resolve;
 use super::{error, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::logs::{self, Kind};
 
-/// `sysg logs [--service S] [--kind K] [--lines N] [--follow]`
+/// Lines shown without `--lines` and without a time window.
+const DEFAULT_LINES: usize = 50;
+
+/// `sysg logs [--service S] [--kind K] [--lines N] [--since T] [--until T] [--follow]`
 pub fn run(g: &Global, a: &LogsArgs) -> i32 {
+    let window = logs::Window {
+        since: a.since,
+        until: a.until,
+    };
+    if let (Some(s), Some(u)) = (a.since, a.until) {
+        if s > u {
+            error(format!(
+                "--since ({}) is after --until ({})",
+                logs::format_timestamp(s.into()),
+                logs::format_timestamp(u.into())
+            ));
+            return EXIT_USAGE;
+        }
+    }
+    // With a window every line in it, else the last 50, unless --lines says otherwise.
+    let limit = match (a.lines, window.is_open()) {
+        (Some(n), _) => Some(n),
+        (None, true) => Some(DEFAULT_LINES),
+        (None, false) => None,
+    };
     let ctx = match resolve(g) {
         Ok(c) => c,
         Err(code) => return code,
@@ -46,15 +69,20 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         }
     };
     if a.kind != Some(Kind::Supervisor) && uses_journal(&ctx.paths) {
-        return journal(g, &ctx.project, &units, a);
+        return journal(g, &ctx.project, &units, a, limit);
     }
     let prefix = units.len() > 1;
     let width = units.iter().map(|u| u.len()).max().unwrap_or(0);
 
-    // Gather the last N lines of every selected stream, ordered by their timestamps.
+    // Gather the last N lines (in the window) of every selected stream, ordered by their
+    // timestamps.
     let mut lines: Vec<(String, Kind, String)> = Vec::new();
     for u in &units {
-        match logs::tail_merged(&log_dir, u, &kinds, a.lines) {
+        let got = match limit {
+            Some(n) if window.is_open() => logs::tail_merged(&log_dir, u, &kinds, n),
+            _ => logs::window_merged(&log_dir, u, &kinds, &window, limit),
+        };
+        match got {
             Ok(v) => lines.extend(v.into_iter().map(|(k, l)| (u.clone(), k, l))),
             Err(e) => {
                 error(e);
@@ -67,7 +95,7 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
         let ty = logs::parse_line(&y.2).map(|p| p.0);
         tx.cmp(&ty)
     });
-    let skip = lines.len().saturating_sub(a.lines);
+    let skip = lines.len().saturating_sub(limit.unwrap_or(usize::MAX));
     for (u, k, l) in &lines[skip..] {
         emit(a.json, prefix, width, u, *k, l);
     }
@@ -157,7 +185,7 @@ fn uses_journal(paths: &crate::runtime::paths::ProjectPaths) -> bool {
 
 /// Show the units' output from the journal (stdout and stderr are not told apart there).
 #[cfg(target_os = "linux")]
-fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs) -> i32 {
+fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs, limit: Option<usize>) -> i32 {
     use crate::backend::systemd::naming::unit_name;
     let mut cmd = std::process::Command::new("journalctl");
     cmd.arg(if g.sys { "--system" } else { "--user" });
@@ -165,8 +193,8 @@ fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs) -> i32 {
         cmd.arg("--unit").arg(unit_name(project, u));
     }
     let output = if a.json { "json" } else { "short-iso" };
-    cmd.args(["--output", output, "--no-pager", "--lines"])
-        .arg(a.lines.to_string());
+    cmd.args(["--output", output, "--no-pager"]);
+    cmd.args(journal_window(a.since, a.until, limit));
     if a.follow {
         cmd.arg("--follow");
     }
@@ -242,7 +270,71 @@ fn journal_json(mut cmd: std::process::Command, project: &str) -> i32 {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn journal(_g: &Global, _project: &str, _units: &[String], _a: &LogsArgs) -> i32 {
+fn journal(
+    _g: &Global,
+    _project: &str,
+    _units: &[String],
+    _a: &LogsArgs,
+    _limit: Option<usize>,
+) -> i32 {
     error("the journal exists only on Linux");
     EXIT_FAILURE
+}
+
+/// journalctl's `--since`/`--until`/`--lines` for a window and a line limit. Times go as UTC
+/// with microseconds (`2026-12-05 13:00:00.000000 UTC`, a form systemd.time(7) takes), so
+/// the journal and the log files cut at the same instants.
+fn journal_window(
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<usize>,
+) -> Vec<String> {
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string();
+    let mut args = Vec::new();
+    if let Some(s) = since {
+        args.extend(["--since".to_string(), stamp(s)]);
+    }
+    if let Some(u) = until {
+        args.extend(["--until".to_string(), stamp(u)]);
+    }
+    if let Some(n) = limit {
+        args.extend(["--lines".to_string(), n.to_string()]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(d) => d.with_timezone(&Utc),
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    #[test]
+    fn journal_window_args() {
+        assert_eq!(journal_window(None, None, Some(50)), ["--lines", "50"]);
+        assert_eq!(
+            journal_window(
+                Some(utc("2026-12-05T14:00:00+01:00")),
+                Some(utc("2026-12-05T13:30:00.25Z")),
+                None
+            ),
+            [
+                "--since",
+                "2026-12-05 13:00:00.000000 UTC",
+                "--until",
+                "2026-12-05 13:30:00.250000 UTC"
+            ]
+        );
+        assert_eq!(
+            journal_window(Some(utc("2026-12-05T13:00:00Z")), None, Some(5)),
+            ["--since", "2026-12-05 13:00:00.000000 UTC", "--lines", "5"]
+        );
+    }
 }

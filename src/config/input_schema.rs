@@ -362,6 +362,9 @@ pub struct HealthCheckFile {
     pub retries: Option<u32>,
     /// Failures in this time after a start do not count. Default 0.
     pub start_period: Option<DurationValue>,
+    /// Until a probe passes, a failed probe is retried after 100 ms, then doubling up to
+    /// this; only failures on the `interval` schedule count. Default: `interval`.
+    pub start_interval: Option<DurationValue>,
 }
 
 /// `deployment.strategy`

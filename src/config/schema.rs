@@ -124,6 +124,8 @@ pub struct HealthCheck {
     pub retries: u32,
     /// Failures during this time after start do not count. Default 0.
     pub start_period: Duration,
+    /// Cap of the fast retries before the first pass (100 ms, doubling). Default `interval`.
+    pub start_interval: Duration,
 }
 
 /// `deployment.strategy`

@@ -184,6 +184,7 @@ pub(crate) fn health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
     let start_period = m
         .take("start_period")
         .map_or(Some(Duration::ZERO), |d| d.duration(ctx));
+    let start_interval = m.take("start_interval").map(|d| d.positive_duration(ctx));
     let given: Vec<&Field> = [&url, &tcp, &command].into_iter().flatten().collect();
     let probe = match given.len() {
         0 => {
@@ -218,6 +219,10 @@ pub(crate) fn health_check(ctx: &mut Ctx, f: &Field) -> Option<HealthCheck> {
         timeout: timeout?,
         retries: retries?,
         start_period: start_period?,
+        start_interval: match start_interval {
+            Some(d) => d?,
+            None => interval?,
+        },
     })
 }
 

@@ -286,6 +286,17 @@ fn health_checks() {
             Duration::from_secs(10)
         )
     );
+    // start_interval defaults to the interval and can be set apart.
+    assert_eq!(h.start_interval, Duration::from_secs(2));
+    let c = ok(&svc(
+        "    health_check: {tcp: 'localhost:80', start_interval: 500ms}\n",
+    ));
+    let h = c.services[0].health_check.as_ref().unwrap();
+    assert_eq!(h.start_interval, Duration::from_millis(500));
+    let (_, _, m) = one(&svc(
+        "    health_check: {tcp: 'localhost:80', start_interval: 0s}\n",
+    ));
+    assert!(m.contains("start_interval"), "{m}");
     let c = ok(&svc("    health_check: {tcp: '[::1]:80'}\n"));
     assert_eq!(
         c.services[0].health_check.as_ref().unwrap().probe,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::health::{Health, PROBE_GRACE};
+use super::health::{Health, Warmup, PROBE_GRACE};
 use super::notice::{Notice, NoticeKind};
 use super::unit::{report, State, Unit};
 use super::{Action, Core, Event, ReportKind, UnitId, UnitPlan};
@@ -210,6 +210,10 @@ struct Trial {
     settle_at: Option<Instant>,
     next_at: Option<Instant>,
     in_flight: Option<(u64, Option<Instant>)>,
+    /// When the probe in flight was issued.
+    issued: Option<Instant>,
+    /// Fast retries until the candidate passes; only failures on the regular schedule count.
+    warmup: Warmup,
     /// Consecutive failures that count towards `retries` (outside `start_period`).
     counted: u32,
     streak: u32,
@@ -567,6 +571,8 @@ impl Core {
                             },
                             next_at: d.health.as_ref().map(|_| now),
                             in_flight: None,
+                            issued: None,
+                            warmup: Warmup::new(now),
                             counted: 0,
                             streak: 0,
                             last_error: None,
@@ -840,13 +846,18 @@ impl Core {
             return;
         }
         t.in_flight = None;
+        let issued = t.issued.take().unwrap_or(now);
         if ok {
             self.healthy(now, name, out);
             return;
         }
         t.streak = t.streak.saturating_add(1);
         t.last_error = Some(detail.clone());
-        t.next_at = now.checked_add(check.interval);
+        let (on_slot, next) = t.warmup.failed(issued, now, &check);
+        t.next_at = next;
+        if !on_slot {
+            return;
+        }
         let in_start_period = t
             .since
             .checked_add(check.start_period)
@@ -1059,6 +1070,7 @@ impl Core {
                 };
                 t.next_at = None;
                 t.in_flight = Some((probe, give_up(now, check.timeout, PROBE_GRACE)));
+                t.issued = Some(now);
                 out.push(Action::Probe {
                     unit: d.key.clone(),
                     probe,

@@ -21,6 +21,7 @@ fn check() -> HealthCheck {
         timeout: secs(1),
         retries: 3,
         start_period: Duration::ZERO,
+        start_interval: secs(1),
     }
 }
 
@@ -573,4 +574,31 @@ fn supervisor_restart_mid_deployment_keeps_the_instance_of_record() {
     let acts = sim.exited("web~4", 202, ExitStatus::Code(1));
     assert_eq!(reports(&acts, ReportKind::Exited).len(), 1, "{acts:?}");
     assert_eq!(sim.state("web"), StateKind::Backoff);
+}
+
+#[test]
+fn a_candidate_is_retried_fast_and_promoted_once_up_with_failures_counted_on_schedule() {
+    let mut sim = running(plan(Some(check()), Duration::ZERO, None));
+    restart(&mut sim);
+    let (cand, acts) = sim.started("web~1");
+    let mut probe = probe_of(&acts, "web~1");
+    // Refused at 0, then retried 100 and 200 ms later (interval 1 s): none counts but the
+    // first, so three failures do not end the deployment.
+    for gap in [100, 200] {
+        let acts = sim.probe_ok("web~1", probe, false);
+        assert!(reports(&acts, ReportKind::DeployFailed).is_empty());
+        assert!(probes_none(&sim.advance(MS(gap - 1))));
+        probe = probe_of(&sim.advance(MS(1)), "web~1");
+    }
+    let acts = sim.probe_ok("web~1", probe, false);
+    assert!(signals(&acts).is_empty(), "{acts:?}");
+    probe = probe_of(&sim.advance(MS(400)), "web~1");
+    // Up 700 ms after its start: promoted then, not at the next 1 s interval.
+    let acts = sim.probe_ok("web~1", probe, true);
+    assert_eq!(reports(&acts, ReportKind::Deployed).len(), 1, "{acts:?}");
+    assert_eq!(sim.pid("web"), cand);
+}
+
+fn probes_none(acts: &[Action]) -> bool {
+    !acts.iter().any(|a| matches!(a, Action::Probe { .. }))
 }

@@ -3,16 +3,23 @@
 //! emits `Action::Probe` and gets `Event::ProbeResult` back.
 //!
 //! Rules (also in STATES.md): the first probe runs as soon as the process started, the next
-//! `interval` after each result (probes of one unit never overlap). Failures within
-//! `start_period` of the start do not count unless a probe already passed. `retries`
-//! consecutive counted failures make the unit unhealthy: it is stopped like a crash and goes
-//! through the restart policy; its dependents are cascaded. Probes run only while the unit is
-//! `Running` with no stop decided; a result for another probe than the one in flight (an
-//! older process, a probe given up on) is ignored.
+//! `interval` after each result (probes of one unit never overlap). Until a probe has passed
+//! for the current process, failed probes are repeated on a fast schedule ([`Warmup`]: 100 ms
+//! after the result, doubling up to `start_interval`), so a service is found up as soon as it
+//! is; only the failures on the regular schedule (a probe begun at least `interval` after the
+//! previous such one's result; the first probe is one) count, so a verdict comes no sooner
+//! than with probes every `interval`. Failures within `start_period` of the start do not
+//! count unless a probe already passed. `retries` consecutive counted failures make the unit
+//! unhealthy: it is stopped like a crash and goes through the restart policy; its dependents
+//! are cascaded. Probes run only while the unit is `Running` with no stop decided; a result
+//! for another probe than the one in flight (an older process, a probe given up on) is
+//! ignored.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::schema::HealthCheck;
 
 use super::notice::{notify, NoticeKind};
 use super::unit::{report, State, StopWhy, Unit};
@@ -21,6 +28,56 @@ use super::{Action, Core, ReportKind};
 /// Time granted to a probe beyond its own timeout before the core counts it as failed. The
 /// runtime bounds every probe by its timeout; this only guards against a lost result.
 pub const PROBE_GRACE: Duration = Duration::from_secs(2);
+
+/// Delay before the first fast retry of a failed probe while a unit has not yet passed one.
+pub const WARMUP_FIRST: Duration = Duration::from_millis(100);
+
+/// Probe pacing until the first pass: fast retries to notice a service up at once, and the
+/// regular schedule ("slots") that alone decides which failures count.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Warmup {
+    /// A failed probe begun at or after this is on the regular schedule (`None`: off).
+    slot: Option<Instant>,
+    /// Delay before the next fast retry.
+    step: Duration,
+}
+
+impl Warmup {
+    /// The process started at `now`; its first probe (due at once) is on the schedule.
+    pub(crate) fn new(now: Instant) -> Warmup {
+        Warmup {
+            slot: Some(now),
+            step: WARMUP_FIRST,
+        }
+    }
+
+    /// A probe begun at `issued` failed at `now`. Returns whether the failure is on the
+    /// regular schedule (only those may count towards `retries`), and when to probe next:
+    /// after the fast step (100 ms, doubling, capped by `start_interval`), and never later
+    /// than the next slot, `interval` after this result when it was on the schedule.
+    pub(crate) fn failed(
+        &mut self,
+        issued: Instant,
+        now: Instant,
+        check: &HealthCheck,
+    ) -> (bool, Option<Instant>) {
+        let on_slot = self.slot.is_some_and(|s| issued >= s);
+        if on_slot {
+            self.slot = now.checked_add(check.interval);
+        }
+        let step = self
+            .step
+            .min(check.start_interval)
+            .max(Duration::from_millis(1));
+        self.step = step.saturating_mul(2);
+        let fast = now.checked_add(step);
+        let next = match (fast, self.slot) {
+            (Some(f), Some(s)) => Some(f.min(s)),
+            (f, s) => f.or(s),
+        };
+        (on_slot, next)
+    }
+}
 
 /// Health of a unit with a health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +113,10 @@ pub(crate) struct ProbeState {
     pub(crate) next_at: Option<Instant>,
     /// The probe in flight and when the core gives up waiting for its result.
     pub(crate) in_flight: Option<(u64, Option<Instant>)>,
+    /// When the probe in flight was issued.
+    pub(crate) issued: Option<Instant>,
+    /// Fast retries and the regular schedule until a probe passes.
+    pub(crate) warmup: Warmup,
     /// Consecutive failures since the last pass (all of them, for humans).
     pub(crate) streak: u32,
     /// Consecutive failures that count towards `retries`.
@@ -73,6 +134,7 @@ impl ProbeState {
             status: Some(Health::Starting),
             started: Some(now),
             next_at: Some(now),
+            warmup: Warmup::new(now),
             ..ProbeState::default()
         };
     }
@@ -144,6 +206,7 @@ impl Core {
                 .and_then(|t| t.checked_add(PROBE_GRACE));
             u.probe.next_at = None;
             u.probe.in_flight = Some((id, give_up));
+            u.probe.issued = Some(now);
             out.push(Action::Probe {
                 unit: u.plan.name.clone(),
                 probe: id,
@@ -194,6 +257,7 @@ impl Core {
     fn record(&mut self, now: Instant, i: usize, ok: bool, detail: String, out: &mut Vec<Action>) {
         let u = &mut self.units[i];
         u.probe.in_flight = None;
+        let issued = u.probe.issued.take().unwrap_or(now);
         let Some(check) = u.plan.health.clone() else {
             return;
         };
@@ -227,6 +291,14 @@ impl Core {
         }
         u.probe.streak = u.probe.streak.saturating_add(1);
         u.probe.last_error = Some(detail.clone());
+        if !u.probe.passed {
+            let (on_slot, next) = u.probe.warmup.failed(issued, now, &check);
+            u.probe.next_at = next;
+            if !on_slot {
+                tracing::debug!(unit = %name, "fast probe failed: {detail}");
+                return;
+            }
+        }
         let in_start_period = !u.probe.passed
             && u.probe
                 .started

@@ -18,6 +18,7 @@ fn check() -> HealthCheck {
         timeout: secs(1),
         retries: 3,
         start_period: Duration::ZERO,
+        start_interval: secs(5),
     }
 }
 
@@ -570,4 +571,127 @@ fn ready_waits_for_the_settle_window_without_a_check() {
     let acts = sim.advance(MS(200));
     assert_eq!(kinds_of(&acts, "a"), vec![NoticeKind::Ready]);
     assert_eq!(sim.view("a").health, None);
+}
+
+/// Fail every probe of `name` as soon as it is issued, each answer taking `takes`; returns
+/// the time from now until the unit is stopped as unhealthy, and how many probes ran.
+fn fail_until_unhealthy(
+    sim: &mut Sim,
+    name: &str,
+    mut id: u64,
+    takes: Duration,
+) -> (Duration, u32) {
+    let t0 = sim.now;
+    let mut n = 0;
+    loop {
+        sim.now += takes;
+        n += 1;
+        let acts = sim.result(name, id, false, "refused");
+        if !signals(&acts).is_empty() {
+            return (sim.now - t0, n);
+        }
+        // The next timer may be another (the settle window): run them until a probe goes out.
+        id = loop {
+            let at = sim.core.next_deadline().expect("a next probe");
+            let acts = sim.advance(at.saturating_duration_since(sim.now));
+            if let Some((_, id)) = probes(&acts).into_iter().find(|(u, _)| u == name) {
+                break id;
+            }
+        };
+    }
+}
+
+#[test]
+fn before_the_first_pass_failed_probes_are_retried_fast_and_doubling() {
+    let mut c = check();
+    c.start_interval = MS(1000);
+    let mut sim = Sim::new(vec![
+        with_check(unit("db", &[]), c),
+        with_cond(unit("web", &["db"]), DepCondition::Healthy),
+    ]);
+    sim.start_all();
+    let (_, acts) = sim.started("db");
+    let mut id = probe_of(&acts, "db");
+    // 100, 200, 400, 800 ms, then capped by start_interval (1 s).
+    for gap in [100, 200, 400, 800, 1000, 1000] {
+        let acts = sim.result("db", id, false, "connection refused");
+        assert!(probes(&acts).is_empty());
+        assert_eq!(
+            sim.core.next_deadline(),
+            Some(sim.now + MS(gap)),
+            "gap {gap}"
+        );
+        assert!(probes(&sim.advance(MS(gap - 1))).is_empty());
+        id = probe_of(&sim.advance(MS(1)), "db");
+    }
+    // Fast failures are not counted: 7 probes failed, still starting.
+    assert_eq!(sim.view("db").health, Some(Health::Starting));
+    // A pass: healthy at once, the dependent starts, then the regular interval.
+    let acts = sim.result("db", id, true, "connected");
+    assert_eq!(starts(&acts), vec!["web"]);
+    assert_eq!(sim.view("db").health, Some(Health::Healthy));
+    assert_eq!(sim.core.next_deadline(), Some(sim.now + secs(5)));
+}
+
+#[test]
+fn fast_retries_never_bring_the_unhealthy_verdict_sooner() {
+    // Today's schedule with retries 3, interval 5 s: probes at 0, 5, 10 s; verdict at 10 s.
+    let mut sim = Sim::new(vec![with_check(unit("db", &[]), check())]);
+    sim.start_all();
+    let (_, acts) = sim.started("db");
+    let (after, n) = fail_until_unhealthy(&mut sim, "db", probe_of(&acts, "db"), Duration::ZERO);
+    assert_eq!(after, secs(10));
+    assert!(n > 3, "probed fast meanwhile: {n}");
+    assert_eq!(
+        sim.view("db").reason.as_deref(),
+        Some(format!("unhealthy ({n} probes failed: refused)").as_str())
+    );
+}
+
+#[test]
+fn fast_retries_keep_start_period_and_slow_probes_on_the_regular_schedule() {
+    // start_period 12 s: the slots at 0, 5, 10 s do not count, 15, 20, 25 s do.
+    let mut c = check();
+    c.start_period = secs(12);
+    let mut sim = Sim::new(vec![with_check(unit("db", &[]), c)]);
+    sim.start_all();
+    let (_, acts) = sim.started("db");
+    let (after, _) = fail_until_unhealthy(&mut sim, "db", probe_of(&acts, "db"), Duration::ZERO);
+    assert_eq!(after, secs(25));
+    // Probes taking 900 ms each: today the results come at 0.9, 6.8 and 12.7 s; fast retries
+    // in between may only delay the verdict, never advance it.
+    let mut sim = Sim::new(vec![with_check(unit("db", &[]), check())]);
+    sim.start_all();
+    let (_, acts) = sim.started("db");
+    let (after, _) = fail_until_unhealthy(&mut sim, "db", probe_of(&acts, "db"), MS(900));
+    assert!(after >= MS(12_700), "verdict after {after:?}");
+    assert!(after < secs(15), "verdict after {after:?}");
+}
+
+#[test]
+fn a_unit_healthy_once_is_probed_every_interval_and_a_restart_probes_fast_again() {
+    let mut c = check();
+    c.retries = 1;
+    let mut sim = Sim::new(vec![with_check(unit("db", &[]), c)]);
+    sim.start_all();
+    let (_, acts) = sim.started("db");
+    sim.result("db", probe_of(&acts, "db"), true, "ok");
+    let id = probe_of(&sim.advance(secs(5)), "db");
+    // Failing after a pass: no fast retries, the failure counts (retries 1: unhealthy).
+    let acts = sim.result("db", id, false, "HTTP 500");
+    assert_eq!(signals(&acts), vec!["db"]);
+    let acts = sim.exit("db", ExitStatus::Signal(SIGTERM));
+    let acts = if starts(&acts).is_empty() {
+        sim.advance(secs(60))
+    } else {
+        acts
+    };
+    assert_eq!(starts(&acts), vec!["db"]);
+    let (_, acts) = sim.started("db");
+    let id = probe_of(&acts, "db");
+    // The new process has not passed yet: its first failure counts (a slot), and it is
+    // retried fast; with retries 1 the first failure is the verdict, as before.
+    sim.now += MS(10);
+    let acts = sim.result("db", id, false, "refused");
+    assert_eq!(signals(&acts), vec!["db"]);
 }

@@ -102,6 +102,7 @@ fn random_plan(rng: &mut Rng) -> Vec<UnitPlan> {
                     timeout: Duration::from_millis(100 + rng.below(2_000) as u64),
                     retries: rng.below(4) as u32,
                     start_period: Duration::from_millis(rng.below(3_000) as u64),
+                    start_interval: Duration::from_millis(1 + rng.below(5_000) as u64),
                 })
             }),
         });

@@ -8,6 +8,7 @@ mod follow;
 mod format;
 mod reader;
 pub mod supervisor;
+mod when;
 mod writer;
 
 use std::ffi::OsString;
@@ -17,7 +18,8 @@ use thiserror::Error;
 
 pub use follow::{follow_many, Follower};
 pub use format::{format_timestamp, parse_line};
-pub use reader::{tail, tail_merged};
+pub use reader::{tail, tail_merged, window_merged};
+pub use when::{parse_when, TimeError, Window};
 pub use writer::LogFile;
 
 /// Which stream.

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use flate2::read::MultiGzDecoder;
 
 use super::format::line_time;
+use super::when::Window;
 use super::{list_rotated, log_path, Kind, LogError, Rotated};
 
 /// Bytes read backwards at a time from a plain file.
@@ -63,6 +64,49 @@ pub fn tail_merged(
             .collect();
         streams.push((kind, keyed));
     }
+    let mut merged = merge(streams);
+    let skip = merged.len().saturating_sub(lines);
+    merged.drain(..skip);
+    Ok(merged)
+}
+
+/// The lines of several streams of a unit stamped within `window`, merged by timestamp (oldest
+/// first), the last `lines` of them when given. Rotated and compressed files are read back as
+/// far as the window reaches; a line without a valid stamp goes with the line before it.
+pub fn window_merged(
+    log_dir: &Path,
+    unit: &str,
+    kinds: &[Kind],
+    window: &Window,
+    lines: Option<usize>,
+) -> Result<Vec<(Kind, String)>, LogError> {
+    let mut streams: Vec<(Kind, Vec<Keyed>)> = Vec::new();
+    for &kind in kinds {
+        if streams.iter().any(|(k, _)| *k == kind) {
+            continue;
+        }
+        let mut last = DateTime::<Utc>::MIN_UTC;
+        let keyed = read_back_to(&log_path(log_dir, unit, kind), window.since)?
+            .into_iter()
+            .filter_map(|line| {
+                if let Some(ts) = line_time(&line) {
+                    last = ts;
+                }
+                window.contains(last).then_some((last, line))
+            })
+            .collect();
+        streams.push((kind, keyed));
+    }
+    let mut merged = merge(streams);
+    if let Some(n) = lines {
+        let skip = merged.len().saturating_sub(n);
+        merged.drain(..skip);
+    }
+    Ok(merged)
+}
+
+/// Merge streams each in time order into one, ties in the order of `streams`.
+fn merge(streams: Vec<(Kind, Vec<Keyed>)>) -> Vec<(Kind, String)> {
     let total: usize = streams.iter().map(|(_, v)| v.len()).sum();
     let mut merged = Vec::with_capacity(total);
     let mut iters: Vec<_> = streams
@@ -84,9 +128,58 @@ pub fn tail_merged(
             merged.push((*kind, line));
         }
     }
-    let skip = merged.len().saturating_sub(lines);
-    merged.drain(..skip);
-    Ok(merged)
+    merged
+}
+
+/// Every line of the log file at `path` and of as many of its rotated files as hold lines
+/// from `since` on (all of them without it), oldest first. Files are in time order, so the
+/// first file whose first stamped line is older than `since` is the last one read.
+fn read_back_to(path: &Path, since: Option<DateTime<Utc>>) -> Result<Vec<String>, LogError> {
+    let reaches_back = |part: &[String]| {
+        since.is_some_and(|s| {
+            part.iter()
+                .find_map(|l| line_time(l))
+                .is_some_and(|t| t < s)
+        })
+    };
+    let current = read_whole(path, false)?;
+    let mut done = reaches_back(&current);
+    let mut parts = vec![current];
+    if !done {
+        for r in distinct(list_rotated(path)?) {
+            let part = read_whole(&r.path, r.compressed)?;
+            done = reaches_back(&part);
+            parts.push(part);
+            if done {
+                break;
+            }
+        }
+    }
+    Ok(parts.into_iter().rev().flatten().collect())
+}
+
+/// All lines of one (possibly gzip-compressed) log file; a missing file has none.
+fn read_whole(path: &Path, compressed: bool) -> Result<Vec<String>, LogError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LogError::io(path, e)),
+    };
+    let mut data = Vec::new();
+    let read = if compressed {
+        io::Read::read_to_end(&mut MultiGzDecoder::new(BufReader::new(file)), &mut data)
+    } else {
+        io::Read::read_to_end(&mut BufReader::new(file), &mut data)
+    };
+    read.map_err(|e| LogError::io(path, e))?;
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = data.strip_suffix(b"\n").unwrap_or(&data);
+    Ok(body
+        .split(|&b| b == b'\n')
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect())
 }
 
 /// The last `n` lines of the log file at `path` and its rotated files, oldest first.
@@ -427,6 +520,108 @@ mod tests {
                 (Kind::Stderr, "e4".to_string()),
                 (Kind::Stdout, "o5".to_string()),
                 (Kind::Stderr, "e5".to_string()),
+            ]
+        );
+        Ok(())
+    }
+
+    fn utc_at(ms: u64) -> DateTime<Utc> {
+        DateTime::<Utc>::from(at(ms))
+    }
+
+    fn window(since: Option<u64>, until: Option<u64>) -> Window {
+        Window {
+            since: since.map(utc_at),
+            until: until.map(utc_at),
+        }
+    }
+
+    fn in_window(dir: &Path, w: Window, lines: Option<usize>) -> Result<Vec<String>, LogError> {
+        let got = window_merged(dir, "svc", &[Kind::Stdout], &w, lines)?;
+        Ok(got
+            .into_iter()
+            .map(|(_, l)| {
+                parse_line(&l)
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or(l.clone())
+            })
+            .collect())
+    }
+
+    #[test]
+    fn window_reads_back_through_gzip_rotated_files_only_as_far_as_needed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let policy = LogPolicy {
+            max_size: 3 * 36,
+            max_files: 3,
+            compress: true,
+        };
+        // Line i is stamped at i ms. Kept: .3.gz = 10..12, .2.gz = 13..15, .1.gz = 16..18,
+        // current = 19..20.
+        write_numbered(dir.path(), policy, 20)?;
+        let d = dir.path();
+        assert_eq!(
+            in_window(d, window(Some(11), None), None)?,
+            numbered(11..=20)
+        );
+        assert_eq!(
+            in_window(d, window(Some(14), Some(17)), None)?,
+            numbered(14..=17)
+        );
+        assert_eq!(
+            in_window(d, window(None, Some(12)), None)?,
+            numbered(10..=12)
+        );
+        assert_eq!(
+            in_window(d, window(Some(19), None), None)?,
+            numbered(19..=20)
+        );
+        assert_eq!(
+            in_window(d, window(Some(11), None), Some(3))?,
+            numbered(18..=20)
+        );
+        assert!(in_window(d, window(Some(21), None), None)?.is_empty());
+        assert!(in_window(d, window(Some(15), Some(14)), None)?.is_empty());
+        assert_eq!(in_window(d, Window::default(), None)?, numbered(10..=20));
+        // A file older than the window is not even opened: corrupt .3.gz, ask from 14 on.
+        let p = log_path(d, "svc", Kind::Stdout);
+        std::fs::write(rotated_path(&p, 3, true), b"not gzip")?;
+        assert_eq!(
+            in_window(d, window(Some(14), None), None)?,
+            numbered(14..=20)
+        );
+        assert!(in_window(d, window(Some(11), None), None).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn window_keeps_unstamped_lines_with_the_line_before_and_merges_streams() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let p = log_path(dir.path(), "svc", Kind::Stdout);
+        let stamp = |ms| crate::logs::format_timestamp(at(ms));
+        std::fs::write(&p, format!("{} a\ncontinued\n{} b\n", stamp(1), stamp(5)))?;
+        let mut err = LogFile::open(
+            &log_path(dir.path(), "svc", Kind::Stderr),
+            LogPolicy::default(),
+        )?;
+        err.write_line(at(3), b"e3")?;
+        let got = window_merged(
+            dir.path(),
+            "svc",
+            &[Kind::Stdout, Kind::Stderr],
+            &window(Some(1), Some(4)),
+            None,
+        )?;
+        let got: Vec<(Kind, &str)> = got
+            .iter()
+            .map(|(k, l)| (*k, parse_line(l).map_or(l.as_str(), |(_, t)| t)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Kind::Stdout, "a"),
+                (Kind::Stdout, "continued"),
+                (Kind::Stderr, "e3")
             ]
         );
         Ok(())

@@ -458,10 +458,12 @@ fn stopping_hundreds_of_services_kills_none() {
 
     let out = run_bounded(p.cmd(&["stop"]), Duration::from_secs(120));
     assert_ok(&out, "stop");
-    wait_until("every service is gone", T, || pids.iter().all(|&x| !alive(x)));
+    wait_until("every service is gone", T, || {
+        pids.iter().all(|&x| !alive(x))
+    });
 
-    let log = std::fs::read_to_string(p.state_dir().join("logs/supervisor.log"))
-        .expect("supervisor.log");
+    let log =
+        std::fs::read_to_string(p.state_dir().join("logs/supervisor.log")).expect("supervisor.log");
     let killed: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("did not stop in time"))

@@ -52,3 +52,51 @@ fn status_without_supervisor_or_state_file_finds_running_units() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn root_slice_goes_with_the_last_project() {
+    let Some(ns) = boot_or_skip("root_slice_goes_with_the_last_project") else {
+        return;
+    };
+    let a = SysProject::new(
+        &ns,
+        "sysg-admin-",
+        "first",
+        "  a:\n    command: \"exec sleep 1000\"\n",
+    );
+    let b = SysProject::new(
+        &ns,
+        "sysg-admin-",
+        "second",
+        "  b:\n    command: \"exec sleep 1000\"\n",
+    );
+    assert_ok(&a.sysg(&["start", "--daemonize"]), "start first");
+    assert_ok(&b.sysg(&["start", "--daemonize"]), "start second");
+    assert_eq!(ns.show("sysg.slice", "ActiveState"), "active");
+
+    // Another project still runs: the root slice, and that project's service, stay.
+    assert_ok(&a.sysg(&["stop"]), "stop first");
+    wait_until("first's slice is stopped", T, || {
+        ns.show("sysg-first.slice", "ActiveState") == "inactive"
+    });
+    assert_eq!(ns.show("sysg.slice", "ActiveState"), "active");
+    assert_eq!(ns.show(&b.unit("b"), "ActiveState"), "active");
+
+    // The last one takes it along: nothing of systemg stays loaded.
+    assert_ok(&b.sysg(&["stop"]), "stop second");
+    wait_until("sysg.slice is stopped", T, || {
+        ns.show("sysg.slice", "ActiveState") == "inactive"
+    });
+    wait_until("no sysg unit is loaded", T, || {
+        ns.output(&[
+            "systemctl",
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "sysg*",
+        ])
+        .trim()
+        .is_empty()
+    });
+}

@@ -251,6 +251,29 @@ impl SystemdBackend {
         ManagerProxy::new(&self.call).map_err(|e| BackendError::Other(format!("systemd: {e}")))
     }
 
+    /// The last project to leave stops `sysg.slice` too, so that nothing of systemg stays
+    /// loaded. Any unit of another project (loaded and not inactive, or with a job queued)
+    /// keeps it; the stop is queued in `fail` mode, so it is refused rather than undo a start
+    /// of another project that is already queued.
+    fn release_root_slice(&self, m: &ManagerProxy<'_>) {
+        let rows = match m.list_units_by_patterns(&[], &[naming::ALL_PATTERN]) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!("listing {}: {e}", naming::ALL_PATTERN);
+                return;
+            }
+        };
+        let others = rows.iter().any(|row| {
+            !naming::of_project(&self.project, &row.0) && (row.3 != "inactive" || row.7 != 0)
+        });
+        if others {
+            return;
+        }
+        if let Err(e) = m.stop_unit(naming::ROOT_SLICE, "fail") {
+            tracing::debug!("stopping {}: {e}", naming::ROOT_SLICE);
+        }
+    }
+
     /// Create the slice of a service's spawned children with the tree's limits, once: a slice
     /// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
     /// is logged, not fatal: systemd then creates the slice implicitly, without the limits.
@@ -763,6 +786,7 @@ impl Backend for SystemdBackend {
             if let Err(e) = m.stop_unit(&slice, "replace") {
                 tracing::debug!("stopping {slice}: {e}");
             }
+            self.release_root_slice(&m);
             // Timers of the project's cron jobs, including any a crashed supervisor left.
             let pattern = naming::project_timer_pattern(&self.project);
             match m.list_units_by_patterns(&[], &[pattern.as_str()]) {

@@ -100,3 +100,66 @@ fn root_slice_goes_with_the_last_project() {
         .is_empty()
     });
 }
+
+#[test]
+fn journal_lines_name_the_service_and_its_pid() {
+    let Some(ns) = boot_or_skip("journal_lines_name_the_service_and_its_pid") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-admin-",
+        "jrnl",
+        "  web:\n    command: \"exec sleep 1000\"\n",
+    );
+    // A foreground supervisor run as a service, as systemg.service runs it: its log goes to
+    // the journal.
+    let config = p.config.to_string_lossy().into_owned();
+    assert_ok(
+        &ns.exec(&[
+            "systemd-run",
+            "--unit=jrnl-supervisor",
+            "--",
+            env!("CARGO_BIN_EXE_sysg"),
+            "--sys",
+            "--backend",
+            "systemd",
+            "-c",
+            &config,
+            "start",
+        ]),
+        "systemd-run the supervisor",
+    );
+    wait_until("web runs", T, || {
+        let out = p.sysg(&["status", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|st| find_service(&st, "web"))
+            .is_some_and(|s| s["state"] == "running")
+    });
+    let pid = p.pid("web").to_string();
+    let journal = |matches: &[&str]| {
+        let mut args = vec![
+            "journalctl",
+            "_SYSTEMD_UNIT=jrnl-supervisor.service",
+            "SYSLOG_IDENTIFIER=sysg",
+            "-o",
+            "cat",
+            "--no-pager",
+        ];
+        args.extend_from_slice(matches);
+        ns.output(&args)
+    };
+    // The text names the service; the fields give the unit and its process.
+    let sysg_pid = format!("SYSG_PID={pid}");
+    wait_until("the start of web, by unit and pid", T, || {
+        journal(&["SYSG_UNIT=web", &sysg_pid, "PRIORITY=5"])
+            .contains(&format!("web: started (pid {pid})"))
+    });
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("the stop of web is in the journal", T, || {
+        journal(&["SYSG_UNIT=web"])
+            .lines()
+            .any(|l| l.starts_with("web: stopped"))
+    });
+}

@@ -732,15 +732,17 @@ impl Supervisor {
                 kind,
                 message,
             } => {
+                // SYSG_PID in the journal, while the unit has a process.
+                let pid = self.core.unit(&unit).and_then(|u| u.pid);
                 match kind {
                     ReportKind::Failed
                     | ReportKind::DependencyFailed
                     | ReportKind::Unhealthy
                     | ReportKind::Skipped
                     | ReportKind::Warning => {
-                        tracing::warn!(unit = %unit, "{message}")
+                        tracing::warn!(unit = %unit, pid, "{message}")
                     }
-                    _ => tracing::info!(unit = %unit, "{message}"),
+                    _ => tracing::info!(unit = %unit, pid, "{message}"),
                 }
                 self.dirty.mark();
             }

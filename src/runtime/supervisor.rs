@@ -760,8 +760,8 @@ impl Supervisor {
                     tracing::error!("deployment: {e}");
                 }
                 if saves_slot {
-                    // The slot file and the instance of record change together: write the
-                    // state file now rather than at the end of this turn.
+                    // The slot file and the instance of record change together: the state
+                    // file follows at the end of this turn.
                     self.dirty.mark();
                 }
             }

@@ -134,8 +134,8 @@ pub(super) fn exit_code(selected: &[&ServiceStatus], running: bool) -> i32 {
 
 /// What status can say without a supervisor: the configured services, all stopped.
 pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
-    let (memo, saved_cron) = match state::load(&ctx.paths.state_file) {
-        Ok(Loaded::Ok(s)) => (s.units, s.cron),
+    let (memo, saved_cron, backend) = match state::load(&ctx.paths.state_file) {
+        Ok(Loaded::Ok(s)) => (s.units, s.cron, Some(s.backend)),
         _ => Default::default(),
     };
     let names: Vec<String> = ctx
@@ -143,7 +143,24 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
         .as_ref()
         .map(|c| c.services.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
-    let live = super::context::orphaned_records(&ctx.paths);
+    let mut live: Vec<(String, u32)> = super::context::orphaned_records(&ctx.paths)
+        .into_iter()
+        .map(|r| (r.unit, r.pid))
+        .collect();
+    // systemd units outlive their supervisor and its state file: ask the manager, unless the
+    // state says the process backend ran them.
+    if backend.as_deref() != Some("process") {
+        let system = ctx
+            .paths
+            .state_dir
+            .starts_with(crate::runtime::paths::Roots::system().state);
+        for (unit, pid) in crate::backend::systemd::running_without_supervisor(system, &ctx.project)
+        {
+            if !live.iter().any(|(u, _)| *u == unit) {
+                live.push((unit, pid));
+            }
+        }
+    }
     StatusReport {
         project: ctx.project.clone(),
         config: ctx.config_path.clone(),
@@ -153,7 +170,7 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
             .into_iter()
             .map(|name| {
                 let m = memo.get(&name).cloned().unwrap_or_default();
-                let rec = live.iter().find(|r| r.unit == name);
+                let rec = live.iter().find(|(u, _)| *u == name);
                 let tags = ctx
                     .config
                     .as_ref()
@@ -166,7 +183,7 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
                     StateKind::Stopped
                 };
                 ServiceStatus {
-                    pid: rec.map(|r| r.pid),
+                    pid: rec.map(|(_, pid)| *pid),
                     reason: Some(if rec.is_some() {
                         "running without a supervisor; `sysg start` re-adopts it".into()
                     } else {

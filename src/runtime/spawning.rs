@@ -162,7 +162,7 @@ impl Supervisor {
         match self.backend.start(&spec) {
             Ok(pid) => {
                 self.spawn.started(&unit, pid);
-                self.dirty = true;
+                self.dirty.mark();
                 tracing::info!(unit = %unit, pid, "spawned by {}", owner.label());
                 Ok((unit, pid))
             }
@@ -233,7 +233,7 @@ impl Supervisor {
     pub(super) fn child_exited(&mut self, unit: &str, status: crate::spec::ExitStatus) {
         tracing::info!(unit = %unit, "child ended ({status})");
         let acts = self.spawn.exited(Instant::now(), unit);
-        self.dirty = true;
+        self.dirty.mark();
         self.execute_spawn(acts);
     }
 

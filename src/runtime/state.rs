@@ -1,10 +1,12 @@
 //! The persisted state of a project: what a later supervisor needs to re-adopt running units
 //! and keep counters. Written atomically (temp file, fsync, rename); a corrupt file is set
-//! aside and reported, never fatal.
+//! aside and reported, never fatal. When to write it is `Persist`'s business: once per turn
+//! of the supervisor's event loop, not once per event.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -52,6 +54,60 @@ pub struct SpawnedMemo {
     pub started_unix_ms: u64,
     /// Wall-clock TTL deadline, milliseconds since the epoch.
     pub ttl_deadline_unix_ms: Option<u64>,
+}
+
+/// Most events the supervisor's loop handles in one turn (one state write, one look at its
+/// waiting clients) while more keep arriving.
+pub const MAX_BATCH: u32 = 1024;
+
+/// Longest a change waits for its state write while events keep arriving.
+pub const MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// Coalesces state writes. A write costs two fsyncs and a rename; done once per event, a burst
+/// (1,000 services exiting on a stop) queued its events behind the writes until stop timeouts
+/// expired. The loop marks the state dirty as it changes, takes events that are already
+/// waiting while `may_batch` allows, and writes once when the turn ends (`end_turn`), before
+/// it answers any client.
+#[derive(Debug)]
+pub struct Persist {
+    /// When the state first changed since the last write.
+    dirty_since: Option<Instant>,
+    /// Events taken in the current turn.
+    batched: u32,
+}
+
+impl Persist {
+    /// Dirty at first: a new supervisor writes its state once it has started.
+    pub fn new(now: Instant) -> Persist {
+        Persist {
+            dirty_since: Some(now),
+            batched: 0,
+        }
+    }
+
+    /// The state changed and must be written.
+    pub fn mark(&mut self) {
+        self.dirty_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether the loop may take one more waiting event before it ends its turn: not after
+    /// `MAX_BATCH` events, nor once a change has waited `MAX_DELAY`.
+    pub fn may_batch(&mut self, now: Instant) -> bool {
+        let overdue = self
+            .dirty_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= MAX_DELAY);
+        if overdue || self.batched >= MAX_BATCH {
+            return false;
+        }
+        self.batched += 1;
+        true
+    }
+
+    /// The turn ends: whether the state must be written now (it is then clean).
+    pub fn end_turn(&mut self) -> bool {
+        self.batched = 0;
+        self.dirty_since.take().is_some()
+    }
 }
 
 /// Per-unit counters.
@@ -189,5 +245,39 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn persist_writes_once_per_turn() {
+        let t0 = Instant::now();
+        let mut p = Persist::new(t0);
+        assert!(p.end_turn(), "a new supervisor writes its state");
+        assert!(!p.end_turn(), "nothing changed since");
+        // A burst: many changes, one write.
+        for _ in 0..10 {
+            assert!(p.may_batch(Instant::now()));
+            p.mark();
+        }
+        assert!(p.end_turn());
+        assert!(!p.end_turn());
+    }
+
+    #[test]
+    fn persist_bounds_a_turn_by_events_and_by_delay() {
+        let mut p = Persist::new(Instant::now());
+        p.end_turn();
+        // Clean: only the event count bounds the turn.
+        let now = Instant::now();
+        for _ in 0..MAX_BATCH {
+            assert!(p.may_batch(now));
+        }
+        assert!(!p.may_batch(now));
+        assert!(!p.end_turn());
+        assert!(p.may_batch(now), "a new turn takes events again");
+        // Dirty: a change waits at most MAX_DELAY for its write.
+        p.mark();
+        assert!(p.may_batch(Instant::now()));
+        assert!(!p.may_batch(Instant::now() + MAX_DELAY));
+        assert!(p.end_turn());
     }
 }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Instant;
 
 use nix::sys::signal::{SigSet, Signal as NixSignal};
@@ -103,7 +103,8 @@ struct Supervisor {
     waiters: Vec<Waiter>,
     ready: Option<(File, Option<Vec<UnitId>>)>,
     memo: BTreeMap<String, UnitMemo>,
-    dirty: bool,
+    /// When to write state.json (once per loop turn).
+    dirty: state::Persist,
     shutting_down: bool,
     shutdown_replies: Vec<(Sender<Response>, Receiver<()>)>,
     /// Runs health probes off this thread; results come back as `Msg::Probe`.
@@ -288,7 +289,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         waiters: Vec::new(),
         ready: ready.take().map(|f| (f, opts.services.clone())),
         memo: BTreeMap::new(),
-        dirty: true,
+        dirty: state::Persist::new(Instant::now()),
         shutting_down: false,
         shutdown_replies: Vec::new(),
         probes,
@@ -569,13 +570,27 @@ impl Supervisor {
                 self.queue.push_back(Event::Tick);
                 continue;
             }
-            if self.dirty {
-                self.persist();
-            }
-            self.report_progress();
-            self.check_waiters();
-            if self.shutting_down && self.core.idle() && !self.spawn.any_alive(None) {
-                return 0;
+            // Events already waiting (a burst of exits while 1,000 services stop) belong to
+            // this turn: one state write and one look at the waiting clients for all of them.
+            let waiting = if self.dirty.may_batch(Instant::now()) {
+                match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return 1,
+                }
+            } else {
+                None
+            };
+            if waiting.is_none() {
+                // The turn ends: the state is written before any client hears of the change.
+                if self.dirty.end_turn() {
+                    self.persist();
+                }
+                self.report_progress();
+                self.check_waiters();
+                if self.shutting_down && self.core.idle() && !self.spawn.any_alive(None) {
+                    return 0;
+                }
             }
             // The sampler only has a deadline while someone inspects a unit.
             let deadline = [
@@ -586,8 +601,9 @@ impl Supervisor {
             .into_iter()
             .flatten()
             .min();
-            let msg = match deadline {
-                Some(deadline) => {
+            let msg = match (waiting, deadline) {
+                (Some(m), _) => m,
+                (None, Some(deadline)) => {
                     let now = Instant::now();
                     if deadline <= now {
                         self.on_deadline(now);
@@ -602,7 +618,7 @@ impl Supervisor {
                         Err(RecvTimeoutError::Disconnected) => return 1,
                     }
                 }
-                None => {
+                (None, None) => {
                     // Nothing is due: the supervisor sleeps until the next event. A burst of
                     // work (starting 1,000 units, a status report of them) peaks at megabytes
                     // that malloc would otherwise keep for the supervisor's whole life.
@@ -760,19 +776,21 @@ impl Supervisor {
                 kind,
                 message,
             } => {
+                // SYSG_PID in the journal, while the unit has a process.
+                let pid = self.core.unit(&unit).and_then(|u| u.pid);
                 match kind {
                     ReportKind::Failed
                     | ReportKind::DependencyFailed
                     | ReportKind::Unhealthy
                     | ReportKind::Skipped
                     | ReportKind::Warning => {
-                        tracing::warn!(unit = %unit, "{message}")
+                        tracing::warn!(unit = %unit, pid, "{message}")
                     }
-                    _ => tracing::info!(unit = %unit, "{message}"),
+                    _ => tracing::info!(unit = %unit, pid, "{message}"),
                 }
-                self.dirty = true;
+                self.dirty.mark();
             }
-            Action::Persist => self.dirty = true,
+            Action::Persist => self.dirty.mark(),
             Action::Probe {
                 unit,
                 probe,
@@ -786,9 +804,9 @@ impl Supervisor {
                     tracing::error!("deployment: {e}");
                 }
                 if saves_slot {
-                    // The slot file and the instance of record change together: write the
-                    // state file now rather than at the end of this turn.
-                    self.dirty = true;
+                    // The slot file and the instance of record change together: the state
+                    // file follows at the end of this turn.
+                    self.dirty.mark();
                 }
             }
             Action::ArmTimer {
@@ -820,7 +838,6 @@ impl Supervisor {
     }
 
     fn persist(&mut self) {
-        self.dirty = false;
         for u in self.core.units() {
             let m = self.memo.entry(u.name.clone()).or_default();
             m.restarts = m.restarts.max(u.restarts);

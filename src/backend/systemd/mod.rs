@@ -42,6 +42,54 @@ pub struct SystemdBackend {
     env_dir: Option<std::path::PathBuf>,
 }
 
+/// The running services of `project` (service name, MainPID) among the manager's units.
+fn project_units(conn: &Connection, project: &str) -> Result<Vec<(String, u32)>, BackendError> {
+    let pattern = naming::project_pattern(project);
+    let rows = ManagerProxy::new(conn)
+        .and_then(|m| m.list_units_by_patterns(&[], &[pattern.as_str()]))
+        .map_err(|e| BackendError::Other(format!("listing units {pattern}: {e}")))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, active) = (&row.0, row.3.as_str());
+        let Some(service) = naming::service_of_unit(project, name) else {
+            continue;
+        };
+        if !matches!(active, "active" | "activating" | "reloading") {
+            continue;
+        }
+        match main_pid(conn, &row.6) {
+            Ok(pid) if pid != 0 => out.push((service, pid)),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("{name}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+fn main_pid(conn: &Connection, path: &zbus::zvariant::OwnedObjectPath) -> Result<u32, zbus::Error> {
+    ServiceProxy::builder(conn)
+        .path(path.as_ref())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()?
+        .main_pid()
+}
+
+/// The services of `project` running as units of the system (or the user's) manager, found
+/// without a supervisor or a state file: what `sysg status` shows when both are gone (the
+/// units outlive them). Empty when no manager answers.
+pub fn running_without_supervisor(system: bool, project: &str) -> Vec<(String, u32)> {
+    if system && !std::path::Path::new("/run/systemd/system").exists() {
+        return Vec::new();
+    }
+    match bus(system).and_then(|conn| project_units(&conn, project)) {
+        Ok(units) => units,
+        Err(e) => {
+            tracing::debug!("no systemd units to show: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
 pub fn available(system: bool) -> Result<(), String> {
     if system && !std::path::Path::new("/run/systemd/system").exists() {
@@ -203,6 +251,29 @@ impl SystemdBackend {
         ManagerProxy::new(&self.call).map_err(|e| BackendError::Other(format!("systemd: {e}")))
     }
 
+    /// The last project to leave stops `sysg.slice` too, so that nothing of systemg stays
+    /// loaded. Any unit of another project (loaded and not inactive, or with a job queued)
+    /// keeps it; the stop is queued in `fail` mode, so it is refused rather than undo a start
+    /// of another project that is already queued.
+    fn release_root_slice(&self, m: &ManagerProxy<'_>) {
+        let rows = match m.list_units_by_patterns(&[], &[naming::ALL_PATTERN]) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!("listing {}: {e}", naming::ALL_PATTERN);
+                return;
+            }
+        };
+        let others = rows.iter().any(|row| {
+            !naming::of_project(&self.project, &row.0) && (row.3 != "inactive" || row.7 != 0)
+        });
+        if others {
+            return;
+        }
+        if let Err(e) = m.stop_unit(naming::ROOT_SLICE, "fail") {
+            tracing::debug!("stopping {}: {e}", naming::ROOT_SLICE);
+        }
+    }
+
     /// Create the slice of a service's spawned children with the tree's limits, once: a slice
     /// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
     /// is logged, not fatal: systemd then creates the slice implicitly, without the limits.
@@ -227,35 +298,11 @@ impl SystemdBackend {
     /// Running units of `project` as (service, MainPID): what a supervisor that lost its state
     /// file can still adopt.
     pub fn list_project_units(&self, project: &str) -> Result<Vec<(String, u32)>, BackendError> {
-        let pattern = naming::project_pattern(project);
-        let rows = self
-            .manager()?
-            .list_units_by_patterns(&[], &[pattern.as_str()])
-            .map_err(|e| BackendError::Other(format!("listing units {pattern}: {e}")))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, active) = (&row.0, row.3.as_str());
-            let Some(service) = naming::service_of_unit(project, name) else {
-                continue;
-            };
-            if !matches!(active, "active" | "activating" | "reloading") {
-                continue;
-            }
-            match self.main_pid(&row.6) {
-                Ok(pid) if pid != 0 => out.push((service, pid)),
-                Ok(_) => {}
-                Err(e) => tracing::debug!("{name}: {e}"),
-            }
-        }
-        Ok(out)
+        project_units(&self.call, project)
     }
 
     fn main_pid(&self, path: &zbus::zvariant::OwnedObjectPath) -> Result<u32, zbus::Error> {
-        ServiceProxy::builder(&self.call)
-            .path(path.as_ref())?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()?
-            .main_pid()
+        main_pid(&self.call, path)
     }
 
     fn unit_state(&self, path: &zbus::zvariant::OwnedObjectPath) -> Result<String, zbus::Error> {
@@ -747,6 +794,7 @@ impl Backend for SystemdBackend {
             if let Err(e) = m.stop_unit(&slice, "replace") {
                 tracing::debug!("stopping {slice}: {e}");
             }
+            self.release_root_slice(&m);
             // Timers of the project's cron jobs, including any a crashed supervisor left.
             let pattern = naming::project_timer_pattern(&self.project);
             match m.list_units_by_patterns(&[], &[pattern.as_str()]) {

@@ -120,6 +120,21 @@ pub fn job_of_timer(project: &str, unit: &str) -> Option<String> {
     unescape(rest)
 }
 
+/// The slice holding every project slice (`sysg-<project>.slice` nests in it by systemd's
+/// dash hierarchy).
+pub const ROOT_SLICE: &str = "sysg.slice";
+
+/// A glob for `ListUnitsByPatterns` matching every unit systemg makes, of any project.
+pub const ALL_PATTERN: &str = "sysg-*";
+
+/// Whether `unit` is one of `project`'s units: its slice, or a service, slice, timer or scope
+/// named `sysg-<project>-…` (an escaped project never holds a `-`).
+pub fn of_project(project: &str, unit: &str) -> bool {
+    unit.strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix(&escape(project)))
+        .is_some_and(|r| r.starts_with('-') || r == ".slice")
+}
+
 /// Escape a string as a D-Bus object path label the way systemd does (`bus_label_escape`):
 /// every byte except letters (and digits after the first position) becomes `_xx`.
 pub fn bus_label_escape(s: &str) -> String {
@@ -261,5 +276,18 @@ mod tests {
         let long = "x".repeat(300);
         let err = check_length(&unit_name("p", &long)).unwrap_err();
         assert!(err.contains("at most 255"), "{err}");
+    }
+
+    #[test]
+    fn units_of_a_project_are_told_from_others() {
+        assert!(of_project("web", "sysg-web.slice"));
+        assert!(of_project("web", "sysg-web-api.service"));
+        assert!(of_project("web", "sysg-web-api.slice"));
+        assert!(of_project("web", "sysg-web-backup.timer"));
+        assert!(of_project("my-app", &unit_name("my-app", "w")));
+        assert!(!of_project("web", "sysg-webshop.slice"));
+        assert!(!of_project("web", "sysg-webshop-api.service"));
+        assert!(!of_project("web", ROOT_SLICE));
+        assert!(!of_project("web", "system.slice"));
     }
 }

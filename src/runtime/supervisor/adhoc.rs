@@ -127,6 +127,6 @@ impl Supervisor {
         }
         self.queue.push_back(Event::Request(Request::Forget(down)));
         self.drain_queue();
-        self.dirty = true;
+        self.dirty.mark();
     }
 }

@@ -130,12 +130,21 @@ fn python_as(
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-    (child, line)
+    (Helper(child), line)
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// A helper process, killed when the test ends (failed or not).
+struct Helper(Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stop(helper: Helper) {
+    drop(helper);
 }
 
 fn skip_all() -> Option<&'static str> {

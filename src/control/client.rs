@@ -262,7 +262,7 @@ mod tests {
 
     /// A server bound by uid 65534 (`setpriv` + python3) that answers every connection with
     /// escape sequences; `None` where that cannot be played (not root, tools missing).
-    fn foreign_server(dir: &Path) -> Option<(std::process::Child, std::path::PathBuf)> {
+    fn foreign_server(dir: &Path) -> Option<(Killed, std::path::PathBuf)> {
         use std::os::unix::fs::PermissionsExt;
         if !nix::unistd::geteuid().is_root() {
             return None;
@@ -277,24 +277,31 @@ while True:\n c,_=s.accept()\n try: c.sendall(b'{\"v\":1,\"ok\":false,\"error\":
             .args(["/usr/bin/python3", "-c", script])
             .arg(&path)
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
         let mut ready = String::new();
         BufReader::new(child.stdout.take()?)
             .read_line(&mut ready)
             .ok()?;
-        if ready.trim() != "ready" {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
+        let child = Killed(child);
+        (ready.trim() == "ready").then_some((child, path))
+    }
+
+    /// A child killed when the test ends, failed or not.
+    struct Killed(std::process::Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        Some((child, path))
     }
 
     #[test]
     fn a_server_of_another_uid_gets_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let Some((mut server, path)) = foreign_server(dir.path()) else {
+        let Some((_server, path)) = foreign_server(dir.path()) else {
             println!("skipped: needs root, setpriv and python3");
             return;
         };
@@ -312,7 +319,5 @@ while True:\n c,_=s.accept()\n try: c.sendall(b'{\"v\":1,\"ok\":false,\"error\":
         // The same server is fine for its own user, and what it says is made terminal-safe.
         let resp = call_at(&path, 65534, "p", Request::Status, None).unwrap();
         assert_eq!(resp.error.as_deref(), Some("[2Jfake"));
-        let _ = server.kill();
-        let _ = server.wait();
     }
 }

@@ -49,39 +49,47 @@ while True:
 
 /// Holds `n` connections to a socket, sending one byte per connection and then one more per
 /// second, reconnecting each that the server closes. Prints one JSON line once the first round
-/// is done: how many it holds, how many were refused, and the last refusal.
+/// is settled (no answer for a second): how many it holds, how many were refused, and the last refusal.
 const SLOW_LORIS: &str = r#"
 import json, select, socket, sys
 path, n = sys.argv[1], int(sys.argv[2])
 live, refused, msg = [], 0, ""
+def answered(s):
+    global refused, msg
+    try:
+        d = s.recv(4096)
+    except OSError:
+        d = b""
+    if b"too many connections" in d:
+        refused += 1
+        msg = d.decode(errors="replace").strip()
+    s.close()
 def top_up():
-    while len(live) < n:
+    for _ in range(n - len(live)):
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(5)
         try:
             s.connect(path)
-            s.send(b"{")
         except OSError:
             s.close()
             return
+        try:
+            s.send(b"{")
+        except OSError:
+            answered(s)
+            continue
         live.append(s)
 def sweep(t):
-    global refused, msg
     if not live:
-        return
+        return False
     r, _, _ = select.select(live, [], [], t)
     for s in r:
-        try:
-            d = s.recv(4096)
-        except OSError:
-            d = b""
-        if b"too many connections" in d:
-            refused += 1
-            msg = d.decode(errors="replace").strip()
         live.remove(s)
-        s.close()
+        answered(s)
+    return bool(r)
 top_up()
-sweep(1.0)
+while sweep(1.0):
+    pass
 print(json.dumps({"held": len(live), "refused": refused, "msg": msg}), flush=True)
 while True:
     for s in list(live):
@@ -101,7 +109,7 @@ fn python_as(
     groups: &[u32],
     script: &str,
     args: &[&str],
-) -> (Child, String) {
+) -> (Helper, String) {
     let mut c = Command::new("nsenter");
     c.arg("-t").arg(sb.pid().to_string()).arg("-m").args([
         "setpriv".to_string(),
@@ -257,7 +265,7 @@ fn a_slow_loris_of_a_group_member_does_not_block_root() {
     let t = Instant::now();
     let st = sb.status(&As::Root);
     assert_eq!(st["services"][0]["state"], "running", "{st}");
-    let out = sb.sysg(&As::Root, &["restart"]);
+    let out = sb.sysg(&As::Root, &["restart", "--service", "web"]);
     assert_ok(&out, "restart during the attack");
     assert!(
         t.elapsed() < Duration::from_secs(20),

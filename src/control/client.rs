@@ -244,6 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_refusal_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let busy = Response::err("too many connections", serde_json::json!({"busy": true}));
+            for answer in [busy, Response::ok(serde_json::json!(7))] {
+                let (stream, _) = l.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).unwrap();
+                let mut text = serde_json::to_string(&answer).unwrap();
+                text.push('\n');
+                (&stream).write_all(text.as_bytes()).unwrap();
+            }
+        });
+        let me = nix::unistd::geteuid().as_raw();
+        let resp = call_at(&path, me, "p", Request::Status, None).unwrap();
+        assert_eq!(resp.data, serde_json::json!(7));
+        server.join().unwrap();
+    }
+
+    #[test]
     fn a_reset_with_nobody_left_means_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.sock");

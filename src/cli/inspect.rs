@@ -57,7 +57,7 @@ fn frame(ctx: &Ctx, a: &InspectArgs, compact: bool) -> Frame {
 /// The report from the supervisor, or built from the config when none runs.
 fn fetch(ctx: &Ctx, unit: &str) -> Result<InspectReport, i32> {
     match client::call(
-        &ctx.paths.socket,
+        &ctx.paths,
         &ctx.project,
         Request::Inspect {
             service: unit.to_string(),

@@ -162,8 +162,17 @@ fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
+/// A line on stdout. On a terminal, what services wrote is shown without its control
+/// characters (`sanitize`: a service must not drive the reader's terminal); piped, it is
+/// passed on as written.
 fn print_line(prefix: bool, width: usize, unit: &str, line: &str) {
-    use std::io::Write;
+    use std::io::{IsTerminal, Write};
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let line = if *TERMINAL.get_or_init(|| std::io::stdout().is_terminal()) {
+        crate::control::sanitize::terminal_safe(line)
+    } else {
+        std::borrow::Cow::Borrowed(line)
+    };
     let mut out = std::io::stdout().lock();
     let r = if prefix {
         writeln!(out, "{unit:<width$} | {line}")

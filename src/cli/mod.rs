@@ -106,8 +106,11 @@ fn init_tracing(cli: &Cli) {
         .try_init();
 }
 
-/// Print an error the way every command does.
+/// Print an error the way every command does. Errors quote what supervisors, services and
+/// config files said, so control characters are removed first (`sanitize`).
 pub(crate) fn error(msg: impl std::fmt::Display) {
+    let msg = msg.to_string();
+    let msg = crate::control::sanitize::terminal_safe(&msg);
     // Not eprintln!: it panics when stderr cannot be written (a daemon's log on a full disk).
     let _ = writeln!(std::io::stderr(), "sysg: {msg}");
 }

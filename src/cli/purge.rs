@@ -11,7 +11,7 @@ pub fn run(g: &Global) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match client::call(&ctx.paths.socket, &ctx.project, Request::Shutdown, None) {
+    match client::call(&ctx.paths, &ctx.project, Request::Shutdown, None) {
         Ok(r) if !r.ok => {
             error(r.error.unwrap_or_default());
             return EXIT_FAILURE;

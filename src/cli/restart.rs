@@ -31,7 +31,7 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         },
         (None, false) => Request::Restart { services: None },
     };
-    match client::call(&ctx.paths.socket, &ctx.project, request, None) {
+    match client::call(&ctx.paths, &ctx.project, request, None) {
         Ok(resp) => print_outcome(&resp),
         Err(ControlError::NotRunning { project, .. }) => {
             error(format!(

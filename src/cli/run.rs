@@ -96,7 +96,7 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
 
 fn send(paths: &ProjectPaths, project: &str, r: &RunRequest) -> Result<Response, ControlError> {
     // No time limit: with --wait the answer comes when the command ends.
-    client::call(&paths.socket, project, Request::Run(r.clone()), None)
+    client::call(paths, project, Request::Run(r.clone()), None)
 }
 
 /// Start the `adhoc` project's supervisor in the background with an empty plan.

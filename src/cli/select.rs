@@ -165,7 +165,7 @@ pub fn all(ctx: &Ctx, with_cron: bool) -> Result<Option<Vec<String>>, i32> {
 /// The running supervisor's status, `None` when none runs.
 fn live_report(ctx: &Ctx) -> Result<Option<StatusReport>, i32> {
     match client::call(
-        &ctx.paths.socket,
+        &ctx.paths,
         &ctx.project,
         Request::Status,
         Some(Duration::from_secs(10)),

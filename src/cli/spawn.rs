@@ -22,13 +22,19 @@ pub fn run(g: &Global, a: &SpawnArgs) -> i32 {
         error(format!("cannot spawn `{}`: the command is empty", a.name));
         return EXIT_USAGE;
     }
-    let (socket, project) = match std::env::var_os("SYSG_SOCKET") {
+    // Inside a service, the supervisor runs as root or as the service's own user.
+    let (socket, owner, project) = match std::env::var_os("SYSG_SOCKET") {
         Some(s) if !s.is_empty() => (
             PathBuf::from(s),
+            nix::unistd::geteuid().as_raw(),
             std::env::var("SYSG_PROJECT").unwrap_or_default(),
         ),
         _ => match resolve(g) {
-            Ok(ctx) => (ctx.paths.socket.clone(), ctx.project.clone()),
+            Ok(ctx) => (
+                ctx.paths.socket.clone(),
+                ctx.paths.server_uid,
+                ctx.project.clone(),
+            ),
             Err(code) => return code,
         },
     };
@@ -40,7 +46,7 @@ pub fn run(g: &Global, a: &SpawnArgs) -> i32 {
         ttl_secs: a.ttl,
         log_level: g.log_level.map(|l| l.to_string().to_ascii_lowercase()),
     });
-    match client::call(&socket, &project, request, Some(ANSWER_TIMEOUT)) {
+    match client::call_at(&socket, owner, &project, request, Some(ANSWER_TIMEOUT)) {
         Ok(resp) if resp.ok => match resp.data.get("pid").and_then(|p| p.as_u64()) {
             Some(pid) => {
                 println!("{pid}");

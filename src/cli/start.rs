@@ -93,7 +93,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
     let joined = services.as_ref().map(|v| v.join(","));
     // A supervisor already runs for this project: ask it.
     match client::call(
-        &paths.socket,
+        &paths,
         &cfg.project,
         Request::Start {
             services: services.clone(),

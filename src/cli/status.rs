@@ -76,7 +76,7 @@ fn once(ctx: &Ctx, a: &StatusArgs, compact: bool) -> Frame {
 /// The supervisor's report and `true`, or what can be said without one and `false`.
 pub(super) fn fetch(ctx: &Ctx) -> Result<(StatusReport, bool), i32> {
     match client::call(
-        &ctx.paths.socket,
+        &ctx.paths,
         &ctx.project,
         Request::Status,
         Some(Duration::from_secs(10)),

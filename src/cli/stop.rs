@@ -32,7 +32,7 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         },
         None => Request::Shutdown,
     };
-    match client::call(&ctx.paths.socket, &ctx.project, request, None) {
+    match client::call(&ctx.paths, &ctx.project, request, None) {
         Ok(resp) => {
             let code = print_outcome(&resp);
             if code == EXIT_OK && everything {

@@ -15,6 +15,7 @@ use std::os::unix::net::UnixStream;
 
 use super::protocol::Request;
 use super::server::Peer;
+use super::slots::Class;
 
 /// What a peer may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,16 @@ impl Policy {
         match self.group {
             Some(g) if peer.gid == g || groups.contains(&g) => Access::ReadOnly,
             _ => Access::Denied,
+        }
+    }
+
+    /// How a peer of `uid` is counted for connection slots: root and the owner have a
+    /// reserve of their own (`slots`).
+    pub fn class(&self, uid: u32) -> Class {
+        if uid == 0 || uid == self.owner_uid {
+            Class::Owner
+        } else {
+            Class::Other
         }
     }
 
@@ -203,6 +214,21 @@ mod tests {
         for who in [peer(0, 0), peer(65534, 65534), peer(1000, 900)] {
             assert_eq!(services.classify(&who, &[900]), Access::SpawnOnly);
         }
+    }
+
+    #[test]
+    fn root_and_the_owner_have_the_owners_slots() {
+        let sys = Policy::control(0, Some(900));
+        assert_eq!(sys.class(0), Class::Owner);
+        assert_eq!(sys.class(65534), Class::Other);
+        let user = Policy::control(1000, None);
+        assert_eq!(user.class(1000), Class::Owner);
+        assert_eq!(user.class(0), Class::Owner);
+        assert_eq!(user.class(1001), Class::Other);
+        // The services' socket of a --sys supervisor: every service user is counted apart.
+        let services = Policy::services(0);
+        assert_eq!(services.class(0), Class::Owner);
+        assert_eq!(services.class(65534), Class::Other);
     }
 
     #[test]

@@ -1,34 +1,67 @@
 //! Client side of the control socket.
+//!
+//! Before anything is sent, the server's credentials (`SO_PEERCRED`: the uid that bound and
+//! listened on the socket) are checked: root, or the uid the supervisor is expected to run as
+//! (`ProjectPaths::server_uid`). A socket another user put in place gets nothing, not even the
+//! request. What a server answers is made terminal-safe (`sanitize`) before any command
+//! prints it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::protocol::{Envelope, Request, Response, VERSION};
+use super::sanitize::{json_terminal_safe, terminal_safe};
 use super::ControlError;
+use crate::runtime::paths::ProjectPaths;
 
 /// How often a connection reset before any answer is retried, and the pause before each retry.
 const RESET_RETRIES: u32 = 3;
 const RESET_PAUSE: Duration = Duration::from_millis(50);
+/// How long a request refused for lack of a free connection slot (`slots`) is retried, and
+/// the pause between tries.
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(5);
+const BUSY_PAUSE: Duration = Duration::from_millis(100);
 
-/// Send one request and wait for the answer. `timeout` bounds the wait for the answer
-/// (`None`: wait as long as the supervisor takes, e.g. for a long stop).
+/// The supervisor of `paths`: see `call_at`.
+pub fn call(
+    paths: &ProjectPaths,
+    project: &str,
+    request: Request,
+    timeout: Option<Duration>,
+) -> Result<Response, ControlError> {
+    call_at(&paths.socket, paths.server_uid, project, request, timeout)
+}
+
+/// Send one request to the server of `socket`, which must run as root or `owner`, and wait
+/// for the answer. `timeout` bounds the wait for the answer (`None`: wait as long as the
+/// supervisor takes, e.g. for a long stop).
+///
+/// A server that has no connection slot for us (it says `busy`) is asked again for a few
+/// seconds.
 ///
 /// A connection reset before any answer means the request was never read: the listening socket
 /// was closed with our connection still queued. That happens when a supervisor dies while one
 /// of its children is between fork and exec (the child holds a copy of the listening socket
 /// until its exec closes it). Such a request is sent again after a pause; by then the socket
 /// is either served again or gone (`NotRunning`).
-pub fn call(
+pub fn call_at(
     socket: &Path,
+    owner: u32,
     project: &str,
     request: Request,
     timeout: Option<Duration>,
 ) -> Result<Response, ControlError> {
     let mut tries = 0;
+    let busy_until = Instant::now() + BUSY_RETRY_FOR;
     loop {
-        match call_once(socket, project, request.clone(), timeout) {
+        match call_once(socket, owner, project, request.clone(), timeout) {
+            Ok(resp) if is_busy(&resp) && Instant::now() < busy_until => {
+                std::thread::sleep(BUSY_PAUSE);
+            }
             Err(ControlError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::ConnectionReset
                     && tries < RESET_RETRIES =>
@@ -41,13 +74,20 @@ pub fn call(
     }
 }
 
+/// A refusal for lack of a connection slot (`server`: `data.busy`).
+fn is_busy(resp: &Response) -> bool {
+    !resp.ok && resp.data.get("busy") == Some(&serde_json::Value::Bool(true))
+}
+
 fn call_once(
     socket: &Path,
+    owner: u32,
     project: &str,
     request: Request,
     timeout: Option<Duration>,
 ) -> Result<Response, ControlError> {
     let mut stream = connect(socket, project)?;
+    check_server(&stream, socket, owner)?;
     let io = |context: &str| {
         let context = context.to_string();
         move |source| ControlError::Io { context, source }
@@ -84,8 +124,11 @@ fn call_once(
             "the supervisor closed the connection without answering".into(),
         ));
     }
-    let resp: Response = serde_json::from_str(answer.trim_end())
-        .map_err(|e| ControlError::Protocol(format!("{e}: {answer:?}")))?;
+    let mut resp: Response = serde_json::from_str(answer.trim_end()).map_err(|e| {
+        ControlError::Protocol(format!("{e}: {}", terminal_safe(&format!("{answer:?}"))))
+    })?;
+    resp.error = resp.error.map(|e| terminal_safe(&e).into_owned());
+    json_terminal_safe(&mut resp.data);
     if resp.v != VERSION {
         return Err(ControlError::Protocol(format!(
             "the supervisor speaks protocol v{}, this sysg speaks v{VERSION}",
@@ -123,6 +166,31 @@ pub fn connect(socket: &Path, project: &str) -> Result<UnixStream, ControlError>
     }
 }
 
+/// Refuse a server that is neither root nor `owner` (`SO_PEERCRED` gives the credentials of
+/// the process that bound and listened on the socket, fixed at that time).
+pub fn check_server(stream: &UnixStream, socket: &Path, owner: u32) -> Result<(), ControlError> {
+    let creds = getsockopt(stream, PeerCredentials).map_err(|e| ControlError::Io {
+        context: format!(
+            "reading the credentials of the server of {}",
+            socket.display()
+        ),
+        source: e.into(),
+    })?;
+    let found = creds.uid();
+    if found == 0 || found == owner {
+        return Ok(());
+    }
+    Err(ControlError::Impostor {
+        socket: socket.display().to_string(),
+        found,
+        expected: if owner == 0 {
+            crate::config::privileged::describe_uid(0)
+        } else {
+            format!("{} or root", crate::config::privileged::describe_uid(owner))
+        },
+    })
+}
+
 /// True when a supervisor answers on `socket`.
 pub fn is_live(socket: &Path) -> bool {
     UnixStream::connect(socket).is_ok()
@@ -154,7 +222,7 @@ mod tests {
         let held = UnixListener::bind(&path).unwrap();
         let client = {
             let path = path.clone();
-            std::thread::spawn(move || call(&path, "p", Request::Status, None))
+            std::thread::spawn(move || call_at(&path, 0, "p", Request::Status, None))
         };
         wait_queued(&held);
         // A new supervisor takes the path over; then the child execs and the old socket closes
@@ -176,13 +244,35 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_refusal_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let busy = Response::err("too many connections", serde_json::json!({"busy": true}));
+            for answer in [busy, Response::ok(serde_json::json!(7))] {
+                let (stream, _) = l.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).unwrap();
+                let mut text = serde_json::to_string(&answer).unwrap();
+                text.push('\n');
+                (&stream).write_all(text.as_bytes()).unwrap();
+            }
+        });
+        let me = nix::unistd::geteuid().as_raw();
+        let resp = call_at(&path, me, "p", Request::Status, None).unwrap();
+        assert_eq!(resp.data, serde_json::json!(7));
+        server.join().unwrap();
+    }
+
+    #[test]
     fn a_reset_with_nobody_left_means_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.sock");
         let held = UnixListener::bind(&path).unwrap();
         let client = {
             let path = path.clone();
-            std::thread::spawn(move || call(&path, "p", Request::Status, None))
+            std::thread::spawn(move || call_at(&path, 0, "p", Request::Status, None))
         };
         wait_queued(&held);
         drop(held);
@@ -190,5 +280,66 @@ mod tests {
             client.join().unwrap(),
             Err(ControlError::NotRunning { .. })
         ));
+    }
+
+    /// A server bound by uid 65534 (`setpriv` + python3) that answers every connection with
+    /// escape sequences; `None` where that cannot be played (not root, tools missing).
+    fn foreign_server(dir: &Path) -> Option<(Killed, std::path::PathBuf)> {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).ok()?;
+        let path = dir.join("control.sock");
+        let script = "import socket,sys\n\
+s=socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(8)\nprint('ready',flush=True)\n\
+while True:\n c,_=s.accept()\n try: c.sendall(b'{\"v\":1,\"ok\":false,\"error\":\"\\u001b[2Jfake\"}\\n')\n except OSError: pass\n c.close()\n";
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c", script])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take()?)
+            .read_line(&mut ready)
+            .ok()?;
+        let child = Killed(child);
+        (ready.trim() == "ready").then_some((child, path))
+    }
+
+    /// A child killed when the test ends, failed or not.
+    struct Killed(std::process::Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_server_of_another_uid_gets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((_server, path)) = foreign_server(dir.path()) else {
+            println!("skipped: needs root, setpriv and python3");
+            return;
+        };
+        // Root expects root; a user expects itself (or root): 65534 is neither here.
+        for owner in [0, 1000] {
+            match call_at(&path, owner, "p", Request::Shutdown, None) {
+                Err(e @ ControlError::Impostor { found: 65534, .. }) => {
+                    let m = e.to_string();
+                    assert!(m.contains(&path.display().to_string()), "{m}");
+                    assert!(m.contains("uid 65534"), "{m}");
+                }
+                other => panic!("talked to a foreign server: {other:?}"),
+            }
+        }
+        // The same server is fine for its own user, and what it says is made terminal-safe.
+        let resp = call_at(&path, 65534, "p", Request::Status, None).unwrap();
+        assert_eq!(resp.error.as_deref(), Some("[2Jfake"));
     }
 }

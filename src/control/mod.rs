@@ -5,7 +5,9 @@ pub mod access;
 pub mod client;
 pub mod inspect;
 pub mod protocol;
+pub mod sanitize;
 pub mod server;
+pub mod slots;
 
 use thiserror::Error;
 
@@ -21,6 +23,16 @@ pub enum ControlError {
     /// The supervisor answered with an error.
     #[error("{0}")]
     Remote(String),
+    /// The socket is served by a uid that may not run this supervisor: another user replaced
+    /// it. Nothing was sent to it.
+    #[error(
+        "refusing to talk to {socket}: it is served by uid {found}, but this supervisor runs as {expected}; another user may have replaced the socket, and nothing was sent to it"
+    )]
+    Impostor {
+        socket: String,
+        found: u32,
+        expected: String,
+    },
     /// The answer could not be understood.
     #[error("control protocol error: {0}")]
     Protocol(String),

@@ -1,53 +1,44 @@
-//! Server side of the control socket: accepts connections, checks the peer's credentials,
-//! reads one bounded request line and hands it to the supervisor's event loop.
+//! Server side of the control socket: accepts connections, classifies each peer by its
+//! credentials right away (refusing those with no access, and those over their share of
+//! connection slots, see `slots`), reads one bounded request line within a deadline and hands
+//! it to the supervisor's event loop.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex};
-
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::access::{self, Access, Policy};
 use super::protocol::{Envelope, Request, Response, MAX_REQUEST_BYTES, VERSION};
+use super::slots::{self, Ticket};
 use super::ControlError;
 
-/// Connections served at once; more wait to be accepted.
-pub const MAX_CONNECTIONS: usize = 128;
+/// Connections served at once, owners' reserve included; more are refused (`busy`).
+pub const MAX_CONNECTIONS: usize = slots::LIMITS.owner_reserve + slots::LIMITS.shared;
+/// Time a client has, from its connection being accepted, to send its whole request line.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Time to write an answer: a client that stops reading loses it.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
 /// Stack of a connection's thread: it reads a line, waits and writes an answer.
 const CONNECTION_STACK: usize = 256 * 1024;
 
-/// Count of live connection threads, bounded by `MAX_CONNECTIONS`.
-#[derive(Default)]
-struct Slots {
-    used: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// One connection's place; freed when dropped (also when its thread could not be started).
-struct Slot(Arc<Slots>);
-
-impl Slots {
-    /// Wait for a free place and take it.
-    fn take(slots: &Arc<Slots>) -> Slot {
-        let mut used = slots.used.lock().unwrap_or_else(|e| e.into_inner());
-        while *used >= MAX_CONNECTIONS {
-            used = slots.freed.wait(used).unwrap_or_else(|e| e.into_inner());
-        }
-        *used += 1;
-        Slot(slots.clone())
-    }
+/// One connection's slot; given back when dropped (also when its thread could not be started).
+struct Slot {
+    table: Arc<Mutex<slots::Table>>,
+    ticket: Ticket,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut used = self.0.used.lock().unwrap_or_else(|e| e.into_inner());
-        *used = used.saturating_sub(1);
-        self.0.freed.notify_one();
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(self.ticket);
     }
 }
 
@@ -166,22 +157,25 @@ impl Server {
     where
         F: Fn(Incoming) -> bool + Send + Sync + Clone + 'static,
     {
-        let slots = Arc::new(Slots::default());
+        let table = Arc::new(Mutex::new(slots::Table::new(slots::LIMITS)));
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 for conn in self.listener.incoming() {
                     let Ok(stream) = conn else { continue };
+                    let deadline = Instant::now() + REQUEST_DEADLINE;
+                    // Decided before reading anything, so this loop never waits on a client.
+                    let Some((peer, access, slot)) = admit(&stream, &policy, &table) else {
+                        continue;
+                    };
                     let deliver = deliver.clone();
                     // One short-lived thread per connection, so a slow client never holds up
-                    // others; at most MAX_CONNECTIONS at once, the next ones wait in the
-                    // listen queue until a connection ends (a silent one after its timeout).
-                    let slot = Slots::take(&slots);
+                    // others; at most MAX_CONNECTIONS at once (see `slots`).
                     let _ = std::thread::Builder::new()
                         .name("control-conn".into())
                         .stack_size(CONNECTION_STACK)
                         .spawn(move || {
-                            serve_one(stream, policy, deliver);
+                            serve_one(stream, peer, access, policy, deadline, deliver);
                             drop(slot);
                         });
                 }
@@ -194,39 +188,150 @@ impl Server {
     }
 }
 
-fn serve_one<F>(stream: UnixStream, policy: Policy, deliver: F)
-where
-    F: Fn(Incoming) -> bool,
-{
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let answer = |mut s: &UnixStream, r: Response| {
-        if let Ok(mut line) = serde_json::to_string(&r) {
-            line.push('\n');
-            let _ = s.write_all(line.as_bytes());
-        }
-    };
-    let peer = match getsockopt(&stream, PeerCredentials) {
+/// The peer of a fresh connection, what it may do and its slot; `None` when it was refused
+/// (and told why, without waiting on it).
+fn admit(
+    stream: &UnixStream,
+    policy: &Policy,
+    table: &Arc<Mutex<slots::Table>>,
+) -> Option<(Peer, Access, Slot)> {
+    let peer = match getsockopt(stream, PeerCredentials) {
         Ok(c) => Peer {
             pid: c.pid(),
             uid: c.uid(),
             gid: c.gid(),
         },
         Err(e) => {
-            answer(
-                &stream,
+            refuse(
+                stream,
                 Response::err(
                     format!("cannot read peer credentials: {e}"),
                     Default::default(),
                 ),
             );
-            return;
+            return None;
         }
     };
+    let access = policy.classify(&peer, &access::peer_groups(stream, peer.pid));
+    if access == Access::Denied {
+        refuse(
+            stream,
+            Response::err(policy.denied_message(&peer), Default::default()),
+        );
+        return None;
+    }
+    let admitted = table
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .admit(peer.uid, policy.class(peer.uid));
+    match admitted {
+        Ok(ticket) => Some((
+            peer,
+            access,
+            Slot {
+                table: table.clone(),
+                ticket,
+            },
+        )),
+        Err(full) => {
+            // `busy`: the client may try again (`client::call_at` does, for a while).
+            refuse(
+                stream,
+                Response::err(full.to_string(), serde_json::json!({ "busy": true })),
+            );
+            None
+        }
+    }
+}
+
+/// Answer a connection that gets nothing more, without ever blocking: a fresh connection's
+/// buffer takes one short line.
+fn refuse(stream: &UnixStream, r: Response) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    if let Ok(mut line) = serde_json::to_string(&r) {
+        line.push('\n');
+        let _ = (&*stream).write(line.as_bytes());
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// How reading a request ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (with its newline, unless the client closed after it).
+    Got(Vec<u8>),
+    /// Longer than `MAX_REQUEST_BYTES`.
+    TooLarge,
+    /// Closed before sending anything, failed, or too slow: `deadline` bounds the whole
+    /// request, however the client spreads its bytes.
+    Gone,
+}
+
+fn read_line_by(mut stream: &UnixStream, deadline: Instant) -> Line {
     let mut line = Vec::new();
-    let mut limited = BufReader::new((&stream).take(MAX_REQUEST_BYTES as u64 + 1));
-    match limited.read_until(b'\n', &mut line) {
-        Ok(_) if line.len() > MAX_REQUEST_BYTES => {
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Line::Gone;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) if line.is_empty() => return Line::Gone,
+            Ok(0) => return Line::Got(line),
+            Ok(n) => {
+                let end = buf[..n].iter().position(|b| *b == b'\n');
+                line.extend_from_slice(&buf[..end.map_or(n, |i| i + 1)]);
+                if line.len() > MAX_REQUEST_BYTES {
+                    return Line::TooLarge;
+                }
+                if end.is_some() {
+                    return Line::Got(line);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Line::Gone,
+        }
+    }
+}
+
+/// Write all of `bytes` by `deadline`; false when the client did not take them in time.
+fn write_by(mut stream: &UnixStream, mut bytes: &[u8], deadline: Instant) -> bool {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match stream.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn serve_one<F>(
+    stream: UnixStream,
+    peer: Peer,
+    access: Access,
+    policy: Policy,
+    deadline: Instant,
+    deliver: F,
+) where
+    F: Fn(Incoming) -> bool,
+{
+    let answer = |s: &UnixStream, r: Response| {
+        if let Ok(mut line) = serde_json::to_string(&r) {
+            line.push('\n');
+            write_by(s, line.as_bytes(), Instant::now() + ANSWER_DEADLINE);
+        }
+    };
+    let line = match read_line_by(&stream, deadline) {
+        Line::Got(l) => l,
+        Line::TooLarge => {
             answer(
                 &stream,
                 Response::err(
@@ -236,18 +341,8 @@ where
             );
             return;
         }
-        Ok(0) => return,
-        Ok(_) => {}
-        Err(_) => return,
-    }
-    let access = policy.classify(&peer, &access::peer_groups(&stream, peer.pid));
-    if access == Access::Denied {
-        answer(
-            &stream,
-            Response::err(policy.denied_message(&peer), Default::default()),
-        );
-        return;
-    }
+        Line::Gone => return,
+    };
     let envelope: Envelope = match serde_json::from_slice(&line) {
         Ok(e) => e,
         Err(e) => {
@@ -309,10 +404,71 @@ where
         return;
     }
     // Long requests (stop, start) answer when done; the client sets its own bound.
-    let _ = stream.set_write_timeout(None);
     if let Ok(r) = rx.recv() {
         answer(&stream, r);
         let _ = stream.shutdown(std::net::Shutdown::Write);
         let _ = written_tx.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_line_is_read_up_to_its_newline() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(b"{\"v\":1}\nrest").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            read_line_by(&a, deadline),
+            Line::Got(b"{\"v\":1}\n".to_vec())
+        );
+        drop(b);
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        assert_eq!(read_line_by(&a, deadline), Line::Gone);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_limit_is_refused() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = b.write_all(&vec![b'x'; MAX_REQUEST_BYTES + 10]);
+            b
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(read_line_by(&a, deadline), Line::TooLarge);
+        drop(a);
+        drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn the_deadline_bounds_the_whole_request_not_each_read() {
+        // A client that sends a byte every 20 ms would satisfy any per-read timeout forever.
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let trickle = std::thread::spawn(move || {
+            while b.write_all(b" ").is_ok() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let started = Instant::now();
+        assert_eq!(
+            read_line_by(&a, started + Duration::from_millis(300)),
+            Line::Gone
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(a);
+        trickle.join().unwrap();
+    }
+
+    #[test]
+    fn an_answer_the_client_does_not_read_is_given_up_at_the_deadline() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let big = vec![b'x'; 8 * 1024 * 1024];
+        let started = Instant::now();
+        assert!(!write_by(&a, &big, started + Duration::from_millis(300)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(b);
     }
 }

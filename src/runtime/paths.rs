@@ -22,6 +22,9 @@ pub struct ProjectPaths {
     pub spawn_socket: PathBuf,
     pub pid_file: PathBuf,
     pub state_file: PathBuf,
+    /// Who must serve `socket` besides root (which always may): root for the system paths,
+    /// the caller for its own. A client checks it before it sends anything (`control::client`).
+    pub server_uid: u32,
 }
 
 /// Roots under which per-project directories are made.
@@ -93,6 +96,11 @@ impl Roots {
             spawn_socket: run_dir.join("spawn.sock"),
             pid_file: run_dir.join("supervisor.pid"),
             state_file: state_dir.join("state.json"),
+            server_uid: if self.system {
+                0
+            } else {
+                nix::unistd::geteuid().as_raw()
+            },
             state_dir,
             run_dir,
             log_dir,

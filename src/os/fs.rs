@@ -194,11 +194,8 @@ impl Dir {
         create: Create,
     ) -> io::Result<File> {
         let name = one_component(name.as_ref())?;
-        let mut flags = access.flags()
-            | OFlags::NOFOLLOW
-            | OFlags::CLOEXEC
-            | OFlags::NOCTTY
-            | OFlags::NONBLOCK;
+        let mut flags =
+            access.flags() | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let mode = match create {
             Create::No => 0,
             Create::IfMissing(m) => {

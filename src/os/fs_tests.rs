@@ -103,7 +103,10 @@ fn owners_and_modes_are_set_on_descriptors() {
     }
     let t = tempfile::tempdir().unwrap();
     let v = victim(t.path());
-    let d = Dir::open(t.path()).unwrap().subdir("p", Some(0o700)).unwrap();
+    let d = Dir::open(t.path())
+        .unwrap()
+        .subdir("p", Some(0o700))
+        .unwrap();
     std::fs::write(t.path().join("p/state.json"), b"{}").unwrap();
     std::os::unix::fs::symlink(&v, t.path().join("p/link")).unwrap();
     std::fs::hard_link(&v, t.path().join("p/hard")).unwrap();
@@ -133,20 +136,15 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     std::os::unix::fs::symlink(&base, t.path().join("alias")).unwrap();
     assert!(open_trusted_dir(&t.path().join("alias/.local/share/systemg"), me, false).is_ok());
     // A directory on the way others may write to.
-    std::fs::set_permissions(
-        base.join(".local"),
-        std::fs::Permissions::from_mode(0o777),
-    )
-    .unwrap();
+    std::fs::set_permissions(base.join(".local"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let e = open_trusted_dir(&root, me, true).unwrap_err();
     assert!(matches!(e, FsError::Writable { .. }), "{e}");
-    assert!(e.to_string().contains(".local is writable by other users"), "{e}");
+    assert!(
+        e.to_string().contains(".local is writable by other users"),
+        "{e}"
+    );
     // Sticky is fine.
-    std::fs::set_permissions(
-        base.join(".local"),
-        std::fs::Permissions::from_mode(0o1777),
-    )
-    .unwrap();
+    std::fs::set_permissions(base.join(".local"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     assert!(open_trusted_dir(&root, me, true).is_ok());
     if !is_root() {
         return;
@@ -155,8 +153,7 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     std::os::unix::fs::chown(base.join(".local/share"), Some(65534), None).unwrap();
     let e = open_trusted_dir(&root, 0, true).unwrap_err();
     assert!(
-        e.to_string()
-            .contains(".local/share belongs to uid 65534"),
+        e.to_string().contains(".local/share belongs to uid 65534"),
         "{e}"
     );
     std::os::unix::fs::chown(base.join(".local/share"), Some(0), None).unwrap();
@@ -172,5 +169,8 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     std::os::unix::fs::symlink(&base, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
     let e = open_trusted_dir(&link.join(".local/share/systemg"), 0, false).unwrap_err();
-    assert!(e.to_string().contains("sticky/l belongs to uid 65534"), "{e}");
+    assert!(
+        e.to_string().contains("sticky/l belongs to uid 65534"),
+        "{e}"
+    );
 }

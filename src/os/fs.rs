@@ -515,15 +515,19 @@ fn check_regular(fd: &impl AsFd, writing: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// `ELOOP` from `O_NOFOLLOW` is a refusal, said as such.
+/// `ELOOP` from `O_NOFOLLOW` is a refusal, said as such; so is `ENXIO`, which a non-blocking
+/// open for writing gets from a FIFO without a reader or a socket.
 fn refused_link(e: rustix::io::Errno) -> io::Error {
-    if e == rustix::io::Errno::LOOP {
-        io::Error::new(
+    match e {
+        rustix::io::Errno::LOOP => io::Error::new(
             io::ErrorKind::InvalidInput,
             "a symbolic link, which is not followed; refusing to use it",
-        )
-    } else {
-        e.into()
+        ),
+        rustix::io::Errno::NXIO => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file; refusing to use it",
+        ),
+        e => e.into(),
     }
 }
 

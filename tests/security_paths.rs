@@ -200,6 +200,28 @@ fn a_linked_supervisor_log_or_state_file_is_never_followed_by_root() {
     assert_untouched(&victim);
 }
 
+/// Swaps 8 names in a directory between a regular file and a link to the victim, forever,
+/// each swap one `renameat2(RENAME_EXCHANGE)`, so both kinds are always there.
+const SWAPPER: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir(sys.argv[1])
+pairs = []
+for i in range(8):
+    n, l = "n%d" % i, "n%d.l" % i
+    for x in (n, l):
+        try:
+            os.unlink(x)
+        except FileNotFoundError:
+            pass
+    open(n, "w").close()
+    os.symlink("/etc/systemg/victim", l)
+    pairs.append((n.encode(), l.encode()))
+while True:
+    for n, l in pairs:
+        libc.renameat2(-100, n, -100, l, 2)
+"#;
+
 #[test]
 fn names_swapped_between_files_and_links_are_never_chowned_through() {
     if let Some(why) = skip() {
@@ -210,20 +232,15 @@ fn names_swapped_between_files_and_links_are_never_chowned_through() {
     let victim = sb.inside("/etc/systemg/victim");
     make_victim(&victim);
     round(&mut sb);
-    // The attacker swaps names in both directories root gives to it, as fast as it can, for
-    // as long as root starts and stops the project.
-    let mut script = String::new();
-    for dir in ["/var/log/systemg/secswap", "/var/lib/systemg/secswap"] {
-        script.push_str(&format!(
-            "(cd {dir} && while :; do \
-               ln -sfn /etc/systemg/victim l && mv -fT l swapped; \
-               : > f && mv -fT f swapped; \
-               ln -sfn /etc/systemg/victim l && mv -fT l web.stderr.log; \
-               : > g && mv -fT g web.stderr.log; \
-             done) &\n"
-        ));
-    }
-    script.push_str("wait\n");
+    // The attacker swaps names in both directories root gives to it between regular files
+    // and links to the victim, as fast as it can, for as long as root starts and stops the
+    // project: a check by name followed by a chown by name loses this race every round.
+    let swapper = sb.dir.path().join("swap.py");
+    std::fs::write(&swapper, SWAPPER).unwrap();
+    let script = format!(
+        "python3 {s} /var/log/systemg/secswap & python3 {s} /var/lib/systemg/secswap & wait",
+        s = swapper.display()
+    );
     // Its own process group, so that the loops go with it.
     let mut attacker = as_nobody(Some(&sb), &script)
         .stdout(Stdio::null())
@@ -234,9 +251,9 @@ fn names_swapped_between_files_and_links_are_never_chowned_through() {
     let group = nix::unistd::Pid::from_raw(attacker.id() as i32);
     let log = sb.inside("/var/log/systemg/secswap");
     wait_until("the attacker to be swapping", T, || {
-        std::fs::symlink_metadata(log.join("swapped")).is_ok()
+        std::fs::symlink_metadata(log.join("n7.l")).is_ok()
     });
-    for i in 0..6 {
+    for i in 0..4 {
         assert_ok(
             &sb.start(&["--drop-privileges"]),
             &format!("start, round {i}"),

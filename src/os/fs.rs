@@ -338,8 +338,15 @@ pub fn is_refusal(e: &io::Error) -> bool {
 /// resolving symbolic links by hand and checking everything passed through: each directory
 /// on the way must belong to root or `uid` and must not be writable by other users unless it
 /// is sticky (`/tmp`); each symbolic link must belong to root or `uid`; the directory itself
-/// must belong to `uid` and be writable by nobody else.
-pub fn open_trusted_dir(path: &Path, uid: u32, create: bool) -> Result<Dir, FsError> {
+/// must belong to `uid` and be writable by nobody else. With `tighten`, a directory itself
+/// that is `uid`'s but writable by others (a fresh tmpfs is `1777`) loses that write
+/// permission instead of being refused: for directories whose modes the caller manages.
+pub fn open_trusted_dir(
+    path: &Path,
+    uid: u32,
+    create: bool,
+    tighten: bool,
+) -> Result<Dir, FsError> {
     let mut todo: Vec<OsString> = Vec::new();
     push_components(&mut todo, path);
     let root = Dir::open(Path::new("/")).map_err(|e| FsError::io(Path::new("/"), e))?;
@@ -390,6 +397,9 @@ pub fn open_trusted_dir(path: &Path, uid: u32, create: bool) -> Result<Dir, FsEr
             .subdir(&name, create.then_some(0o700))
             .map_err(|e| FsError::io(&here, e))?;
         if todo.is_empty() {
+            if tighten {
+                take_others_write(&dir, uid)?;
+            }
             check_private(&dir, uid)?;
         } else {
             check_passage(&dir, uid)?;
@@ -416,6 +426,16 @@ pub fn check_private(dir: &Dir, uid: u32) -> Result<(), FsError> {
             path: dir.path().to_path_buf(),
             mode: st.st_mode & 0o7777,
         });
+    }
+    Ok(())
+}
+
+/// Remove group and other write permission from `dir` when it is `uid`'s.
+fn take_others_write(dir: &Dir, uid: u32) -> Result<(), FsError> {
+    let st = dir.stat().map_err(|e| FsError::io(dir.path(), e))?;
+    if st.st_uid == uid && st.st_mode & 0o022 != 0 {
+        dir.set_owner_mode(None, None, st.st_mode & 0o7777 & !0o022)
+            .map_err(|e| FsError::io(dir.path(), e))?;
     }
     Ok(())
 }

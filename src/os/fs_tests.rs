@@ -132,14 +132,20 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     let me = rustix::process::geteuid().as_raw();
     let base = t.path().join("home");
     let root = base.join(".local/share/systemg");
-    let d = open_trusted_dir(&root, me, true).unwrap();
+    let d = open_trusted_dir(&root, me, true, false).unwrap();
     assert_eq!(d.stat().unwrap().st_mode & 0o777, 0o700);
     // Through a link of ours.
     std::os::unix::fs::symlink(&base, t.path().join("alias")).unwrap();
-    assert!(open_trusted_dir(&t.path().join("alias/.local/share/systemg"), me, false).is_ok());
+    assert!(open_trusted_dir(
+        &t.path().join("alias/.local/share/systemg"),
+        me,
+        false,
+        false
+    )
+    .is_ok());
     // A directory on the way others may write to.
     std::fs::set_permissions(base.join(".local"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let e = open_trusted_dir(&root, me, true).unwrap_err();
+    let e = open_trusted_dir(&root, me, true, false).unwrap_err();
     assert!(matches!(e, FsError::Writable { .. }), "{e}");
     assert!(
         e.to_string().contains(".local is writable by other users"),
@@ -147,20 +153,29 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     );
     // Sticky is fine.
     std::fs::set_permissions(base.join(".local"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    assert!(open_trusted_dir(&root, me, true).is_ok());
+    assert!(open_trusted_dir(&root, me, true, false).is_ok());
+    // The directory itself writable by others: refused, or tightened when asked.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let e = open_trusted_dir(&root, me, false, false).unwrap_err();
+    assert!(matches!(e, FsError::Writable { .. }), "{e}");
+    assert!(open_trusted_dir(&root, me, false, true).is_ok());
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777,
+        0o1755
+    );
     if !is_root() {
         return;
     }
     // Another user's directory, on the way or at the end.
     std::os::unix::fs::chown(base.join(".local/share"), Some(65534), None).unwrap();
-    let e = open_trusted_dir(&root, 0, true).unwrap_err();
+    let e = open_trusted_dir(&root, 0, true, false).unwrap_err();
     assert!(
         e.to_string().contains(".local/share belongs to uid 65534"),
         "{e}"
     );
     std::os::unix::fs::chown(base.join(".local/share"), Some(0), None).unwrap();
     std::os::unix::fs::chown(&root, Some(65534), None).unwrap();
-    let e = open_trusted_dir(&root, 0, true).unwrap_err();
+    let e = open_trusted_dir(&root, 0, true, false).unwrap_err();
     assert!(matches!(e, FsError::Owner { .. }), "{e}");
     std::os::unix::fs::chown(&root, Some(0), None).unwrap();
     // Another user's link in a sticky directory.
@@ -170,7 +185,7 @@ fn trusted_dirs_are_made_and_checked_on_the_way() {
     let link = sticky.join("l");
     std::os::unix::fs::symlink(&base, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
-    let e = open_trusted_dir(&link.join(".local/share/systemg"), 0, false).unwrap_err();
+    let e = open_trusted_dir(&link.join(".local/share/systemg"), 0, false, false).unwrap_err();
     assert!(
         e.to_string().contains("sticky/l belongs to uid 65534"),
         "{e}"

@@ -71,8 +71,8 @@ impl ProjectPaths {
     /// must be the caller's and writable by nobody else, and every directory above it must
     /// belong to root or the caller and not be writable by others (unless sticky): another
     /// user's directory on the way could redirect what the supervisor writes. `--sys`: the
-    /// roots must be the caller's (root's); the project's directories get their owners from
-    /// `privileges::prepare_system_dirs`.
+    /// roots must be the caller's (root's), and lose any group or other write permission;
+    /// the project's directories get their owners from `privileges::prepare_system_dirs`.
     pub fn open_dirs(&self) -> Result<ProjectDirs, PathError> {
         let uid = nix::unistd::geteuid().as_raw();
         // `path` below `parent`, which was opened from the path `parent_path` (its own
@@ -94,7 +94,7 @@ impl ProjectPaths {
         };
         let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
         if !self.system {
-            let root = open_trusted_dir(&parent(&self.state_dir), uid, true)?;
+            let root = open_trusted_dir(&parent(&self.state_dir), uid, true, false)?;
             let state = sub(&root, &parent(&self.state_dir), &self.state_dir)?;
             crate::os::fs::check_private(&state, uid)?;
             let run = sub(&state, &self.state_dir, &self.run_dir)?;
@@ -108,10 +108,12 @@ impl ProjectPaths {
                 system: None,
             });
         }
+        // The roots' modes are ours to set (`prepare_system_dirs`): one others may write to
+        // (a fresh tmpfs) is closed at once rather than refused.
         let roots = [
-            open_trusted_dir(&parent(&self.state_dir), uid, true)?,
-            open_trusted_dir(&parent(&self.run_dir), uid, true)?,
-            open_trusted_dir(&parent(&self.log_dir), uid, true)?,
+            open_trusted_dir(&parent(&self.state_dir), uid, true, true)?,
+            open_trusted_dir(&parent(&self.run_dir), uid, true, true)?,
+            open_trusted_dir(&parent(&self.log_dir), uid, true, true)?,
         ];
         let state = sub(&roots[0], &parent(&self.state_dir), &self.state_dir)?;
         let run = sub(&roots[1], &parent(&self.run_dir), &self.run_dir)?;

@@ -10,6 +10,7 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod notify;
+pub mod os;
 pub mod runtime;
 pub mod signals;
 pub mod spec;

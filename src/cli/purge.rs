@@ -24,10 +24,7 @@ pub fn run(g: &Global) -> i32 {
     }
     // The supervisor answers just before it exits; wait for its lock so nothing is removed
     // from under it.
-    let lock = ctx.paths.run_dir.join("supervisor.lock");
-    if let Ok(f) = std::fs::File::options().write(true).open(&lock) {
-        let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive);
-    }
+    let _lock = ctx.paths.wait_unlocked();
     for dir in [
         &ctx.paths.log_dir,
         &ctx.paths.fifo_dir,

@@ -36,7 +36,9 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         Ok(resp) => {
             let code = print_outcome(&resp);
             if code == EXIT_OK && everything {
-                wait_supervisor_gone(&ctx.paths.run_dir.join("supervisor.lock"));
+                if let Some(lock) = ctx.paths.wait_unlocked() {
+                    ctx.paths.clear_leftovers(&lock);
+                }
             }
             code
         }
@@ -65,14 +67,4 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
 fn timers_left(paths: &crate::runtime::paths::ProjectPaths) -> bool {
     use crate::runtime::state::{self, Loaded};
     matches!(state::load(&paths.state_file), Ok(Loaded::Ok(s)) if !s.timers.is_empty())
-}
-
-/// After a shutdown answer, wait until the supervisor process released its lock (it exits
-/// right after answering), so that `stop` returns only when everything is gone.
-fn wait_supervisor_gone(lock: &std::path::Path) {
-    let Ok(f) = std::fs::File::options().write(true).open(lock) else {
-        return;
-    };
-    // Blocking flock: returns as soon as the supervisor's lock is dropped at its exit.
-    let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive);
 }

@@ -1,5 +1,6 @@
 //! Following log files as they grow, across rotations, woken by inotify.
 
+use crate::os::fs::{open_in, Access, Create};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -373,7 +374,7 @@ impl Tracked {
 
 /// Open `path` at its start; `None` if it does not exist.
 fn open_file(path: &Path) -> Result<Option<OpenFile>, LogError> {
-    let file = match File::open(path) {
+    let file = match open_in(path, Access::Read, Create::No) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LogError::io(path, e)),

@@ -1,5 +1,6 @@
 //! Reading the end of a log back, across rotated and compressed files.
 
+use crate::os::fs::{open_in, Access, Create};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -228,7 +229,7 @@ fn distinct(rotated: Vec<Rotated>) -> Vec<Rotated> {
 
 /// The last `need` lines of a plain file, read backwards in chunks.
 fn tail_plain(path: &Path, need: usize, stats: &mut ReadStats) -> Result<Vec<String>, LogError> {
-    let file = match File::open(path) {
+    let file = match open_in(path, Access::Read, Create::No) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(LogError::io(path, e)),
@@ -287,7 +288,7 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
 
 /// The last `need` lines of a gzip file: it has to be decompressed from the start.
 fn tail_gz(path: &Path, need: usize, stats: &mut ReadStats) -> Result<Vec<String>, LogError> {
-    let file = match File::open(path) {
+    let file = match open_in(path, Access::Read, Create::No) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(LogError::io(path, e)),

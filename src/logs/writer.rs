@@ -1,6 +1,6 @@
 //! Append-only log files that rotate by size.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use flate2::Compression;
 use super::format::format_timestamp;
 use super::{list_rotated, rotated_path, split_path, LogError};
 use crate::config::schema::LogPolicy;
+use crate::os::fs::{open_in, Access, Create};
 
 /// Buffer size of the writer: large enough that a batch of lines is one `write(2)`.
 const BUF_SIZE: usize = 64 * 1024;
@@ -229,11 +230,9 @@ impl LogFile {
 
     /// Open the current file for appending and learn its size.
     fn reopen(&mut self) -> Result<(), LogError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&self.path)
+        // Never through a symbolic link, never a second name of another file: the log
+        // directory may be the services' user's (`--drop-privileges`).
+        let file = open_in(&self.path, Access::ReadAppend, Create::IfMissing(0o666))
             .map_err(|e| LogError::io(&self.path, e))?;
         let size = file
             .metadata()
@@ -328,8 +327,12 @@ fn compress(src: &Path) -> Result<(), LogError> {
 }
 
 fn compress_to(src: &Path, tmp: &Path) -> Result<(), LogError> {
-    let mut input = File::open(src).map_err(|e| LogError::io(src, e))?;
-    let output = File::create(tmp).map_err(|e| LogError::io(tmp, e))?;
+    let input = open_in(src, Access::Read, Create::No).map_err(|e| LogError::io(src, e))?;
+    // A fresh file: whatever is at the temporary name (a leftover, or a planted link) goes.
+    remove_if_exists(tmp)?;
+    let output =
+        open_in(tmp, Access::Write, Create::New(0o666)).map_err(|e| LogError::io(tmp, e))?;
+    let mut input = input;
     let mut enc = GzEncoder::new(
         BufWriter::with_capacity(BUF_SIZE, output),
         Compression::fast(),
@@ -666,9 +669,47 @@ mod tests {
         if !full.exists() {
             return Ok(());
         }
-        let mut log = LogFile::open(full, LogPolicy::default())?;
+        // A device is never opened as a log; put one under an open log to fill the disk.
+        assert!(LogFile::open(full, LogPolicy::default()).is_err());
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("u.stdout.log");
+        let mut log = LogFile::open(&p, LogPolicy::default())?;
+        log.out = Some(BufWriter::new(
+            std::fs::OpenOptions::new().write(true).open(full)?,
+        ));
         assert!(log.write_line(ts(), b"x").is_err());
-        assert!(log.write_line(ts(), b"y").is_err());
+        // The next write reopens the file.
+        log.write_line(ts(), b"y")?;
+        assert!(std::fs::read_to_string(&p)?.ends_with(" y\n"));
+        Ok(())
+    }
+
+    #[test]
+    fn links_and_second_names_are_never_written_through() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"secret\n")?;
+        let p = dir.path().join("u.stdout.log");
+        std::os::unix::fs::symlink(&victim, &p)?;
+        let e = LogFile::open(&p, LogPolicy::default())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("symbolic link")),
+            "{e:?}"
+        );
+        std::fs::remove_file(&p)?;
+        std::fs::hard_link(&victim, &p)?;
+        assert!(LogFile::open(&p, LogPolicy::default()).is_err());
+        // Rotation with compression: a link planted at the temporary name is replaced.
+        std::fs::remove_file(&p)?;
+        let mut log = LogFile::open(&p, policy(LINE, 2, true))?;
+        std::os::unix::fs::symlink(&victim, dir.path().join("u.stdout.log.1.gz.tmp"))?;
+        for i in 0..4 {
+            log.write_line(ts(), format!("line {i:03}").as_bytes())?;
+        }
+        assert_eq!(std::fs::read(&victim)?, b"secret\n");
+        assert!(rotated_path(&p, 1, true).exists());
         Ok(())
     }
 }

@@ -8,9 +8,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::observe::{Progress, ProgressLine};
-use super::paths::{ensure_dir, ProjectPaths};
+use super::paths::ProjectPaths;
 use super::RuntimeError;
 use crate::control::protocol::Response;
+use crate::os::fs::{Access, Create};
+
+/// The supervisor's own log (its stdout and stderr when detached), in the log directory.
+const SUPERVISOR_LOG: &str = "supervisor.log";
 
 /// Arguments passed through to the detached supervisor (global options first).
 pub struct DaemonArgs<'a> {
@@ -39,16 +43,16 @@ pub fn spawn_with_progress(
     paths: &ProjectPaths,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Response, RuntimeError> {
-    ensure_dir(&paths.log_dir).map_err(RuntimeError::io(format!(
-        "creating {}",
-        paths.log_dir.display()
-    )))?;
-    let log_path = paths.log_dir.join("supervisor.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    // The log directory may belong to the services' user (`--drop-privileges`): the file is
+    // opened in the directory's descriptor, never through a symbolic link, and only when it
+    // is a regular file with no other name.
+    let dirs = paths.open_dirs()?;
+    let log_path = paths.log_dir.join(SUPERVISOR_LOG);
+    let log = dirs
+        .log
+        .open_file(SUPERVISOR_LOG, Access::Append, Create::IfMissing(0o666))
         .map_err(RuntimeError::io(format!("opening {}", log_path.display())))?;
+    drop(dirs);
     let log2 = log
         .try_clone()
         .map_err(RuntimeError::io("duplicating the log file"))?;

@@ -54,10 +54,15 @@ pub fn slot_path(state_dir: &Path, svc: &Service) -> Option<PathBuf> {
     )
 }
 
+/// Largest slot file read.
+const MAX_SLOT_BYTES: u64 = 64 << 10;
+
 /// The active slot index persisted at `path`: 0 when there is none yet. A value that names
 /// one of `slots` wins over the index (the config's order may have changed).
 pub fn load_slot(path: &Path, slots: &[String; 2]) -> Result<usize, DeployError> {
-    let bytes = match std::fs::read(path) {
+    // `state_path` may sit in a directory a service's user owns: never read through a
+    // symbolic link or from a FIFO, and never more than a slot file can hold.
+    let bytes = match crate::os::fs::read_capped(path, MAX_SLOT_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(source) => {

@@ -26,6 +26,8 @@ pub enum RuntimeError {
     State(#[from] state::StateError),
     #[error(transparent)]
     Privilege(#[from] privileges::PrivilegeError),
+    #[error(transparent)]
+    Paths(#[from] paths::PathError),
     #[error("{context}: {source}")]
     Io {
         context: String,

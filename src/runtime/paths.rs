@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
+
+use crate::os::fs::{open_trusted_dir, Access, Create, Dir, FsError};
+
 /// Every path the supervisor of one project uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectPaths {
@@ -25,6 +29,130 @@ pub struct ProjectPaths {
     /// Who must serve `socket` besides root (which always may): root for the system paths,
     /// the caller for its own. A client checks it before it sends anything (`control::client`).
     pub server_uid: u32,
+    /// `--sys`: the roots are root's, and the project's directories are given their owners
+    /// by `privileges::prepare_system_dirs`; otherwise all of it must be the caller's.
+    pub system: bool,
+}
+
+/// A project's directories, opened (and made where missing) by `ProjectPaths::open_dirs`.
+#[derive(Debug)]
+pub struct ProjectDirs {
+    pub state: Dir,
+    pub run: Dir,
+    pub log: Dir,
+    /// `--sys` only: the FIFO directory (`run/fifo`) and the roots of state, run and log.
+    pub system: Option<SystemDirs>,
+}
+
+/// The directories only `--sys` has.
+#[derive(Debug)]
+pub struct SystemDirs {
+    pub fifo: Dir,
+    pub roots: [Dir; 3],
+}
+
+/// A directory of the project could not be made or is not to be trusted.
+#[derive(Debug, Error)]
+pub enum PathError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("{path} is not inside {parent}")]
+    Layout { path: PathBuf, parent: PathBuf },
+}
+
+/// The supervisor's lock, in the run directory.
+pub const LOCK_FILE: &str = "supervisor.lock";
+/// The supervisor's pid, in the run directory.
+pub const PID_FILE: &str = "supervisor.pid";
+
+/// Name of the FIFO directory below the run directory in `--sys` mode.
+pub const FIFO_SUBDIR: &str = "fifo";
+
+impl ProjectPaths {
+    /// Open the project's directories, making missing ones (mode 0700), never following a
+    /// symbolic link at their own names. User mode: the state root and everything below it
+    /// must be the caller's and writable by nobody else, and every directory above it must
+    /// belong to root or the caller and not be writable by others (unless sticky): another
+    /// user's directory on the way could redirect what the supervisor writes. `--sys`: the
+    /// roots must be the caller's (root's), and lose any group or other write permission;
+    /// the project's directories get their owners from `privileges::prepare_system_dirs`.
+    pub fn open_dirs(&self) -> Result<ProjectDirs, PathError> {
+        let uid = nix::unistd::geteuid().as_raw();
+        // `path` below `parent`, which was opened from the path `parent_path` (its own
+        // `path()` is where links led).
+        let sub = |parent: &Dir, parent_path: &Path, path: &Path| -> Result<Dir, PathError> {
+            let name = path
+                .file_name()
+                .filter(|_| path.parent() == Some(parent_path))
+                .ok_or_else(|| PathError::Layout {
+                    path: path.to_path_buf(),
+                    parent: parent_path.to_path_buf(),
+                })?;
+            parent.subdir(name, Some(0o700)).map_err(|source| {
+                PathError::Fs(FsError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            })
+        };
+        let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !self.system {
+            let root = open_trusted_dir(&parent(&self.state_dir), uid, true, false)?;
+            let state = sub(&root, &parent(&self.state_dir), &self.state_dir)?;
+            crate::os::fs::check_private(&state, uid)?;
+            let run = sub(&state, &self.state_dir, &self.run_dir)?;
+            crate::os::fs::check_private(&run, uid)?;
+            let log = sub(&state, &self.state_dir, &self.log_dir)?;
+            crate::os::fs::check_private(&log, uid)?;
+            return Ok(ProjectDirs {
+                state,
+                run,
+                log,
+                system: None,
+            });
+        }
+        // The roots' modes are ours to set (`prepare_system_dirs`): one others may write to
+        // (a fresh tmpfs) is closed at once rather than refused.
+        let roots = [
+            open_trusted_dir(&parent(&self.state_dir), uid, true, true)?,
+            open_trusted_dir(&parent(&self.run_dir), uid, true, true)?,
+            open_trusted_dir(&parent(&self.log_dir), uid, true, true)?,
+        ];
+        let state = sub(&roots[0], &parent(&self.state_dir), &self.state_dir)?;
+        let run = sub(&roots[1], &parent(&self.run_dir), &self.run_dir)?;
+        let log = sub(&roots[2], &parent(&self.log_dir), &self.log_dir)?;
+        let fifo = sub(&run, &self.run_dir, &self.fifo_dir)?;
+        Ok(ProjectDirs {
+            state,
+            run,
+            log,
+            system: Some(SystemDirs { fifo, roots }),
+        })
+    }
+}
+
+impl ProjectPaths {
+    /// Wait until no supervisor holds the project's lock (it exits right after answering a
+    /// shutdown), and hold it: `None` when there is no lock file to wait on.
+    pub fn wait_unlocked(&self) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        let dir = Dir::open(&self.run_dir).ok()?;
+        let f = dir.open_file(LOCK_FILE, Access::Read, Create::No).ok()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
+    }
+
+    /// With the lock held (`wait_unlocked`): remove the sockets and pid file a supervisor
+    /// left. One that dropped its privileges cannot remove them itself from root's run
+    /// directory.
+    pub fn clear_leftovers(&self, _lock: &nix::fcntl::Flock<std::fs::File>) {
+        let Ok(dir) = Dir::open(&self.run_dir) else {
+            return;
+        };
+        for path in [&self.socket, &self.spawn_socket, &self.pid_file] {
+            if let Some(name) = path.file_name() {
+                let _ = dir.remove(name);
+            }
+        }
+    }
 }
 
 /// Roots under which per-project directories are made.
@@ -88,13 +216,16 @@ impl Roots {
             Some(rt) => rt
                 .join("systemg")
                 .join(format!("{project}-{:08x}", fnv32(&state_dir))),
+            // The run directory stays root's: a supervisor that drops its privileges makes
+            // its FIFOs in a directory of its own below it.
+            None if self.system => run_dir.join(FIFO_SUBDIR),
             None => run_dir.clone(),
         };
         ProjectPaths {
             fifo_dir,
             socket: run_dir.join("control.sock"),
             spawn_socket: run_dir.join("spawn.sock"),
-            pid_file: run_dir.join("supervisor.pid"),
+            pid_file: run_dir.join(PID_FILE),
             state_file: state_dir.join("state.json"),
             server_uid: if self.system {
                 0
@@ -104,6 +235,7 @@ impl Roots {
             state_dir,
             run_dir,
             log_dir,
+            system: self.system,
         }
     }
 
@@ -220,10 +352,11 @@ mod tests {
             ..user.clone()
         };
         assert_ne!(other.project_in("web", rt.clone()).fifo_dir, p.fifo_dir);
-        // Without a runtime directory, and always in system mode (/run is one): the run dir.
+        // Without a runtime directory: the run dir; always in system mode (/run is one), a
+        // directory below it that a supervisor dropping its privileges may own.
         assert_eq!(user.project_in("web", None).fifo_dir, p.run_dir);
         let sys = Roots::system().project_in("web", rt);
-        assert_eq!(sys.fifo_dir, sys.run_dir);
+        assert_eq!(sys.fifo_dir, sys.run_dir.join("fifo"));
     }
 
     #[test]

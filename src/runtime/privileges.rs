@@ -10,15 +10,13 @@
 //! refuses), and keeping a bus connection opened as root would keep root's power over systemd,
 //! which makes the drop meaningless.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use thiserror::Error;
 
-use super::paths::ProjectPaths;
+use super::paths::ProjectDirs;
 use crate::backend::Choice;
 use crate::config::privileged::{describe_uid, login_groups, lookup_user, Caller};
 use crate::config::{privileged_problems, Config, ConfigErrors, DiagKind, Diagnostic};
+use crate::os::fs::Dir;
 
 /// The group whose members may read a `--sys` supervisor's status and logs.
 pub const SYSTEM_GROUP: &str = "systemg";
@@ -173,43 +171,42 @@ pub fn system_group() -> Option<u32> {
         .map(|g| g.gid.as_raw())
 }
 
-/// Give a `--sys` project's directories their owners and modes: with the `systemg` group, the
-/// roots (/var/lib/systemg, /run/systemg, /var/log/systemg) and the project's directories are
+/// Give a `--sys` project's directories their owners and modes, on the descriptors
+/// `ProjectPaths::open_dirs` opened (never by name). With the `systemg` group, the roots
+/// (/var/lib/systemg, /run/systemg, /var/log/systemg) and the project's directories are
 /// `root:systemg 0750`, so members reach the socket, the state and the logs; without it they
-/// stay `0700`. With `owner` (the `--drop-privileges` user), the project's directories and the
-/// files directly in them belong to that user, who must write state, fifos and logs, and the
-/// roots get `o+x` so that it can reach them.
+/// are `0700`. The run directory (control socket, services' socket, pid file, lock) is always
+/// root's. With `owner` (the `--drop-privileges` user), the state and log directories, the
+/// regular single-link files directly in them, and the FIFO directory belong to that user, who
+/// must write state, logs and FIFOs; the roots and the run directory get `o+x` so that it can
+/// reach them. A name swapped for a symbolic link or a hard link is skipped, never followed.
 pub fn prepare_system_dirs(
-    paths: &ProjectPaths,
+    dirs: &ProjectDirs,
     group: Option<u32>,
     owner: Option<u32>,
 ) -> Result<(), PrivilegeError> {
-    if group.is_none() && owner.is_none() {
-        // Nothing to share: keep what exists (new directories were made 0700).
+    let Some(sys) = &dirs.system else {
         return Ok(());
-    }
+    };
+    let me = nix::unistd::geteuid().as_raw();
     let mode = if group.is_some() { 0o750 } else { 0o700 };
-    // The dropped user must pass through the roots to reach its project's directories; it
-    // may not list them.
-    let root_mode = mode | if owner.is_some() { 0o001 } else { 0 };
-    for dir in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
-        if let Some(root) = dir.parent() {
-            set_owner_mode(root, None, group, root_mode)?;
-        }
-        set_owner_mode(dir, owner, group, mode)?;
+    // The dropped user must pass through the roots and the run directory to reach its own
+    // directories; it may not list them.
+    let pass = if owner.is_some() { 0o001 } else { 0 };
+    for root in &sys.roots {
+        set_owner_mode(root, None, group, mode | pass)?;
+    }
+    set_owner_mode(&dirs.run, Some(me), group, mode | pass)?;
+    set_owner_mode(&sys.fifo, Some(owner.unwrap_or(me)), None, 0o700)?;
+    for dir in [&dirs.state, &dirs.log] {
+        set_owner_mode(dir, Some(owner.unwrap_or(me)), group, mode)?;
         if let Some(uid) = owner {
-            let entries = std::fs::read_dir(dir).map_err(|source| PrivilegeError::Io {
-                context: format!("listing {}", dir.display()),
-                source,
-            })?;
-            for e in entries.flatten() {
-                let p = e.path();
-                // Sockets and fifos are recreated by the new owner; regular files (state,
-                // logs) must stay writable.
-                if e.file_type().is_ok_and(|t| t.is_file()) {
-                    chown(&p, Some(uid), None)?;
-                }
-            }
+            // State and logs a root supervisor wrote must stay writable.
+            dir.give_files_to(uid)
+                .map_err(|source| PrivilegeError::Io {
+                    context: format!("giving the files of {} to uid {uid}", dir.path().display()),
+                    source,
+                })?;
         }
     }
     Ok(())
@@ -217,57 +214,33 @@ pub fn prepare_system_dirs(
 
 /// Let every user pass through (not list) the run directory and its parent, so that services
 /// running as other users reach the services' socket in it. What else is there stays closed
-/// by its own mode (the control socket is 0660, FIFOs 0600).
-pub fn open_run_dir_to_services(paths: &ProjectPaths) -> Result<(), PrivilegeError> {
-    let dirs = [paths.run_dir.parent(), Some(paths.run_dir.as_path())];
-    for dir in dirs.into_iter().flatten() {
-        let mode = std::fs::metadata(dir)
-            .map(|m| m.permissions().mode())
-            .map_err(|source| PrivilegeError::Io {
-                context: format!("reading the mode of {}", dir.display()),
-                source,
-            })?;
+/// by its own mode (the control socket is 0660, the FIFO directory 0700).
+pub fn open_run_dir_to_services(dirs: &ProjectDirs) -> Result<(), PrivilegeError> {
+    let parent = dirs.system.as_ref().map(|s| &s.roots[1]);
+    for dir in parent.into_iter().chain([&dirs.run]) {
+        let io = |source| PrivilegeError::Io {
+            context: format!("chmod o+x {}", dir.path().display()),
+            source,
+        };
+        let mode = dir.stat().map_err(io)?.st_mode & 0o7777;
         if mode & 0o001 == 0 {
-            std::fs::set_permissions(
-                dir,
-                std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
-            )
-            .map_err(|source| PrivilegeError::Io {
-                context: format!("chmod o+x {}", dir.display()),
-                source,
-            })?;
+            dir.set_owner_mode(None, None, mode | 0o001).map_err(io)?;
         }
     }
     Ok(())
 }
 
 fn set_owner_mode(
-    dir: &Path,
+    dir: &Dir,
     owner: Option<u32>,
     group: Option<u32>,
     mode: u32,
 ) -> Result<(), PrivilegeError> {
-    if owner.is_some() || group.is_some() {
-        chown(dir, owner, group)?;
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        PrivilegeError::Io {
-            context: format!("chmod {}", dir.display()),
+    dir.set_owner_mode(owner, group, mode)
+        .map_err(|source| PrivilegeError::Io {
+            context: format!("setting the owner and mode of {}", dir.path().display()),
             source,
-        }
-    })
-}
-
-fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), PrivilegeError> {
-    nix::unistd::chown(
-        path,
-        uid.map(nix::unistd::Uid::from_raw),
-        gid.map(nix::unistd::Gid::from_raw),
-    )
-    .map_err(|e| PrivilegeError::Io {
-        context: format!("chown {}", path.display()),
-        source: e.into(),
-    })
+        })
 }
 
 /// Become `target` for good: login groups, gid, uid (all three of real, effective, saved), then
@@ -306,7 +279,7 @@ mod tests {
 
     fn cfg(services: &str) -> Config {
         let yaml = format!("version: \"1\"\nservices:\n{services}");
-        load_str(&yaml, Path::new("/srv/p/systemg.yaml")).unwrap()
+        load_str(&yaml, std::path::Path::new("/srv/p/systemg.yaml")).unwrap()
     }
 
     #[test]

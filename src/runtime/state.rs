@@ -4,7 +4,6 @@
 //! of the supervisor's event loop, not once per event.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -149,9 +148,12 @@ pub enum Loaded {
 
 /// Read state.json, setting a corrupt one aside.
 pub fn load(path: &Path) -> Result<Loaded, StateError> {
-    let bytes = match std::fs::read(path) {
+    // Under --drop-privileges the state directory is the services' user's, and root reads
+    // this before the drop: never through a symbolic link, never a FIFO, never without bound.
+    let bytes = match crate::os::fs::read_capped(path, MAX_STATE_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(e) if crate::os::fs::is_refusal(&e) => return set_aside(path, e.to_string()),
         Err(source) => {
             return Err(StateError::Io {
                 path: path.to_path_buf(),
@@ -189,25 +191,15 @@ pub fn save(path: &Path, state: &PersistedState) -> Result<(), StateError> {
     write_atomic(path, &data).map_err(io)
 }
 
-/// Replace the file at `path` with `data` atomically: a temporary file beside it
-/// (`<path>.tmp`), fsync, rename over, fsync of the directory. A crash leaves the old file or
-/// the new one, never a mix.
+/// Largest state file read (a thousand units take well under a megabyte).
+const MAX_STATE_BYTES: u64 = 64 << 20;
+
+/// Replace the file at `path` with `data` atomically: a temporary file with a unique name
+/// beside it (`O_CREAT|O_EXCL|O_NOFOLLOW`), fsync, rename over, fsync of the directory. A
+/// crash leaves the old file or the new one, never a mix; nothing planted beside `path` (a
+/// symbolic link at `<path>.tmp`) is written through.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::os::fs::write_atomic(path, data, 0o666)
 }
 
 #[cfg(test)]
@@ -279,5 +271,22 @@ mod tests {
         assert!(p.may_batch(Instant::now()));
         assert!(!p.may_batch(Instant::now() + MAX_DELAY));
         assert!(p.end_turn());
+    }
+
+    #[test]
+    fn a_linked_state_file_is_set_aside_unread_and_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"{}").unwrap();
+        let p = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("state.json.tmp")).unwrap();
+        match load(&p).unwrap() {
+            Loaded::Corrupt { message, .. } => assert!(message.contains("symbolic link")),
+            other => panic!("{other:?}"),
+        }
+        save(&p, &PersistedState::default()).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"{}");
+        assert!(!std::fs::symlink_metadata(&p).unwrap().is_symlink());
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use nix::sys::signal::{SigSet, Signal as NixSignal};
 
 use super::observe::Observer;
-use super::paths::{ensure_dir, ProjectPaths, Roots};
+use super::paths::{ProjectDirs, ProjectPaths, Roots, LOCK_FILE, PID_FILE};
 use super::plan::jobs;
 use super::privileges;
 use super::sd_notify::SdNotify;
@@ -26,6 +26,7 @@ use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusR
 use crate::control::server::{Incoming, Server};
 use crate::core::spawn::SpawnTree;
 use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
+use crate::os::fs::{Access, Create};
 
 /// `sysg run`: ad-hoc units added to and dropped from the running plan.
 mod adhoc;
@@ -196,22 +197,26 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     };
     let roots = Roots::for_mode(opts.system);
     let paths = roots.project(&config.project);
-    for d in [&paths.state_dir, &paths.run_dir, &paths.log_dir] {
-        ensure_dir(d).map_err(RuntimeError::io(format!("creating {}", d.display())))?;
-    }
-    // A daemon's stderr is its supervisor.log: from now on it rotates like a service log.
-    crate::logs::supervisor::attach(&paths.log_dir.join("supervisor.log"), config.logs);
-    if opts.system {
-        if let Err(e) = privileges::prepare_system_dirs(
-            &paths,
-            privileged.group,
-            privileged.target.as_ref().map(|t| t.uid),
-        ) {
+    // Everything root does in these directories goes through these descriptors, never by a
+    // name a less privileged user could have swapped.
+    let dirs = match paths.open_dirs() {
+        Ok(d) => d,
+        Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
             return Err(e.into());
         }
+    };
+    if let Err(e) = privileges::prepare_system_dirs(
+        &dirs,
+        privileged.group,
+        privileged.target.as_ref().map(|t| t.uid),
+    ) {
+        report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+        return Err(e.into());
     }
-    let lock_guard = match lock(&paths) {
+    // A daemon's stderr is its supervisor.log: from now on it rotates like a service log.
+    crate::logs::supervisor::attach(&paths.log_dir.join("supervisor.log"), config.logs);
+    let lock_guard = match lock(&dirs) {
         Ok(l) => l,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
@@ -316,7 +321,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         })
         .map_err(RuntimeError::io("starting the control thread"))?;
     if sup.service_socket == sup.paths.spawn_socket {
-        privileges::open_run_dir_to_services(&sup.paths)?;
+        privileges::open_run_dir_to_services(&dirs)?;
         let spawn_server = Server::bind_for_services(&sup.paths.spawn_socket)?;
         let spawn_tx = tx.clone();
         spawn_server
@@ -326,9 +331,17 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         let _ = std::fs::remove_file(&sup.paths.spawn_socket);
     }
     drop(tx);
-    std::fs::write(&sup.paths.pid_file, format!("{}\n", std::process::id())).map_err(
-        RuntimeError::io(format!("writing {}", sup.paths.pid_file.display())),
-    )?;
+    dirs.run
+        .write_atomic(
+            PID_FILE,
+            format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
+        )
+        .map_err(RuntimeError::io(format!(
+            "writing {}",
+            sup.paths.pid_file.display()
+        )))?;
+    drop(dirs);
 
     if let Some(target) = &privileged.target {
         if let Err(e) = privileges::drop_to(target) {
@@ -459,13 +472,11 @@ fn report_ready(ready: &mut Option<File>, resp: Response) {
 
 /// Hold an exclusive lock for the supervisor's life: a second supervisor of the same project
 /// fails fast, and a crashed one releases it automatically (the kernel drops flocks on exit).
-fn lock(paths: &ProjectPaths) -> Result<nix::fcntl::Flock<File>, RuntimeError> {
-    let path = paths.run_dir.join("supervisor.lock");
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+fn lock(dirs: &ProjectDirs) -> Result<nix::fcntl::Flock<File>, RuntimeError> {
+    let path = dirs.run.join(LOCK_FILE);
+    let f = dirs
+        .run
+        .open_file(LOCK_FILE, Access::ReadWrite, Create::IfMissing(0o600))
         .map_err(RuntimeError::io(format!("opening {}", path.display())))?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
         RuntimeError::Other(format!(

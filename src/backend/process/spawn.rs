@@ -97,11 +97,13 @@ pub fn remove_fifo_if(path: &Path, id: (u64, u64)) {
     }
 }
 
-/// Open the read end of an existing FIFO without blocking.
+/// Open the read end of an existing FIFO without blocking. A FIFO is never a symbolic link:
+/// one at the name is refused, not followed (the path of an adopted unit's FIFO comes from
+/// the state file, which a `--drop-privileges` user writes and root reads).
 pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)?;
     if !file.metadata()?.file_type().is_fifo() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));

@@ -1,0 +1,9 @@
+//! Operating-system primitives the rest of the crate builds on. This layer sits below config,
+//! core, backends and runtime: everything may use it, and it uses nothing of the crate.
+//!
+//! `fs`: directories held as descriptors, files opened without following symbolic links,
+//! ownership set on descriptors, atomic replacement through unique temporary files, and the
+//! ownership checks that keep a privileged process from working through paths that a less
+//! privileged user controls.
+
+pub mod fs;

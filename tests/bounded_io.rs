@@ -146,7 +146,13 @@ fn reloads_of_hostile_files_fail_fast_and_the_loop_keeps_restarting_services() {
         "the supervisor grew to {} KiB",
         rss_kib(sup)
     );
-    // The supervisor still takes a good reload.
+    // The supervisor still takes a good reload, once the last restart is past its start-up
+    // (a reload answers with a failure while a service fails during start-up).
+    wait_until("crashy to be up past its start-up", T, || {
+        p.service("crashy")["uptime_secs"]
+            .as_f64()
+            .is_some_and(|u| u >= 0.5)
+    });
     assert_ok(&p.sysg(&["restart", "--config", "systemg.yaml"]), "reload");
 }
 

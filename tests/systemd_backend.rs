@@ -116,7 +116,7 @@ fn api_start_reports_pid_properties_and_exit() {
         ("Type", "exec"),
         ("Description", "sleeper (systemg project it-api)"),
         ("Slice", "sysg-it\\x2dapi.slice"),
-        ("CollectMode", "inactive-or-failed"),
+        ("CollectMode", "inactive"),
         ("KillMode", "control-group"),
         ("KillSignal", "15"),
         ("TimeoutStopUSec", "3s"),
@@ -271,10 +271,11 @@ fn api_outside_stop_and_kill_are_reported() {
     wait_until("no sleep is left", Duration::from_secs(5), || {
         ns.exec(&["pgrep", "-x", "sleep"]).stdout.is_empty()
     });
-    assert!(matches!(
-        b.signal("tree", libc::SIGTERM),
-        Err(systemg::backend::BackendError::NotRunning { .. })
-    ));
+    let r = b.signal("tree", libc::SIGTERM);
+    assert!(
+        matches!(r, Err(systemg::backend::BackendError::NotRunning { .. })),
+        "{r:?}"
+    );
 }
 
 #[test]

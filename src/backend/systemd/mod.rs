@@ -625,6 +625,19 @@ impl Backend for SystemdBackend {
         // KillUnit, not StopUnit: the core runs the stop sequence (signal, stop_timeout, kill)
         // itself, the same on both backends; StopUnit would add systemd's own timeout on top.
         let name = self.unit_name(unit);
+        // A failed unit stays loaded (CollectMode=inactive) and KillUnit on it succeeds.
+        let path = naming::unit_object_path(&name);
+        if self
+            .shared
+            .lock()
+            .tracks
+            .get(&path)
+            .is_some_and(|t| t.ended)
+        {
+            return Err(BackendError::NotRunning {
+                unit: unit.to_string(),
+            });
+        }
         self.manager()?
             .kill_unit(&name, "all", signal)
             .map_err(|e| {
@@ -738,6 +751,21 @@ impl Backend for SystemdBackend {
         if let Ok(m) = self.manager() {
             if let Err(e) = m.stop_unit(&slice, "replace") {
                 tracing::debug!("stopping {slice}: {e}");
+            }
+            // Failed services stay loaded while the project runs (`systemctl --failed`); once
+            // it stops for good they are reset, so nothing of it stays loaded.
+            let pattern = naming::project_pattern(&self.project);
+            match m.list_units_by_patterns(&["failed"], &[pattern.as_str()]) {
+                Ok(rows) => {
+                    for row in rows {
+                        if naming::service_of_unit(&self.project, &row.0).is_some() {
+                            if let Err(e) = m.reset_failed_unit(&row.0) {
+                                tracing::debug!("resetting {}: {e}", row.0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("listing {pattern}: {e}"),
             }
             // Timers of the project's cron jobs, including any a crashed supervisor left.
             let pattern = naming::project_timer_pattern(&self.project);

@@ -9,9 +9,10 @@
 //!
 //! The thread never makes D-Bus calls (a call waiting on a connection whose queue is full of
 //! unread signals would deadlock), so everything it learns comes from signal payloads. That is
-//! also the only way to get a unit's exit status: with `CollectMode=inactive-or-failed` systemd
-//! unloads the unit right after it ends, so ExecMainCode/ExecMainStatus must be captured from
-//! the `PropertiesChanged` that announced the end.
+//! also the only way to get a unit's exit status: with `CollectMode=inactive` systemd unloads a
+//! unit that ended cleanly right away (a failed one stays loaded until reset), so
+//! ExecMainCode/ExecMainStatus must be captured from the `PropertiesChanged` that announced the
+//! end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -150,3 +150,77 @@ fn admin_a_service_that_gave_up_stays_in_systemctl_failed() {
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
 }
+
+/// The manager's major version, as `systemctl --version` prints it.
+fn systemd_version(ns: &NsSystemd) -> u32 {
+    ns.output(&["systemctl", "--version"])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("systemd version")
+}
+
+#[test]
+fn admin_a_property_this_systemd_lacks_is_refused_up_front_and_never_retried() {
+    let Some(ns) =
+        boot_or_skip("admin_a_property_this_systemd_lacks_is_refused_up_front_and_never_retried")
+    else {
+        return;
+    };
+    if systemd_version(&ns) >= 257 {
+        eprintln!("skipped: this systemd has PrivatePIDs=");
+        return;
+    }
+    let plain =
+        "  web:\n    command: \"exec sleep 1000\"\n    restart_policy: always\n    backoff: 50ms\n";
+    let isolated = format!("{plain}    isolation:\n      pid: true\n");
+    let p = SysProject::new(&ns, "sysg-admin-", "adm-version", &isolated);
+    // Line 9 (after version, project, services, web, command, restart_policy, backoff,
+    // isolation), column 7: the `pid` key.
+    let at = format!("{}:9:7", p.config.display());
+
+    let out = p.sysg(&["validate"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "validate: {err}");
+    assert!(err.contains(&at), "{err}");
+    assert!(
+        err.contains("services.web.isolation.pid: needs systemd 257 or later (property PrivatePIDs); the running systemd is 25"),
+        "{err}"
+    );
+
+    let out = p.sysg(&["start", "--daemonize"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "start: {err}");
+    assert!(err.contains(&at), "{err}");
+    assert!(p.supervisor_pid().is_none(), "no supervisor was started");
+    assert_eq!(p.sysg_units(), "", "no unit was created");
+
+    // A reload slips the field past the up-front checks: the start systemd would refuse is a
+    // configuration error, `failed` at once, not a crash retried in a loop.
+    std::fs::write(
+        &p.config,
+        format!("version: \"1\"\nproject: adm-version\nservices:\n{plain}"),
+    )
+    .expect("config");
+    assert_ok(
+        &p.sysg(&["start", "--daemonize"]),
+        "start without the field",
+    );
+    std::fs::write(
+        &p.config,
+        format!("version: \"1\"\nproject: adm-version\nservices:\n{isolated}"),
+    )
+    .expect("config");
+    let _ = p.sysg(&["restart"]);
+    wait_until("web fails on the refused property", T, || {
+        p.service("web")["state"] == "failed"
+    });
+    let s = p.service("web");
+    let reason = s["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("configuration error"), "{s}");
+    assert!(reason.contains("needs systemd 257 or later"), "{s}");
+    assert_eq!(s["restarts"], 0, "{s}");
+    assert!(s["next_restart"].is_null(), "no retry is scheduled: {s}");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}

@@ -58,6 +58,10 @@ pub struct AdoptRecord {
 pub enum BackendError {
     #[error("{unit}: {message}")]
     Start { unit: String, message: String },
+    /// The backend refused the unit's configuration (a property the running systemd does not
+    /// accept): a configuration error, which retrying cannot fix.
+    #[error("{unit}: {message}")]
+    Refused { unit: String, message: String },
     #[error("{unit}: not running")]
     NotRunning { unit: String },
     #[error("{context}: {source}")]

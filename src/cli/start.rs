@@ -39,7 +39,20 @@ pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Resul
             if n == 1 { "" } else { "s" }
         ));
         EXIT_USAGE
-    })
+    })?;
+    // Settings the systemd manager in use is too old for (config/systemd_versions.rs).
+    let refused = crate::backend::select::version_problems(backend_choice(g), g.sys, cfg);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let n = refused.len();
+    eprintln!("{}", crate::config::ConfigErrors(refused));
+    error(format!(
+        "{} has {n} setting{} the running systemd does not accept",
+        cfg.path.display(),
+        if n == 1 { "" } else { "s" }
+    ));
+    Err(EXIT_USAGE)
 }
 
 /// The runtime's form of `--backend`.

@@ -232,8 +232,9 @@ impl Core {
             }
             // Probes and deployments concern services only.
             Event::Tick | Event::ProbeResult { .. } | Event::Deploy(_) => {}
-            // `Core::handle` splits a batch into single `Adopted` events before they get here.
-            Event::AdoptedAll(_) => {}
+            // `Core::handle` splits a batch into single `Adopted` events, and turns a refusal
+            // for a name that is not a service into `StartFailed`, before they get here.
+            Event::AdoptedAll(_) | Event::StartRefused { .. } => {}
         }
     }
 

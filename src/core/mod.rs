@@ -84,6 +84,10 @@ pub enum Event {
     Started { unit: UnitId, pid: u32 },
     /// The backend could not start the unit at all.
     StartFailed { unit: UnitId, error: String },
+    /// The backend refused the unit's configuration (a property the running systemd does not
+    /// accept): the unit is `Failed` at once, whatever its restart policy — a retry would be
+    /// refused the same way. Anything but a service's own start is taken as `StartFailed`.
+    StartRefused { unit: UnitId, error: String },
     /// The unit's main process ended; the backend has already killed what was left of its tree.
     Exited {
         unit: UnitId,
@@ -324,6 +328,14 @@ impl Core {
 
     /// Apply one event to the state, without the reconcile pass that follows every `handle`.
     fn dispatch(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        // A refusal concerns a service's own start; for a cron run or a deployment's candidate
+        // it is a failed start like any other.
+        let event = match event {
+            Event::StartRefused { unit, error } if self.find(&unit).is_none() => {
+                Event::StartFailed { unit, error }
+            }
+            event => event,
+        };
         // Cron jobs see every event first; the service code below ignores names it does not know.
         self.cron_event(now, &event, out);
         // Events about a deployment's candidate or a draining old instance never reach the
@@ -334,7 +346,12 @@ impl Core {
         match event {
             Event::Request(request) => self.request(now, request, out),
             Event::Started { unit, pid } => self.on_started(now, &unit, pid, out),
-            Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, out),
+            Event::StartFailed { unit, error } => {
+                self.on_start_failed(now, &unit, Ending::StartFailed(error), out)
+            }
+            Event::StartRefused { unit, error } => {
+                self.on_start_failed(now, &unit, Ending::Refused(error), out)
+            }
             Event::Exited { unit, pid, status } => self.on_exited(now, &unit, pid, status, out),
             Event::ExecFailed { unit, pid, error } => {
                 self.on_exec_failed(now, &unit, pid, error, out)
@@ -545,10 +562,10 @@ impl Core {
         }
     }
 
-    fn on_start_failed(&mut self, now: Instant, name: &str, error: String, out: &mut Vec<Action>) {
+    fn on_start_failed(&mut self, now: Instant, name: &str, ending: Ending, out: &mut Vec<Action>) {
         let Some(i) = self.find(name) else { return };
         match &self.units[i].state {
-            State::Starting => self.after_ending(now, i, Ending::StartFailed(error), out),
+            State::Starting => self.after_ending(now, i, ending, out),
             State::Stopping {
                 why,
                 signalled: false,

@@ -248,6 +248,20 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         "supervisor starting (pid {})",
         std::process::id()
     );
+    // Settings the systemd manager is too old for fail here with their positions, not at
+    // every start of the service (an adopt-only supervisor starts nothing).
+    if backend.name() == "systemd" && !opts.adopt_only {
+        let refused = crate::backend::select::version_problems(
+            crate::backend::Choice::Systemd,
+            opts.system,
+            &config,
+        );
+        if !refused.is_empty() {
+            let e = config::ConfigErrors(refused);
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e.into());
+        }
+    }
 
     let probe_tx = tx.clone();
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
@@ -703,6 +717,12 @@ impl Supervisor {
         match action {
             Action::Start { unit, spec } => match self.backend.start(&spec) {
                 Ok(pid) => self.queue.push_back(Event::Started { unit, pid }),
+                Err(e @ crate::backend::BackendError::Refused { .. }) => {
+                    self.queue.push_back(Event::StartRefused {
+                        unit,
+                        error: e.to_string(),
+                    })
+                }
                 Err(e) => self.queue.push_back(Event::StartFailed {
                     unit,
                     error: e.to_string(),

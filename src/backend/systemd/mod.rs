@@ -22,6 +22,7 @@ use zbus::blocking::Connection;
 use zbus::zvariant::Value;
 
 use crate::backend::{AdoptRecord, Backend, BackendError, EventSink};
+use crate::config::systemd_versions;
 use crate::spec::UnitSpec;
 
 use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
@@ -40,6 +41,8 @@ pub struct SystemdBackend {
     shared: Arc<Shared>,
     /// Where to hand each unit its environment in a private file (`with_env_dir`).
     env_dir: Option<std::path::PathBuf>,
+    /// The manager's `Version`: properties newer than it are refused before they are sent.
+    version: String,
 }
 
 /// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
@@ -92,6 +95,14 @@ fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {
     ))
 }
 
+/// The `Version` of the manager the systemd backend would use (`system` or the user's), when
+/// one is reachable.
+pub fn running_version(system: bool) -> Result<String, String> {
+    available(system)?;
+    let conn = bus(system).map_err(|e| e.to_string())?;
+    manager_version(&conn).map_err(|e| e.to_string())
+}
+
 fn manager_version(conn: &Connection) -> Result<String, BackendError> {
     ManagerProxy::new(conn)
         .and_then(|m| m.version())
@@ -132,6 +143,7 @@ impl SystemdBackend {
             call,
             shared,
             env_dir: None,
+            version,
         })
     }
 
@@ -490,7 +502,41 @@ impl Drop for EnvFile {
     }
 }
 
+/// A property the running systemd is too old for, refused before the call (systemd would
+/// answer "Unknown assignment" on every start).
+fn refuse_newer_properties(
+    service: &str,
+    props: &[properties::Property],
+    version: &str,
+) -> Result<(), BackendError> {
+    let Some(major) = systemd_versions::parse_version(version) else {
+        return Ok(());
+    };
+    match props
+        .iter()
+        .filter_map(|(k, _)| systemd_versions::need(k))
+        .find(|n| n.since > major)
+    {
+        Some(n) => Err(BackendError::Refused {
+            unit: service.to_string(),
+            message: systemd_versions::refusal(service, n, version),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// systemd refused the unit's properties themselves (not a transient failure of the call).
+fn is_property_refusal(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::MethodError(name, _, _) if matches!(
+        name.as_str(),
+        "org.freedesktop.DBus.Error.InvalidArgs"
+            | "org.freedesktop.DBus.Error.UnknownProperty"
+            | "org.freedesktop.DBus.Error.PropertyReadOnly"
+    ))
+}
+
 fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error) -> BackendError {
+    let refused = is_property_refusal(&e);
     let text = describe(&e);
     let named = props
         .iter()
@@ -503,6 +549,13 @@ fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error)
         },
         None => format!("systemd refused the transient unit: {text}"),
     };
+    if refused {
+        // A configuration error: every retry would be refused the same way.
+        return BackendError::Refused {
+            unit: service.to_string(),
+            message,
+        };
+    }
     BackendError::Start {
         unit: service.to_string(),
         message,
@@ -526,6 +579,7 @@ impl Backend for SystemdBackend {
             unit: service.to_string(),
             message: e.to_string(),
         })?;
+        refuse_newer_properties(service, &props, &self.version)?;
         // systemd reads it while starting the unit; it is removed when this call returns.
         let _env_file = self.write_env_file(service, spec, &mut props)?;
         if let Some(why) = self.shared.lock().dead.clone() {
@@ -927,6 +981,23 @@ mod tests {
         assert_eq!(parse_start_time("garbage"), None);
         let own = proc_start_time(std::process::id()).unwrap();
         assert!(own > 0);
+    }
+
+    #[test]
+    fn properties_newer_than_the_manager_are_refused_before_the_call() {
+        let props = vec![
+            ("PrivateMounts".to_string(), Value::Bool(true)),
+            ("PrivatePIDs".to_string(), Value::Bool(true)),
+        ];
+        let e = refuse_newer_properties("web", &props, "252.39-1~deb12u1").unwrap_err();
+        assert!(matches!(e, BackendError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "web: services.web.isolation.pid: needs systemd 257 or later (property PrivatePIDs); the running systemd is 252.39-1~deb12u1: remove the field, or use the process backend (--backend process)"
+        );
+        assert!(refuse_newer_properties("web", &props, "257.1").is_ok());
+        // An unreadable version leaves the decision to systemd.
+        assert!(refuse_newer_properties("web", &props, "").is_ok());
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod deploy;
 mod deps;
 mod health;
 mod notice;
+mod outside;
 mod policy;
 #[cfg(test)]
 mod random_tests;
@@ -104,6 +105,17 @@ pub enum Event {
     /// At supervisor start-up the unit was found still running and adopted. The runtime
     /// sends `AdoptedAll` instead; a single `Adopted` is the same as a batch of one.
     Adopted { unit: UnitId, pid: u32 },
+    /// The unit's main process `pid` ended because the service manager stopped the unit at
+    /// someone else's request (`systemctl stop`): a stop by the operator, not a crash. The
+    /// unit stays stopped and its dependents follow, as on `sysg stop -s`.
+    StoppedOutside {
+        unit: UnitId,
+        pid: u32,
+        status: ExitStatus,
+    },
+    /// The unit was started again outside sysg (`systemctl start`) with main process `pid`:
+    /// the core follows it as its running process.
+    StartedOutside { unit: UnitId, pid: u32 },
     /// At supervisor start-up: every unit found still running, in one step. The core takes
     /// them all in before it judges any dependency, so a dependent adopted before its
     /// dependency (name order, discovery order) is never cascade-stopped.
@@ -357,6 +369,10 @@ impl Core {
                 self.on_exec_failed(now, &unit, pid, error, out)
             }
             Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, out),
+            Event::StoppedOutside { unit, pid, status } => {
+                self.on_stopped_outside(now, &unit, pid, status, out)
+            }
+            Event::StartedOutside { unit, pid } => self.on_started_outside(now, &unit, pid, out),
             Event::ProbeResult {
                 unit,
                 probe,
@@ -650,6 +666,20 @@ impl Core {
     }
 
     fn on_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
+        self.take_over(now, name, pid, format!("adopted (pid {pid})"), out);
+    }
+
+    /// Make `pid`, a process the core did not start, the running process of unit `name` (an
+    /// adopted one, or one started outside sysg); `message` is the report. Nothing happens
+    /// for a unit that already has a process or is being created.
+    fn take_over(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        message: String,
+        out: &mut Vec<Action>,
+    ) {
         let Some(i) = self.find(name) else { return };
         let u = &mut self.units[i];
         // Never replace a process the core already tracks or is creating.
@@ -669,12 +699,7 @@ impl Core {
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
-        report(
-            out,
-            name,
-            ReportKind::Started,
-            format!("adopted (pid {pid})"),
-        );
+        report(out, name, ReportKind::Started, message);
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -33,6 +33,17 @@ pub enum BackendEvent {
     /// A process of the unit started that `start` did not start: a run of a cron job started
     /// by the backend's own timer (or by `trigger`). Its end comes as `Exited`.
     Started { unit: String, pid: u32 },
+    /// The unit's main process ended because the host's service manager stopped the unit at
+    /// someone else's request (`systemctl stop`): a stop by the operator, not a crash. Comes
+    /// instead of `Exited`.
+    StoppedOutside {
+        unit: String,
+        pid: u32,
+        status: ExitStatus,
+    },
+    /// The unit, which had ended, was started again outside sysg (`systemctl start`): `pid` is
+    /// its new main process, whose end comes as `Exited` (or `StoppedOutside`).
+    StartedOutside { unit: String, pid: u32 },
     /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
     /// previous run still runs, in which case nothing else follows.
     Elapsed { unit: String },

@@ -626,6 +626,22 @@ impl Supervisor {
                         .record_exit(&unit, pid, crate::spec::ExitStatus::Code(127), Some(0.0));
                     self.queue.push_back(Event::ExecFailed { unit, pid, error });
                 }
+                Msg::Backend(BackendEvent::StoppedOutside { unit, status, .. })
+                    if crate::core::spawn::split_key(&unit).is_some() =>
+                {
+                    self.child_exited(&unit, status);
+                }
+                Msg::Backend(BackendEvent::StoppedOutside { unit, pid, status }) => {
+                    tracing::info!(unit = %unit, pid, "stopped outside sysg (systemctl stop)");
+                    self.service_exited(&unit);
+                    self.obs.record_exit(&unit, pid, status, None);
+                    self.queue
+                        .push_back(Event::StoppedOutside { unit, pid, status });
+                }
+                Msg::Backend(BackendEvent::StartedOutside { unit, pid }) => {
+                    tracing::info!(unit = %unit, pid, "started outside sysg (systemctl start)");
+                    self.queue.push_back(Event::StartedOutside { unit, pid });
+                }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.service_exited(&unit);
                     let ran = self

@@ -11,6 +11,7 @@
 
 pub mod journal;
 pub mod naming;
+mod outside;
 pub mod properties;
 pub mod proxies;
 pub mod watch;
@@ -289,10 +290,14 @@ impl SystemdBackend {
                 Err(e) => return Err(call_err(service, "looking up the unit", e)),
                 Ok(upath) => match self.unit_state(&upath) {
                     Ok(s) if s == "failed" => {
-                        // A failed unit keeps its name taken until reset.
+                        // A failed unit keeps its name taken until reset; our reference
+                        // (AddRef, RefUnit) would keep it loaded.
                         let _ = manager.reset_failed_unit(name);
+                        let _ = manager.unref_unit(name);
                     }
-                    Ok(s) if s == "inactive" || s == "deactivating" => {}
+                    Ok(s) if s == "inactive" || s == "deactivating" => {
+                        let _ = manager.unref_unit(name);
+                    }
                     Ok(s) => {
                         return Err(BackendError::Start {
                             unit: service.to_string(),
@@ -580,6 +585,9 @@ impl Backend for SystemdBackend {
             message: e.to_string(),
         })?;
         refuse_newer_properties(service, &props, &self.version)?;
+        // Held by this supervisor's connection: a unit stopped outside sysg (`systemctl stop`)
+        // stays loaded, so `systemctl start` can bring it back (and sysg follows it).
+        props.push(("AddRef".to_string(), Value::Bool(true)));
         // systemd reads it while starting the unit; it is removed when this call returns.
         let _env_file = self.write_env_file(service, spec, &mut props)?;
         if let Some(why) = self.shared.lock().dead.clone() {
@@ -661,6 +669,7 @@ impl Backend for SystemdBackend {
                 pid = t.exec_main_pid;
                 t.ended = true;
             }
+            t.ended_after_start();
             t.pid = pid;
             t.armed = true;
             t.take_exit()
@@ -692,17 +701,22 @@ impl Backend for SystemdBackend {
                 unit: unit.to_string(),
             });
         }
-        self.manager()?
-            .kill_unit(&name, "all", signal)
-            .map_err(|e| {
-                if is_no_such_unit(&e) {
-                    BackendError::NotRunning {
-                        unit: unit.to_string(),
-                    }
-                } else {
-                    BackendError::Other(format!("{unit}: KillUnit {name}: {}", describe(&e)))
+        let manager = self.manager()?;
+        manager.kill_unit(&name, "all", signal).map_err(|e| {
+            if is_no_such_unit(&e) {
+                BackendError::NotRunning {
+                    unit: unit.to_string(),
                 }
-            })
+            } else {
+                BackendError::Other(format!("{unit}: KillUnit {name}: {}", describe(&e)))
+            }
+        })?;
+        // sysg stops it: our reference (kept for `systemctl start` after an outside stop) is
+        // not needed, so a unit that ends cleanly is unloaded as before.
+        if let Err(e) = manager.unref_unit(&name) {
+            tracing::debug!("UnrefUnit {name}: {}", describe(&e));
+        }
+        Ok(())
     }
 
     fn kill(&mut self, unit: &str) -> Result<(), BackendError> {
@@ -758,6 +772,12 @@ impl Backend for SystemdBackend {
             }
         };
         let running = matches!(state.as_str(), "active" | "activating" | "reloading");
+        if running {
+            // Like `AddRef` at start: keep the unit loaded after a `systemctl stop`.
+            if let Err(e) = manager.ref_unit(&name) {
+                tracing::debug!("RefUnit {name}: {}", describe(&e));
+            }
+        }
         let same_start =
             record.start_time == 0 || proc_start_time(pid).is_some_and(|t| t == record.start_time);
         if !running || pid == 0 || pid != record.pid || !same_start {

@@ -1,5 +1,6 @@
 //! The signal thread: drains systemd's signals on its own connection and turns them into unit
-//! state and `BackendEvent`s: `Exited` for units `start` started, and for cron jobs run by a
+//! state and `BackendEvent`s: `Exited` for units `start` started (`StoppedOutside` and
+//! `StartedOutside` for what `systemctl` did to them, see outside.rs), and for cron jobs run by a
 //! timer `Elapsed` (the timer's `LastTriggerUSec` moved) and `Started`/`Exited` per run.
 //!
 //! A timer's service runs again and again under one name, and systemd may fold a short run's
@@ -85,6 +86,9 @@ pub struct Track {
     pub jobs_done: Vec<(String, String)>,
     /// The unit ended (terminal state, or removed after it started).
     pub ended: bool,
+    /// A job sysg did not ask for (`systemctl stop`) is pending or ran while the unit was up:
+    /// its end is a stop by the operator. Cleared when such a job finishes with the unit up.
+    pub outside_job: bool,
     /// systemd unloaded the unit.
     pub removed: bool,
 }
@@ -146,10 +150,11 @@ impl Track {
         } else {
             self.exec_main_pid
         };
-        Some(BackendEvent::Exited {
-            unit: self.service.clone(),
-            pid,
-            status: self.exit_status(),
+        let (unit, status) = (self.service.clone(), self.exit_status());
+        Some(if self.outside_job {
+            BackendEvent::StoppedOutside { unit, pid, status }
+        } else {
+            BackendEvent::Exited { unit, pid, status }
         })
     }
 }
@@ -312,6 +317,13 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
             let path = naming::unit_object_path(&unit);
             if let Some(t) = st.tracks.get_mut(&path) {
                 t.jobs_done.push((job, result));
+                // A process that died at once can have its `active` folded into the
+                // `inactive` systemd flushed before this result: once the start job is over,
+                // that state is its end. (Before failed units stayed loaded, the unit's
+                // removal reported it; a unit we hold a reference on is never removed.)
+                if t.ended_after_start() {
+                    out.extend(t.take_exit());
+                }
             }
         }
         Signal::UnitRemoved { path } => {
@@ -398,10 +410,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 if let Some(id) = get_job_id(&changed) {
                     t.job_id = Some(id);
                 }
+                t.unit_changed(&mut out);
                 let terminal = matches!(t.active_state.as_deref(), Some("inactive" | "failed"));
                 // systemd-run's rule: terminal state *and* no job pending. `seen_active` keeps
                 // the `inactive` a unit has before its start job runs from counting as an end.
-                if terminal && t.job_id == Some(0) && t.seen_active {
+                // A start job already over counts as well: a process that died at once may
+                // never show `active` (activating → inactive).
+                let started = t.seen_active || t.start_job_result().is_some();
+                if terminal && t.job_id == Some(0) && started {
                     t.ended = true;
                     out.extend(t.take_exit());
                 }

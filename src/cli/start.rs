@@ -30,6 +30,10 @@ pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Resul
             return Err(EXIT_USAGE);
         }
     }
+    // Settings the systemd manager is too old for are refused by the supervisor, with their
+    // positions: asking the manager here would start zbus's threads in this process, which
+    // becomes the supervisor with `--foreground`, before it blocks SIGTERM for its own
+    // signal thread (a SIGTERM would then kill it outright).
     crate::runtime::privileges::check(cfg, g.drop_privileges, g.sys).map_err(|e| {
         eprintln!("{e}");
         let n = e.0.len();
@@ -39,20 +43,7 @@ pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Resul
             if n == 1 { "" } else { "s" }
         ));
         EXIT_USAGE
-    })?;
-    // Settings the systemd manager in use is too old for (config/systemd_versions.rs).
-    let refused = crate::backend::select::version_problems(backend_choice(g), g.sys, cfg);
-    if refused.is_empty() {
-        return Ok(());
-    }
-    let n = refused.len();
-    eprintln!("{}", crate::config::ConfigErrors(refused));
-    error(format!(
-        "{} has {n} setting{} the running systemd does not accept",
-        cfg.path.display(),
-        if n == 1 { "" } else { "s" }
-    ));
-    Err(EXIT_USAGE)
+    })
 }
 
 /// The runtime's form of `--backend`.

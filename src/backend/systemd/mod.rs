@@ -690,13 +690,13 @@ impl Backend for SystemdBackend {
         let name = self.unit_name(unit);
         // A failed unit stays loaded (CollectMode=inactive) and KillUnit on it succeeds.
         let path = naming::unit_object_path(&name);
-        if self
+        let ended = self
             .shared
             .lock()
             .tracks
             .get(&path)
-            .is_some_and(|t| t.ended)
-        {
+            .is_some_and(|t| t.ended);
+        if ended {
             return Err(BackendError::NotRunning {
                 unit: unit.to_string(),
             });
@@ -791,6 +791,9 @@ impl Backend for SystemdBackend {
             };
             t.pid = pid;
             t.main_pid = pid;
+            if t.active_state.is_none() {
+                t.active_state = Some(state.clone());
+            }
             t.armed = true;
             t.take_exit()
         };

@@ -345,8 +345,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 }
             } else if let Some(t) = st.tracks.get_mut(&path) {
                 // A removal before our start job finished belongs to an earlier instance of
-                // the same name; after it, this instance is gone.
-                if t.start_job_result().is_some() || t.start_job.is_none() && t.armed {
+                // the same name; after it, this instance is gone. A unit last seen up is not
+                // gone: `systemctl daemon-reload` removes and re-creates every unit, and
+                // systemd never unloads a unit that is not inactive.
+                let up = matches!(
+                    t.active_state.as_deref(),
+                    Some("active" | "activating" | "deactivating" | "reloading")
+                );
+                if !up && (t.start_job_result().is_some() || t.start_job.is_none() && t.armed) {
                     t.removed = true;
                     t.ended = true;
                     out.extend(t.take_exit());
@@ -680,6 +686,19 @@ mod tests {
                 status: ExitStatus::Unknown
             }]
         );
+    }
+
+    #[test]
+    fn daemon_reload_removing_a_running_unit_is_no_end() {
+        let mut st = tracked();
+        apply(&mut st, unit_props("active", 0));
+        let t = st.tracks.get_mut(PATH).unwrap();
+        t.armed = true;
+        t.pid = 11;
+        t.jobs_done
+            .push(("/org/freedesktop/systemd1/job/7".into(), "done".into()));
+        assert!(apply(&mut st, Signal::UnitRemoved { path: PATH.into() }).is_empty());
+        assert!(!st.tracks[PATH].ended);
     }
 
     const SPATH: &str = "/org/freedesktop/systemd1/unit/sysg_2dp_2dj_2eservice";

@@ -45,6 +45,17 @@ pub enum BackendEvent {
     /// A process of the unit started that `start` did not start: a run of a cron job started
     /// by the backend's own timer (or by `trigger`). Its end comes as `Exited`.
     Started { unit: String, pid: u32 },
+    /// The unit's main process ended because the host's service manager stopped the unit at
+    /// someone else's request (`systemctl stop`): a stop by the operator, not a crash. Comes
+    /// instead of `Exited`.
+    StoppedOutside {
+        unit: String,
+        pid: u32,
+        status: ExitStatus,
+    },
+    /// The unit, which had ended, was started again outside sysg (`systemctl start`): `pid` is
+    /// its new main process, whose end comes as `Exited` (or `StoppedOutside`).
+    StartedOutside { unit: String, pid: u32 },
     /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
     /// previous run still runs, in which case nothing else follows.
     Elapsed { unit: String },
@@ -70,6 +81,10 @@ pub struct AdoptRecord {
 pub enum BackendError {
     #[error("{unit}: {message}")]
     Start { unit: String, message: String },
+    /// The backend refused the unit's configuration (a property the running systemd does not
+    /// accept): a configuration error, which retrying cannot fix.
+    #[error("{unit}: {message}")]
+    Refused { unit: String, message: String },
     #[error("{unit}: not running")]
     NotRunning { unit: String },
     /// A record of the state file that the live process does not prove (see

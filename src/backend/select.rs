@@ -46,3 +46,22 @@ pub fn create(
     }
     Ok(Box::new(ProcessBackend::new(project, paths, echo, sink)?))
 }
+
+/// Settings of `cfg` the systemd manager that `choice` would use is too old for (see
+/// config/systemd_versions.rs), with their positions. Empty with the process backend, or when
+/// no manager is reachable (`auto` then picks the process backend; `systemd` fails to start
+/// with its own error).
+pub fn version_problems(
+    choice: Choice,
+    system: bool,
+    cfg: &crate::config::Config,
+) -> Vec<crate::config::Diagnostic> {
+    #[cfg(target_os = "linux")]
+    if choice != Choice::Process {
+        if let Ok(version) = super::systemd::running_version(system) {
+            return crate::config::systemd_versions::version_problems(cfg, &version);
+        }
+    }
+    let _ = (choice, system, cfg);
+    Vec::new()
+}

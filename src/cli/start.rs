@@ -30,6 +30,10 @@ pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Resul
             return Err(EXIT_USAGE);
         }
     }
+    // Settings the systemd manager is too old for are refused by the supervisor, with their
+    // positions: asking the manager here would start zbus's threads in this process, which
+    // becomes the supervisor with `--foreground`, before it blocks SIGTERM for its own
+    // signal thread (a SIGTERM would then kill it outright).
     crate::runtime::privileges::check(cfg, g.drop_privileges, g.sys).map_err(|e| {
         eprintln!("{e}");
         let n = e.0.len();

@@ -9,8 +9,16 @@ use crate::config;
 pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
     let path = config_path(g);
     // Settings this host or this user cannot apply are errors too (config/privileged.rs).
+    // So are settings the reachable systemd manager is too old for (config/systemd_versions.rs).
     let loaded = config::load(&path).and_then(|cfg| {
-        crate::runtime::privileges::check(&cfg, g.drop_privileges, g.sys).map(|()| cfg)
+        crate::runtime::privileges::check(&cfg, g.drop_privileges, g.sys)?;
+        let choice = super::start::backend_choice(g);
+        let refused = crate::backend::select::version_problems(choice, g.sys, &cfg);
+        if refused.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(config::ConfigErrors(refused))
+        }
     });
     match loaded {
         Ok(cfg) => {

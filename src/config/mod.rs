@@ -16,6 +16,7 @@ pub mod schema;
 mod sections;
 pub mod size;
 pub mod source;
+pub mod systemd_versions;
 
 use std::path::{Path, PathBuf};
 

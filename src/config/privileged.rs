@@ -311,7 +311,7 @@ fn service_problems(svc: &Service, c: &Caller) -> Vec<(Vec<&'static str>, String
 
 /// Position of the key at `services.<service>.<path..>`, or of the deepest key found on the
 /// way.
-fn locate(root: &Node, service: &str, path: &[&str]) -> Option<Pos> {
+pub(super) fn locate(root: &Node, service: &str, path: &[&str]) -> Option<Pos> {
     let services = child(root, "services")?;
     let (svc_key, mut node) = entry(services, service)?;
     let mut at = node::pos(svc_key);

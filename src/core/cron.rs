@@ -232,6 +232,14 @@ impl Core {
             }
             // Probes and deployments concern services only.
             Event::Tick | Event::ProbeResult { .. } | Event::Deploy(_) | Event::MainExited(_) => {}
+            // `Core::handle` splits a batch into single `Adopted` events, and turns a refusal
+            // for a name that is not a service into `StartFailed`, before they get here.
+            Event::AdoptedAll(_) | Event::StartRefused { .. } => {}
+            // A run stopped outside sysg ended; one started outside is not a scheduled run.
+            Event::StoppedOutside { unit, pid, status } => {
+                self.job_exited(now, wall, unit, *pid, (*status, None), out)
+            }
+            Event::StartedOutside { .. } => {}
         }
     }
 

@@ -26,6 +26,7 @@ mod deps;
 mod drain;
 mod health;
 mod notice;
+mod outside;
 mod policy;
 #[cfg(test)]
 mod random_tests;
@@ -86,6 +87,10 @@ pub enum Event {
     Started { unit: UnitId, pid: u32 },
     /// The backend could not start the unit at all.
     StartFailed { unit: UnitId, error: String },
+    /// The backend refused the unit's configuration (a property the running systemd does not
+    /// accept): the unit is `Failed` at once, whatever its restart policy — a retry would be
+    /// refused the same way. Anything but a service's own start is taken as `StartFailed`.
+    StartRefused { unit: UnitId, error: String },
     /// The unit's main process ended and the unit is empty: no process of it is left (see
     /// `MainExited` for the step before, and `drain.rs`).
     Exited {
@@ -103,8 +108,24 @@ pub enum Event {
     /// The unit's main process ended while other processes of the unit remain (any backend
     /// key): they are stopped as in a stop, and `Exited` follows once the unit is empty.
     MainExited(MainExit),
-    /// At supervisor start-up the unit was found still running and adopted.
+    /// At supervisor start-up the unit was found still running and adopted. The runtime
+    /// sends `AdoptedAll` instead; a single `Adopted` is the same as a batch of one.
     Adopted { unit: UnitId, pid: u32 },
+    /// The unit's main process `pid` ended because the service manager stopped the unit at
+    /// someone else's request (`systemctl stop`): a stop by the operator, not a crash. The
+    /// unit stays stopped and its dependents follow, as on `sysg stop -s`.
+    StoppedOutside {
+        unit: UnitId,
+        pid: u32,
+        status: ExitStatus,
+    },
+    /// The unit was started again outside sysg (`systemctl start`) with main process `pid`:
+    /// the core follows it as its running process.
+    StartedOutside { unit: UnitId, pid: u32 },
+    /// At supervisor start-up: every unit found still running, in one step. The core takes
+    /// them all in before it judges any dependency, so a dependent adopted before its
+    /// dependency (name order, discovery order) is never cascade-stopped.
+    AdoptedAll(Vec<Adoption>),
     /// The probe `probe` (from `Action::Probe`) passed (`ok`) or failed (`detail` says why).
     ProbeResult {
         unit: UnitId,
@@ -121,6 +142,14 @@ pub enum Event {
     Elapsed { unit: UnitId },
     /// A cron job's backend timer could not be created; the core schedules the job instead.
     TimerFailed { unit: UnitId, error: String },
+}
+
+/// One unit found running at supervisor start-up (see `Event::AdoptedAll`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The unit, or a deployment instance key (`service~…`).
+    pub unit: UnitId,
+    pub pid: u32,
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -311,41 +340,15 @@ impl Core {
             Event::Tick => self.drain_tick(now, &mut out),
             _ => {}
         }
-        // Cron jobs see every event first; the service code below ignores names it does not know.
-        self.cron_event(now, &event, &mut out);
-        // Events about a deployment's candidate or a draining old instance never reach the
-        // unit state machine; events of a promoted instance are renamed to their unit.
-        let Some(event) = self.deploy_intercept(now, event, &mut out) else {
-            self.reconcile(now, &mut out);
-            self.deploy_step(now, &mut out);
-            self.issue_probes(now, &mut out);
-            self.cron_due(now, &mut out);
-            if self.pids() != before {
-                out.push(Action::Persist);
-            }
-            return out;
-        };
         match event {
-            Event::Request(request) => self.request(now, request, &mut out),
-            Event::Started { unit, pid } => self.on_started(now, &unit, pid, &mut out),
-            Event::StartFailed { unit, error } => self.on_start_failed(now, &unit, error, &mut out),
-            Event::Exited { unit, pid, status } => {
-                self.on_exited(now, &unit, pid, status, &mut out)
+            // Every adoption lands before the reconcile pass below: dependencies are judged
+            // only once the core knows every surviving process.
+            Event::AdoptedAll(list) => {
+                for Adoption { unit, pid } in list {
+                    self.dispatch(now, Event::Adopted { unit, pid }, &mut out);
+                }
             }
-            Event::ExecFailed { unit, pid, error } => {
-                self.on_exec_failed(now, &unit, pid, error, &mut out)
-            }
-            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, &mut out),
-            Event::ProbeResult {
-                unit,
-                probe,
-                ok,
-                detail,
-            } => self.on_probe_result(now, &unit, probe, ok, detail, &mut out),
-            Event::Tick => self.on_tick(now, &mut out),
-            // Consumed by `deploy_intercept`.
-            Event::Deploy(_) => {}
-            Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}
+            event => self.dispatch(now, event, &mut out),
         }
         self.reconcile(now, &mut out);
         self.deploy_step(now, &mut out);
@@ -355,6 +358,54 @@ impl Core {
             out.push(Action::Persist);
         }
         out
+    }
+
+    /// Apply one event to the state, without the reconcile pass that follows every `handle`.
+    fn dispatch(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
+        // A refusal concerns a service's own start; for a cron run or a deployment's candidate
+        // it is a failed start like any other.
+        let event = match event {
+            Event::StartRefused { unit, error } if self.find(&unit).is_none() => {
+                Event::StartFailed { unit, error }
+            }
+            event => event,
+        };
+        // Cron jobs see every event first; the service code below ignores names it does not know.
+        self.cron_event(now, &event, out);
+        // Events about a deployment's candidate or a draining old instance never reach the
+        // unit state machine; events of a promoted instance are renamed to their unit.
+        let Some(event) = self.deploy_intercept(now, event, out) else {
+            return;
+        };
+        match event {
+            Event::Request(request) => self.request(now, request, out),
+            Event::Started { unit, pid } => self.on_started(now, &unit, pid, out),
+            Event::StartFailed { unit, error } => {
+                self.on_start_failed(now, &unit, Ending::StartFailed(error), out)
+            }
+            Event::StartRefused { unit, error } => {
+                self.on_start_failed(now, &unit, Ending::Refused(error), out)
+            }
+            Event::Exited { unit, pid, status } => self.on_exited(now, &unit, pid, status, out),
+            Event::ExecFailed { unit, pid, error } => {
+                self.on_exec_failed(now, &unit, pid, error, out)
+            }
+            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, out),
+            Event::StoppedOutside { unit, pid, status } => {
+                self.on_stopped_outside(now, &unit, pid, status, out)
+            }
+            Event::StartedOutside { unit, pid } => self.on_started_outside(now, &unit, pid, out),
+            Event::ProbeResult {
+                unit,
+                probe,
+                ok,
+                detail,
+            } => self.on_probe_result(now, &unit, probe, ok, detail, out),
+            Event::Tick => self.on_tick(now, out),
+            // Consumed by `deploy_intercept`; batches are split by `handle`.
+            Event::Deploy(_) | Event::AdoptedAll(_) => {}
+            Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}
+        }
     }
 
     /// The earliest time at which a `Tick` has work to do.
@@ -615,10 +666,10 @@ impl Core {
         }
     }
 
-    fn on_start_failed(&mut self, now: Instant, name: &str, error: String, out: &mut Vec<Action>) {
+    fn on_start_failed(&mut self, now: Instant, name: &str, ending: Ending, out: &mut Vec<Action>) {
         let Some(i) = self.find(name) else { return };
         match &self.units[i].state {
-            State::Starting => self.after_ending(now, i, Ending::StartFailed(error), true, out),
+            State::Starting => self.after_ending(now, i, ending, true, out),
             State::Stopping {
                 why,
                 signalled: false,
@@ -705,6 +756,20 @@ impl Core {
     }
 
     fn on_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
+        self.take_over(now, name, pid, format!("adopted (pid {pid})"), out);
+    }
+
+    /// Make `pid`, a process the core did not start, the running process of unit `name` (an
+    /// adopted one, or one started outside sysg); `message` is the report. Nothing happens
+    /// for a unit that already has a process or is being created.
+    fn take_over(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        message: String,
+        out: &mut Vec<Action>,
+    ) {
         let Some(i) = self.find(name) else { return };
         let u = &mut self.units[i];
         // Never replace a process the core already tracks or is creating.
@@ -725,12 +790,7 @@ impl Core {
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
-        report(
-            out,
-            name,
-            ReportKind::Started,
-            format!("adopted (pid {pid})"),
-        );
+        report(out, name, ReportKind::Started, message);
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -24,6 +24,8 @@ pub(crate) enum Ending {
     StartFailed(String),
     /// The process was stopped because its health check failed (the text says how).
     Unhealthy(String),
+    /// The backend refused the unit's configuration: a configuration error, never retried.
+    Refused(String),
 }
 
 impl Ending {
@@ -38,6 +40,7 @@ impl Ending {
             Ending::Exit(status) => status.to_string(),
             Ending::StartFailed(error) => format!("start failed: {error}"),
             Ending::Unhealthy(what) => what.clone(),
+            Ending::Refused(error) => format!("configuration error: {error}"),
         }
     }
 }
@@ -85,6 +88,10 @@ pub(crate) fn decide(
     consecutive: u32,
     ending: &Ending,
 ) -> Decision {
+    // The same configuration would be refused again: whatever the policy, no retry.
+    if let Ending::Refused(_) = ending {
+        return Decision::Failed(ending.describe());
+    }
     if !wants_restart(policy, ending) {
         return if ending.success() {
             Decision::Completed

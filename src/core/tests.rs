@@ -14,6 +14,14 @@ const SIGTERM: i32 = 15;
 #[path = "health_tests.rs"]
 mod health_tests;
 
+/// Refused starts and stops made outside sysg (same helpers as here).
+#[path = "admin_tests.rs"]
+mod admin_tests;
+
+/// Re-adoption after a supervisor crash (same helpers as here).
+#[path = "adopt_tests.rs"]
+mod adopt_tests;
+
 /// Rolling and blue-green deployments (same helpers as here).
 #[path = "deploy_tests.rs"]
 mod deploy_tests;

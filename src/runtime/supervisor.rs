@@ -25,7 +25,9 @@ use crate::config::{self, Config};
 use crate::control::protocol::{Request as Wire, Response, ServiceStatus, StatusReport};
 use crate::control::server::{Incoming, Server};
 use crate::core::spawn::SpawnTree;
-use crate::core::{Action, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan};
+use crate::core::{
+    Action, Adoption, Core, Event, ReportKind, Request, StateKind, UnitId, UnitPlan,
+};
 use crate::os::fs::{Access, Create};
 
 /// `sysg run`: ad-hoc units added to and dropped from the running plan.
@@ -264,6 +266,20 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         "supervisor starting (pid {})",
         std::process::id()
     );
+    // Settings the systemd manager is too old for fail here with their positions, not at
+    // every start of the service (an adopt-only supervisor starts nothing).
+    if backend.name() == "systemd" && !opts.adopt_only {
+        let refused = crate::backend::select::version_problems(
+            crate::backend::Choice::Systemd,
+            opts.system,
+            &config,
+        );
+        if !refused.is_empty() {
+            let e = config::ConfigErrors(refused);
+            report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
+            return Err(e.into());
+        }
+    }
 
     let probe_tx = tx.clone();
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
@@ -542,6 +558,9 @@ impl Supervisor {
             }
         };
         records.sort_by_key(|r| rank(&r.unit));
+        // One event for all of them: the core must know every surviving unit before it judges
+        // any dependency (a dependent found before its dependency would be cascade-stopped).
+        let mut adopted = Vec::new();
         for rec in records {
             if self.adopt_child(&rec, &spawned) {
                 continue;
@@ -550,7 +569,7 @@ impl Supervisor {
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&service) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
-                    self.queue.push_back(Event::Adopted {
+                    adopted.push(Adoption {
                         unit: rec.unit.clone(),
                         pid,
                     });
@@ -564,6 +583,9 @@ impl Supervisor {
                 }
                 Err(e) => tracing::warn!(unit = %rec.unit, "cannot adopt: {e}"),
             }
+        }
+        if !adopted.is_empty() {
+            self.queue.push_back(Event::AdoptedAll(adopted));
         }
         Ok(())
     }
@@ -659,6 +681,22 @@ impl Supervisor {
                     self.obs
                         .record_exit(&unit, pid, crate::spec::ExitStatus::Code(127), Some(0.0));
                     self.queue.push_back(Event::ExecFailed { unit, pid, error });
+                }
+                Msg::Backend(BackendEvent::StoppedOutside { unit, status, .. })
+                    if crate::core::spawn::split_key(&unit).is_some() =>
+                {
+                    self.child_exited(&unit, status);
+                }
+                Msg::Backend(BackendEvent::StoppedOutside { unit, pid, status }) => {
+                    tracing::info!(unit = %unit, pid, "stopped outside sysg (systemctl stop)");
+                    self.service_exited(&unit);
+                    self.obs.record_exit(&unit, pid, status, None);
+                    self.queue
+                        .push_back(Event::StoppedOutside { unit, pid, status });
+                }
+                Msg::Backend(BackendEvent::StartedOutside { unit, pid }) => {
+                    tracing::info!(unit = %unit, pid, "started outside sysg (systemctl start)");
+                    self.queue.push_back(Event::StartedOutside { unit, pid });
                 }
                 Msg::Backend(BackendEvent::Exited { unit, pid, status }) => {
                     self.service_exited(&unit);
@@ -766,6 +804,12 @@ impl Supervisor {
         match action {
             Action::Start { unit, spec } => match self.backend.start(&spec) {
                 Ok(pid) => self.queue.push_back(Event::Started { unit, pid }),
+                Err(e @ crate::backend::BackendError::Refused { .. }) => {
+                    self.queue.push_back(Event::StartRefused {
+                        unit,
+                        error: e.to_string(),
+                    })
+                }
                 Err(e) => self.queue.push_back(Event::StartFailed {
                     unit,
                     error: e.to_string(),

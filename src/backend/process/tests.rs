@@ -135,6 +135,8 @@ impl Harness {
                     | BackendEvent::ExecFailed { unit: u, .. }
                     | BackendEvent::MainExited { unit: u, .. }
                     | BackendEvent::Started { unit: u, .. }
+                    | BackendEvent::StoppedOutside { unit: u, .. }
+                    | BackendEvent::StartedOutside { unit: u, .. }
                     | BackendEvent::Elapsed { unit: u } => {
                         if u == unit {
                             return ev;

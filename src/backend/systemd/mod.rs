@@ -11,6 +11,7 @@
 
 pub mod journal;
 pub mod naming;
+mod outside;
 pub mod properties;
 pub mod proxies;
 pub mod watch;
@@ -22,6 +23,7 @@ use zbus::blocking::Connection;
 use zbus::zvariant::Value;
 
 use crate::backend::{AdoptRecord, Backend, BackendError, EventSink};
+use crate::config::systemd_versions;
 use crate::spec::UnitSpec;
 
 use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
@@ -40,6 +42,8 @@ pub struct SystemdBackend {
     shared: Arc<Shared>,
     /// Where to hand each unit its environment in a private file (`with_env_dir`).
     env_dir: Option<std::path::PathBuf>,
+    /// The manager's `Version`: properties newer than it are refused before they are sent.
+    version: String,
 }
 
 /// The running services of `project` (service name, MainPID) among the manager's units.
@@ -140,6 +144,14 @@ fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {
     ))
 }
 
+/// The `Version` of the manager the systemd backend would use (`system` or the user's), when
+/// one is reachable.
+pub fn running_version(system: bool) -> Result<String, String> {
+    available(system)?;
+    let conn = bus(system).map_err(|e| e.to_string())?;
+    manager_version(&conn).map_err(|e| e.to_string())
+}
+
 fn manager_version(conn: &Connection) -> Result<String, BackendError> {
     ManagerProxy::new(conn)
         .and_then(|m| m.version())
@@ -180,6 +192,7 @@ impl SystemdBackend {
             call,
             shared,
             env_dir: None,
+            version,
         })
     }
 
@@ -324,10 +337,14 @@ impl SystemdBackend {
                 Err(e) => return Err(call_err(service, "looking up the unit", e)),
                 Ok(upath) => match self.unit_state(&upath) {
                     Ok(s) if s == "failed" => {
-                        // A failed unit keeps its name taken until reset.
+                        // A failed unit keeps its name taken until reset; our reference
+                        // (AddRef, RefUnit) would keep it loaded.
                         let _ = manager.reset_failed_unit(name);
+                        let _ = manager.unref_unit(name);
                     }
-                    Ok(s) if s == "inactive" || s == "deactivating" => {}
+                    Ok(s) if s == "inactive" || s == "deactivating" => {
+                        let _ = manager.unref_unit(name);
+                    }
                     Ok(s) => {
                         return Err(BackendError::Start {
                             unit: service.to_string(),
@@ -537,7 +554,41 @@ impl Drop for EnvFile {
     }
 }
 
+/// A property the running systemd is too old for, refused before the call (systemd would
+/// answer "Unknown assignment" on every start).
+fn refuse_newer_properties(
+    service: &str,
+    props: &[properties::Property],
+    version: &str,
+) -> Result<(), BackendError> {
+    let Some(major) = systemd_versions::parse_version(version) else {
+        return Ok(());
+    };
+    match props
+        .iter()
+        .filter_map(|(k, _)| systemd_versions::need(k))
+        .find(|n| n.since > major)
+    {
+        Some(n) => Err(BackendError::Refused {
+            unit: service.to_string(),
+            message: systemd_versions::refusal(service, n, version),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// systemd refused the unit's properties themselves (not a transient failure of the call).
+fn is_property_refusal(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::MethodError(name, _, _) if matches!(
+        name.as_str(),
+        "org.freedesktop.DBus.Error.InvalidArgs"
+            | "org.freedesktop.DBus.Error.UnknownProperty"
+            | "org.freedesktop.DBus.Error.PropertyReadOnly"
+    ))
+}
+
 fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error) -> BackendError {
+    let refused = is_property_refusal(&e);
     let text = describe(&e);
     let named = props
         .iter()
@@ -550,6 +601,13 @@ fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error)
         },
         None => format!("systemd refused the transient unit: {text}"),
     };
+    if refused {
+        // A configuration error: every retry would be refused the same way.
+        return BackendError::Refused {
+            unit: service.to_string(),
+            message,
+        };
+    }
     BackendError::Start {
         unit: service.to_string(),
         message,
@@ -573,6 +631,10 @@ impl Backend for SystemdBackend {
             unit: service.to_string(),
             message: e.to_string(),
         })?;
+        refuse_newer_properties(service, &props, &self.version)?;
+        // Held by this supervisor's connection: a unit stopped outside sysg (`systemctl stop`)
+        // stays loaded, so `systemctl start` can bring it back (and sysg follows it).
+        props.push(("AddRef".to_string(), Value::Bool(true)));
         // systemd reads it while starting the unit; it is removed when this call returns.
         let _env_file = self.write_env_file(service, spec, &mut props)?;
         if let Some(why) = self.shared.lock().dead.clone() {
@@ -654,6 +716,7 @@ impl Backend for SystemdBackend {
                 pid = t.exec_main_pid;
                 t.ended = true;
             }
+            t.ended_after_start();
             t.pid = pid;
             t.armed = true;
             t.take_exit()
@@ -672,17 +735,35 @@ impl Backend for SystemdBackend {
         // KillUnit, not StopUnit: the core runs the stop sequence (signal, stop_timeout, kill)
         // itself, the same on both backends; StopUnit would add systemd's own timeout on top.
         let name = self.unit_name(unit);
-        self.manager()?
-            .kill_unit(&name, "all", signal)
-            .map_err(|e| {
-                if is_no_such_unit(&e) {
-                    BackendError::NotRunning {
-                        unit: unit.to_string(),
-                    }
-                } else {
-                    BackendError::Other(format!("{unit}: KillUnit {name}: {}", describe(&e)))
+        // A failed unit stays loaded (CollectMode=inactive) and KillUnit on it succeeds.
+        let path = naming::unit_object_path(&name);
+        let ended = self
+            .shared
+            .lock()
+            .tracks
+            .get(&path)
+            .is_some_and(|t| t.ended);
+        if ended {
+            return Err(BackendError::NotRunning {
+                unit: unit.to_string(),
+            });
+        }
+        let manager = self.manager()?;
+        manager.kill_unit(&name, "all", signal).map_err(|e| {
+            if is_no_such_unit(&e) {
+                BackendError::NotRunning {
+                    unit: unit.to_string(),
                 }
-            })
+            } else {
+                BackendError::Other(format!("{unit}: KillUnit {name}: {}", describe(&e)))
+            }
+        })?;
+        // sysg stops it: our reference (kept for `systemctl start` after an outside stop) is
+        // not needed, so a unit that ends cleanly is unloaded as before.
+        if let Err(e) = manager.unref_unit(&name) {
+            tracing::debug!("UnrefUnit {name}: {}", describe(&e));
+        }
+        Ok(())
     }
 
     fn kill(&mut self, unit: &str) -> Result<(), BackendError> {
@@ -746,6 +827,12 @@ impl Backend for SystemdBackend {
             }
         };
         let running = matches!(state.as_str(), "active" | "activating" | "reloading");
+        if running {
+            // Like `AddRef` at start: keep the unit loaded after a `systemctl stop`.
+            if let Err(e) = manager.ref_unit(&name) {
+                tracing::debug!("RefUnit {name}: {}", describe(&e));
+            }
+        }
         let same_start =
             record.start_time == 0 || proc_start_time(pid).is_some_and(|t| t == record.start_time);
         if !running || pid == 0 || pid != record.pid || !same_start {
@@ -759,6 +846,9 @@ impl Backend for SystemdBackend {
             };
             t.pid = pid;
             t.main_pid = pid;
+            if t.active_state.is_none() {
+                t.active_state = Some(state.clone());
+            }
             t.armed = true;
             t.take_exit()
         };
@@ -793,6 +883,21 @@ impl Backend for SystemdBackend {
         if let Ok(m) = self.manager() {
             if let Err(e) = m.stop_unit(&slice, "replace") {
                 tracing::debug!("stopping {slice}: {e}");
+            }
+            // Failed services stay loaded while the project runs (`systemctl --failed`); once
+            // it stops for good they are reset, so nothing of it stays loaded.
+            let pattern = naming::project_pattern(&self.project);
+            match m.list_units_by_patterns(&["failed"], &[pattern.as_str()]) {
+                Ok(rows) => {
+                    for row in rows {
+                        if naming::service_of_unit(&self.project, &row.0).is_some() {
+                            if let Err(e) = m.reset_failed_unit(&row.0) {
+                                tracing::debug!("resetting {}: {e}", row.0);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("listing {pattern}: {e}"),
             }
             self.release_root_slice(&m);
             // Timers of the project's cron jobs, including any a crashed supervisor left.
@@ -955,6 +1060,23 @@ mod tests {
         assert_eq!(parse_start_time("garbage"), None);
         let own = proc_start_time(std::process::id()).unwrap();
         assert!(own > 0);
+    }
+
+    #[test]
+    fn properties_newer_than_the_manager_are_refused_before_the_call() {
+        let props = vec![
+            ("PrivateMounts".to_string(), Value::Bool(true)),
+            ("PrivatePIDs".to_string(), Value::Bool(true)),
+        ];
+        let e = refuse_newer_properties("web", &props, "252.39-1~deb12u1").unwrap_err();
+        assert!(matches!(e, BackendError::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "web: services.web.isolation.pid: needs systemd 257 or later (property PrivatePIDs); the running systemd is 252.39-1~deb12u1: remove the field, or use the process backend (--backend process)"
+        );
+        assert!(refuse_newer_properties("web", &props, "257.1").is_ok());
+        // An unreadable version leaves the decision to systemd.
+        assert!(refuse_newer_properties("web", &props, "").is_ok());
     }
 
     #[test]

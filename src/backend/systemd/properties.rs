@@ -291,9 +291,11 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
         "TimeoutStopUSec",
         Value::U64(u64::try_from(spec.stop_timeout.as_micros()).unwrap_or(u64::MAX)),
     );
-    // Unload as soon as the unit ends, failed or not, so the same name can be started again
-    // without ResetFailedUnit and failed units do not pile up.
-    push(&mut p, "CollectMode", Value::from("inactive-or-failed"));
+    // A unit that ended cleanly is unloaded at once; a failed one stays loaded, so that
+    // `systemctl --failed` and `systemctl status` show what failed. `start` resets it
+    // (ResetFailedUnit) before it creates the next instance under the same name, and
+    // `release` resets what is left when the project stops; failed units never pile up.
+    push(&mut p, "CollectMode", Value::from("inactive"));
     // A spawned child runs in its tree's slice, which carries the tree's shared limits.
     let slice = match &spec.spawn {
         Some(g) => naming::tree_slice_name(&spec.project, &g.service),
@@ -476,7 +478,7 @@ mod tests {
             ("KillMode", "s", "\"control-group\""),
             ("KillSignal", "i", "15"),
             ("TimeoutStopUSec", "t", "10000000"),
-            ("CollectMode", "s", "\"inactive-or-failed\""),
+            ("CollectMode", "s", "\"inactive\""),
             ("Slice", "s", "\"sysg-shop.slice\""),
             ("StandardOutput", "s", "\"journal\""),
             ("StandardError", "s", "\"journal\""),

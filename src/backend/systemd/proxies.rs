@@ -50,6 +50,13 @@ pub trait Manager {
     /// Stop a unit (its stop logic, then SIGKILL after its timeout); returns the job path.
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
 
+    /// Hold a reference on a unit for this client: it stays loaded (not garbage-collected)
+    /// while the connection lives.
+    fn ref_unit(&self, name: &str) -> zbus::Result<()>;
+
+    /// Drop a reference taken with `RefUnit` or `AddRef=true`.
+    fn unref_unit(&self, name: &str) -> zbus::Result<()>;
+
     /// Forget a unit's failed state (and let it be garbage-collected).
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 

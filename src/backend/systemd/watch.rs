@@ -1,5 +1,6 @@
 //! The signal thread: drains systemd's signals on its own connection and turns them into unit
-//! state and `BackendEvent`s: `Exited` for units `start` started, and for cron jobs run by a
+//! state and `BackendEvent`s: `Exited` for units `start` started (`StoppedOutside` and
+//! `StartedOutside` for what `systemctl` did to them, see outside.rs), and for cron jobs run by a
 //! timer `Elapsed` (the timer's `LastTriggerUSec` moved) and `Started`/`Exited` per run.
 //!
 //! A timer's service runs again and again under one name, and systemd may fold a short run's
@@ -9,9 +10,10 @@
 //!
 //! The thread never makes D-Bus calls (a call waiting on a connection whose queue is full of
 //! unread signals would deadlock), so everything it learns comes from signal payloads. That is
-//! also the only way to get a unit's exit status: with `CollectMode=inactive-or-failed` systemd
-//! unloads the unit right after it ends, so ExecMainCode/ExecMainStatus must be captured from
-//! the `PropertiesChanged` that announced the end.
+//! also the only way to get a unit's exit status: with `CollectMode=inactive` systemd unloads a
+//! unit that ended cleanly right away (a failed one stays loaded until reset), so
+//! ExecMainCode/ExecMainStatus must be captured from the `PropertiesChanged` that announced the
+//! end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -84,6 +86,9 @@ pub struct Track {
     pub jobs_done: Vec<(String, String)>,
     /// The unit ended (terminal state, or removed after it started).
     pub ended: bool,
+    /// A job sysg did not ask for (`systemctl stop`) is pending or ran while the unit was up:
+    /// its end is a stop by the operator. Cleared when such a job finishes with the unit up.
+    pub outside_job: bool,
     /// systemd unloaded the unit.
     pub removed: bool,
 }
@@ -145,10 +150,11 @@ impl Track {
         } else {
             self.exec_main_pid
         };
-        Some(BackendEvent::Exited {
-            unit: self.service.clone(),
-            pid,
-            status: self.exit_status(),
+        let (unit, status) = (self.service.clone(), self.exit_status());
+        Some(if self.outside_job {
+            BackendEvent::StoppedOutside { unit, pid, status }
+        } else {
+            BackendEvent::Exited { unit, pid, status }
         })
     }
 }
@@ -311,6 +317,13 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
             let path = naming::unit_object_path(&unit);
             if let Some(t) = st.tracks.get_mut(&path) {
                 t.jobs_done.push((job, result));
+                // A process that died at once can have its `active` folded into the
+                // `inactive` systemd flushed before this result: once the start job is over,
+                // that state is its end. (Before failed units stayed loaded, the unit's
+                // removal reported it; a unit we hold a reference on is never removed.)
+                if t.ended_after_start() {
+                    out.extend(t.take_exit());
+                }
             }
         }
         Signal::UnitRemoved { path } => {
@@ -332,8 +345,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 }
             } else if let Some(t) = st.tracks.get_mut(&path) {
                 // A removal before our start job finished belongs to an earlier instance of
-                // the same name; after it, this instance is gone.
-                if t.start_job_result().is_some() || t.start_job.is_none() && t.armed {
+                // the same name; after it, this instance is gone. A unit last seen up is not
+                // gone: `systemctl daemon-reload` removes and re-creates every unit, and
+                // systemd never unloads a unit that is not inactive.
+                let up = matches!(
+                    t.active_state.as_deref(),
+                    Some("active" | "activating" | "deactivating" | "reloading")
+                );
+                if !up && (t.start_job_result().is_some() || t.start_job.is_none() && t.armed) {
                     t.removed = true;
                     t.ended = true;
                     out.extend(t.take_exit());
@@ -397,10 +416,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 if let Some(id) = get_job_id(&changed) {
                     t.job_id = Some(id);
                 }
+                t.unit_changed(&mut out);
                 let terminal = matches!(t.active_state.as_deref(), Some("inactive" | "failed"));
                 // systemd-run's rule: terminal state *and* no job pending. `seen_active` keeps
                 // the `inactive` a unit has before its start job runs from counting as an end.
-                if terminal && t.job_id == Some(0) && t.seen_active {
+                // A start job already over counts as well: a process that died at once may
+                // never show `active` (activating → inactive).
+                let started = t.seen_active || t.start_job_result().is_some();
+                if terminal && t.job_id == Some(0) && started {
                     t.ended = true;
                     out.extend(t.take_exit());
                 }
@@ -663,6 +686,19 @@ mod tests {
                 status: ExitStatus::Unknown
             }]
         );
+    }
+
+    #[test]
+    fn daemon_reload_removing_a_running_unit_is_no_end() {
+        let mut st = tracked();
+        apply(&mut st, unit_props("active", 0));
+        let t = st.tracks.get_mut(PATH).unwrap();
+        t.armed = true;
+        t.pid = 11;
+        t.jobs_done
+            .push(("/org/freedesktop/systemd1/job/7".into(), "done".into()));
+        assert!(apply(&mut st, Signal::UnitRemoved { path: PATH.into() }).is_empty());
+        assert!(!st.tracks[PATH].ended);
     }
 
     const SPATH: &str = "/org/freedesktop/systemd1/unit/sysg_2dp_2dj_2eservice";

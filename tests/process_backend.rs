@@ -110,8 +110,13 @@ fn adopt_checks_start_time() {
         b.start(&spec("svc", &["sleep", "1000"])).unwrap();
         b.records().remove(0)
     };
-    // The first backend is gone; the process still runs.
+    // The first backend is gone; the process still runs. The child is created without
+    // waiting for its exec: adoption reads the marker from the environment it exec'd with.
     assert_eq!(proc_start_time(record.pid), Some(record.start_time));
+    wait_until("the child to exec sleep", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{}/comm", record.pid))
+            .is_ok_and(|c| c.trim() == "sleep")
+    });
     let (mut b, rx) = backend(dir.path(), ProcessOptions::default());
     let mut wrong = record.clone();
     wrong.start_time ^= 1;

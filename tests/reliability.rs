@@ -625,7 +625,7 @@ services:
     command: "exec sleep 1000"
 "#,
     );
-    let disk = Tmpfs::mount(&p.state_dir(), "size=64k").before_unmount(stopper(&p));
+    let disk = Tmpfs::mount(&p.state_dir(), "size=64k,mode=0700").before_unmount(stopper(&p));
     p.start();
     let fs_full =
         || nix::sys::statvfs::statvfs(&disk.target).is_ok_and(|s| s.blocks_available() == 0);
@@ -655,7 +655,7 @@ fn full_disk_at_start_is_a_clear_error() {
         return;
     }
     let p = Project::new("version: \"1\"\nservices:\n  a:\n    command: \"exec sleep 1000\"\n");
-    let disk = Tmpfs::mount(&p.state_dir(), "size=64k").before_unmount(stopper(&p));
+    let disk = Tmpfs::mount(&p.state_dir(), "size=64k,mode=0700").before_unmount(stopper(&p));
     // Fill it.
     let mut f = std::fs::File::create(disk.target.join("fill")).expect("fill");
     let chunk = vec![0u8; 4096];
@@ -674,7 +674,7 @@ fn full_disk_at_start_is_a_clear_error() {
 fn read_only_state_dir_is_a_clear_error() {
     let p = Project::new("version: \"1\"\nservices:\n  a:\n    command: \"exec sleep 1000\"\n");
     let _ro = if is_root() {
-        Some(Tmpfs::mount(&p.state_dir(), "ro").before_unmount(stopper(&p)))
+        Some(Tmpfs::mount(&p.state_dir(), "ro,mode=0700").before_unmount(stopper(&p)))
     } else {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(p.state_dir()).expect("state dir");
@@ -712,7 +712,7 @@ fn log_dir_turning_read_only_keeps_services_running() {
     let ticker = p.pid("ticker");
     // A read-only file system now sits on the log directory (files already open stay usable,
     // as after a remount; every new open fails).
-    let ro = Tmpfs::mount(&logs, "ro").before_unmount(stopper(&p));
+    let ro = Tmpfs::mount(&logs, "ro,mode=0700").before_unmount(stopper(&p));
     assert_ok(&p.sysg(&["status"]), "status with a read-only log dir");
     assert_ok(
         &p.sysg(&["restart", "--service", "ticker"]),

@@ -11,7 +11,8 @@
 //!   from the record;
 //! - its initial environment carries the marker the backend gives every unit
 //!   (`SYSG_UNIT_ID=<group>/<unit>/<id>`, `<group>` naming this project instance), for the
-//!   record's unit;
+//!   record's unit; a process whose environment shows no marker any more (a program that
+//!   wrote its process title over it) is proven by its unit cgroup alone;
 //! - its cgroup, read from /proc/PID/cgroup, is the unit's cgroup under the instance's own
 //!   group (the exact directory `CgroupRoot::create` makes), or the record claims no cgroup;
 //!   a record naming any other cgroup is refused, and the record's path is never used.
@@ -95,26 +96,7 @@ pub fn check(record: &AdoptRecord, seen: &Seen, expected: &Expected<'_>) -> Resu
             seen.stat.pgrp, seen.stat.session
         ));
     }
-    let marker = seen
-        .marker
-        .as_deref()
-        .ok_or_else(|| format!("pid {pid} carries no {} marker", tree::MARKER_VAR))?;
-    let id = marker
-        .strip_prefix(expected.group)
-        .and_then(|r| r.strip_prefix('/'))
-        .and_then(|r| r.strip_prefix(record.unit.as_str()))
-        .and_then(|r| r.strip_prefix('/'));
-    if !id.is_some_and(|id| !id.is_empty() && !id.contains('/')) {
-        return Err(format!(
-            "pid {pid} carries the marker of another unit or project ({marker:?})"
-        ));
-    }
     let x = &record.extra;
-    if let Some(claimed) = x.get("marker").and_then(|v| v.as_str()) {
-        if claimed != marker {
-            return Err(format!("the recorded marker is not pid {pid}'s"));
-        }
-    }
     if let Some(claimed) = x.get("pgid").filter(|v| !v.is_null()) {
         if claimed.as_u64() != Some(u64::from(pid)) {
             return Err(format!("the recorded process group is not pid {pid}'s"));
@@ -137,9 +119,37 @@ pub fn check(record: &AdoptRecord, seen: &Seen, expected: &Expected<'_>) -> Resu
             ));
         }
     }
+    let of_this_unit = |m: &str| {
+        m.strip_prefix(expected.group)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_prefix(record.unit.as_str()))
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    };
+    let claimed_marker = x.get("marker").and_then(|v| v.as_str());
+    let marker = match seen.marker.as_deref() {
+        Some(marker) => {
+            if !of_this_unit(marker) {
+                return Err(format!(
+                    "pid {pid} carries the marker of another unit or project ({marker:?})"
+                ));
+            }
+            if claimed_marker.is_some_and(|c| c != marker) {
+                return Err(format!("the recorded marker is not pid {pid}'s"));
+            }
+            marker.to_string()
+        }
+        // A program may overwrite its initial environment (a process title set in place, as
+        // PostgreSQL and nginx do): the kernel's word on its cgroup is proof enough then.
+        None if ours.is_some() => match claimed_marker.filter(|m| of_this_unit(m)) {
+            Some(m) => m.to_string(),
+            None => format!("{}/{}/adopted", expected.group, record.unit),
+        },
+        None => return Err(format!("pid {pid} carries no {} marker", tree::MARKER_VAR)),
+    };
     Ok(Proven {
         pgid: pid,
-        marker: marker.to_string(),
+        marker,
         cgroup: ours,
     })
 }
@@ -220,6 +230,28 @@ mod tests {
         let p = check(&r_no_cgroup(), &s, &expect(&d)).unwrap();
         assert_eq!(p.cgroup, None);
         assert_eq!(p.marker, MARK);
+    }
+
+    #[test]
+    fn an_overwritten_environment_is_proven_by_the_cgroup_alone() {
+        let d = dirs();
+        // No marker left in /proc/PID/environ (a process title written over it).
+        let s = seen(40, 40, 40, None, "/sup.scope/sysg-app-0badcafe/web");
+        let r = record("web", 40, json!({"pgid": 40, "marker": MARK}));
+        let p = check(&r, &s, &expect(&d)).unwrap();
+        assert_eq!(p.marker, MARK);
+        assert_eq!(p.cgroup.as_deref(), Some(d[0].as_path()));
+        // A forged marker in the record is not taken over.
+        let r = record("web", 40, json!({"marker": "sysg-other-1/web/1"}));
+        let p = check(&r, &s, &expect(&d)).unwrap();
+        assert!(
+            p.marker.starts_with("sysg-app-0badcafe/web/"),
+            "{}",
+            p.marker
+        );
+        // Outside the unit's cgroup, no marker is no proof.
+        let s = seen(40, 40, 40, None, "/user.slice");
+        assert!(check(&r, &s, &expect(&d)).is_err());
     }
 
     fn r_no_cgroup() -> AdoptRecord {

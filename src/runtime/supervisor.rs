@@ -179,6 +179,13 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         ))
     } else {
         config::load(&opts.config_path)
+            .map_err(RuntimeError::from)
+            .and_then(|mut c| {
+                // A project is its directory: the same key the CLI found (`instance`).
+                super::instance::apply(&Roots::for_mode(opts.system), &mut c)
+                    .map_err(|e| RuntimeError::Other(e.to_string()))?;
+                Ok(c)
+            })
     };
     let config = match loaded {
         Ok(c) => c,

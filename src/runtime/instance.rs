@@ -139,6 +139,16 @@ mod tests {
     }
 
     #[test]
+    fn a_state_directory_without_a_record_keeps_its_name() {
+        // What an older layout, or a project never started, leaves: nothing says whose it is,
+        // so the name is kept, as before.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("app/run")).unwrap();
+        let b = tmp.path().join("b/app/systemg.yaml");
+        assert_eq!(key(&roots(tmp.path()), "app", false, &b).unwrap(), "app");
+    }
+
+    #[test]
     fn another_directory_of_the_same_name_gets_a_suffix() {
         let tmp = tempfile::tempdir().unwrap();
         let r = roots(tmp.path());

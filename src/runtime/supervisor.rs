@@ -191,7 +191,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         Ok(c) => c,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
-            return Err(e.into());
+            return Err(e);
         }
     };
     // Privileged mode: what the services ask for must be possible for whoever runs them.

@@ -1,11 +1,12 @@
 //! Working out which config, project and supervisor a command is about.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::args::Global;
 use super::{error, EXIT_USAGE};
 use crate::config::{self, Config};
 use crate::control::client;
+use crate::runtime::instance;
 use crate::runtime::paths::{default_config, ProjectPaths, Roots};
 
 /// The project a command acts on.
@@ -23,9 +24,25 @@ pub fn config_path(g: &Global) -> PathBuf {
 }
 
 /// Load and validate the config; on failure print every problem and return the exit code.
+/// Its `project` is the project's key (`runtime::instance`): a project is its directory.
 pub fn load_config(g: &Global) -> Result<Config, i32> {
     let path = config_path(g);
-    config::load(&path).map_err(|e| report(&path, &e))
+    let mut cfg = config::load(&path).map_err(|e| report(&path, &e))?;
+    instance::apply(&Roots::for_mode(g.sys), &mut cfg).map_err(taken)?;
+    Ok(cfg)
+}
+
+/// The key of the project named `name` (`explicit` when the config says `project:`) whose
+/// config is at `path`; refused when another directory runs that name.
+fn project_key(g: &Global, path: &Path, name: &str, explicit: bool) -> Result<String, i32> {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    instance::key(&Roots::for_mode(g.sys), name, explicit, &abs).map_err(taken)
+}
+
+/// Report a project name another directory runs; the exit code.
+fn taken(e: instance::Taken) -> i32 {
+    error(e);
+    EXIT_USAGE
 }
 
 /// Print every problem of a config; the exit code.
@@ -65,15 +82,16 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
     if g.config.is_some() || path.exists() {
         // A user who may read a `--sys` supervisor's status need not be able to read its
         // secrets: without them, the project name is enough to find the supervisor.
-        let cfg = match config::load(&path) {
+        let mut cfg = match config::load(&path) {
             Ok(c) => c,
             Err(e) => {
                 let project = config::only_unreadable_env_files(&e)
                     .then(|| config::project_name(&path))
                     .flatten();
-                let Some(project) = project else {
+                let Some((name, explicit)) = project else {
                     return Err(report(&path, &e));
                 };
+                let project = project_key(g, &path, &name, explicit)?;
                 return Ok(Ctx {
                     paths: roots.project(&project),
                     project,
@@ -82,6 +100,9 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
                 });
             }
         };
+        // `--project` names the project as `project:` does: that name, not the directory's.
+        cfg.project_explicit |= g.project.is_some();
+        cfg.project = project_key(g, &cfg.path, &cfg.project, cfg.project_explicit)?;
         if let Some(p) = g.project.as_ref().filter(|p| **p != cfg.project) {
             error(format!(
                 "--project {p} does not match the project of {} (`{}`)",
@@ -136,7 +157,8 @@ pub fn resolve(g: &Global) -> Result<Ctx, i32> {
 pub fn resolve_live(g: &Global) -> Result<Ctx, i32> {
     let path = config_path(g);
     if g.project.is_none() && (g.config.is_some() || path.exists()) {
-        if let Some(project) = config::project_name(&path) {
+        if let Some((name, explicit)) = config::project_name(&path) {
+            let project = project_key(g, &path, &name, explicit)?;
             let roots = Roots::for_mode(g.sys);
             let paths = roots.project(&project);
             if client::is_live(&paths.socket) {

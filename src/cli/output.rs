@@ -139,13 +139,14 @@ pub fn status_table(
         drop_order: vec![6, 4, 5, 3, 7, 2],
     };
     let title = format!(
-        "project {} · backend {} · supervisor {}",
+        "project {} · backend {} · supervisor {} · config {}",
         report.project,
         report.backend,
         report
             .supervisor_pid
             .map(|p| format!("pid {p}"))
-            .unwrap_or_else(|| "not running".into())
+            .unwrap_or_else(|| "not running".into()),
+        report.config.display()
     );
     let mut out = match width {
         Some(w) => elide(&title, w),

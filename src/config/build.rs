@@ -106,7 +106,9 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
             _ => f.expected(ctx, "\"1\""),
         });
 
-    let project = match top.take("project") {
+    let project_field = top.take("project");
+    let project_explicit = project_field.is_some();
+    let project = match project_field {
         Some(f) => f.text(ctx).and_then(|p| match project_problem(&p) {
             None => Some(p),
             Some(why) => f.error(ctx, format!("invalid project name {p:?} ({why})")),
@@ -221,6 +223,7 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
     Some(Config {
         version: version?,
         project: project?,
+        project_explicit,
         path: ctx.file.clone(),
         base_dir: ctx.base_dir.clone(),
         services: out,

@@ -173,8 +173,9 @@ pub fn load_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
 /// The project of the config at `path` (`project:`, else its directory's name) without
 /// validating the rest: enough to find a running supervisor when the config cannot be fully
-/// loaded by this user (an env file only root may read).
-pub fn project_name(path: &Path) -> Option<String> {
+/// loaded by this user (an env file only root may read). The flag says whether `project:` was
+/// written (see `Config::project_explicit`).
+pub fn project_name(path: &Path) -> Option<(String, bool)> {
     let abs = absolute(path);
     let bytes = source::read_capped(&abs, MAX_CONFIG_BYTES).ok()?;
     let text = String::from_utf8(bytes).ok()?;
@@ -183,13 +184,13 @@ pub fn project_name(path: &Path) -> Option<String> {
         for (k, v) in entries {
             if matches!(&k.value, node::Kind::Str(s) if s == "project") {
                 return match &v.value {
-                    node::Kind::Str(p) if valid_name(p) => Some(p.clone()),
+                    node::Kind::Str(p) if valid_name(p) => Some((p.clone(), true)),
                     _ => None,
                 };
             }
         }
     }
-    abs.parent().map(default_project)
+    abs.parent().map(|d| (default_project(d), false))
 }
 
 /// True when every problem is an env file this process may not read (the config itself is

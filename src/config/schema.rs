@@ -16,6 +16,10 @@ pub struct Config {
     pub version: String,
     /// `project:` or, when absent, the name of the directory holding the config file.
     pub project: String,
+    /// True when `project:` was written; false when the name came from the directory (then
+    /// `runtime::instance` may suffix it to keep two directories of one name apart).
+    #[serde(skip)]
+    pub project_explicit: bool,
     /// Absolute path of the config file.
     pub path: PathBuf,
     /// Directory of the config file; relative paths in the config resolve against it.

@@ -140,7 +140,7 @@ fn call_once(
 
 /// Connect, mapping "nobody there" to `NotRunning`.
 pub fn connect(socket: &Path, project: &str) -> Result<UnixStream, ControlError> {
-    match UnixStream::connect(socket) {
+    match crate::os::sock::connect(socket) {
         Ok(s) => Ok(s),
         Err(e)
             if matches!(
@@ -193,7 +193,7 @@ pub fn check_server(stream: &UnixStream, socket: &Path, owner: u32) -> Result<()
 
 /// True when a supervisor answers on `socket`.
 pub fn is_live(socket: &Path) -> bool {
-    UnixStream::connect(socket).is_ok()
+    crate::os::sock::connect(socket).is_ok()
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ impl Server {
 
     fn bind_mode(path: &Path, group: Option<u32>, mode: u32) -> Result<Server, ControlError> {
         if path.exists() {
-            if UnixStream::connect(path).is_ok() {
+            if crate::os::sock::connect(path).is_ok() {
                 return Err(ControlError::Refused(format!(
                     "a supervisor is already listening on {}",
                     path.display()
@@ -93,7 +93,7 @@ impl Server {
                 source,
             })?;
         }
-        let listener = UnixListener::bind(path).map_err(|source| ControlError::Io {
+        let listener = crate::os::sock::bind(path).map_err(|source| ControlError::Io {
             context: format!("binding {}", path.display()),
             source,
         })?;

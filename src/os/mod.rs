@@ -5,5 +5,8 @@
 //! ownership set on descriptors, atomic replacement through unique temporary files, and the
 //! ownership checks that keep a privileged process from working through paths that a less
 //! privileged user controls.
+//!
+//! `sock`: unix sockets bound and connected whatever the length of their path.
 
 pub mod fs;
+pub mod sock;

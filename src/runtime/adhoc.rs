@@ -42,6 +42,7 @@ pub fn empty_config(project: &str, state_dir: &std::path::Path) -> Config {
     Config {
         version: "1".into(),
         project: project.into(),
+        project_explicit: true,
         path: state_dir.to_path_buf(),
         base_dir: state_dir.to_path_buf(),
         services: Vec::new(),

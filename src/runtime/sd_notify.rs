@@ -137,7 +137,7 @@ impl SdNotify {
             return;
         };
         let sent = match target {
-            Target::Path(p) => sock.send_to(msg.as_bytes(), p),
+            Target::Path(p) => crate::os::sock::send_to(sock, msg.as_bytes(), p),
             #[cfg(target_os = "linux")]
             Target::Abstract(name) => {
                 use std::os::linux::net::SocketAddrExt;

@@ -181,12 +181,19 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         ))
     } else {
         config::load(&opts.config_path)
+            .map_err(RuntimeError::from)
+            .and_then(|mut c| {
+                // A project is its directory: the same key the CLI found (`instance`).
+                super::instance::apply(&Roots::for_mode(opts.system), &mut c)
+                    .map_err(|e| RuntimeError::Other(e.to_string()))?;
+                Ok(c)
+            })
     };
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             report_ready(&mut ready, Response::err(e.to_string(), Default::default()));
-            return Err(e.into());
+            return Err(e);
         }
     };
     // Privileged mode: what the services ask for must be possible for whoever runs them.

@@ -127,7 +127,7 @@ pub fn connect_address(address: zbus::Address) -> zbus::Result<Connection> {
     use zbus::blocking::connection::Builder;
     if let Transport::Unix(unix) = address.transport() {
         if let UnixSocket::File(path) = unix.path() {
-            let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+            let stream = crate::os::sock::connect(path).map_err(|e| {
                 let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
                 zbus::Error::InputOutput(Arc::new(e))
             })?;

@@ -12,6 +12,7 @@ use super::{Goal, Msg, Supervisor, Waiter};
 use crate::config::{self, Config};
 use crate::control::protocol::Response;
 use crate::core::{Event, Request};
+use crate::runtime::paths::Roots;
 use crate::runtime::plan::jobs;
 use crate::runtime::{privileges, RuntimeError};
 
@@ -25,8 +26,12 @@ pub(super) struct Loaded {
 }
 
 /// Load and check the config at `path` for a supervisor of `project` (runs off the loop).
-fn load(path: &Path, project: &str) -> Result<Config, RuntimeError> {
-    let new = config::load(path)?;
+/// Its project is keyed as at start (`instance`): another file of the same directory is the
+/// same project; one of another directory is not, even with the same directory name.
+fn load(path: &Path, project: &str, roots: &Roots) -> Result<Config, RuntimeError> {
+    let mut new = config::load(path)?;
+    crate::runtime::instance::apply(roots, &mut new)
+        .map_err(|e| RuntimeError::Other(e.to_string()))?;
     // Against who runs the services now (after any --drop-privileges).
     privileges::check(&new, false, false)?;
     if new.project != project {
@@ -45,11 +50,12 @@ impl Supervisor {
         self.reloads_asked += 1;
         let seq = self.reloads_asked;
         let project = self.config.project.clone();
+        let roots = Roots::for_mode(self.paths.system);
         let tx = self.reload_tx.clone();
         let worker = std::thread::Builder::new()
             .name("sysg-reload".into())
             .spawn(move || {
-                let result = load(&path, &project);
+                let result = load(&path, &project, &roots);
                 let _ = tx.send(Msg::Reloaded(Box::new(Loaded { seq, result, reply })));
             });
         if let Err(e) = worker {

@@ -299,7 +299,7 @@ fn every_documented_command_line_parses() {
                     .map(|w| argv(&w))
                     .collect()
             } else {
-                vec![argv(&[found.text.clone()])]
+                vec![argv(std::slice::from_ref(&found.text))]
             };
             for mut args in variants {
                 // `sysg --sys ...`: the command is left to the reader.

@@ -265,6 +265,23 @@ fn status_and_validate_json_follow_their_schemas() {
     let v = json_of(&out);
     assert_shape("status", &v);
     assert_eq!(v["backend"], "process");
+    // No systemd unit runs these services: the field says so, and so does the UNIT column.
+    for svc in v["services"].as_array().expect("services") {
+        assert_eq!(svc["unit_name"], Value::Null, "{svc}");
+    }
+    let out = p.sysg(&["status", "--units"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains(" UNIT "),
+        "{table}"
+    );
+    let web = table
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default();
+    assert_eq!(web.split_whitespace().nth(1), Some("-"), "{table}");
+    assert!(!String::from_utf8_lossy(&p.sysg(&["status"]).stdout).contains(" UNIT "));
     let once = v["services"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == "once"))

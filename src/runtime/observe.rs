@@ -166,7 +166,10 @@ impl Observer {
             name: name.to_string(),
             project: config.project.clone(),
             backend: status.backend.clone(),
-            unit_name: unit_name(&status.backend, &config.project, name),
+            unit_name: st
+                .unit_name
+                .clone()
+                .or_else(|| unit_name(&status.backend, &config.project, name)),
             supervisor_pid: status.supervisor_pid,
             pids,
             exits: self

@@ -331,6 +331,8 @@ pub fn render(r: &InspectReport, color: bool) -> String {
         text.push_str("  config (as in the YAML; env values hidden):\n");
         let mut lines = Vec::new();
         flatten("", cfg, &mut lines);
+        // In the order of the configuration reference (a stable sort keeps the rest).
+        lines.sort_by_key(|(k, _)| crate::control::config_view::key_rank(k));
         for (k, v) in lines {
             let mark = if r.config_defaults.contains(&k) {
                 " (default)"
@@ -366,7 +368,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     match v {
         Value::Null => {}
         Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
-            out.push((prefix.to_string(), v.to_string()));
+            let items: Vec<String> = a.iter().map(Value::to_string).collect();
+            out.push((prefix.to_string(), format!("[{}]", items.join(", "))));
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
@@ -469,6 +472,14 @@ mod tests {
         assert!(t.contains("depends on  db (started)"), "{t}");
         assert!(t.contains("env.keys: [\"API_TOKEN\"]"), "{t}");
         assert!(t.contains("    command: serve --port 8080\n"), "{t}");
+        let config = t.split("  config (").nth(1).unwrap_or_default();
+        assert!(
+            config
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("    command:")),
+            "the reference's order, command first: {t}"
+        );
         assert!(t.contains("    stop_signal: SIGTERM (default)\n"), "{t}");
         assert!(t.contains("    logs.max_size: 10M (default)\n"), "{t}");
         assert!(t.contains("    stop_timeout: 10s (default)\n"), "{t}");

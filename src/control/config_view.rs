@@ -9,6 +9,43 @@ use crate::config::schema::{
     Deployment, HealthCheck, Hook, LogPolicy, Probe, RestartPolicy, Run, Service, Size, Webhook,
 };
 
+/// A service's top-level keys in the order of docs/configuration.md, for display.
+pub const KEY_ORDER: &[&str] = &[
+    "command",
+    "exec",
+    "working_dir",
+    "env",
+    "cron",
+    "restart_policy",
+    "backoff",
+    "max_restarts",
+    "depends_on",
+    "health_check",
+    "deployment",
+    "spawn",
+    "user",
+    "group",
+    "supplementary_groups",
+    "limits",
+    "capabilities",
+    "isolation",
+    "hooks",
+    "webhooks",
+    "stop_signal",
+    "stop_timeout",
+    "logs",
+    "tags",
+];
+
+/// Where a dotted key (`health_check.url`, `webhooks[0].url`) goes in `KEY_ORDER`.
+pub fn key_rank(key: &str) -> usize {
+    let top = key.split(['.', '[']).next().unwrap_or(key);
+    KEY_ORDER
+        .iter()
+        .position(|k| *k == top)
+        .unwrap_or(KEY_ORDER.len())
+}
+
 /// What is printed in place of a hidden value.
 pub const HIDDEN: &str = "<hidden>";
 
@@ -377,6 +414,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_key_has_its_place_in_the_reference_order() {
+        assert!(key_rank("command") < key_rank("health_check.url"));
+        assert!(key_rank("health_check.url") < key_rank("webhooks[0].url"));
+        assert!(key_rank("stop_timeout") < key_rank("logs.max_size"));
+        assert_eq!(key_rank("unknown"), KEY_ORDER.len());
+    }
+
+    #[test]
     fn sizes_and_durations_in_their_units() {
         use std::time::Duration as D;
         assert_eq!(size(10 * 1024 * 1024), "10M");
@@ -417,6 +462,7 @@ services:
         let cfg = crate::config::load_str(yaml, std::path::Path::new("/tmp/p/systemg.yaml"))
             .expect("valid");
         let web = view(cfg.service("web").expect("web"), &cfg.logs);
+        assert!(web.config.keys().all(|k| key_rank(k) < KEY_ORDER.len()));
         let c = Value::Object(web.config.clone());
         assert_eq!(c["command"], "true");
         assert_eq!(c["stop_signal"], "SIGINT");

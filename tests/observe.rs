@@ -183,13 +183,71 @@ services:
 
 #[test]
 fn inspect_without_a_supervisor_shows_the_config() {
-    let p = Project::new("version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n");
+    let p = Project::new(
+        r#"version: "1"
+logs: {max_files: 2}
+services:
+  web:
+    command: "sleep 1"
+    stop_signal: INT
+    health_check: {command: "true", interval: 2s}
+    env: {vars: {API_KEY: never-shown}}
+    webhooks:
+      - {url: "https://hooks.example/x", secret: also-never-shown}
+"#,
+    );
     let out = p.sysg(&["inspect", "web", "--json"]);
     assert_ok(&out, "inspect offline");
     let v = json_of(&out);
     assert_shape("inspect", &v);
     assert_eq!(v["backend"], "none");
     assert_eq!(v["status"]["state"], "stopped");
+    // The configuration in the YAML's words, units and defaults.
+    let c = &v["config"];
+    assert_eq!(c["command"], "sleep 1");
+    assert_eq!(c["health_check"]["command"], "true");
+    assert_eq!(c["health_check"]["interval"], "2s");
+    assert_eq!(c["health_check"]["start_interval"], "2s");
+    assert_eq!(c["stop_signal"], "SIGINT");
+    assert_eq!(c["stop_timeout"], "10s");
+    assert_eq!(c["logs"]["max_size"], "10M");
+    assert_eq!(c["logs"]["max_files"], 2);
+    let defaults: Vec<&str> = v["config_defaults"]
+        .as_array()
+        .expect("config_defaults")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for d in [
+        "stop_timeout",
+        "logs.max_size",
+        "health_check.start_interval",
+    ] {
+        assert!(defaults.contains(&d), "{d} in {defaults:?}");
+    }
+    for written in ["stop_signal", "health_check.interval", "logs.max_files"] {
+        assert!(!defaults.contains(&written), "{written} in {defaults:?}");
+    }
+    let out = p.sysg(&["inspect", "web"]);
+    assert_ok(&out, "inspect offline, text");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "    command: sleep 1\n",
+        "    health_check.command: true\n",
+        "    health_check.interval: 2s\n",
+        "    health_check.timeout: 5s (default)\n",
+        "    stop_signal: SIGINT\n",
+        "    stop_timeout: 10s (default)\n",
+        "    logs.max_size: 10M (default)\n",
+        "    logs.max_files: 2\n",
+        "    webhooks[0].secret: <hidden>\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    for internal in ["probe", "run.", "number", "10485760", "never-shown"] {
+        assert!(!text.contains(internal), "{internal:?} in:\n{text}");
+        assert!(!v.to_string().contains(internal), "{internal:?} in {v}");
+    }
     assert_eq!(p.sysg(&["inspect", "nope"]).status.code(), Some(2));
 }
 
@@ -207,6 +265,23 @@ fn status_and_validate_json_follow_their_schemas() {
     let v = json_of(&out);
     assert_shape("status", &v);
     assert_eq!(v["backend"], "process");
+    // No systemd unit runs these services: the field says so, and so does the UNIT column.
+    for svc in v["services"].as_array().expect("services") {
+        assert_eq!(svc["unit_name"], Value::Null, "{svc}");
+    }
+    let out = p.sysg(&["status", "--units"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains(" UNIT "),
+        "{table}"
+    );
+    let web = table
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default();
+    assert_eq!(web.split_whitespace().nth(1), Some("-"), "{table}");
+    assert!(!String::from_utf8_lossy(&p.sysg(&["status"]).stdout).contains(" UNIT "));
     let once = v["services"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == "once"))

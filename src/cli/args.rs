@@ -205,6 +205,9 @@ pub struct StatusArgs {
     /// Also show units that are not in the configuration (leftovers)
     #[arg(long)]
     pub all: bool,
+    /// Show each service's systemd unit (quoted for a shell when it has to be)
+    #[arg(long)]
+    pub units: bool,
     /// Print JSON (shape in docs/json.md)
     #[arg(long)]
     pub json: bool,

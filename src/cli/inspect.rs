@@ -100,6 +100,10 @@ fn offline(ctx: &Ctx, unit: &str) -> Result<InspectReport, i32> {
         return Err(EXIT_USAGE);
     };
     let svc = cfg.service(unit);
+    let (shown, config_defaults) = match svc.map(|s| inspect::config_of(s, &cfg.logs)) {
+        Some((c, d)) => (Some(c), d),
+        None => (None, Vec::new()),
+    };
     Ok(InspectReport {
         name: unit.to_string(),
         project: ctx.project.clone(),
@@ -112,7 +116,8 @@ fn offline(ctx: &Ctx, unit: &str) -> Result<InspectReport, i32> {
         health_history: Vec::new(),
         depends_on: svc.map(inspect::dependencies).unwrap_or_default(),
         dependents: inspect::dependents(&cfg.services, unit),
-        config: svc.map(inspect::redacted_config),
+        config: shown,
+        config_defaults,
         metrics: MetricsView {
             source: None,
             cgroup: None,
@@ -323,11 +328,18 @@ pub fn render(r: &InspectReport, color: bool) -> String {
         ));
     }
     if let Some(cfg) = &r.config {
-        text.push_str("  config (env values hidden):\n");
+        text.push_str("  config (as in the YAML; env values hidden):\n");
         let mut lines = Vec::new();
         flatten("", cfg, &mut lines);
+        // In the order of the configuration reference (a stable sort keeps the rest).
+        lines.sort_by_key(|(k, _)| crate::control::config_view::key_rank(k));
         for (k, v) in lines {
-            text.push_str(&format!("    {k}: {v}\n"));
+            let mark = if r.config_defaults.contains(&k) {
+                " (default)"
+            } else {
+                ""
+            };
+            text.push_str(&format!("    {k}: {v}{mark}\n"));
         }
     }
     text
@@ -343,7 +355,8 @@ fn human_cpu(usec: u64) -> String {
     }
 }
 
-/// `key.path: value` lines of the meaningful (non-empty, non-default-looking) settings.
+/// `key.path: value` lines of the settings, keys as in the YAML; a list of plain values is
+/// written as a YAML flow list (`["./api", "--port", "80"]`).
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     let key = |k: &str| {
         if prefix.is_empty() {
@@ -353,11 +366,10 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
         }
     };
     match v {
-        Value::Null | Value::Bool(false) => {}
-        Value::Array(a) if a.is_empty() => {}
+        Value::Null => {}
         Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
-            let items: Vec<String> = a.iter().map(scalar).collect();
-            out.push((prefix.to_string(), items.join(", ")));
+            let items: Vec<String> = a.iter().map(Value::to_string).collect();
+            out.push((prefix.to_string(), format!("[{}]", items.join(", "))));
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
@@ -366,10 +378,6 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
         }
         Value::Object(m) => {
             for (k, x) in m {
-                // `name` is the heading already.
-                if prefix.is_empty() && k == "name" {
-                    continue;
-                }
                 flatten(&key(k), x, out);
             }
         }
@@ -439,7 +447,8 @@ mod tests {
             health_history: Vec::new(),
             depends_on: inspect::dependencies(svc),
             dependents: vec![],
-            config: Some(inspect::redacted_config(svc)),
+            config: Some(inspect::config_of(svc, &cfg.logs).0),
+            config_defaults: inspect::config_of(svc, &cfg.logs).1,
             metrics: MetricsView {
                 source: Some(crate::metrics::Source::Procfs),
                 cgroup: None,
@@ -461,7 +470,22 @@ mod tests {
         assert!(t.contains("1.0 MiB now"), "{t}");
         assert!(t.contains("exit 1 after 3s (pid 9)"), "{t}");
         assert!(t.contains("depends on  db (started)"), "{t}");
-        assert!(t.contains("env.keys: API_TOKEN"), "{t}");
+        assert!(t.contains("env.keys: [\"API_TOKEN\"]"), "{t}");
+        assert!(t.contains("    command: serve --port 8080\n"), "{t}");
+        let config = t.split("  config (").nth(1).unwrap_or_default();
+        assert!(
+            config
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("    command:")),
+            "the reference's order, command first: {t}"
+        );
+        assert!(t.contains("    stop_signal: SIGTERM (default)\n"), "{t}");
+        assert!(t.contains("    logs.max_size: 10M (default)\n"), "{t}");
+        assert!(t.contains("    stop_timeout: 10s (default)\n"), "{t}");
+        for internal in ["run.", "probe", "number", "10485760"] {
+            assert!(!t.contains(internal), "{internal}: {t}");
+        }
         assert!(!t.contains("hunter2"), "{t}");
         assert!(!t.contains('\x1b'), "{t}");
         assert!(render(&report(), true).contains("\x1b[32mrunning"));

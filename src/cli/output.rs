@@ -86,6 +86,32 @@ pub fn status_table(
     color: bool,
     width: Option<usize>,
 ) -> String {
+    status_table_with(report, services, color, width, false)
+}
+
+/// `name` as a shell word: as it is when it needs no quoting, else in single quotes, so that
+/// `sysg-my\x2dapp-web.service` can be pasted into `systemctl status …` as shown.
+pub fn shell_word(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-~".contains(c));
+    if plain {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    }
+}
+
+/// `status_table`, with the systemd unit of each service in a UNIT column after NAME when
+/// `units` (`sysg status --units`), quoted for a shell when it has to be.
+pub fn status_table_with(
+    report: &StatusReport,
+    services: &[&ServiceStatus],
+    color: bool,
+    width: Option<usize>,
+    units: bool,
+) -> String {
     let rows: Vec<Vec<String>> = services
         .iter()
         .map(|s| {
@@ -121,7 +147,7 @@ pub fn status_table(
             c
         })
         .collect();
-    let table = Table {
+    let mut table = Table {
         header: vec![
             "NAME",
             "STATE",
@@ -138,6 +164,20 @@ pub fn status_table(
         // Least useful first when even an elided REASON does not fit.
         drop_order: vec![6, 4, 5, 3, 7, 2],
     };
+    if units {
+        // Never dropped nor elided: it was asked for, and a cut name is of no use.
+        table.header.insert(1, "UNIT");
+        for (row, s) in table.rows.iter_mut().zip(services) {
+            let unit = s
+                .unit_name
+                .as_deref()
+                .map_or_else(|| "-".into(), shell_word);
+            row.insert(1, unit);
+        }
+        table.colors.iter_mut().for_each(|c| c.insert(1, None));
+        table.elastic = table.elastic.map(|i| i + 1);
+        table.drop_order.iter_mut().for_each(|i| *i += 1);
+    }
     let title = format!(
         "project {} · backend {} · supervisor {} · config {}",
         report.project,
@@ -195,6 +235,28 @@ mod tests {
         assert!(tiny.contains("web") && tiny.contains("blocked"), "{tiny}");
         assert!(!piped.contains('\x1b'));
         assert!(status_table(&r, &sel, true, None).contains("\x1b[31mblocked"));
+    }
+
+    #[test]
+    fn units_column_shows_the_unit_ready_for_a_shell() {
+        let mut r = report("x");
+        r.services[0].unit_name = Some("sysg-my\\x2dapp-web.service".into());
+        let sel: Vec<&ServiceStatus> = r.services.iter().collect();
+        let t = status_table_with(&r, &sel, false, None, true);
+        let header = t.lines().nth(1).unwrap_or_default();
+        assert!(header.starts_with("NAME  UNIT"), "{t}");
+        assert!(
+            t.contains("web   'sysg-my\\x2dapp-web.service'  blocked"),
+            "{t}"
+        );
+        let narrow = status_table_with(&r, &sel, false, Some(50), true);
+        assert!(narrow.contains("'sysg-my\\x2dapp-web.service'"), "{narrow}");
+        assert!(!status_table(&r, &sel, false, None).contains("UNIT"));
+        r.services[0].unit_name = None;
+        let sel: Vec<&ServiceStatus> = r.services.iter().collect();
+        assert!(status_table_with(&r, &sel, false, None, true).contains("web   -     blocked"));
+        assert_eq!(shell_word("sysg-p-web.service"), "sysg-p-web.service");
+        assert_eq!(shell_word("a'b\\x"), "'a'\\''b\\x'");
     }
 
     #[test]

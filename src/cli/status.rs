@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::args::{Global, StatusArgs};
 use super::context::{resolve_live, Ctx};
-use super::output::{color_enabled, status_table};
+use super::output::{color_enabled, status_table_with};
 use super::select::{from_report, select};
 use super::term::{print_once, stdout_width, stream, stream_interval, stream_mode, Frame};
 use super::{error, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE};
@@ -67,7 +67,7 @@ fn once(ctx: &Ctx, a: &StatusArgs, compact: bool) -> Frame {
             }
         }
     } else {
-        status_table(&report, &selected, color_enabled(), stdout_width())
+        status_table_with(&report, &selected, color_enabled(), stdout_width(), a.units)
             + &super::spawn::children_tree(&selected)
     };
     Frame::Last(text, exit_code(&selected, running))

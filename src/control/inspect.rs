@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::protocol::ServiceStatus;
-use crate::config::schema::Service;
+use crate::config::schema::{LogPolicy, Service};
 use crate::metrics::{Sample, Source, Summary};
 use crate::spec::ExitStatus;
 
@@ -86,8 +86,13 @@ pub struct InspectReport {
     pub depends_on: Vec<DependencyView>,
     /// Services that depend on this one.
     pub dependents: Vec<String>,
-    /// The configuration in force, with env values and webhook secrets hidden.
+    /// The configuration in force as written in the YAML (docs/configuration.md keys,
+    /// sizes and durations in their units), with env values and webhook secrets hidden.
     pub config: Option<Value>,
+    /// Dotted keys of `config` whose value is the default (`health_check.timeout`,
+    /// `webhooks[0].retries`).
+    #[serde(default)]
+    pub config_defaults: Vec<String>,
     pub metrics: MetricsView,
 }
 
@@ -113,73 +118,14 @@ pub fn dependents(all: &[Service], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// What is printed in place of a hidden value.
-pub const HIDDEN: &str = "<hidden>";
+pub use super::config_view::HIDDEN;
 
-/// The effective configuration of a service for display: env values can be secrets, so only
-/// the keys are kept; webhook secrets are hidden; durations read as `1.5s`.
-pub fn redacted_config(svc: &Service) -> Value {
-    let mut v = serde_json::to_value(svc).unwrap_or(Value::Null);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "env".into(),
-            serde_json::json!({
-                "file": svc.env.file,
-                "keys": svc.env.vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            }),
-        );
-    }
-    hide_secrets(&mut v);
-    humanize_durations(&mut v);
-    v
-}
-
-fn hide_secrets(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                if k == "secret" && !child.is_null() {
-                    *child = Value::String(HIDDEN.into());
-                } else {
-                    hide_secrets(child);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(hide_secrets),
-        _ => {}
-    }
-}
-
-/// serde writes a `Duration` as `{"secs": 1, "nanos": 500000000}`; people read `1.5s`.
-fn humanize_durations(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            let is_duration = map.len() == 2
-                && map.get("secs").is_some_and(Value::is_u64)
-                && map.get("nanos").is_some_and(Value::is_u64);
-            if is_duration {
-                let secs = map.get("secs").and_then(Value::as_u64).unwrap_or(0);
-                let nanos = map.get("nanos").and_then(Value::as_u64).unwrap_or(0);
-                *v = Value::String(format_duration(secs, nanos));
-                return;
-            }
-            map.values_mut().for_each(humanize_durations);
-        }
-        Value::Array(items) => items.iter_mut().for_each(humanize_durations),
-        _ => {}
-    }
-}
-
-/// `1.5s`, `100ms`, `10s`, `0s`.
-pub fn format_duration(secs: u64, nanos: u64) -> String {
-    if secs == 0 && nanos > 0 && nanos.is_multiple_of(1_000_000) {
-        return format!("{}ms", nanos / 1_000_000);
-    }
-    if nanos == 0 {
-        return format!("{secs}s");
-    }
-    let frac = format!("{:09}", nanos);
-    format!("{secs}.{}s", frac.trim_end_matches('0'))
+/// The configuration of `svc` in the user's words (`config`) and the keys whose value is the
+/// default (`config_defaults`); env values and webhook secrets are never included.
+/// `project_logs` is the top-level `logs:` policy, the default of the service's.
+pub fn config_of(svc: &Service, project_logs: &LogPolicy) -> (Value, Vec<String>) {
+    let v = super::config_view::view(svc, project_logs);
+    (Value::Object(v.config), v.defaults)
 }
 
 /// Exits as shown: at most `EXIT_HISTORY`, most recent last.
@@ -192,15 +138,6 @@ pub fn recent<'a>(exits: impl DoubleEndedIterator<Item = &'a ExitRecord>) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_the_config() {
-        assert_eq!(format_duration(1, 500_000_000), "1.5s");
-        assert_eq!(format_duration(0, 100_000_000), "100ms");
-        assert_eq!(format_duration(10, 0), "10s");
-        assert_eq!(format_duration(0, 0), "0s");
-        assert_eq!(format_duration(0, 1_500), "0.0000015s");
-    }
 
     #[test]
     fn env_values_and_secrets_are_hidden() {
@@ -221,12 +158,17 @@ services:
         let cfg = crate::config::load_str(yaml, std::path::Path::new("/tmp/p/systemg.yaml"))
             .expect("valid");
         let web = cfg.service("web").expect("web");
-        let v = redacted_config(web);
+        let (v, defaults) = config_of(web, &cfg.logs);
         let text = v.to_string();
         assert!(!text.contains("s3cr3t-value"), "{text}");
         assert!(!text.contains("hush-hush"), "{text}");
         assert_eq!(v["env"]["keys"], serde_json::json!(["TOKEN", "PORT"]));
         assert_eq!(v["backoff"], "1.5s");
+        assert!(!defaults.contains(&"backoff".to_string()), "{defaults:?}");
+        assert!(
+            defaults.contains(&"stop_timeout".to_string()),
+            "{defaults:?}"
+        );
         assert_eq!(v["webhooks"][0]["secret"], HIDDEN);
         assert_eq!(dependents(&cfg.services, "db"), ["web"]);
         assert_eq!(

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod client;
+pub mod config_view;
 pub mod inspect;
 pub mod protocol;
 pub mod sanitize;

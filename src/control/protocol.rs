@@ -189,6 +189,11 @@ pub struct ServiceStatus {
     /// The service's `tags:` (empty for ad-hoc units).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The exact systemd unit running the service (`sysg-my\x2dapp-web.service`, escaped as
+    /// systemd requires; `…\x7e2.service` after a rolling deployment) with the systemd
+    /// backend; `None` with the process backend or without a supervisor.
+    #[serde(default)]
+    pub unit_name: Option<String>,
     /// Children started with `sysg spawn` (whole tree); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,
@@ -211,6 +216,7 @@ impl ServiceStatus {
             reason: None,
             next_restart_secs: None,
             tags: Vec::new(),
+            unit_name: None,
             children: Vec::new(),
             cron: None,
         }

@@ -155,6 +155,10 @@ impl Observer {
             // Without a running main process, an older sample's pids would mislead.
             pids.clear();
         }
+        let (shown, config_defaults) = match svc.map(|s| inspect::config_of(s, &config.logs)) {
+            Some((c, d)) => (Some(c), d),
+            None => (None, Vec::new()),
+        };
         let samples: Vec<metrics::Sample> = series
             .map(|s| s.samples.iter().copied().collect())
             .unwrap_or_default();
@@ -162,7 +166,10 @@ impl Observer {
             name: name.to_string(),
             project: config.project.clone(),
             backend: status.backend.clone(),
-            unit_name: unit_name(&status.backend, &config.project, name),
+            unit_name: st
+                .unit_name
+                .clone()
+                .or_else(|| unit_name(&status.backend, &config.project, name)),
             supervisor_pid: status.supervisor_pid,
             pids,
             exits: self
@@ -177,7 +184,8 @@ impl Observer {
                 .unwrap_or_default(),
             depends_on: svc.map(inspect::dependencies).unwrap_or_default(),
             dependents: inspect::dependents(&config.services, name),
-            config: svc.map(inspect::redacted_config),
+            config: shown,
+            config_defaults,
             metrics: MetricsView {
                 source: series.and_then(|s| s.source),
                 cgroup: series.and_then(|s| s.cgroup.clone()),

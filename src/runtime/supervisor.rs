@@ -947,7 +947,15 @@ impl Supervisor {
                         .service(&u.name)
                         .map(|s| s.tags.clone())
                         .unwrap_or_default();
+                    // The unit of the running instance (`web~N` after a deployment).
+                    let instance = self.core.instance(&u.name);
+                    let unit_name = crate::runtime::observe::unit_name(
+                        self.backend.name(),
+                        &self.config.project,
+                        instance.as_deref().unwrap_or(&u.name),
+                    );
                     ServiceStatus {
+                        unit_name,
                         uptime_secs: u
                             .since
                             .map(|s| now.saturating_duration_since(s).as_secs_f64()),

@@ -141,6 +141,18 @@ pub trait Backend: Send {
     }
 }
 
+/// Where the process backend hands its forked processes to a service manager (systemd's
+/// transient scopes, `systemd::scope`), so that they live in a unit of the project's slice.
+pub trait ScopeHost: Send {
+    /// Put `pid` (forked, not yet exec'd) into a fresh scope for `spec` and return once the
+    /// manager has moved it there; returns the scope's name.
+    fn register(&self, spec: &UnitSpec, pid: u32) -> Result<String, BackendError>;
+    /// The name of the scope `register` makes for `unit`.
+    fn scope_name(&self, unit: &str) -> String;
+    /// The slice that scope goes to.
+    fn slice_name(&self, unit: &str) -> String;
+}
+
 /// Which backend the runtime should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {

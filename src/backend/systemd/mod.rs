@@ -13,6 +13,7 @@ pub mod journal;
 pub mod naming;
 pub mod properties;
 pub mod proxies;
+pub mod scope;
 pub mod watch;
 
 use std::sync::Arc;

@@ -136,3 +136,41 @@ services:
         !scopes(&ns).contains("sysg-scoped-")
     });
 }
+
+#[test]
+fn e2e_run_scope_runs_the_command_in_a_transient_scope() {
+    let Some(ns) = boot_or_skip("e2e_run_scope_runs_the_command_in_a_transient_scope") else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_sysg");
+    let out = ns.exec(&[
+        "env",
+        "NO_COLOR=1",
+        bin,
+        "--sys",
+        "run",
+        "--scope",
+        "--name",
+        "probe",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; exit 5",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("/sysg-adhoc.slice/sysg-adhoc-probe.scope"),
+        "not in the adhoc project's scope: {text}"
+    );
+    // The scope goes once the command ended.
+    wait_until("the scope is gone", T, || {
+        !scopes(&ns).contains("sysg-adhoc-probe.scope")
+    });
+}

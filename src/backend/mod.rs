@@ -2,6 +2,7 @@
 //! backend (fork/exec). Both sit behind `Backend`; the core never knows which one runs.
 
 pub mod process;
+pub mod scoped_run;
 pub mod select;
 #[cfg(target_os = "linux")]
 pub mod systemd;

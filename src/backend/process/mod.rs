@@ -361,6 +361,19 @@ pub fn cgroup_writable() -> bool {
     cgroup::CgroupRoot::detect().is_some_and(|c| c.writable())
 }
 
+/// A fresh cgroup `sysg-<project>/<name>` for a foreground command (`sysg run --scope` without a
+/// service manager): its directory and its `cgroup.procs`, open for the command to write `0`
+/// into before its exec. `None` where no cgroup can be made.
+pub fn foreground_cgroup(project: &str, name: &str) -> Option<(PathBuf, fs::File)> {
+    let cg = cgroup::CgroupRoot::detect()?.create(project, name)?;
+    Some((cg.dir, cg.procs))
+}
+
+/// Remove a cgroup `foreground_cgroup` made, once empty; `false` while processes are left.
+pub fn remove_cgroup(dir: &Path) -> bool {
+    cgroup::remove(dir)
+}
+
 /// The last component of `p` as text.
 fn file_name(p: Option<&Path>) -> Option<&str> {
     p.and_then(|p| p.file_name()).and_then(|n| n.to_str())

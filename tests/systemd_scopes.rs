@@ -174,3 +174,55 @@ fn e2e_run_scope_runs_the_command_in_a_transient_scope() {
         !scopes(&ns).contains("sysg-adhoc-probe.scope")
     });
 }
+
+#[test]
+fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backend() {
+    let Some(ns) = boot_or_skip("e2e_probes_and_hooks_run_in_scopes") else {
+        return;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("sysg-helpers-")
+        .tempdir()
+        .expect("tempdir");
+    let d = dir.path().display().to_string();
+    let p = SysProject::new(
+        &ns,
+        "sysg-helpers-",
+        "helpers",
+        &format!(
+            r#"  web:
+    command: "sleep 1000"
+    health_check:
+      command: "cat /proc/self/cgroup > {d}/probe.cg"
+      interval: 200ms
+    hooks:
+      on_start: "cat /proc/self/cgroup > {d}/hook.cg"
+"#
+        ),
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    wait_until("the probe and the hook ran", T, || {
+        read("probe.cg").contains("0::") && read("hook.cg").contains("0::")
+    });
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    let sup_cg = ns.output(&["cat", &format!("/proc/{sup}/cgroup")]);
+    for (file, kind) in [("probe.cg", "probe"), ("hook.cg", "hook")] {
+        let cg = read(file);
+        let cg = cg
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            cg.contains(&format!("/sysg-helpers.slice/sysg-helpers-web.{kind}."))
+                && cg.ends_with(".scope"),
+            "the {kind} ran in {cg}, not in a scope of the project's slice"
+        );
+        assert!(
+            !sup_cg.ends_with(&cg),
+            "the {kind} ran in the supervisor's cgroup {sup_cg}"
+        );
+    }
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

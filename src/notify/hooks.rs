@@ -81,12 +81,13 @@ fn run(hook: &HookRun) {
             return;
         }
     };
-    let done = command::run_shell_as(
+    let done = command::run_shell_placed(
         &hook.command,
         &hook.env,
         hook.cwd.as_deref(),
         hook.timeout,
         who,
+        Some(crate::health::placement::Place { unit, kind: "hook" }),
     );
     match done {
         Ok(done) => {

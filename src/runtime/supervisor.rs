@@ -247,6 +247,9 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         std::process::id()
     );
 
+    if backend.name() == "systemd" {
+        install_helper_scopes(opts.system, &config.project);
+    }
     let probe_tx = tx.clone();
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
         let _ = probe_tx.send(Msg::Probe(o));
@@ -1233,3 +1236,32 @@ fn has_dynamic_spawning(config: &Config) -> bool {
 fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
+
+/// On the systemd backend, helper commands (command probes, hooks, deployment commands) run in
+/// transient scopes of the project's slice instead of the supervisor's cgroup
+/// (`health::placement`). Without a manager to register them with, they stay where they were.
+#[cfg(target_os = "linux")]
+fn install_helper_scopes(system: bool, project: &str) {
+    use crate::backend::ScopeHost;
+    match crate::backend::systemd::scope::ScopeRegistrar::connect(system, project) {
+        Ok(r) => {
+            let project = project.to_string();
+            let r = std::sync::Mutex::new(r);
+            crate::health::placement::set_placer(Box::new(move |unit, kind, pid| {
+                let spec = crate::spec::UnitSpec::new(
+                    project.as_str(),
+                    format!("{unit}.{kind}.{pid}"),
+                    Vec::new(),
+                );
+                let r = r.lock().unwrap_or_else(|e| e.into_inner());
+                r.register(&spec, pid)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        Err(e) => tracing::warn!("helper commands run in the supervisor's cgroup: {e}"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn install_helper_scopes(_: bool, _: &str) {}

@@ -196,7 +196,9 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
       command: "cat /proc/self/cgroup > {d}/probe.cg"
       interval: 200ms
     hooks:
-      on_start: "cat /proc/self/cgroup > {d}/hook.cg"
+      on_start:
+        command: "cat /proc/self/cgroup > {d}/hook.cg; exec sleep 30"
+        timeout: 2s
 "#
         ),
     );
@@ -224,5 +226,18 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
             "the {kind} ran in the supervisor's cgroup {sup_cg}"
         );
     }
+    // The hook's scope carries its timeout (plus a second) for systemd to end it on its own,
+    // and goes once the supervisor killed the hook at its timeout.
+    let hook_cg = read("hook.cg");
+    let hook_scope = hook_cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ns.show(&hook_scope, "RuntimeMaxUSec"), "3s");
+    wait_until("the hook's scope is gone after its timeout", T, || {
+        !scopes(&ns).contains(&hook_scope)
+    });
     assert_ok(&p.sysg(&["stop"]), "stop");
 }

@@ -162,7 +162,7 @@ pub fn run_shell_placed(
             crate::backend::process::spawn::reset_signals,
         );
     }
-    let gate = Gate::arm(&mut cmd, place);
+    let gate = Gate::arm(&mut cmd, place, timeout);
     let spawned = cmd.spawn();
     if let Some(g) = gate {
         g.spawned();

@@ -11,10 +11,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-/// Registers a helper's process (`unit`, `kind` such as `probe` or `hook`, pid): it returns once
-/// the process is in its unit.
-pub type Placer = Box<dyn Fn(&str, &str, u32) -> Result<(), String> + Send + Sync>;
+/// Registers a helper's process (`unit`, `kind` such as `probe` or `hook`, pid, the helper's
+/// timeout): it returns once the process is in its unit.
+pub type Placer = Box<dyn Fn(&str, &str, u32, Duration) -> Result<(), String> + Send + Sync>;
 
 static PLACER: OnceLock<Placer> = OnceLock::new();
 
@@ -41,7 +42,11 @@ pub struct Gate {
 impl Gate {
     /// Prepare `cmd` to wait for its placement, and start the thread that places it. `None`
     /// (nothing done) without a placer or a place.
-    pub fn arm(cmd: &mut std::process::Command, place: Option<Place<'_>>) -> Option<Gate> {
+    pub fn arm(
+        cmd: &mut std::process::Command,
+        place: Option<Place<'_>>,
+        timeout: Duration,
+    ) -> Option<Gate> {
         let placer = PLACER.get()?;
         let place = place?;
         let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
@@ -50,7 +55,7 @@ impl Gate {
         let (unit, kind) = (place.unit.to_string(), place.kind.to_string());
         std::thread::Builder::new()
             .name("cmd-place".into())
-            .spawn(move || place_child(placer, &unit, &kind, pid_r, gate_w))
+            .spawn(move || place_child(placer, (&unit, &kind, timeout), pid_r, gate_w))
             .ok()?;
         // SAFETY: the hook runs in the forked child before exec and only makes
         // async-signal-safe calls (getpid, write, close, read) on descriptors opened before
@@ -99,7 +104,12 @@ fn wait_for_place(pid_w: RawFd, gate_r: RawFd, gate_w: RawFd) -> std::io::Result
 
 /// In the supervisor: read the child's pid, place it, let it go on. A failed placement is
 /// logged and the command runs anyway, where the supervisor runs (as without systemd).
-fn place_child(placer: &Placer, unit: &str, kind: &str, pid_r: OwnedFd, gate_w: OwnedFd) {
+fn place_child(
+    placer: &Placer,
+    (unit, kind, timeout): (&str, &str, Duration),
+    pid_r: OwnedFd,
+    gate_w: OwnedFd,
+) {
     let mut buf = [0u8; 4];
     let mut got = 0;
     while got < buf.len() {
@@ -112,7 +122,7 @@ fn place_child(placer: &Placer, unit: &str, kind: &str, pid_r: OwnedFd, gate_w: 
     }
     let pid = i32::from_ne_bytes(buf);
     if let Ok(pid) = u32::try_from(pid) {
-        if let Err(e) = placer(unit, kind, pid) {
+        if let Err(e) = placer(unit, kind, pid, timeout) {
             tracing::warn!(unit, "{kind} runs outside a unit of its own: {e}");
         }
     }

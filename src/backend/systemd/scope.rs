@@ -172,13 +172,40 @@ impl ScopeRegistrar {
         Ok(())
     }
 
-    fn register_scope(&self, spec: &UnitSpec, pid: u32) -> Result<String, String> {
+    /// Register a helper command's process (a probe, a hook): like `ScopeHost::register`, and
+    /// systemd ends the scope once `runtime_max` has passed (`RuntimeMaxSec=`), so that the
+    /// helper cannot outlive its timeout even when the supervisor is gone.
+    pub fn register_helper(
+        &self,
+        spec: &UnitSpec,
+        pid: u32,
+        runtime_max: Duration,
+    ) -> Result<String, BackendError> {
+        self.register_scope(spec, pid, Some(runtime_max))
+            .map_err(|message| BackendError::Start {
+                unit: spec.name.clone(),
+                message: format!("transient scope: {message}"),
+            })
+    }
+
+    fn register_scope(
+        &self,
+        spec: &UnitSpec,
+        pid: u32,
+        runtime_max: Option<Duration>,
+    ) -> Result<String, String> {
         let name = naming::scope_name(&self.project, &spec.name);
         naming::check_length(&name)?;
         if let Some(group) = &spec.spawn {
             self.ensure_tree_slice(group);
         }
-        let props = scope_properties(spec, pid).map_err(|e| e.to_string())?;
+        let mut props = scope_properties(spec, pid).map_err(|e| e.to_string())?;
+        if let Some(t) = runtime_max {
+            props.push((
+                "RuntimeMaxUSec".into(),
+                Value::U64(u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
+            ));
+        }
         let args: Vec<(&str, Value<'_>)> =
             props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let mut attempt = 0;
@@ -204,7 +231,7 @@ impl ScopeRegistrar {
 
 impl ScopeHost for ScopeRegistrar {
     fn register(&self, spec: &UnitSpec, pid: u32) -> Result<String, BackendError> {
-        self.register_scope(spec, pid)
+        self.register_scope(spec, pid, None)
             .map_err(|message| BackendError::Start {
                 unit: spec.name.clone(),
                 message: format!("transient scope: {message}"),

@@ -128,6 +128,29 @@ services:
     let cg = ns.output(&["cat", &format!("/proc/{new_a}/cgroup")]);
     assert!(cg.ends_with("/sysg-scoped-a.scope"), "restarted a: {cg}");
 
+    // A new supervisor adopts the units in their scopes after the old one was killed.
+    let sup_file = ns.inner_path("/run/systemg/scoped/supervisor.pid");
+    let sup = std::fs::read_to_string(&sup_file).expect("supervisor pid");
+    let sup = sup.trim().to_string();
+    assert!(ns.exec(&["kill", "-9", &sup]).status.success());
+    wait_until("the supervisor is gone", T, || {
+        !ns.alive(sup.parse().unwrap_or(0))
+    });
+    assert_ok(
+        &sysg_process(&ns, dir.path(), &["start", "--daemonize"]),
+        "start after the crash",
+    );
+    let st = sysg_process(&ns, dir.path(), &["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    let adopted = find_service(&st, "a").expect("a")["pid"]
+        .as_u64()
+        .expect("pid");
+    assert_eq!(adopted, new_a, "a was not adopted: {st}");
+    assert!(
+        ns.alive(escaped),
+        "b's tree did not survive the supervisor's crash"
+    );
+
     assert_ok(&sysg_process(&ns, dir.path(), &["stop"]), "stop");
     wait_until("nothing of the project is left", T, || {
         !ns.alive(escaped) && ns.exec(&["pgrep", "-f", "sleep 100[12]"]).stdout.is_empty()

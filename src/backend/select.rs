@@ -66,6 +66,12 @@ fn with_scopes(backend: ProcessBackend, system: bool, project: &str) -> ProcessB
     if std::env::var_os("SYSG_NO_SCOPES").is_some_and(|v| v == "1") {
         return backend;
     }
+    // Only root may move processes into units of the system manager (a supervisor that
+    // dropped its privileges under --sys would fail every start).
+    if system && !nix::unistd::geteuid().is_root() {
+        tracing::debug!("no transient scopes: the system manager needs root");
+        return backend;
+    }
     match super::systemd::scope::ScopeRegistrar::connect(system, project) {
         Ok(r) => {
             tracing::debug!("forked units become transient scopes");

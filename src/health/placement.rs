@@ -128,3 +128,69 @@ fn place_child(
     }
     let _ = nix::unistd::write(&gate_w, b"g");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Every placement asked for in this test process: (unit, kind, pid, timeout).
+    static SEEN: Mutex<Vec<(String, String, u32, Duration)>> = Mutex::new(Vec::new());
+
+    fn install() {
+        set_placer(Box::new(|unit, kind, pid, timeout| {
+            SEEN.lock()
+                .unwrap()
+                .push((unit.into(), kind.into(), pid, timeout));
+            if unit == "placement-test-refused" {
+                return Err("refused".into());
+            }
+            Ok(())
+        }));
+    }
+
+    fn run(unit: &str) -> (u32, crate::health::command::Finished) {
+        let done = crate::health::command::run_shell_placed(
+            "echo $$",
+            &[],
+            None,
+            Duration::from_secs(5),
+            None,
+            Some(Place {
+                unit,
+                kind: "probe",
+            }),
+        )
+        .expect("ran");
+        let pid = String::from_utf8_lossy(&done.output)
+            .trim()
+            .parse()
+            .unwrap();
+        (pid, done)
+    }
+
+    #[test]
+    fn the_helper_process_itself_is_placed_before_it_runs_and_runs_when_refused() {
+        install();
+        let (pid, done) = run("placement-test-ok");
+        assert!(done.status.success());
+        let seen = SEEN.lock().unwrap().clone();
+        assert!(
+            seen.contains(&(
+                "placement-test-ok".into(),
+                "probe".into(),
+                pid,
+                Duration::from_secs(5)
+            )),
+            "{pid} not placed: {seen:?}"
+        );
+        // A refused placement is logged; the command still runs.
+        let (pid, done) = run("placement-test-refused");
+        assert!(done.status.success());
+        assert!(SEEN
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(u, _, p, _)| u == "placement-test-refused" && *p == pid));
+    }
+}

@@ -4,7 +4,9 @@
 //! are applied between fork and exec (spawn.rs, privs.rs); exits arrive through pidfds
 //! (reaper.rs), output through FIFOs into log files (output.rs), and a unit is killed as a
 //! whole tree (tree.rs). Dropping the backend stops its threads but leaves the units running,
-//! so that a later supervisor can adopt them.
+//! so that a later supervisor can adopt them. On a systemd host (`with_scopes`) each unit's
+//! process is handed to systemd as a transient scope before its exec, and the scope's cgroup
+//! is the unit's cgroup.
 
 mod cgroup;
 mod output;

@@ -417,8 +417,8 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// `Spawned::pending`, read when the child exits. With `scope` (the process backend on a host
 /// whose systemd answers), the child is created where the supervisor runs and waits on a pipe
 /// until `scope(pid)` had the service manager move it into its scope; then it goes on as one
-/// created in its cgroup. A failed `scope` kills the child and fails the start. Without a cgroup, into an old cgroup, or
-/// without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
+/// created in its cgroup. A failed `scope` kills the child and fails the start. Without a
+/// cgroup, into an old cgroup, or without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
 /// that forks again (`isolation.pid`: its report carries the grandchild's pid).
 pub fn spawn(
     spec: &UnitSpec,

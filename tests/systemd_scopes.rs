@@ -215,13 +215,17 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
         &format!(
             r#"  web:
     command: "sleep 1000"
+    limits:
+      cgroup:
+        memory_max: 64M
     health_check:
-      command: "cat /proc/self/cgroup > {d}/probe.cg"
+      command: "cat /proc/self/cgroup > {d}/probe.cg; sleep 3"
       interval: 200ms
+      timeout: 10s
     hooks:
       on_start:
         command: "cat /proc/self/cgroup > {d}/hook.cg; exec sleep 30"
-        timeout: 2s
+        timeout: 8s
 "#
         ),
     );
@@ -230,6 +234,31 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
     wait_until("the probe and the hook ran", T, || {
         read("probe.cg").contains("0::") && read("hook.cg").contains("0::")
     });
+    // The hook's scope carries its timeout (plus a second) for systemd to end it on its own,
+    // and goes once the supervisor killed the hook at its timeout.
+    let hook_cg = read("hook.cg");
+    let hook_scope = hook_cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ns.show(&hook_scope, "RuntimeMaxUSec"), "9s");
+    // The probe's scope carries the service's cgroup limits (each probe runs for 3 s: time to
+    // look at the one running now; an ended scope would show systemd's defaults).
+    wait_until(
+        "a running probe's scope has the service's MemoryMax",
+        T,
+        || {
+            let scope = read("probe.cg")
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .and_then(|p| p.rsplit('/').next())
+                .unwrap_or_default()
+                .to_string();
+            !scope.is_empty() && ns.show(&scope, "MemoryMax") == "67108864"
+        },
+    );
     let sup = p.supervisor_pid().expect("supervisor pid");
     let sup_cg = ns.output(&["cat", &format!("/proc/{sup}/cgroup")]);
     for (file, kind) in [("probe.cg", "probe"), ("hook.cg", "hook")] {
@@ -249,16 +278,6 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
             "the {kind} ran in the supervisor's cgroup {sup_cg}"
         );
     }
-    // The hook's scope carries its timeout (plus a second) for systemd to end it on its own,
-    // and goes once the supervisor killed the hook at its timeout.
-    let hook_cg = read("hook.cg");
-    let hook_scope = hook_cg
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .and_then(|p| p.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(ns.show(&hook_scope, "RuntimeMaxUSec"), "3s");
     wait_until("the hook's scope is gone after its timeout", T, || {
         !scopes(&ns).contains(&hook_scope)
     });

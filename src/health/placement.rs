@@ -13,9 +13,24 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Registers a helper's process (`unit`, `kind` such as `probe` or `hook`, pid, the helper's
-/// timeout): it returns once the process is in its unit.
-pub type Placer = Box<dyn Fn(&str, &str, u32, Duration) -> Result<(), String> + Send + Sync>;
+use crate::config::schema::CgroupLimits;
+
+/// A helper's process to place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placing {
+    /// The service (or `service/child`) it belongs to.
+    pub unit: String,
+    /// `probe`, `hook`, `pre_start`, `switch_command`.
+    pub kind: String,
+    pub pid: u32,
+    /// The helper's own timeout.
+    pub timeout: Duration,
+    /// The service's `limits.cgroup`, for the helper's unit.
+    pub limits: CgroupLimits,
+}
+
+/// Registers a helper's process: it returns once the process is in its unit.
+pub type Placer = Box<dyn Fn(&Placing) -> Result<(), String> + Send + Sync>;
 
 static PLACER: OnceLock<Placer> = OnceLock::new();
 
@@ -29,8 +44,10 @@ pub fn set_placer(p: Placer) {
 pub struct Place<'a> {
     /// The service (or `service/child`).
     pub unit: &'a str,
-    /// What the helper is: `probe`, `hook`, `pre_start`, `switch`.
+    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`.
     pub kind: &'a str,
+    /// The service's `limits.cgroup`, when known (hooks run without them).
+    pub limits: Option<&'a CgroupLimits>,
 }
 
 /// The parent's side of a placement while the command is being spawned.
@@ -52,10 +69,16 @@ impl Gate {
         let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         let (pw, gr, gw) = (pid_w.as_raw_fd(), gate_r.as_raw_fd(), gate_w.as_raw_fd());
-        let (unit, kind) = (place.unit.to_string(), place.kind.to_string());
+        let mut what = Placing {
+            unit: place.unit.to_string(),
+            kind: place.kind.to_string(),
+            pid: 0,
+            timeout,
+            limits: place.limits.cloned().unwrap_or_default(),
+        };
         std::thread::Builder::new()
             .name("cmd-place".into())
-            .spawn(move || place_child(placer, (&unit, &kind, timeout), pid_r, gate_w))
+            .spawn(move || place_child(placer, &mut what, pid_r, gate_w))
             .ok()?;
         // SAFETY: the hook runs in the forked child before exec and only makes
         // async-signal-safe calls (getpid, write, close, read) on descriptors opened before
@@ -104,12 +127,7 @@ fn wait_for_place(pid_w: RawFd, gate_r: RawFd, gate_w: RawFd) -> std::io::Result
 
 /// In the supervisor: read the child's pid, place it, let it go on. A failed placement is
 /// logged and the command runs anyway, where the supervisor runs (as without systemd).
-fn place_child(
-    placer: &Placer,
-    (unit, kind, timeout): (&str, &str, Duration),
-    pid_r: OwnedFd,
-    gate_w: OwnedFd,
-) {
+fn place_child(placer: &Placer, what: &mut Placing, pid_r: OwnedFd, gate_w: OwnedFd) {
     let mut buf = [0u8; 4];
     let mut got = 0;
     while got < buf.len() {
@@ -122,8 +140,9 @@ fn place_child(
     }
     let pid = i32::from_ne_bytes(buf);
     if let Ok(pid) = u32::try_from(pid) {
-        if let Err(e) = placer(unit, kind, pid, timeout) {
-            tracing::warn!(unit, "{kind} runs outside a unit of its own: {e}");
+        what.pid = pid;
+        if let Err(e) = placer(what) {
+            tracing::warn!(unit = %what.unit, "{} runs outside a unit of its own: {e}", what.kind);
         }
     }
     let _ = nix::unistd::write(&gate_w, b"g");
@@ -135,14 +154,12 @@ mod tests {
     use std::sync::Mutex;
 
     /// Every placement asked for in this test process: (unit, kind, pid, timeout).
-    static SEEN: Mutex<Vec<(String, String, u32, Duration)>> = Mutex::new(Vec::new());
+    static SEEN: Mutex<Vec<Placing>> = Mutex::new(Vec::new());
 
     fn install() {
-        set_placer(Box::new(|unit, kind, pid, timeout| {
-            SEEN.lock()
-                .unwrap()
-                .push((unit.into(), kind.into(), pid, timeout));
-            if unit == "placement-test-refused" {
+        set_placer(Box::new(|p| {
+            SEEN.lock().unwrap().push(p.clone());
+            if p.unit == "placement-test-refused" {
                 return Err("refused".into());
             }
             Ok(())
@@ -159,6 +176,10 @@ mod tests {
             Some(Place {
                 unit,
                 kind: "probe",
+                limits: Some(&CgroupLimits {
+                    memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
+                    cpu_max: None,
+                }),
             }),
         )
         .expect("ran");
@@ -176,12 +197,16 @@ mod tests {
         assert!(done.status.success());
         let seen = SEEN.lock().unwrap().clone();
         assert!(
-            seen.contains(&(
-                "placement-test-ok".into(),
-                "probe".into(),
+            seen.contains(&Placing {
+                unit: "placement-test-ok".into(),
+                kind: "probe".into(),
                 pid,
-                Duration::from_secs(5)
-            )),
+                timeout: Duration::from_secs(5),
+                limits: CgroupLimits {
+                    memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
+                    cpu_max: None,
+                },
+            }),
             "{pid} not placed: {seen:?}"
         );
         // A refused placement is logged; the command still runs.
@@ -191,6 +216,6 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .any(|(u, _, p, _)| u == "placement-test-refused" && *p == pid));
+            .any(|p| p.unit == "placement-test-refused" && p.pid == pid));
     }
 }

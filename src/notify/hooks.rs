@@ -87,7 +87,11 @@ fn run(hook: &HookRun) {
         hook.cwd.as_deref(),
         hook.timeout,
         who,
-        Some(crate::health::placement::Place { unit, kind: "hook" }),
+        Some(crate::health::placement::Place {
+            unit,
+            kind: "hook",
+            limits: None,
+        }),
     );
     match done {
         Ok(done) => {

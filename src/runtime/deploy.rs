@@ -216,6 +216,7 @@ impl Runner {
                                 Some(crate::health::placement::Place {
                                     unit: &unit,
                                     kind: what,
+                                    limits: Some(&spec.limits.cgroup),
                                 }),
                             )
                         });

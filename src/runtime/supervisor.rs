@@ -1251,16 +1251,18 @@ fn install_helper_scopes(system: bool, project: &str) {
         Ok(r) => {
             let project = project.to_string();
             let r = std::sync::Mutex::new(r);
-            crate::health::placement::set_placer(Box::new(move |unit, kind, pid, timeout| {
-                let spec = crate::spec::UnitSpec::new(
+            crate::health::placement::set_placer(Box::new(move |p| {
+                let mut spec = crate::spec::UnitSpec::new(
                     project.as_str(),
-                    format!("{unit}.{kind}.{pid}"),
+                    format!("{}.{}.{}", p.unit, p.kind, p.pid),
                     Vec::new(),
                 );
+                // The service's cgroup limits bound its helpers too.
+                spec.limits.cgroup = p.limits.clone();
                 let r = r.lock().unwrap_or_else(|e| e.into_inner());
                 // systemd's end comes a moment after the supervisor's own kill at the timeout
                 // (which reports it as a timeout): a backstop for a supervisor that is gone.
-                r.register_helper(&spec, pid, timeout + HELPER_GRACE)
+                r.register_helper(&spec, p.pid, p.timeout + HELPER_GRACE)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }));

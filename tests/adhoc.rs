@@ -150,3 +150,53 @@ fn run_wait_exits_with_the_commands_status() {
     assert!(unit(&p, "again").expect("again")["restarts"].as_u64() >= Some(1));
     assert_ok(&p.sysg(&["--project", "adhoc", "stop"]), "stop all");
 }
+
+#[test]
+fn run_scope_runs_in_the_foreground_and_exits_with_the_commands_status() {
+    let p = bare();
+    let out = p.sysg(&[
+        "--backend",
+        "process",
+        "run",
+        "--scope",
+        "--env",
+        "GREETING=hi",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; cat /proc/self/cgroup; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("hi\n"), "{text}");
+    // Where this process may make cgroups (root here), the command had a fresh one.
+    if nix::unistd::Uid::effective().is_root() {
+        let cg = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("");
+        // Its own cgroup, or a transient scope where a systemd manager answers.
+        assert!(
+            cg.contains("/sysg-adhoc/run_") || cg.contains("/sysg-adhoc.slice/sysg-adhoc-run_"),
+            "not in a cgroup of its own: {text}"
+        );
+    }
+    // No supervisor was involved.
+    assert!(adhoc_status(&p)["services"]
+        .as_array()
+        .is_none_or(|a| a.is_empty()));
+
+    // 128+N after signal N.
+    let out = p.sysg(&["run", "--scope", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+
+    // With --wait or --restart: a usage error.
+    for extra in [&["--wait"][..], &["--restart", "always"][..]] {
+        let mut args = vec!["run", "--scope"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "true"]);
+        let out = p.sysg(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--scope"), "{}", stderr(&out));
+    }
+}

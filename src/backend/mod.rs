@@ -2,6 +2,7 @@
 //! backend (fork/exec). Both sit behind `Backend`; the core never knows which one runs.
 
 pub mod process;
+pub mod scoped_run;
 pub mod select;
 #[cfg(target_os = "linux")]
 pub mod systemd;
@@ -154,6 +155,18 @@ pub trait Backend: Send {
             self.name()
         )))
     }
+}
+
+/// Where the process backend hands its forked processes to a service manager (systemd's
+/// transient scopes, `systemd::scope`), so that they live in a unit of the project's slice.
+pub trait ScopeHost: Send {
+    /// Put `pid` (forked, not yet exec'd) into a fresh scope for `spec` and return once the
+    /// manager has moved it there; returns the scope's name.
+    fn register(&self, spec: &UnitSpec, pid: u32) -> Result<String, BackendError>;
+    /// The name of the scope `register` makes for `unit`.
+    fn scope_name(&self, unit: &str) -> String;
+    /// The slice that scope goes to.
+    fn slice_name(&self, unit: &str) -> String;
 }
 
 /// Which backend the runtime should use.

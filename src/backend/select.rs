@@ -1,4 +1,7 @@
 //! Picking and creating the backend for `--backend auto|systemd|process`.
+//!
+//! `SYSG_NO_SCOPES=1` keeps the process backend from registering its units as transient
+//! scopes even where a systemd manager answers (benchmarks compare both ways with it).
 
 use super::process::{Echo, ProcessBackend};
 use super::{Backend, BackendError, BackendPaths, Choice, EventSink};
@@ -44,7 +47,41 @@ pub fn create(
             "the systemd backend exists only on Linux".into(),
         ));
     }
-    Ok(Box::new(ProcessBackend::new(project, paths, echo, sink)?))
+    let backend = ProcessBackend::new(project, paths, echo, sink)?;
+    #[cfg(target_os = "linux")]
+    let backend = if choice == Choice::Process {
+        with_scopes(backend, system, project)
+    } else {
+        // `auto` fell back because no manager answers: there is none to hold scopes either.
+        backend
+    };
+    Ok(Box::new(backend))
+}
+
+/// `--backend process` on a host whose systemd answers (the system manager with `system`,
+/// else the user's): every forked unit becomes a transient scope in the project's slice.
+/// Without a manager, units get the backend's own cgroups (or none), as before.
+#[cfg(target_os = "linux")]
+fn with_scopes(backend: ProcessBackend, system: bool, project: &str) -> ProcessBackend {
+    if std::env::var_os("SYSG_NO_SCOPES").is_some_and(|v| v == "1") {
+        return backend;
+    }
+    // Only root may move processes into units of the system manager (a supervisor that
+    // dropped its privileges under --sys would fail every start).
+    if system && !nix::unistd::geteuid().is_root() {
+        tracing::debug!("no transient scopes: the system manager needs root");
+        return backend;
+    }
+    match super::systemd::scope::ScopeRegistrar::connect(system, project) {
+        Ok(r) => {
+            tracing::debug!("forked units become transient scopes");
+            backend.with_scopes(Box::new(r))
+        }
+        Err(e) => {
+            tracing::debug!("no transient scopes: {e}");
+            backend
+        }
+    }
 }
 
 /// Settings of `cfg` the systemd manager that `choice` would use is too old for (see

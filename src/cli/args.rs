@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Wait until the command finished and exit with its status (128+N for signal N)
     #[arg(long)]
     pub wait: bool,
+    /// Run the command here, in the foreground (terminal, stdin and environment kept), inside
+    /// a transient scope of the project's slice, and exit with its status (128+N for signal N)
+    #[arg(long, conflicts_with_all = ["wait", "restart"])]
+    pub scope: bool,
     /// The command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -20,7 +20,7 @@ use crate::runtime::daemon;
 use crate::runtime::paths::{ProjectPaths, Roots};
 use crate::spec::ExitStatus;
 
-/// `sysg run [--name N] [--restart R] [--env K=V].. [--wait] -- CMD ARGS..`
+/// `sysg run [--name N] [--restart R] [--env K=V].. [--wait | --scope] -- CMD ARGS..`
 pub fn run(g: &Global, a: &RunArgs) -> i32 {
     if let Err(code) = check_backend(g) {
         return code;
@@ -56,6 +56,9 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
             return EXIT_USAGE;
         }
     }
+    if a.scope {
+        return run_scoped(g, a, &project, &argv);
+    }
     let request = RunRequest {
         name: a.name.clone(),
         argv,
@@ -86,6 +89,41 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
                  for the `{PROJECT}` project (the default)"
             ));
             EXIT_FAILURE
+        }
+        Err(e) => {
+            error(e);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// `run --scope`: the command runs here, in a unit of the project's slice (see
+/// `backend::scoped_run`); no supervisor is involved.
+fn run_scoped(g: &Global, a: &RunArgs, project: &str, argv: &[String]) -> i32 {
+    use super::args::BackendChoice;
+    use crate::backend::scoped_run::{self, Placement, ScopedRun};
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("run_{}", std::process::id()));
+    let no_scopes = std::env::var_os("SYSG_NO_SCOPES").is_some_and(|v| v == "1");
+    let r = ScopedRun {
+        system: g.sys,
+        require_systemd: g.backend == BackendChoice::Systemd,
+        use_systemd: !(g.backend == BackendChoice::Process && no_scopes),
+        project,
+        name: &name,
+        argv,
+        env: &a.env,
+    };
+    match scoped_run::run(&r) {
+        Ok((code, placement)) => {
+            match placement {
+                Placement::Scope(s) => tracing::debug!("ran in {s}"),
+                Placement::Cgroup(d) => tracing::debug!("ran in cgroup {}", d.display()),
+                Placement::Unplaced => tracing::debug!("ran without a unit of its own"),
+            }
+            code
         }
         Err(e) => {
             error(e);

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
+use super::placement::{Gate, Place};
 use super::ProbeError;
 use crate::spec::ExitStatus;
 
@@ -120,6 +121,19 @@ pub fn run_shell_as(
     timeout: Duration,
     who: Option<Identity>,
 ) -> Result<Finished, ProbeError> {
+    run_shell_placed(command, env, cwd, timeout, who, None)
+}
+
+/// `run_shell_as` for a helper of the unit `place` names: on the systemd backend it runs in
+/// a transient scope of the project's slice (`super::placement`).
+pub fn run_shell_placed(
+    command: &str,
+    env: &[(String, String)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    who: Option<Identity>,
+    place: Option<Place<'_>>,
+) -> Result<Finished, ProbeError> {
     let (read, write) = nix::unistd::pipe().map_err(|e| ProbeError::Spawn(e.into()))?;
     let write2 = write.try_clone().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -148,7 +162,12 @@ pub fn run_shell_as(
             crate::backend::process::spawn::reset_signals,
         );
     }
-    let mut child = cmd.spawn().map_err(ProbeError::Spawn)?;
+    let gate = Gate::arm(&mut cmd, place, timeout);
+    let spawned = cmd.spawn();
+    if let Some(g) = gate {
+        g.spawned();
+    }
+    let mut child = spawned.map_err(ProbeError::Spawn)?;
     // The write ends now live only in the child (std closed ours after the spawn).
     drop(cmd);
     let pid = child.id();
@@ -240,18 +259,19 @@ pub fn probe(
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<String, ProbeError> {
-    probe_as(command, env, cwd, timeout, None)
+    probe_as(command, env, cwd, timeout, None, None)
 }
 
-/// `probe` as `who`.
+/// `probe` as `who`, for the unit `place` names (see `run_shell_placed`).
 pub fn probe_as(
     command: &str,
     env: &[(String, String)],
     cwd: Option<&Path>,
     timeout: Duration,
     who: Option<Identity>,
+    place: Option<Place<'_>>,
 ) -> Result<String, ProbeError> {
-    let done = run_shell_as(command, env, cwd, timeout, who)?;
+    let done = run_shell_placed(command, env, cwd, timeout, who, place)?;
     if done.status.success() {
         return Ok("exit 0".into());
     }

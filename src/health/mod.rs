@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod http;
+pub mod placement;
 pub mod tcp;
 pub mod tls;
 
@@ -68,7 +69,19 @@ pub fn run(check: &HealthCheck, spec: &UnitSpec) -> Result<String, ProbeError> {
         Probe::Tcp { host, port } => tcp::probe(host, *port, check.timeout),
         Probe::Command { command } => {
             let who = command::identity(spec.user.as_deref(), spec.group.as_deref())?;
-            command::probe_as(command, &spec.env, spec.cwd.as_deref(), check.timeout, who)
+            let place = placement::Place {
+                unit: &spec.name,
+                kind: "probe",
+                limits: Some(&spec.limits.cgroup),
+            };
+            command::probe_as(
+                command,
+                &spec.env,
+                spec.cwd.as_deref(),
+                check.timeout,
+                who,
+                Some(place),
+            )
         }
     }
 }

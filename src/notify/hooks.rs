@@ -81,12 +81,17 @@ fn run(hook: &HookRun) {
             return;
         }
     };
-    let done = command::run_shell_as(
+    let done = command::run_shell_placed(
         &hook.command,
         &hook.env,
         hook.cwd.as_deref(),
         hook.timeout,
         who,
+        Some(crate::health::placement::Place {
+            unit,
+            kind: "hook",
+            limits: None,
+        }),
     );
     match done {
         Ok(done) => {

@@ -212,12 +212,17 @@ impl Runner {
                     .spawn(move || {
                         let who = command::identity(spec.user.as_deref(), spec.group.as_deref());
                         let result = who.and_then(|who| {
-                            command::run_shell_as(
+                            command::run_shell_placed(
                                 &command,
                                 &spec.env,
                                 spec.cwd.as_deref(),
                                 timeout,
                                 who,
+                                Some(crate::health::placement::Place {
+                                    unit: &unit,
+                                    kind: what,
+                                    limits: Some(&spec.limits.cgroup),
+                                }),
                             )
                         });
                         let (ok, detail) = match result {

@@ -288,6 +288,10 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         }
     }
 
+    let no_scopes = std::env::var_os("SYSG_NO_SCOPES").is_some_and(|v| v == "1");
+    if backend.name() == "systemd" && !no_scopes {
+        install_helper_scopes(opts.system, &config.project);
+    }
     let probe_tx = tx.clone();
     let probes = crate::health::Runner::new(std::sync::Arc::new(move |o| {
         let _ = probe_tx.send(Msg::Probe(o));
@@ -1294,3 +1298,39 @@ fn has_dynamic_spawning(config: &Config) -> bool {
 fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
+
+/// On the systemd backend, helper commands (command probes, hooks, deployment commands) run in
+/// transient scopes of the project's slice instead of the supervisor's cgroup
+/// (`health::placement`). Without a manager to register them with, they stay where they were.
+/// How long after a helper's own timeout systemd ends its scope (`RuntimeMaxSec=`).
+#[cfg(target_os = "linux")]
+const HELPER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cfg(target_os = "linux")]
+fn install_helper_scopes(system: bool, project: &str) {
+    match crate::backend::systemd::scope::ScopeRegistrar::connect(system, project) {
+        Ok(r) => {
+            let project = project.to_string();
+            let r = std::sync::Mutex::new(r);
+            crate::health::placement::set_placer(Box::new(move |p| {
+                let mut spec = crate::spec::UnitSpec::new(
+                    project.as_str(),
+                    format!("{}.{}.{}", p.unit, p.kind, p.pid),
+                    Vec::new(),
+                );
+                // The service's cgroup limits bound its helpers too.
+                spec.limits.cgroup = p.limits.clone();
+                let r = r.lock().unwrap_or_else(|e| e.into_inner());
+                // systemd's end comes a moment after the supervisor's own kill at the timeout
+                // (which reports it as a timeout): a backstop for a supervisor that is gone.
+                r.register_helper(&spec, p.pid, p.timeout + HELPER_GRACE)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        Err(e) => tracing::warn!("helper commands run in the supervisor's cgroup: {e}"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn install_helper_scopes(_: bool, _: &str) {}

@@ -158,6 +158,13 @@ pub fn group_of(dir: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Whether `dir` is a systemd scope's cgroup (`….scope`), not one this backend made.
+pub fn is_scope(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".scope"))
+}
+
 /// Remove the cgroup `dir` and the cgroups below it, deepest first, where they are empty (the
 /// kernel refuses to remove a cgroup that still has processes or children).
 pub fn remove_empty_tree(dir: &Path) {
@@ -303,6 +310,10 @@ pub fn set_limits(dir: &Path, limits: &CgroupLimits) -> Result<(), String> {
 /// Remove an empty unit cgroup (and its `sysg-<project>` parent when that is empty too);
 /// `false` while it still has (dying) processes.
 pub fn remove(dir: &Path) -> bool {
+    // A transient scope's cgroup is its service manager's to remove.
+    if is_scope(dir) {
+        return !populated(dir);
+    }
     let removed = match fs::remove_dir(dir) {
         Ok(()) => true,
         Err(e) => e.kind() == io::ErrorKind::NotFound,

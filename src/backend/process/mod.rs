@@ -4,7 +4,9 @@
 //! are applied between fork and exec (spawn.rs, privs.rs); exits arrive through pidfds
 //! (reaper.rs), output through FIFOs into log files (output.rs), and a unit is killed as a
 //! whole tree (tree.rs). Dropping the backend stops its threads but leaves the units running,
-//! so that a later supervisor can adopt them.
+//! so that a later supervisor can adopt them. On a systemd host (`with_scopes`) each unit's
+//! process is handed to systemd as a transient scope before its exec, and the scope's cgroup
+//! is the unit's cgroup.
 
 mod cgroup;
 mod output;
@@ -26,7 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use serde_json::json;
 
-use crate::backend::{AdoptRecord, Backend, BackendError, BackendEvent, BackendPaths, EventSink};
+use crate::backend::{
+    AdoptRecord, Backend, BackendError, BackendEvent, BackendPaths, EventSink, ScopeHost,
+};
 use crate::config::schema::LogPolicy;
 use crate::logs::Kind;
 use crate::spec::UnitSpec;
@@ -152,6 +156,9 @@ pub struct ProcessBackend {
     groups: std::collections::BTreeSet<PathBuf>,
     /// See `ProcessOptions::project`.
     project: Option<String>,
+    /// Where forked units become transient scopes (`with_scopes`), and the cgroup2 mount
+    /// point their cgroups are found under.
+    scopes: Option<(Box<dyn ScopeHost>, PathBuf)>,
 }
 
 impl ProcessBackend {
@@ -205,7 +212,27 @@ impl ProcessBackend {
             leftovers: None,
             groups: std::collections::BTreeSet::new(),
             project: options.project,
+            scopes: None,
         })
+    }
+
+    /// Hand every forked unit to `host` as a transient scope (its cgroup then belongs to the
+    /// service manager; limits go to the scope). Ignored, with a log line, when no cgroup2
+    /// hierarchy is mounted.
+    pub fn with_scopes(mut self, host: Box<dyn ScopeHost>) -> ProcessBackend {
+        let mount = fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|m| cgroup::cgroup2_mount(&m));
+        match mount {
+            Some(m) => self.scopes = Some((host, m)),
+            None => tracing::info!("no cgroup2 hierarchy: units are not put in scopes"),
+        }
+        self
+    }
+
+    /// Whether forked units go to transient scopes.
+    pub fn uses_scopes(&self) -> bool {
+        self.scopes.is_some()
     }
 
     /// The cgroup2 directory under which unit cgroups are tried, if any.
@@ -296,14 +323,29 @@ impl ProcessBackend {
         if group.is_empty() {
             return Err("its process carries no marker of this project".into());
         }
-        let dirs = self
+        let mut dirs = self
             .cgroups
             .as_ref()
             .map(|c| c.unit_dirs(&group, &record.unit))
             .unwrap_or_default();
+        // A scope's cgroup sits where the service manager put it: accepted when it is the
+        // unit's own scope in the unit's slice.
+        if let (Some((host, mount)), Some(rel)) = (&self.scopes, seen.cgroup.as_deref()) {
+            let path = Path::new(rel);
+            if file_name(Some(path)) == Some(host.scope_name(&record.unit).as_str())
+                && file_name(path.parent()) == Some(host.slice_name(&record.unit).as_str())
+                && !rel.contains("/..")
+            {
+                dirs.push(mount.join(rel.trim_start_matches('/')));
+            }
+        }
         let expected = verify::Expected {
             group: &group,
-            mount: self.cgroups.as_ref().map(|c| c.mount.as_path()),
+            mount: self
+                .cgroups
+                .as_ref()
+                .map(|c| c.mount.as_path())
+                .or(self.scopes.as_ref().map(|(_, m)| m.as_path())),
             cgroup_dirs: &dirs,
         };
         verify::check(record, seen, &expected)
@@ -319,6 +361,24 @@ impl ProcessBackend {
 /// applied.
 pub fn cgroup_writable() -> bool {
     cgroup::CgroupRoot::detect().is_some_and(|c| c.writable())
+}
+
+/// A fresh cgroup `sysg-<project>/<name>` for a foreground command (`sysg run --scope` without a
+/// service manager): its directory and its `cgroup.procs`, open for the command to write `0`
+/// into before its exec. `None` where no cgroup can be made.
+pub fn foreground_cgroup(project: &str, name: &str) -> Option<(PathBuf, fs::File)> {
+    let cg = cgroup::CgroupRoot::detect()?.create(project, name)?;
+    Some((cg.dir, cg.procs))
+}
+
+/// Remove a cgroup `foreground_cgroup` made, once empty; `false` while processes are left.
+pub fn remove_cgroup(dir: &Path) -> bool {
+    cgroup::remove(dir)
+}
+
+/// The last component of `p` as text.
+fn file_name(p: Option<&Path>) -> Option<&str> {
+    p.and_then(|p| p.file_name()).and_then(|n| n.to_str())
 }
 
 fn open_pidfd(pid: u32) -> std::io::Result<OwnedFd> {
@@ -378,6 +438,8 @@ impl Backend for ProcessBackend {
             }
         };
         let cg = match &spec.spawn {
+            // The scope's cgroup is systemd's; limits go with the scope's properties.
+            _ if self.scopes.is_some() => None,
             // A spawned child joins its tree's group, which carries the tree's shared limits.
             Some(group) => self
                 .cgroups
@@ -388,11 +450,13 @@ impl Backend for ProcessBackend {
                 .as_ref()
                 .and_then(|c| c.create(&spec.project, &spec.name)),
         };
-        if cg.is_none() {
+        // With scopes, the leftovers of an earlier instance are in the unit's old scope, which
+        // registering stops.
+        if cg.is_none() && self.scopes.is_none() {
             self.kill_leftovers(&units, &group, &spec.name);
         }
         let limits = &spec.limits.cgroup;
-        if limits.memory_max.is_some() || limits.cpu_max.is_some() {
+        if self.scopes.is_none() && (limits.memory_max.is_some() || limits.cpu_max.is_some()) {
             let applied = match &cg {
                 Some(c) => cgroup::set_limits(&c.dir, limits),
                 None => Err("no cgroup v2 could be created for the unit".to_string()),
@@ -412,7 +476,21 @@ impl Backend for ProcessBackend {
 
         let spawned = {
             let mut registry = reaper::main_pids();
-            let r = spawn::spawn(spec, out_w, err_w, cg.as_ref(), &marker, setup);
+            let register = self
+                .scopes
+                .as_ref()
+                .map(|(host, _)| move |pid: u32| host.register(spec, pid).map(|_| ()));
+            let r = spawn::spawn(
+                spec,
+                out_w,
+                err_w,
+                cg.as_ref(),
+                &marker,
+                setup,
+                register
+                    .as_ref()
+                    .map(|f| f as &dyn Fn(u32) -> Result<(), BackendError>),
+            );
             if let Ok(s) = &r {
                 reaper::register_main(&mut registry, s.pid);
             }
@@ -446,12 +524,19 @@ impl Backend for ProcessBackend {
         if let Some(g) = cg.as_ref().and_then(|c| cgroup::group_of(&c.dir)) {
             self.groups.insert(g);
         }
+        // In its scope by now: its cgroup is the scope's.
+        let scope_dir = self.scopes.as_ref().and_then(|(_, mount)| {
+            fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|t| cgroup::own_cgroup(&t))
+                .map(|rel| mount.join(rel.trim_start_matches('/')))
+        });
         let entry = Entry {
             unit: spec.name.clone(),
             pid,
             start_time,
             pgid: pid,
-            cgroup: cg.map(|c| c.dir),
+            cgroup: cg.map(|c| c.dir).or(scope_dir),
             marker,
             stdout_fifo: out_path.clone(),
             stderr_fifo: err_path.clone(),
@@ -551,7 +636,11 @@ impl Backend for ProcessBackend {
         let stdout_fifo = path("stdout_fifo").unwrap_or(default_out);
         let stderr_fifo = path("stderr_fifo").unwrap_or(default_err);
         let cgroup = proven.cgroup;
-        if let Some(g) = cgroup.as_deref().and_then(cgroup::group_of) {
+        if let Some(g) = cgroup
+            .as_deref()
+            .filter(|d| !cgroup::is_scope(d))
+            .and_then(cgroup::group_of)
+        {
             self.groups.insert(g);
         }
         let (pgid, marker) = (proven.pgid, proven.marker);

@@ -270,6 +270,9 @@ struct ChildPlan<'a> {
     procs: Option<RawFd>,
     report: RawFd,
     setup: &'a ChildSetup,
+    /// The ends of the pipe the child waits on before anything else (read, write): the parent
+    /// writes a byte once a service manager has moved the child into its scope.
+    gate: Option<(RawFd, RawFd)>,
 }
 
 /// The child's side, between fork and exec: stdio, working directory, signals, session and
@@ -281,6 +284,24 @@ struct ChildPlan<'a> {
 /// prepared before the fork, no allocation.
 unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
     let steps = || -> Result<(), StepError> {
+        if let Some((read, write)) = plan.gate {
+            // Our copy of the write end must go, or a parent that gives up would leave us
+            // waiting for ever.
+            libc::close(write);
+            let mut byte = 0u8;
+            loop {
+                let n = libc::read(read, std::ptr::addr_of_mut!(byte).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                let e = io::Error::last_os_error();
+                if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err((Step::Cgroup, e));
+            }
+            libc::close(read);
+        }
         for (target, &fd) in plan.stdio.iter().enumerate() {
             // The sources are all above 2 (`spawn` makes sure), so no dup2 clobbers another.
             if libc::dup2(fd, target as libc::c_int) < 0 {
@@ -395,8 +416,11 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// The child is created directly in its cgroup (clone3) and `spawn` returns without waiting
 /// for its exec: what can fail is checked before (the program is looked up, the working
 /// directory exists), and a step that still fails in the child is reported on the pipe in
-/// `Spawned::pending`, read when the child exits. Without a cgroup, into an old cgroup, or
-/// without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
+/// `Spawned::pending`, read when the child exits. With `scope` (the process backend on a host
+/// whose systemd answers), the child is created where the supervisor runs and waits on a pipe
+/// until `scope(pid)` had the service manager move it into its scope; then it goes on as one
+/// created in its cgroup. A failed `scope` kills the child and fails the start. Without a
+/// cgroup, into an old cgroup, or without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
 /// that forks again (`isolation.pid`: its report carries the grandchild's pid).
 pub fn spawn(
     spec: &UnitSpec,
@@ -405,6 +429,7 @@ pub fn spawn(
     cgroup: Option<&UnitCgroup>,
     marker: &str,
     setup: ChildSetup,
+    scope: Option<&dyn Fn(u32) -> Result<(), BackendError>>,
 ) -> Result<Spawned, BackendError> {
     if let Some(cwd) = &spec.cwd {
         match fs::metadata(cwd) {
@@ -448,6 +473,13 @@ pub fn spawn(
     let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
     let forks = setup.forks_again();
+    let gate = match scope {
+        Some(_) => Some(
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| start_err(spec, format!("creating the scope pipe: {e}")))?,
+        ),
+        None => None,
+    };
     let argv = pointers(&exec.argv);
     let envp = pointers(&exec.envp);
     let mut plan = ChildPlan {
@@ -459,6 +491,7 @@ pub fn spawn(
         procs: None,
         report: report_w.as_raw_fd(),
         setup: &setup,
+        gate: gate.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
     };
     // A child that forks again must come from libc's fork (see `fork_child`).
     let cloned = if forks || NO_CLONE3.load(Ordering::Relaxed) {
@@ -504,12 +537,23 @@ pub fn spawn(
     };
     drop(report_w);
     drop(stdio);
+    if let (Some(register), Some((gate_r, gate_w))) = (scope, gate) {
+        drop(gate_r);
+        if let Err(e) = register(pid) {
+            // The child sees the pipe close and gives up; it must not run outside its scope.
+            drop(gate_w);
+            let _ = super::tree::send_signal(pid, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
+            return Err(e);
+        }
+        let _ = nix::unistd::write(&gate_w, b"g");
+    }
     // Created in its cgroup: nothing to wait for, the cgroup names the unit's processes from
     // the first instant. Otherwise the child is waited for until its exec: a forked child joins
     // its cgroup itself, and without a cgroup the unit's processes are found by session and
     // by the marker in their environment, which only the exec puts in place (a stop or a later
     // supervisor looking for leftovers would miss it before). So is a child that forks again.
-    if !forks && pidfd.is_some() && cgroup.is_some() {
+    if !forks && pidfd.is_some() && (cgroup.is_some() || scope.is_some()) {
         // Read only once readable or at the child's exit; never block the reaper.
         let _ = fcntl(&report_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         return Ok(Spawned {

@@ -65,6 +65,14 @@ pub fn unit_name(project: &str, service: &str) -> String {
     format!("{PREFIX}{}-{}.service", escape(project), parts.join("-"))
 }
 
+/// The scope the process backend registers a unit's forked process in: the unit's name
+/// (`unit_name`) with `.scope` instead of `.service`.
+pub fn scope_name(project: &str, service: &str) -> String {
+    let name = unit_name(project, service);
+    let stem = name.strip_suffix(".service").unwrap_or(&name);
+    format!("{stem}.scope")
+}
+
 /// The slice holding a service's spawned children: `sysg-<project>-<service>.slice` (inside the
 /// project slice, by systemd's dash hierarchy), carrying the tree's shared limits.
 pub fn tree_slice_name(project: &str, service: &str) -> String {

@@ -168,6 +168,27 @@ pub fn tree_slice_properties(group: &crate::spec::SpawnGroup) -> Vec<Property> {
     p
 }
 
+/// `limits.cgroup.*` as `MemoryMax` and `CPUQuota…` (shared by services and scopes).
+pub fn cgroup_limits(spec: &UnitSpec, p: &mut Vec<Property>) -> Result<(), PropertyError> {
+    let l = &spec.limits.cgroup;
+    if let Some(mem) = l.memory_max {
+        push(p, "MemoryMax", Value::U64(size(mem)));
+    }
+    if let Some(cpu) = l.cpu_max {
+        // `max` (no quota) is systemd's default: nothing to send.
+        if let Some(quota) = cpu.quota_us {
+            push(
+                p,
+                "CPUQuotaPerSecUSec",
+                Value::U64(cpu_quota_per_sec_usec(quota, cpu.period_us)?),
+            );
+            // Keep the period the user chose (systemd would otherwise use 100 ms).
+            push(p, "CPUQuotaPeriodUSec", Value::U64(cpu.period_us));
+        }
+    }
+    Ok(())
+}
+
 /// `LogRateLimitBurst` of every unit: lines per 30 s before journald drops any.
 const LOG_BURST: u32 = 10_000_000;
 
@@ -247,21 +268,7 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
     if let Some(cpus) = &l.cpu_affinity {
         push(&mut p, "CPUAffinity", Value::from(cpu_mask(cpus)?));
     }
-    if let Some(mem) = l.cgroup.memory_max {
-        push(&mut p, "MemoryMax", Value::U64(size(mem)));
-    }
-    if let Some(cpu) = l.cgroup.cpu_max {
-        // `max` (no quota) is systemd's default: nothing to send.
-        if let Some(quota) = cpu.quota_us {
-            push(
-                &mut p,
-                "CPUQuotaPerSecUSec",
-                Value::U64(cpu_quota_per_sec_usec(quota, cpu.period_us)?),
-            );
-            // Keep the period the user chose (systemd would otherwise use 100 ms).
-            push(&mut p, "CPUQuotaPeriodUSec", Value::U64(cpu.period_us));
-        }
-    }
+    cgroup_limits(spec, &mut p)?;
 
     if let Some(caps) = &spec.capabilities {
         let mask = capability_mask(caps)?;

@@ -1,0 +1,221 @@
+//! Where helper commands (command probes, hooks, deployment commands) run: on the systemd
+//! backend each one is handed to systemd as a transient scope in the project's slice
+//! (`sysg-<project>-<service>.<kind>.<pid>.scope`), so it is accounted to the project, shows in
+//! `systemctl status` and is not part of the supervisor's own cgroup. Elsewhere they stay the
+//! supervisor's children, as before.
+//!
+//! The command's process writes its pid to a pipe between fork and exec and waits on a second
+//! pipe; a thread of the supervisor reads the pid, has the placer register it, and lets the
+//! process go on. `Command::spawn` returns only after the exec, so the waiting must happen on
+//! another thread than the spawn.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::config::schema::CgroupLimits;
+
+/// A helper's process to place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placing {
+    /// The service (or `service/child`) it belongs to.
+    pub unit: String,
+    /// `probe`, `hook`, `pre_start`, `switch_command`.
+    pub kind: String,
+    pub pid: u32,
+    /// The helper's own timeout.
+    pub timeout: Duration,
+    /// The service's `limits.cgroup`, for the helper's unit.
+    pub limits: CgroupLimits,
+}
+
+/// Registers a helper's process: it returns once the process is in its unit.
+pub type Placer = Box<dyn Fn(&Placing) -> Result<(), String> + Send + Sync>;
+
+static PLACER: OnceLock<Placer> = OnceLock::new();
+
+/// Install the placer for this process's helper commands (once; later calls are ignored).
+pub fn set_placer(p: Placer) {
+    let _ = PLACER.set(p);
+}
+
+/// Which unit a helper belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The service (or `service/child`).
+    pub unit: &'a str,
+    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`.
+    pub kind: &'a str,
+    /// The service's `limits.cgroup`, when known (hooks run without them).
+    pub limits: Option<&'a CgroupLimits>,
+}
+
+/// The parent's side of a placement while the command is being spawned.
+pub struct Gate {
+    /// The child's ends, closed in the parent once the spawn returned.
+    child_ends: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Gate {
+    /// Prepare `cmd` to wait for its placement, and start the thread that places it. `None`
+    /// (nothing done) without a placer or a place.
+    pub fn arm(
+        cmd: &mut std::process::Command,
+        place: Option<Place<'_>>,
+        timeout: Duration,
+    ) -> Option<Gate> {
+        let placer = PLACER.get()?;
+        let place = place?;
+        let (pid_r, pid_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        let (pw, gr, gw) = (pid_w.as_raw_fd(), gate_r.as_raw_fd(), gate_w.as_raw_fd());
+        let mut what = Placing {
+            unit: place.unit.to_string(),
+            kind: place.kind.to_string(),
+            pid: 0,
+            timeout,
+            limits: place.limits.cloned().unwrap_or_default(),
+        };
+        std::thread::Builder::new()
+            .name("cmd-place".into())
+            .spawn(move || place_child(placer, &mut what, pid_r, gate_w))
+            .ok()?;
+        // SAFETY: the hook runs in the forked child before exec and only makes
+        // async-signal-safe calls (getpid, write, close, read) on descriptors opened before
+        // the fork; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(cmd, move || wait_for_place(pw, gr, gw));
+        }
+        Some(Gate {
+            child_ends: Some((pid_w, gate_r)),
+        })
+    }
+
+    /// The spawn returned (the child exec'd or failed): the parent's copies of the child's
+    /// ends go, so that the placing thread sees end-of-file if the child never wrote.
+    pub fn spawned(mut self) {
+        self.child_ends.take();
+    }
+}
+
+/// In the child: report our pid, wait for the go.
+fn wait_for_place(pid_w: RawFd, gate_r: RawFd, gate_w: RawFd) -> std::io::Result<()> {
+    // SAFETY: plain system calls on descriptors this process owns.
+    unsafe {
+        libc::close(gate_w);
+        let pid = libc::getpid().to_ne_bytes();
+        if libc::write(pid_w, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::close(pid_w);
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(gate_r, std::ptr::addr_of_mut!(byte).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if n < 0 && e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(std::io::Error::other("the supervisor gave up placing it"));
+        }
+        libc::close(gate_r);
+    }
+    Ok(())
+}
+
+/// In the supervisor: read the child's pid, place it, let it go on. A failed placement is
+/// logged and the command runs anyway, where the supervisor runs (as without systemd).
+fn place_child(placer: &Placer, what: &mut Placing, pid_r: OwnedFd, gate_w: OwnedFd) {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(&pid_r, &mut buf[got..]) {
+            Ok(0) => return, // the child never got that far
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+    let pid = i32::from_ne_bytes(buf);
+    if let Ok(pid) = u32::try_from(pid) {
+        what.pid = pid;
+        if let Err(e) = placer(what) {
+            tracing::warn!(unit = %what.unit, "{} runs outside a unit of its own: {e}", what.kind);
+        }
+    }
+    let _ = nix::unistd::write(&gate_w, b"g");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Every placement asked for in this test process: (unit, kind, pid, timeout).
+    static SEEN: Mutex<Vec<Placing>> = Mutex::new(Vec::new());
+
+    fn install() {
+        set_placer(Box::new(|p| {
+            SEEN.lock().unwrap().push(p.clone());
+            if p.unit == "placement-test-refused" {
+                return Err("refused".into());
+            }
+            Ok(())
+        }));
+    }
+
+    fn run(unit: &str) -> (u32, crate::health::command::Finished) {
+        let done = crate::health::command::run_shell_placed(
+            "echo $$",
+            &[],
+            None,
+            Duration::from_secs(5),
+            None,
+            Some(Place {
+                unit,
+                kind: "probe",
+                limits: Some(&CgroupLimits {
+                    memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
+                    cpu_max: None,
+                }),
+            }),
+        )
+        .expect("ran");
+        let pid = String::from_utf8_lossy(&done.output)
+            .trim()
+            .parse()
+            .unwrap();
+        (pid, done)
+    }
+
+    #[test]
+    fn the_helper_process_itself_is_placed_before_it_runs_and_runs_when_refused() {
+        install();
+        let (pid, done) = run("placement-test-ok");
+        assert!(done.status.success());
+        let seen = SEEN.lock().unwrap().clone();
+        assert!(
+            seen.contains(&Placing {
+                unit: "placement-test-ok".into(),
+                kind: "probe".into(),
+                pid,
+                timeout: Duration::from_secs(5),
+                limits: CgroupLimits {
+                    memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
+                    cpu_max: None,
+                },
+            }),
+            "{pid} not placed: {seen:?}"
+        );
+        // A refused placement is logged; the command still runs.
+        let (pid, done) = run("placement-test-refused");
+        assert!(done.status.success());
+        assert!(SEEN
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.unit == "placement-test-refused" && p.pid == pid));
+    }
+}

@@ -473,3 +473,52 @@ services:
     wait_until("bad to be restarted again", T, || runs() > seen);
     assert_ok(&p.sysg(&["stop"]), "stop");
 }
+
+#[test]
+fn after_a_reload_every_command_knows_the_new_services() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  web:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    let new = p.write(
+        "changed.yaml",
+        r#"
+version: "1"
+project: proj
+services:
+  web:
+    command: "sleep 1000"
+  extra:
+    command: "echo extra-out; exec sleep 1000"
+"#,
+    );
+    assert_ok(
+        &p.sysg(&["restart", "--config", new.to_str().unwrap_or_default()]),
+        "restart --config",
+    );
+    // systemg.yaml (without `extra`) is still what the directory holds.
+    let first = p.pid("extra");
+    let out = p.sysg(&["restart", "-s", "extra"]);
+    assert_ok(&out, "restart -s extra");
+    wait_until("extra restarted", T, || !alive(first));
+    wait_until("extra logged", T, || {
+        stdout(&p.sysg(&["logs", "-s", "extra"])).contains("extra-out")
+    });
+    assert_ok(&p.sysg(&["logs", "-s", "extra"]), "logs -s extra");
+    assert_ok(&p.sysg(&["status", "-s", "extra"]), "status -s extra");
+    assert_ok(&p.sysg(&["inspect", "extra"]), "inspect extra");
+    assert_ok(&p.sysg(&["stop", "-s", "extra"]), "stop -s extra");
+    // A name that runs nowhere is still refused, with what exists.
+    let out = p.sysg(&["restart", "-s", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("services are: web, extra"),
+        "{}",
+        stderr(&out)
+    );
+}

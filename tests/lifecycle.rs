@@ -279,6 +279,12 @@ services:
     );
     let out = p.sysg(&["restart", "--config", new.to_str().unwrap_or_default()]);
     assert_ok(&out, "restart --config");
+    assert!(
+        stdout(&out)
+            .contains("added add; removed remove; changed change (command); unchanged keep"),
+        "{}",
+        stdout(&out)
+    );
     let st = p.status();
     let names: Vec<&str> = st["services"]
         .as_array()
@@ -521,4 +527,35 @@ services:
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn stop_says_what_it_stopped() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  web:
+    command: "sleep 1000"
+  worker:
+    command: "sleep 1000"
+  once:
+    command: "true"
+    restart_policy: never
+"#,
+    );
+    p.start();
+    wait_until("once completed", T, || {
+        p.service("once")["state"] == "completed"
+    });
+    let out = p.sysg(&["stop", "-s", "worker"]);
+    assert_ok(&out, "stop -s worker");
+    let line = stdout(&out);
+    assert!(line.contains("stopped: worker ("), "{line}");
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+    let line = stdout(&out);
+    // What was up: not the completed one, nor the one already stopped.
+    assert!(line.contains("stopped: web ("), "{line}");
+    assert!(line.trim_end().ends_with(" s)"), "{line}");
 }

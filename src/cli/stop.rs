@@ -26,6 +26,9 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         },
     };
     let everything = selected.is_none();
+    // What is up now among the selection: what this stop stops, said once it is done.
+    let up = running_among(&ctx, selected.as_deref());
+    let began = std::time::Instant::now();
     let request = match selected {
         Some(services) => Request::Stop {
             services: Some(services),
@@ -37,6 +40,9 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
             let code = print_outcome(&resp);
             if code == EXIT_OK && everything {
                 wait_supervisor_gone(&ctx.paths.run_dir.join("supervisor.lock"));
+            }
+            if code == EXIT_OK {
+                println!("{}", stopped_line(&up, began.elapsed()));
             }
             code
         }
@@ -75,4 +81,59 @@ fn wait_supervisor_gone(lock: &std::path::Path) {
     };
     // Blocking flock: returns as soon as the supervisor's lock is dropped at its exit.
     let _ = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive);
+}
+
+/// The selected services (all without a selection) that have a process or a schedule now;
+/// spawned children (`web/worker-1`) are named as given. Empty when no supervisor answers.
+fn running_among(ctx: &super::context::Ctx, selected: Option<&[String]>) -> Vec<String> {
+    use crate::core::StateKind as S;
+    let report = match super::status::fetch(ctx) {
+        Ok((r, true)) => r,
+        _ => return Vec::new(),
+    };
+    let picked = |n: &str| selected.is_none_or(|v| v.iter().any(|s| s == n));
+    let mut up: Vec<String> = report
+        .services
+        .iter()
+        .filter(|s| picked(&s.name) && !matches!(s.state, S::Stopped | S::Failed | S::Completed))
+        .map(|s| s.name.clone())
+        .collect();
+    for key in selected.unwrap_or_default() {
+        let child = report
+            .services
+            .iter()
+            .flat_map(|s| &s.children)
+            .any(|c| &c.unit == key);
+        if child {
+            up.push(key.clone());
+        }
+    }
+    up
+}
+
+/// `stopped: web, worker (2.1 s)`, or that nothing was running.
+fn stopped_line(up: &[String], took: std::time::Duration) -> String {
+    if up.is_empty() {
+        "nothing was running".into()
+    } else {
+        format!("stopped: {} ({:.1} s)", up.join(", "), took.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stopped_line_names_services_and_time() {
+        let up = vec!["web".to_string(), "worker".to_string()];
+        assert_eq!(
+            stopped_line(&up, std::time::Duration::from_millis(2140)),
+            "stopped: web, worker (2.1 s)"
+        );
+        assert_eq!(
+            stopped_line(&[], std::time::Duration::ZERO),
+            "nothing was running"
+        );
+    }
 }

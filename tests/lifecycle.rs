@@ -559,3 +559,34 @@ services:
     assert!(line.contains("stopped: web ("), "{line}");
     assert!(line.trim_end().ends_with(" s)"), "{line}");
 }
+
+#[test]
+fn a_failed_start_shows_the_last_stderr_lines() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  bad:
+    command: "echo out-line; for i in 1 2 3 4 5 6 7; do echo err-$i >&2; done; exit 2"
+    restart_policy: never
+  good:
+    command: "exec sleep 1000"
+"#,
+    );
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("last lines of bad's stderr:"), "{err}");
+    // The last five, in order, and nothing of stdout.
+    let shown: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("bad | "))
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["err-3", "err-4", "err-5", "err-6", "err-7"],
+        "{err}"
+    );
+    assert!(err.contains("more with `sysg logs -s bad`"), "{err}");
+    assert!(!err.contains("good"), "{err}");
+}

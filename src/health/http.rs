@@ -82,9 +82,6 @@ pub fn describe_tls(e: &rustls::Error) -> String {
         C::UnhandledCriticalExtension => {
             "it has a critical extension that is not understood".to_string()
         }
-        C::UnsupportedSignatureAlgorithm => {
-            "it is signed with an unsupported algorithm".to_string()
-        }
         C::UnknownRevocationStatus => "its revocation status is unknown".to_string(),
         C::Revoked => "it was revoked".to_string(),
         C::Other(o) => {

@@ -150,7 +150,7 @@ fn catalog(ctx: &Ctx, service: Option<&str>, with_cron: bool) -> Result<Option<V
         c
     });
     let Some(report) = live_report(ctx)? else {
-        return Ok(config);
+        return Ok(config.map(|c| with_logged(ctx, c, with_cron)));
     };
     let mut c: Vec<Entry> = report
         .services
@@ -168,7 +168,40 @@ fn catalog(ctx: &Ctx, service: Option<&str>, with_cron: bool) -> Result<Option<V
             }
         }
     }
-    Ok(Some(c))
+    Ok(Some(with_logged(ctx, c, with_cron)))
+}
+
+/// For `logs` (`with_cron`): `c` plus the units that left logs but are no longer known (an
+/// ad-hoc unit forgotten after `run --wait`, a service removed by a reload).
+fn with_logged(ctx: &Ctx, mut c: Vec<Entry>, with_cron: bool) -> Vec<Entry> {
+    if !with_cron {
+        return c;
+    }
+    let Ok(dir) = std::fs::read_dir(&ctx.paths.log_dir) else {
+        return c;
+    };
+    let mut logged: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let unit = name
+                .strip_suffix(".stdout.log")
+                .or_else(|| name.strip_suffix(".stderr.log"))?;
+            // Spawned children (`web@worker`) are reached through their service.
+            (!unit.contains('@')).then(|| unit.to_string())
+        })
+        .collect();
+    logged.sort();
+    logged.dedup();
+    for name in logged {
+        if !c.iter().any(|x| x.name == name) {
+            c.push(Entry {
+                name,
+                tags: Vec::new(),
+            });
+        }
+    }
+    c
 }
 
 /// Every service of the project: the running supervisor's, else the config's (with

@@ -87,9 +87,18 @@ fn wait_supervisor_gone(lock: &std::path::Path) {
 /// spawned children (`web/worker-1`) are named as given. Empty when no supervisor answers.
 fn running_among(ctx: &super::context::Ctx, selected: Option<&[String]>) -> Vec<String> {
     use crate::core::StateKind as S;
-    let report = match super::status::fetch(ctx) {
-        Ok((r, true)) => r,
-        _ => return Vec::new(),
+    // Quietly: when the supervisor cannot be asked, the stop itself says why.
+    let report = client::call(
+        &ctx.paths.socket,
+        &ctx.project,
+        Request::Status,
+        Some(std::time::Duration::from_secs(10)),
+    )
+    .ok()
+    .filter(|r| r.ok)
+    .and_then(|r| serde_json::from_value::<crate::control::protocol::StatusReport>(r.data).ok());
+    let Some(report) = report else {
+        return Vec::new();
     };
     let picked = |n: &str| selected.is_none_or(|v| v.iter().any(|s| s == n));
     let mut up: Vec<String> = report

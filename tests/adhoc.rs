@@ -200,3 +200,47 @@ fn run_scope_runs_in_the_foreground_and_exits_with_the_commands_status() {
         assert!(stderr(&out).contains("--scope"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn run_wait_streams_the_output_and_leaves_nothing_running() {
+    let p = bare();
+    let out = p.sysg(&[
+        "--backend",
+        "process",
+        "run",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; echo oops >&2; i=0; while [ $i -lt 100 ]; do echo n$i; i=$((i+1)); done; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let text = stdout(&out);
+    let want: String = std::iter::once("hi".to_string())
+        .chain((0..100).map(|i| format!("n{i}")))
+        .map(|l| l + "\n")
+        .collect();
+    assert_eq!(text, want, "every stdout line, in order, nothing else");
+    assert!(stderr(&out).contains("oops"), "{}", stderr(&out));
+    // The supervisor it started is gone: nothing else was in it.
+    let st = p.sysg(&["--project", "adhoc", "status"]);
+    assert_eq!(st.status.code(), Some(3), "{}", stdout(&st));
+    // The output stays readable.
+    let logs = p.sysg(&["--project", "adhoc", "logs", "-s", "sh", "-n", "500"]);
+    assert_ok(&logs, "logs -s sh");
+    assert!(stdout(&logs).contains("hi"), "{}", stdout(&logs));
+
+    // A second run of the same program shows only its own output, not the first one's.
+    let out = p.sysg(&[
+        "--backend",
+        "process",
+        "run",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo second",
+    ]);
+    assert_ok(&out, "second run");
+    assert_eq!(stdout(&out), "second\n");
+}

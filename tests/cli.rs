@@ -66,3 +66,35 @@ fn status_without_supervisor_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stdout(&out).contains("web"));
 }
+
+#[test]
+fn messages_say_what_is_wrong_in_the_users_terms() {
+    let p = Project::new(
+        "version: \"1\"\nservices:\n  job:\n    command: \"true\"\n    cron:\n      expression: \"61 * * * *\"\n",
+    );
+    let out = p.sysg(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(r#"minute 61 is out of range 0-59 (field 1 of "61 * * * *")"#),
+        "{err}"
+    );
+    assert!(!err.contains("\\n") && !err.contains("0 61"), "{err}");
+    // `list` takes --tag only: its help does not offer --service.
+    let help = stdout(&p.sysg(&["list", "--help"]));
+    assert!(
+        help.contains("--tag") && !help.contains("--service"),
+        "{help}"
+    );
+    p.write(
+        "systemg.yaml",
+        "version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n",
+    );
+    let out = p.sysg(&["status", "--stream", "10ms"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the minimum is 50ms"),
+        "{}",
+        stderr(&out)
+    );
+}

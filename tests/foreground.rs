@@ -86,3 +86,61 @@ services:
     assert!(status.success(), "exit status {status:?}");
     assert!(!alive(a) && !alive(b), "services outlived Ctrl-C");
 }
+
+#[test]
+fn a_services_last_lines_come_before_its_exit() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  talker:
+    command: "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done; echo last-words; exit 3"
+    restart_policy: never
+  keep:
+    command: "exec sleep 1000"
+"#,
+    );
+    // stdout and stderr into one pipe, as on a terminal: the order is what the user sees.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut cmd = p.cmd(&["start"]);
+    cmd.stdout(writer.try_clone().expect("dup")).stderr(writer);
+    let mut child = cmd.spawn().expect("spawn sysg start");
+    drop(cmd);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exited = |l: &String| l.contains("talker") && l.contains("exited");
+    while !seen.iter().any(exited) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no exit of talker within 20 s; got {seen:?}"),
+        }
+    }
+    let exit_at = seen.iter().position(exited).unwrap_or(0);
+    let last_at = seen.iter().position(|l| l.ends_with("| last-words"));
+    assert!(
+        last_at.is_some_and(|i| i < exit_at),
+        "last-words printed after the exit line: {:?}",
+        &seen[exit_at.saturating_sub(3)..]
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let (wtx, wrx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = wtx.send(child.wait());
+    });
+    wrx.recv_timeout(Duration::from_secs(20))
+        .expect("sysg start exits after Ctrl-C")
+        .expect("wait");
+}

@@ -279,6 +279,12 @@ services:
     );
     let out = p.sysg(&["restart", "--config", new.to_str().unwrap_or_default()]);
     assert_ok(&out, "restart --config");
+    assert!(
+        stdout(&out)
+            .contains("added add; removed remove; changed change (command); unchanged keep"),
+        "{}",
+        stdout(&out)
+    );
     let st = p.status();
     let names: Vec<&str> = st["services"]
         .as_array()
@@ -529,4 +535,115 @@ fn stopping_hundreds_of_services_kills_none() {
             "s{i}: {exit}"
         );
     }
+}
+
+#[test]
+fn after_a_reload_every_command_knows_the_new_services() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  web:
+    command: "sleep 1000"
+"#,
+    );
+    p.start();
+    let new = p.write(
+        "changed.yaml",
+        r#"
+version: "1"
+project: proj
+services:
+  web:
+    command: "sleep 1000"
+  extra:
+    command: "echo extra-out; exec sleep 1000"
+"#,
+    );
+    assert_ok(
+        &p.sysg(&["restart", "--config", new.to_str().unwrap_or_default()]),
+        "restart --config",
+    );
+    // systemg.yaml (without `extra`) is still what the directory holds.
+    let first = p.pid("extra");
+    let out = p.sysg(&["restart", "-s", "extra"]);
+    assert_ok(&out, "restart -s extra");
+    wait_until("extra restarted", T, || !alive(first));
+    wait_until("extra logged", T, || {
+        stdout(&p.sysg(&["logs", "-s", "extra"])).contains("extra-out")
+    });
+    assert_ok(&p.sysg(&["logs", "-s", "extra"]), "logs -s extra");
+    assert_ok(&p.sysg(&["status", "-s", "extra"]), "status -s extra");
+    assert_ok(&p.sysg(&["inspect", "extra"]), "inspect extra");
+    assert_ok(&p.sysg(&["stop", "-s", "extra"]), "stop -s extra");
+    // A name that runs nowhere is still refused, with what exists.
+    let out = p.sysg(&["restart", "-s", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("services are: web, extra"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn stop_says_what_it_stopped() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  web:
+    command: "sleep 1000"
+  worker:
+    command: "sleep 1000"
+  once:
+    command: "true"
+    restart_policy: never
+"#,
+    );
+    p.start();
+    wait_until("once completed", T, || {
+        p.service("once")["state"] == "completed"
+    });
+    let out = p.sysg(&["stop", "-s", "worker"]);
+    assert_ok(&out, "stop -s worker");
+    let line = stdout(&out);
+    assert!(line.contains("stopped: worker ("), "{line}");
+    let out = p.sysg(&["stop"]);
+    assert_ok(&out, "stop");
+    let line = stdout(&out);
+    // What was up: not the completed one, nor the one already stopped.
+    assert!(line.contains("stopped: web ("), "{line}");
+    assert!(line.trim_end().ends_with(" s)"), "{line}");
+}
+
+#[test]
+fn a_failed_start_shows_the_last_stderr_lines() {
+    let p = Project::new(
+        r#"
+version: "1"
+services:
+  bad:
+    command: "echo out-line; for i in 1 2 3 4 5 6 7; do echo err-$i >&2; done; exit 2"
+    restart_policy: never
+  good:
+    command: "exec sleep 1000"
+"#,
+    );
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("last lines of bad's stderr:"), "{err}");
+    // The last five, in order, and nothing of stdout.
+    let shown: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("bad | "))
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["err-3", "err-4", "err-5", "err-6", "err-7"],
+        "{err}"
+    );
+    assert!(err.contains("more with `sysg logs -s bad`"), "{err}");
+    assert!(!err.contains("good"), "{err}");
 }

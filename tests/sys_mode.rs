@@ -336,3 +336,40 @@ fn services_running_as_another_user_spawn_through_their_socket() {
     assert_ok(&sb.sysg(&As::Root, &["stop"]), "stop");
     assert!(!alive(kid));
 }
+
+#[test]
+fn sys_status_as_a_user_names_the_config_and_the_permission() {
+    if let Some(why) = skip() {
+        println!("skipped: {why}");
+        return;
+    }
+    let sb = Sandbox::new("privnone", false, WEB);
+    let etc = sb.inside("/etc/systemg");
+    std::fs::write(
+        etc.join("systemg.yaml"),
+        "version: \"1\"\nproject: frometc\nservices:\n  a:\n    command: x\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut c = Command::new("nsenter");
+    c.arg("-t")
+        .arg(sb.pid().to_string())
+        .args(["-m", "--wd=/"])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(sysg_bin())
+        .args(["--sys", "status"])
+        .env("NO_COLOR", "1");
+    let out = run_bounded(c, Duration::from_secs(30));
+    let err = one_line(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("cannot read /etc/systemg/systemg.yaml: permission denied"),
+        "{err}"
+    );
+    assert!(!err.contains("no systemg.yaml here"), "{err}");
+}

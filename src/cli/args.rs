@@ -168,8 +168,9 @@ pub struct InitArgs {
 /// `list`
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[command(flatten)]
-    pub tag: TagArg,
+    /// List only services with this tag (repeatable: the union)
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
     /// Print JSON (the same as `status --json`)
     #[arg(long)]
     pub json: bool,

@@ -208,6 +208,34 @@ pub fn nothing_running(g: &Global) -> bool {
             .any(|p| client::is_live(&roots.project(p).socket))
 }
 
+/// Why there is nothing to talk to, naming the config looked for (with `--sys`,
+/// /etc/systemg/systemg.yaml) and a permission that kept it from being read.
+pub fn nothing_here(g: &Global) -> String {
+    let path = config_path(g);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "cannot read {}: permission denied{}",
+            path.display(),
+            if g.sys {
+                " (system mode: run as root, or as a member of the `systemg` group to read status)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "no {}{} and no supervisor is running{}",
+            path.display(),
+            if path.is_relative() { " here" } else { "" },
+            if g.sys && !nix::unistd::geteuid().is_root() {
+                " (or you may not see it: a system supervisor's socket needs root or the \
+                 `systemg` group)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
 /// Units a dead supervisor left running: recorded in state.json and still alive with the
 /// recorded start time.
 pub fn orphaned_records(paths: &ProjectPaths) -> Vec<crate::backend::AdoptRecord> {

@@ -12,7 +12,7 @@ use crate::core::StateKind;
 /// `sysg list [--tag T].. [--json]`; exit codes as `status`.
 pub fn run(g: &Global, a: &ListArgs) -> i32 {
     if super::context::nothing_running(g) {
-        error("no systemg.yaml here and no supervisor is running");
+        error(super::context::nothing_here(g));
         return super::EXIT_NOT_RUNNING;
     }
     let ctx = match resolve(g) {
@@ -23,7 +23,7 @@ pub fn run(g: &Global, a: &ListArgs) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let selected = match select_services(&report, None, &a.tag.tags) {
+    let selected = match select_services(&report, None, &a.tags) {
         Ok(s) => s,
         Err(code) => return code,
     };

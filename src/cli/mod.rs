@@ -14,6 +14,7 @@ mod progress;
 mod purge;
 mod restart;
 mod run;
+mod run_wait;
 mod schema;
 mod select;
 mod spawn;

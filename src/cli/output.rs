@@ -49,6 +49,39 @@ pub fn print_outcome(resp: &Response) -> i32 {
     }
 }
 
+/// Lines of a failed service's stderr shown when a start fails.
+const FAILURE_TAIL: usize = 5;
+
+/// After a failed start: for each service that failed (or is in backoff after failing),
+/// the last lines of its stderr and the command that shows more, as compose and pm2 do.
+/// `logs_cmd` is how `sysg logs` reaches this project (`sysg logs`, `sysg --config F logs`).
+pub fn explain_failures(resp: &Response, log_dir: &std::path::Path, logs_cmd: &str) {
+    if resp.ok {
+        return;
+    }
+    let Ok(report) = serde_json::from_value::<StatusReport>(resp.data.clone()) else {
+        return;
+    };
+    for s in report
+        .services
+        .iter()
+        .filter(|s| matches!(s.state, StateKind::Failed | StateKind::Backoff))
+    {
+        let lines = crate::logs::tail(log_dir, &s.name, crate::logs::Kind::Stderr, FAILURE_TAIL)
+            .unwrap_or_default();
+        let mut out = String::new();
+        if !lines.is_empty() {
+            out.push_str(&format!("sysg: last lines of {}'s stderr:\n", s.name));
+            for l in &lines {
+                let text = crate::logs::parse_line(l).map_or(l.as_str(), |(_, t)| t);
+                out.push_str(&format!("  {} | {text}\n", s.name));
+            }
+        }
+        out.push_str(&format!("sysg: more with `{logs_cmd} -s {}`\n", s.name));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), out.as_bytes());
+    }
+}
+
 /// The state word as in JSON (`running`, `backoff`, ...).
 pub fn state_word(s: StateKind) -> String {
     serde_json::to_value(s)

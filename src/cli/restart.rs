@@ -4,7 +4,8 @@ use super::args::{Global, ServiceArg};
 use super::context::{load_config, resolve};
 use super::output::print_outcome;
 use super::{error, EXIT_FAILURE};
-use crate::control::{client, protocol::Request, ControlError};
+use crate::control::protocol::{ReloadChanges, Request};
+use crate::control::{client, ControlError};
 
 /// `sysg restart [--service S] [--config NEW]`
 pub fn run(g: &Global, a: &ServiceArg) -> i32 {
@@ -32,7 +33,17 @@ pub fn run(g: &Global, a: &ServiceArg) -> i32 {
         (None, false) => Request::Restart { services: None },
     };
     match client::call(&ctx.paths, &ctx.project, request, None) {
-        Ok(resp) => print_outcome(&resp),
+        Ok(resp) => {
+            // A reload says what it changed, like `docker compose up -d`.
+            let changes = resp
+                .data
+                .get("changes")
+                .and_then(|c| serde_json::from_value::<ReloadChanges>(c.clone()).ok());
+            if let Some(c) = changes {
+                println!("{}", c.summary());
+            }
+            print_outcome(&resp)
+        }
         Err(ControlError::NotRunning { project, .. }) => {
             error(format!(
                 "no supervisor is running for project `{project}`; use `sysg start`"

@@ -59,7 +59,7 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
     if a.scope {
         return run_scoped(g, a, &project, &argv);
     }
-    let request = RunRequest {
+    let mut request = RunRequest {
         name: a.name.clone(),
         argv,
         env: a.env.clone(),
@@ -72,6 +72,28 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
         wait: a.wait,
     };
     let paths = Roots::for_mode(g.sys).project(&project);
+    // `--wait` shows the command's output: its unit's name (so its logs) is known first.
+    let mut started = false;
+    let mut pipe = None;
+    if a.wait {
+        if project == PROJECT && !client::is_live(&paths.socket) {
+            if let Err(code) = start_adhoc_supervisor(g, &paths) {
+                return code;
+            }
+            started = true;
+        }
+        let taken = super::run_wait::taken_names(&paths, &project);
+        match crate::runtime::adhoc::unit_name(a.name.as_deref(), &request.argv, &taken) {
+            Ok(name) => {
+                pipe = super::run_wait::Pipe::start(&paths, &name);
+                request.name = Some(name);
+            }
+            Err(e) => {
+                error(e);
+                return EXIT_USAGE;
+            }
+        }
+    }
     let resp = match send(&paths, &project, &request) {
         Err(ControlError::NotRunning { .. }) if project == PROJECT => {
             if let Err(code) = start_adhoc_supervisor(g, &paths) {
@@ -81,6 +103,12 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
         }
         other => other,
     };
+    if let Some(p) = pipe {
+        p.finish();
+    }
+    if started {
+        super::run_wait::stop_if_empty(&paths, &project);
+    }
     match resp {
         Ok(r) => outcome(&r, a.wait),
         Err(ControlError::NotRunning { .. }) => {

@@ -2,8 +2,8 @@
 //!
 //! The selection is the union of the named service and every service carrying any of the
 //! tags, in catalog order (the core orders starts and stops by dependencies anyway). Names
-//! and tags are resolved on the client: from the config when there is one, else from the
-//! running supervisor's status (which carries each service's tags).
+//! and tags are resolved on the client: against the running supervisor's status (which
+//! carries each service's tags), else against the config.
 
 use std::time::Duration;
 
@@ -102,8 +102,11 @@ pub fn from_report(report: &StatusReport) -> Vec<Entry> {
 }
 
 /// Resolve `--service`/`--tag` for a command about `ctx`, printing any error; `Err` carries
-/// the exit code. Without a config the running supervisor is asked; with neither, a lone
-/// `--service` is passed through unchecked and tags cannot be resolved.
+/// the exit code. Every command resolves names the same way: against what the running
+/// supervisor runs (after a `restart --config` that is the reloaded set, whatever the config
+/// file on disk says), else against the config; with neither, a lone `--service` is passed
+/// through unchecked and tags cannot be resolved. With `with_cron` (`logs`) the config's
+/// services are selectable too while a supervisor runs: their logs stay readable.
 pub fn resolve(
     ctx: &Ctx,
     service: Option<&str>,
@@ -113,33 +116,16 @@ pub fn resolve(
     if service.is_none() && tags.is_empty() {
         return Ok(None);
     }
-    let catalog = match &ctx.config {
-        Some(cfg) => {
-            // Tags never pick cron jobs when `with_cron` is off, but a job named with
-            // `--service` is always selectable (stop it, run it now).
-            let mut c = from_config(cfg, with_cron);
-            if let Some(job) = service.and_then(|s| cfg.service(s)) {
-                if !c.iter().any(|e| e.name == job.name) {
-                    c.push(Entry {
-                        name: job.name.clone(),
-                        tags: job.tags.clone(),
-                    });
-                }
-            }
-            c
+    let catalog = match catalog(ctx, service, with_cron)? {
+        Some(c) => c,
+        None if tags.is_empty() => return Ok(service.map(|s| vec![s.to_string()])),
+        None => {
+            error(format!(
+                "cannot resolve --tag: no config file and no supervisor running for project `{}`",
+                ctx.project
+            ));
+            return Err(EXIT_USAGE);
         }
-        None => match live_report(ctx) {
-            Ok(Some(r)) => from_report(&r),
-            Ok(None) if tags.is_empty() => return Ok(service.map(|s| vec![s.to_string()])),
-            Ok(None) => {
-                error(format!(
-                    "cannot resolve --tag: no config file and no supervisor running for project `{}`",
-                    ctx.project
-                ));
-                return Err(EXIT_USAGE);
-            }
-            Err(code) => return Err(code),
-        },
     };
     select(&catalog, service, tags).map_err(|e| {
         error(e);
@@ -147,19 +133,81 @@ pub fn resolve(
     })
 }
 
-/// Every service of the project: from the config, else from the running supervisor.
-pub fn all(ctx: &Ctx, with_cron: bool) -> Result<Option<Vec<String>>, i32> {
-    match &ctx.config {
-        Some(cfg) => Ok(Some(
-            from_config(cfg, with_cron)
-                .into_iter()
-                .map(|e| e.name)
-                .collect(),
-        )),
-        None => {
-            Ok(live_report(ctx)?.map(|r| from_report(&r).into_iter().map(|e| e.name).collect()))
+/// What names resolve against: the running supervisor's services, else the config's;
+/// `None` with neither. Tags never pick cron jobs when `with_cron` is off, but a job named
+/// with `--service` is always selectable (stop it, run it now).
+fn catalog(ctx: &Ctx, service: Option<&str>, with_cron: bool) -> Result<Option<Vec<Entry>>, i32> {
+    let config = ctx.config.as_ref().map(|cfg| {
+        let mut c = from_config(cfg, with_cron);
+        if let Some(job) = service.and_then(|s| cfg.service(s)) {
+            if !c.iter().any(|e| e.name == job.name) {
+                c.push(Entry {
+                    name: job.name.clone(),
+                    tags: job.tags.clone(),
+                });
+            }
+        }
+        c
+    });
+    let Some(report) = live_report(ctx)? else {
+        return Ok(config.map(|c| with_logged(ctx, c, with_cron)));
+    };
+    let mut c: Vec<Entry> = report
+        .services
+        .iter()
+        .filter(|s| with_cron || s.cron.is_none() || service == Some(s.name.as_str()))
+        .map(|s| Entry {
+            name: s.name.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect();
+    if with_cron {
+        for e in config.unwrap_or_default() {
+            if !c.iter().any(|x| x.name == e.name) {
+                c.push(e);
+            }
         }
     }
+    Ok(Some(with_logged(ctx, c, with_cron)))
+}
+
+/// For `logs` (`with_cron`): `c` plus the units that left logs but are no longer known (an
+/// ad-hoc unit forgotten after `run --wait`, a service removed by a reload).
+fn with_logged(ctx: &Ctx, mut c: Vec<Entry>, with_cron: bool) -> Vec<Entry> {
+    if !with_cron {
+        return c;
+    }
+    let Ok(dir) = std::fs::read_dir(&ctx.paths.log_dir) else {
+        return c;
+    };
+    let mut logged: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let unit = name
+                .strip_suffix(".stdout.log")
+                .or_else(|| name.strip_suffix(".stderr.log"))?;
+            // Spawned children (`web@worker`) are reached through their service.
+            (!unit.contains('@')).then(|| unit.to_string())
+        })
+        .collect();
+    logged.sort();
+    logged.dedup();
+    for name in logged {
+        if !c.iter().any(|x| x.name == name) {
+            c.push(Entry {
+                name,
+                tags: Vec::new(),
+            });
+        }
+    }
+    c
+}
+
+/// Every service of the project: the running supervisor's, else the config's (with
+/// `with_cron`, the config's added to the running ones, as in `resolve`).
+pub fn all(ctx: &Ctx, with_cron: bool) -> Result<Option<Vec<String>>, i32> {
+    Ok(catalog(ctx, None, with_cron)?.map(|c| c.into_iter().map(|e| e.name).collect()))
 }
 
 /// The running supervisor's status, `None` when none runs.

@@ -7,7 +7,7 @@ use super::context::load_config;
 use super::output::print_outcome;
 use super::{error, EXIT_FAILURE, EXIT_USAGE};
 use crate::control::{client, protocol::Request, ControlError};
-use crate::runtime::paths::Roots;
+use crate::runtime::paths::{ProjectPaths, Roots};
 use crate::runtime::{daemon, supervisor};
 
 /// Refuse backends this build cannot run.
@@ -104,7 +104,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         },
         None,
     ) {
-        Ok(resp) => return print_outcome(&resp),
+        Ok(resp) => return outcome(g, &resp, &paths),
         Err(ControlError::NotRunning { .. }) => {}
         Err(e) => {
             error(e);
@@ -130,7 +130,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         );
         view.finish();
         return match resp {
-            Ok(r) => print_outcome(&r),
+            Ok(r) => outcome(g, &r, &paths),
             Err(e) => {
                 error(e);
                 EXIT_FAILURE
@@ -138,6 +138,18 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         };
     }
     run_supervisor(g, cfg.path.clone(), services, true, None, false, false)
+}
+
+/// Print the answer to a start; a failure also shows the failed services' last stderr lines.
+fn outcome(g: &Global, resp: &crate::control::protocol::Response, paths: &ProjectPaths) -> i32 {
+    let code = print_outcome(resp);
+    let logs_cmd = match &g.config {
+        Some(c) => format!("sysg --config {} logs", c.display()),
+        None if g.sys => "sysg --sys logs".to_string(),
+        None => "sysg logs".to_string(),
+    };
+    super::output::explain_failures(resp, &paths.log_dir, &logs_cmd);
+    code
 }
 
 /// `sysg supervise` (what `start --daemonize` runs).

@@ -16,7 +16,7 @@ use crate::runtime::state::{self, Loaded};
 /// `sysg status`
 pub fn run(g: &Global, a: &StatusArgs) -> i32 {
     if super::context::nothing_running(g) {
-        error("no systemg.yaml here and no supervisor is running");
+        error(super::context::nothing_here(g));
         return super::EXIT_NOT_RUNNING;
     }
     let ctx = match resolve_live(g) {

@@ -38,6 +38,7 @@ fn ioctl_width() -> Option<usize> {
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let bad = || format!("invalid --stream interval `{s}`: expected e.g. 5, 2s, 1m, 500ms");
+    let short = || format!("--stream interval `{s}` is too short: the minimum is 50ms");
     let (num, unit) = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| t.split_at(i))
@@ -50,8 +51,11 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(bad()),
     };
-    if !(secs.is_finite() && secs >= 0.05) {
+    if !secs.is_finite() {
         return Err(bad());
+    }
+    if secs < 0.05 {
+        return Err(short());
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -200,6 +204,9 @@ mod tests {
         assert_eq!(parse_interval("1second"), Ok(Duration::from_secs(1)));
         assert!(parse_interval("x").is_err());
         assert!(parse_interval("0").is_err());
+        assert!(parse_interval("10ms")
+            .unwrap_err()
+            .contains("the minimum is 50ms"));
         assert!(parse_interval("1ms").is_err());
     }
 

@@ -139,6 +139,7 @@ pub fn system_timezone() -> Tz {
 /// Translate a standard expression into one or two `cron` crate schedules.
 fn parse_expression(expression: &str) -> Result<Vec<cron::Schedule>, String> {
     let six = normalize(expression)?;
+    check_ranges(expression, &six)?;
     let dow = translate_dow(&six[5])?;
     let dom_restricted = !matches!(six[3].as_str(), "*" | "?");
     let dow_restricted = dow != "*";
@@ -146,8 +147,12 @@ fn parse_expression(expression: &str) -> Result<Vec<cron::Schedule>, String> {
         let mut fields = six.clone();
         fields[3] = dom.to_string();
         fields[5] = dow.to_string();
-        cron::Schedule::from_str(&fields.join(" "))
-            .map_err(|e| format!("invalid cron expression {expression:?}: {e}"))
+        cron::Schedule::from_str(&fields.join(" ")).map_err(|e| {
+            // The crate's message may span lines and speak of its internal 6-field form.
+            let msg = e.to_string();
+            let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            format!("invalid cron expression {expression:?}: {}", first.trim())
+        })
     };
     if dom_restricted && dow_restricted {
         // Standard cron ORs the two day fields when both are restricted.
@@ -192,6 +197,42 @@ pub(crate) fn normalize(expression: &str) -> Result<Vec<String>, String> {
         }
     };
     Ok(six)
+}
+
+/// Each numeric value of the first five normalized fields (seconds, minute, hour, day of
+/// month, month) within its range, or an error naming the field as the user wrote it:
+/// `minute 61 is out of range 0-59 (field 1 of "61 * * * *")`. Day-of-week is checked by
+/// `translate_dow`; names (`JAN`) and `L`-style extensions are left to the parser.
+fn check_ranges(expression: &str, six: &[String]) -> Result<(), String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("second", 0, 59),
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+    ];
+    let expr = expression.trim();
+    // A 5-field expression was given its seconds: positions count from the minute.
+    let user_fields = expr.split_whitespace().count();
+    let shift = usize::from(!expr.starts_with('@') && user_fields == 5);
+    for (i, (name, lo, hi)) in FIELDS.iter().enumerate() {
+        let Some(field) = six.get(i) else { continue };
+        for item in field.split(',') {
+            let range = item.split('/').next().unwrap_or("");
+            for v in range.split('-') {
+                let Ok(n) = v.parse::<u32>() else { continue };
+                if n < *lo || n > *hi {
+                    let at = if expr.starts_with('@') {
+                        String::new()
+                    } else {
+                        format!(" (field {} of {expr:?})", i + 1 - shift)
+                    };
+                    return Err(format!("{name} {n} is out of range {lo}-{hi}{at}"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrite a standard day-of-week field (0/7 = Sunday) as names, or `*` for every day.
@@ -396,7 +437,20 @@ mod tests {
         assert!(CronSchedule::parse("* * *", None)
             .unwrap_err()
             .contains("found 3"));
-        assert!(CronSchedule::parse("61 * * * *", None).is_err());
+        assert_eq!(
+            CronSchedule::parse("61 * * * *", None).err().as_deref(),
+            Some(r#"minute 61 is out of range 0-59 (field 1 of "61 * * * *")"#)
+        );
+        assert_eq!(
+            CronSchedule::parse("0 9 1-32 * *", None).err().as_deref(),
+            Some(r#"day of month 32 is out of range 1-31 (field 3 of "0 9 1-32 * *")"#)
+        );
+        assert_eq!(
+            CronSchedule::parse("0 0 24 * * *", None).err().as_deref(),
+            Some(r#"hour 24 is out of range 0-23 (field 3 of "0 0 24 * * *")"#)
+        );
+        let e = CronSchedule::parse("0 * * FOO *", None).unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
         assert!(CronSchedule::parse("@often", None).is_err());
         let e = CronSchedule::parse("@daily", Some("America/New_Yrok")).unwrap_err();
         assert!(e.contains("did you mean `America/New_York`?"), "{e}");

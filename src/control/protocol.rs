@@ -160,6 +160,46 @@ impl Response {
     }
 }
 
+/// What a reload changed, by service (`restart --config`); in the answer's data next to the
+/// status report, as `changes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Each changed service with the settings that differ (`command`, `env`, ...).
+    pub changed: Vec<(String, Vec<String>)>,
+    pub unchanged: Vec<String>,
+}
+
+impl ReloadChanges {
+    /// `added extra; changed worker (env); unchanged web`: what changed, in words.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!("added {}", self.added.join(", ")));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("removed {}", self.removed.join(", ")));
+        }
+        if !self.changed.is_empty() {
+            let each: Vec<String> = self
+                .changed
+                .iter()
+                .map(|(n, f)| format!("{n} ({})", f.join(", ")))
+                .collect();
+            parts.push(format!("changed {}", each.join(", ")));
+        }
+        if !self.unchanged.is_empty() {
+            parts.push(format!("unchanged {}", self.unchanged.join(", ")));
+        }
+        if parts.is_empty() {
+            "no services".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
 /// `status` data; also the `--json` output of `sysg status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {

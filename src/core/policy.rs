@@ -105,7 +105,10 @@ pub(crate) fn decide(
             return if ending.success() {
                 Decision::Completed
             } else {
-                Decision::Failed(format!("gave up after {max} restarts"))
+                Decision::Failed(format!(
+                    "gave up after {max} restart{}",
+                    if max == 1 { "" } else { "s" }
+                ))
             };
         }
     }

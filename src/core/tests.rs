@@ -663,7 +663,7 @@ fn start_failure_follows_policy_and_counts() {
     assert_eq!(sim.state("a"), StateKind::Failed);
     assert_eq!(
         sim.view("a").reason.as_deref(),
-        Some("gave up after 1 restarts")
+        Some("gave up after 1 restart")
     );
 }
 

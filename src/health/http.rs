@@ -63,6 +63,57 @@ fn agent_via(
         .into()
 }
 
+/// A TLS failure in words. rustls prints some certificate problems as Rust debug values
+/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`): those are named here.
+pub fn describe_tls(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let E::InvalidCertificate(c) = e else {
+        return e.to_string();
+    };
+    let words = match c {
+        C::UnknownIssuer => "it is not signed by a trusted certificate authority (self-signed, or \
+                             its CA is not among the trusted roots)"
+            .to_string(),
+        C::BadSignature => "its signature does not verify".to_string(),
+        C::Expired => "it has expired".to_string(),
+        C::NotValidYet => "it is not valid yet (check the clocks)".to_string(),
+        C::NotValidForName => "it is not valid for the host name of the URL".to_string(),
+        C::BadEncoding => "it is not a well-formed certificate".to_string(),
+        C::UnhandledCriticalExtension => {
+            "it has a critical extension that is not understood".to_string()
+        }
+        C::UnknownRevocationStatus => "its revocation status is unknown".to_string(),
+        C::Revoked => "it was revoked".to_string(),
+        C::Other(o) => {
+            // webpki's errors display as their variant name.
+            let name = o.0.to_string();
+            match name.as_str() {
+                "CaUsedAsEndEntity" => "it is a CA certificate (basicConstraints CA:TRUE), which \
+                                        cannot identify a server; serve a leaf certificate \
+                                        signed by that CA"
+                    .to_string(),
+                "EndEntityUsedAsCa" => {
+                    "a server (leaf) certificate was used to sign another certificate".to_string()
+                }
+                "RequiredEkuNotFound" => {
+                    "it is not meant for TLS servers (no serverAuth extended key usage)".to_string()
+                }
+                "UnsupportedCertVersion" => "its X.509 version is not supported".to_string(),
+                "BadDer" | "BadDerTime" => "it is not a well-formed certificate".to_string(),
+                "PathLenConstraintViolated" => {
+                    "its chain is longer than a CA's path length allows".to_string()
+                }
+                "SignatureAlgorithmMismatch" | "UnsupportedSignatureAlgorithm" => {
+                    "it is signed with an unsupported algorithm".to_string()
+                }
+                _ => format!("it was refused ({name})"),
+            }
+        }
+        other => return format!("the server's certificate is refused: {other}"),
+    };
+    format!("the server's certificate is refused: {words}")
+}
+
 /// What a ureq error means, for a probe's or a webhook's detail.
 pub fn describe(e: ureq::Error, timeout: Duration, url: &str) -> ProbeError {
     match e {
@@ -79,7 +130,7 @@ pub fn describe(e: ureq::Error, timeout: Duration, url: &str) -> ProbeError {
         ureq::Error::HostNotFound => ProbeError::Resolve(format!("host not found in {url}")),
         ureq::Error::BadUri(u) => ProbeError::Request(format!("bad url {u}")),
         ureq::Error::Tls(what) => ProbeError::Request(format!("TLS: {what}")),
-        ureq::Error::Rustls(e) => ProbeError::Request(format!("TLS: {e}")),
+        ureq::Error::Rustls(e) => ProbeError::Request(format!("TLS: {}", describe_tls(&e))),
         other => ProbeError::Request(other.to_string()),
     }
 }
@@ -229,6 +280,39 @@ mod tests {
         let e = probe_with(&public, &url, t).expect_err("an unknown issuer must be refused");
         let e = e.to_string();
         assert!(e.starts_with("TLS: ") && e.contains("certificate"), "{e}");
+        assert!(!e.contains("Other(") && !e.contains("OtherError"), "{e}");
+    }
+
+    #[test]
+    fn tls_certificate_problems_are_said_in_words() {
+        use rustls::{CertificateError, Error, OtherError};
+        // What webpki's errors look like to rustls: displayed as their variant's name.
+        #[derive(Debug)]
+        struct Webpki(&'static str);
+        impl std::fmt::Display for Webpki {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Webpki {}
+        let webpki = |name| {
+            Error::InvalidCertificate(CertificateError::Other(OtherError(std::sync::Arc::new(
+                Webpki(name),
+            ))))
+        };
+        let e = describe_tls(&webpki("CaUsedAsEndEntity"));
+        assert_eq!(
+            e,
+            "the server's certificate is refused: it is a CA certificate (basicConstraints \
+             CA:TRUE), which cannot identify a server; serve a leaf certificate signed by that CA"
+        );
+        let e = describe_tls(&Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        assert!(
+            e.contains("not signed by a trusted certificate authority"),
+            "{e}"
+        );
+        let e = describe_tls(&Error::InvalidCertificate(CertificateError::Expired));
+        assert!(e.contains("expired"), "{e}");
     }
 
     #[test]

@@ -87,6 +87,8 @@ enum Goal {
     Deployed {
         units: Option<Vec<UnitId>>,
         since: u64,
+        /// A reload's changes, added to the answer's data as `changes`.
+        changes: Option<serde_json::Value>,
     },
 }
 
@@ -1051,6 +1053,7 @@ impl Supervisor {
                     goal: Goal::Deployed {
                         units: services,
                         since: self.core.deploy_seq(),
+                        changes: None,
                     },
                     reply,
                 });
@@ -1242,13 +1245,21 @@ impl Supervisor {
                 Goal::Settled(sel) => self.settled_response(sel.as_deref()),
                 Goal::Down(_) | Goal::ChildrenGone(_) => Response::ok(to_json(&self.status())),
                 Goal::Ran(unit) | Goal::Finished(unit) => self.run_response(&w.goal, unit),
-                Goal::Deployed { units: sel, since } => {
+                Goal::Deployed {
+                    units: sel,
+                    since,
+                    changes,
+                } => {
                     let failed = self.core.deploy_failures(sel.as_deref(), *since);
-                    if failed.is_empty() {
+                    let mut resp = if failed.is_empty() {
                         self.settled_response(sel.as_deref())
                     } else {
                         Response::err(failed.join("\n"), to_json(&self.status()))
+                    };
+                    if let (Some(c), Some(data)) = (changes, resp.data.as_object_mut()) {
+                        data.insert("changes".into(), c.clone());
                     }
+                    resp
                 }
             };
             let _ = w.reply.send(resp);

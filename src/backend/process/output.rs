@@ -32,6 +32,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from one stream per wake-up before the others get their turn.
 const READ_BUDGET: usize = 1024 * 1024;
 const TOKEN_WAKE: u64 = 0;
+/// Longest wait for a unit's output to be drained before its exit is reported anyway.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
 /// How long a log that could not be opened waits before the next attempt.
 const OPEN_RETRY: Duration = Duration::from_secs(1);
 
@@ -206,8 +208,9 @@ pub struct NewStream {
 enum Command {
     Add(NewStream),
     /// The unit's main process exited: check its streams for EOF (a read end opened after the
-    /// last writer had gone never reports EPOLLHUP).
-    UnitExited(String),
+    /// last writer had gone never reports EPOLLHUP), then answer on the sender: what it wrote
+    /// is in its log (and echoed) before its exit is reported.
+    UnitExited(String, Sender<()>),
     Shutdown,
 }
 
@@ -223,8 +226,13 @@ impl Output {
         self.send(Command::Add(stream));
     }
 
+    /// The unit has no process left: drain its streams, and return once that is done (or
+    /// after `DRAIN_WAIT`, should the output thread be stuck on a slow terminal), so that its
+    /// last lines come before the report of its exit.
     pub fn unit_exited(&self, unit: &str) {
-        self.send(Command::UnitExited(unit.to_string()));
+        let (done, drained) = mpsc::channel();
+        self.send(Command::UnitExited(unit.to_string(), done));
+        let _ = drained.recv_timeout(DRAIN_WAIT);
     }
 
     pub fn shutdown(&self) {
@@ -333,7 +341,7 @@ impl Pump {
                 while let Ok(cmd) = self.rx.try_recv() {
                     match cmd {
                         Command::Add(s) => self.add(s),
-                        Command::UnitExited(unit) => {
+                        Command::UnitExited(unit, done) => {
                             let tokens: Vec<u64> = self
                                 .streams
                                 .iter()
@@ -343,6 +351,7 @@ impl Pump {
                             for t in tokens {
                                 self.service(t);
                             }
+                            let _ = done.send(());
                         }
                         Command::Shutdown => {
                             self.shutdown();

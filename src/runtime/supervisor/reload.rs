@@ -10,7 +10,7 @@ use std::sync::mpsc::Sender;
 
 use super::{Goal, Msg, Supervisor, Waiter};
 use crate::config::{self, Config};
-use crate::control::protocol::Response;
+use crate::control::protocol::{ReloadChanges, Response};
 use crate::core::{Event, Request};
 use crate::runtime::paths::Roots;
 use crate::runtime::plan::jobs;
@@ -76,18 +76,22 @@ impl Supervisor {
         } else {
             result.map(|new| {
                 self.reloads_applied = seq;
+                let c = changes(&self.config, &new);
+                tracing::info!("reload: {}", c.summary());
                 self.apply(new);
+                c
             })
         };
         match (outcome, reply) {
-            (Ok(()), Some(reply)) => self.waiters.push(Waiter {
+            (Ok(c), Some(reply)) => self.waiters.push(Waiter {
                 goal: Goal::Deployed {
                     units: None,
                     since: self.core.deploy_seq(),
+                    changes: serde_json::to_value(c).ok(),
                 },
                 reply,
             }),
-            (Ok(()), None) => {}
+            (Ok(_), None) => {}
             (Err(e), Some(reply)) => {
                 let _ = reply.send(Response::err(e.to_string(), Default::default()));
             }
@@ -112,5 +116,79 @@ impl Supervisor {
         self.configure_spawning();
         let cfg = &self.config;
         self.obs.retain(|u| cfg.service(u).is_some());
+    }
+}
+
+/// What `new` changes from `old`, service by service, in the order of the configs (added,
+/// changed and unchanged in `new`'s, removed in `old`'s). A changed service lists the
+/// settings that differ, by their config names.
+pub(super) fn changes(old: &Config, new: &Config) -> ReloadChanges {
+    let mut c = ReloadChanges::default();
+    for s in &new.services {
+        match old.service(&s.name) {
+            None => c.added.push(s.name.clone()),
+            Some(o) if o == s => c.unchanged.push(s.name.clone()),
+            Some(o) => c.changed.push((s.name.clone(), differing(o, s))),
+        }
+    }
+    c.removed = old
+        .services
+        .iter()
+        .filter(|s| new.service(&s.name).is_none())
+        .map(|s| s.name.clone())
+        .collect();
+    c
+}
+
+/// The settings of two versions of a service that differ.
+fn differing(old: &config::schema::Service, new: &config::schema::Service) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return vec!["settings".into()];
+    };
+    let fields: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(*v))
+        .map(|(k, _)| match k.as_str() {
+            // `command:` and `exec:` are both `run`.
+            "run" => "command".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    if fields.is_empty() {
+        vec!["settings".into()]
+    } else {
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systemg.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        config::load(&path).unwrap()
+    }
+
+    #[test]
+    fn changes_name_services_and_settings() {
+        let old = cfg("version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n  worker:\n    command: \"sleep 2\"\n  gone:\n    command: \"sleep 3\"\n");
+        let new = cfg("version: \"1\"\nservices:\n  web:\n    command: \"sleep 1\"\n  worker:\n    command: \"sleep 2\"\n    env:\n      vars:\n        A: \"1\"\n  extra:\n    command: \"sleep 4\"\n");
+        let c = changes(&old, &new);
+        assert_eq!(c.added, vec!["extra"]);
+        assert_eq!(c.removed, vec!["gone"]);
+        assert_eq!(
+            c.changed,
+            vec![("worker".to_string(), vec!["env".to_string()])]
+        );
+        assert_eq!(c.unchanged, vec!["web"]);
+        assert_eq!(
+            c.summary(),
+            "added extra; removed gone; changed worker (env); unchanged web"
+        );
     }
 }

@@ -118,6 +118,34 @@ fn completions_offer_the_names_of_the_config_here() {
         assert_eq!(run("sysg inspect w"), "web");
         assert_eq!(run("sysg stop -t ''"), "api front");
     }
+    let script = p.write("_sysg", &stdout(&p.sysg(&["completions", "zsh"])));
+    if std::process::Command::new("zsh")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        // compadd only works inside a completion: stand in for it to see what is offered.
+        let out = std::process::Command::new("zsh")
+            .arg("-f")
+            .arg("-c")
+            .arg(format!(
+                "autoload -U compinit; compinit -u -D; source {}; \
+                 compadd() {{ print -l -- ${{(P)2}} }}; \
+                 words=(sysg status --service ''); _sysg_names services; \
+                 words=(sysg stop -t ''); _sysg_names tags",
+                script.display()
+            ))
+            .current_dir(&p.dir)
+            .env("PATH", &path)
+            .env("HOME", p.home.path())
+            .output()
+            .expect("zsh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "backup\ndb\nweb\napi\nfront\n",
+            "{out:?}"
+        );
+    }
     let script = p.write("sysg.fish", &stdout(&p.sysg(&["completions", "fish"])));
     if std::process::Command::new("fish")
         .arg("--version")

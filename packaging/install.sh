@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install systemg on a host without a package manager (or without a .deb/.rpm for it):
 # the sysg binary, the systemg.service unit, a default /etc/systemg/systemg.yaml, the
-# `systemg` group and the state and log directories. Running it again is harmless: the
-# binary and the unit are replaced, an existing configuration is never overwritten.
+# `systemg` group, the state and log directories, and under PREFIX/share the config schema,
+# shell completions, man pages and docs. Running it again is harmless: the binary and the
+# unit are replaced, an existing configuration is never overwritten.
 #
 #   sudo packaging/install.sh [--bin PATH] [--prefix /usr/local] [--no-start]
 #   sudo packaging/install.sh --uninstall [--purge]
@@ -20,9 +21,9 @@ start=yes
 
 usage() {
     if [ "$1" -eq 0 ]; then
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     else
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     fi
     exit "$1"
 }
@@ -61,6 +62,14 @@ find_file() {
 bindir=$prefix/bin
 unitdir=/etc/systemd/system
 unit=systemg.service
+# What the .deb puts under /usr/share, here under PREFIX/share.
+sharedir=$prefix/share
+schemadir=$sharedir/systemg
+docdir=$sharedir/doc/systemg
+mandir=$sharedir/man/man1
+bash_completion=$sharedir/bash-completion/completions/sysg
+zsh_completion=$sharedir/zsh/site-functions/_sysg
+fish_completion=$sharedir/fish/vendor_completions.d/sysg.fish
 
 # systemctl only for a live install on a host booted with systemd.
 systemd_running() {
@@ -91,6 +100,7 @@ install_all() {
         install -m 0644 "$config_src" "$root/etc/systemg/systemg.yaml"
     fi
     install -d -m 0755 "$root/var/lib/systemg" "$root/var/log/systemg"
+    install_extras
 
     if [ -z "$root" ] && ! getent group systemg >/dev/null 2>&1; then
         if command -v groupadd >/dev/null 2>&1; then
@@ -110,7 +120,55 @@ install_all() {
             systemctl restart "$unit"
         fi
     fi
-    echo "installed $bindir/sysg, $unitdir/$unit and /etc/systemg/systemg.yaml${root:+ under $root}"
+    echo "installed $bindir/sysg, $unitdir/$unit, /etc/systemg/systemg.yaml and $sharedir/{systemg,doc/systemg,man,bash-completion,zsh,fish}${root:+ under $root}"
+}
+
+# Write what `$bin` prints for `sysg ARGS` to DEST (replaced whole, mode 0644).
+generate() {
+    dest=$1
+    shift
+    "$bin" "$@" >"$dest.new" || { rm -f "$dest.new"; die "sysg $* failed"; }
+    chmod 0644 "$dest.new"
+    mv -f "$dest.new" "$dest"
+}
+
+# The config schema (editors point yaml-language-server at it), completions, man pages and
+# docs, as the .deb installs them under /usr/share.
+install_extras() {
+    install -d "$root$schemadir" "$root$docdir" "$root$mandir" \
+        "$root$(dirname "$bash_completion")" "$root$(dirname "$zsh_completion")" \
+        "$root$(dirname "$fish_completion")"
+    schema_src=$(find_file "$here/systemg.schema.json" "$here/../docs/schemas/systemg.schema.json") || schema_src=
+    if [ -n "$schema_src" ]; then
+        install -m 0644 "$schema_src" "$root$schemadir/systemg.schema.json"
+    else
+        generate "$root$schemadir/systemg.schema.json" schema
+    fi
+    generate "$root$bash_completion" completions bash
+    generate "$root$zsh_completion" completions zsh
+    generate "$root$fish_completion" completions fish
+    rm -f "$root$mandir"/sysg.1 "$root$mandir"/sysg-*.1 "$root$mandir"/sysg.1.gz "$root$mandir"/sysg-*.1.gz
+    "$bin" manpages "$root$mandir" >/dev/null || die "sysg manpages failed"
+    if command -v gzip >/dev/null 2>&1; then
+        gzip -9nf "$root$mandir"/sysg.1 "$root$mandir"/sysg-*.1
+    fi
+    readme=$(find_file "$here/README.md" "$here/../README.md") || die "README.md not found"
+    install -m 0644 "$readme" "$root$docdir/README.md"
+    if [ -d "$here/docs" ]; then
+        docs_src=$here/docs
+    else
+        docs_src=$here/../docs
+    fi
+    for f in "$docs_src"/*.md; do
+        [ -f "$f" ] || die "no docs found in $docs_src"
+        install -m 0644 "$f" "$root$docdir/"
+    done
+}
+
+uninstall_extras() {
+    rm -rf "$root$schemadir" "$root$docdir"
+    rm -f "$root$bash_completion" "$root$zsh_completion" "$root$fish_completion"
+    rm -f "$root$mandir"/sysg.1 "$root$mandir"/sysg-*.1 "$root$mandir"/sysg.1.gz "$root$mandir"/sysg-*.1.gz
 }
 
 uninstall_all() {
@@ -119,6 +177,7 @@ uninstall_all() {
         systemctl disable --now "$unit" >/dev/null 2>&1 || true
     fi
     rm -f "$root$bindir/sysg" "$root$unitdir/$unit"
+    uninstall_extras
     if systemd_running; then
         systemctl daemon-reload
     fi

@@ -144,3 +144,64 @@ services:
         .expect("sysg start exits after Ctrl-C")
         .expect("wait");
 }
+
+/// The first line of a foreground start names the backend and the reason in words; the D-Bus
+/// error behind it is only at debug level.
+#[test]
+fn first_line_names_the_backend_and_why_in_words() {
+    let p = Project::new("version: \"1\"\nservices:\n  a:\n    command: \"exec sleep 1000\"\n");
+    // No user bus: `auto` must fall back, and say so in words.
+    let nobus = p.home.path().join("no-bus");
+    let first_lines = |args: &[&str]| -> Vec<String> {
+        let mut cmd = p.cmd(args);
+        cmd.env("XDG_RUNTIME_DIR", p.home.path())
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", nobus.display()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn sysg start");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut seen: Vec<String> = Vec::new();
+        while !seen.iter().any(|l| l.contains("supervisor starting")) {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no start-up lines within 20 s; got {seen:?}"),
+            }
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("SIGINT");
+        reap(child, Duration::from_secs(20));
+        seen
+    };
+    let lines = first_lines(&["--backend", "auto", "start"]);
+    assert!(
+        lines[0].ends_with("process backend: no systemd user manager reachable"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("D-Bus")), "{lines:?}");
+    let lines = first_lines(&["--backend", "auto", "--log-level", "debug", "start"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("DEBUG") && l.contains("D-Bus")),
+        "the D-Bus error is kept at debug level: {lines:?}"
+    );
+    let lines = first_lines(&["--backend", "process", "start"]);
+    assert!(
+        lines[0].ends_with("process backend: chosen with --backend process"),
+        "{lines:?}"
+    );
+}

@@ -106,6 +106,7 @@ const HOST_PATHS: &[&str] = &[
     "/etc/systemd/system/multi-user.target.wants/systemg.service",
     "/var/lib/dpkg/info/systemg.list",
     "/usr/share/doc/systemg",
+    "/usr/share/systemg",
     "/usr/local/bin/sysg",
     "/etc/systemd/system/systemg.service",
     "/etc/systemg/systemg.yaml",
@@ -212,6 +213,12 @@ fn deb_install_start_reload_stop_purge() {
         for d in ["/var/lib/systemg", "/var/log/systemg"] {
             assert!(ns.inner_path(d).is_dir(), "{d} was not created");
         }
+        // What the docs promise: the config schema for editors, completions, man pages, docs.
+        assert_share(
+            &ns.inner_path("/usr/share"),
+            "zsh/vendor-completions/_sysg",
+            "the .deb",
+        );
         assert_ok(
             &ns.exec(&["sysg", "--sys", "validate"]),
             "the default config validates",
@@ -355,6 +362,7 @@ fn deb_install_start_reload_stop_purge() {
             "/var/log/systemg",
             "/run/systemg",
             "/usr/share/doc/systemg",
+            "/usr/share/systemg",
         ] {
             assert!(!ns.inner_path(p).exists(), "{p} is left after purge");
         }
@@ -425,6 +433,11 @@ fn install_script_under_systemd() {
             exec_start.contains("path=/usr/local/bin/sysg"),
             "the unit runs the installed binary: {exec_start}"
         );
+        assert_share(
+            &ns.inner_path("/usr/local/share"),
+            "zsh/site-functions/_sysg",
+            "install.sh",
+        );
 
         let out = ns.exec(&[&script, "--uninstall", "--purge"]);
         assert_ok(&out, "install.sh --uninstall --purge");
@@ -437,6 +450,10 @@ fn install_script_under_systemd() {
             "/var/lib/systemg",
             "/var/log/systemg",
             "/run/systemg",
+            "/usr/local/share/systemg",
+            "/usr/local/share/doc/systemg",
+            "/usr/local/share/man/man1/sysg.1.gz",
+            "/usr/local/share/bash-completion/completions/sysg",
         ] {
             assert!(!ns.inner_path(p).exists(), "{p} is left after --purge");
         }
@@ -503,6 +520,11 @@ fn install_script_stages_idempotently_and_uninstalls() {
     assert!(!unit_text.contains("/usr/bin/sysg"));
     assert!(root.path().join("var/lib/systemg").is_dir());
     assert!(root.path().join("var/log/systemg").is_dir());
+    assert_share(
+        &root.path().join("usr/local/share"),
+        "zsh/site-functions/_sysg",
+        "install.sh",
+    );
     let v = Command::new(&bin)
         .args(["validate", "-c"])
         .arg(&config)
@@ -529,6 +551,40 @@ fn install_script_stages_idempotently_and_uninstalls() {
         }
     }
     assert!(left.is_empty(), "left after purge: {left:?}");
+}
+
+/// What the docs promise beside the binary, under `share` (`/usr/share` for the .deb,
+/// `PREFIX/share` for the script): the config schema editors are told to use, completions for
+/// each shell, the man pages and the docs. `zsh` is where that installer puts zsh's.
+fn assert_share(share: &Path, zsh: &str, what: &str) {
+    let schema = share.join("systemg/systemg.schema.json");
+    let shipped = std::fs::read(repo().join("docs/schemas/systemg.schema.json")).expect("schema");
+    assert_eq!(
+        std::fs::read(&schema).unwrap_or_default(),
+        shipped,
+        "{what}: {} is the shipped config schema",
+        schema.display()
+    );
+    for (file, needle) in [
+        ("bash-completion/completions/sysg", "sysg"),
+        (zsh, "#compdef sysg"),
+        ("fish/vendor_completions.d/sysg.fish", "complete -c sysg"),
+    ] {
+        let text = std::fs::read_to_string(share.join(file)).unwrap_or_default();
+        assert!(
+            text.contains(needle),
+            "{what}: {file} is not a completion script"
+        );
+    }
+    for page in ["man/man1/sysg.1.gz", "man/man1/sysg-start.1.gz"] {
+        assert!(share.join(page).is_file(), "{what}: {page} is missing");
+    }
+    for doc in ["README.md", "configuration.md", "cli.md"] {
+        assert!(
+            share.join("doc/systemg").join(doc).is_file(),
+            "{what}: doc/systemg/{doc} is missing"
+        );
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

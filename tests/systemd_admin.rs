@@ -39,6 +39,12 @@ fn readoption_keeps(test: &str, project: &str, services: &[(&str, &[&str])], for
     let p = SysProject::new(&ns, "sysg-admin-", project, &yaml);
     assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
     let before: Vec<u32> = services.iter().map(|(n, _)| p.pid(n)).collect();
+    let uptime = |name: &str| p.service(name)["uptime_secs"].as_f64().unwrap_or(0.0);
+    let first = services[0].0;
+    wait_until("the first service has run a while", T, || {
+        uptime(first) >= 1.0
+    });
+    let up_before = uptime(first);
 
     let sup = p.supervisor_pid().expect("supervisor pid");
     ns.exec(&["kill", "-9", &sup.to_string()]);
@@ -48,8 +54,17 @@ fn readoption_keeps(test: &str, project: &str, services: &[(&str, &[&str])], for
         std::fs::remove_file(&state).expect("remove state.json");
     }
 
-    assert_ok(&p.sysg(&["start", "--daemonize"]), "start again");
+    let again = p.sysg(&["start", "--daemonize"]);
+    assert_ok(&again, "start again");
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(
+        said.contains(&format!("{first}: adopted (running since ")),
+        "start says it adopted: {said}"
+    );
+    // Uptime is the process's own, not the new supervisor's.
+    assert!(uptime(first) >= up_before, "{}", p.service(first));
     for ((name, _), pid) in services.iter().zip(&before) {
+        assert_eq!(p.service(name)["adopted"], true, "{name}");
         let unit = p.unit(name);
         assert_eq!(p.service(name)["state"], "running", "{name}");
         assert_eq!(p.pid(name), *pid, "{name} was restarted on re-adoption");

@@ -19,13 +19,25 @@ pub fn create(
 ) -> Result<Box<dyn Backend>, BackendError> {
     #[cfg(target_os = "linux")]
     {
+        let manager = if system { "system" } else { "user" };
+        // The first line of a supervisor's output names its backend and why, in words; the
+        // error behind an unreachable manager goes to the debug log.
         let use_systemd = match choice {
-            Choice::Systemd => true,
+            Choice::Systemd => {
+                tracing::info!("systemd backend: chosen with --backend systemd");
+                true
+            }
             Choice::Process => false,
             Choice::Auto => match super::systemd::available(system) {
-                Ok(()) => true,
+                Ok(()) => {
+                    tracing::info!("systemd backend: the systemd {manager} manager is reachable");
+                    true
+                }
                 Err(why) => {
-                    tracing::info!("using the process backend: {why}");
+                    if let Some(detail) = &why.detail {
+                        tracing::debug!("systemd backend unavailable: {detail}");
+                    }
+                    tracing::info!("process backend: {why}");
                     false
                 }
             },
@@ -46,6 +58,13 @@ pub fn create(
         return Err(BackendError::Other(
             "the systemd backend exists only on Linux".into(),
         ));
+    }
+    if choice == Choice::Process {
+        tracing::info!("process backend: chosen with --backend process");
+    }
+    #[cfg(not(target_os = "linux"))]
+    if choice == Choice::Auto {
+        tracing::info!("process backend: systemd exists only on Linux");
     }
     let backend = ProcessBackend::new(project, paths, echo, sink)?;
     #[cfg(target_os = "linux")]

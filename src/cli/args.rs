@@ -91,7 +91,12 @@ pub enum Command {
     /// Stop everything and delete this project's state and logs
     Purge,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(long_about = COMPLETIONS_ABOUT)]
     Completions(CompletionsArgs),
+    /// Print the service, cron job or tag names of the config, one per line (used by the
+    /// completion scripts)
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
     /// Write the man pages (sysg.1 and sysg-COMMAND.1) into a directory
     Manpages(ManpagesArgs),
     /// Print a JSON Schema: of systemg.yaml (default), or of a command's --json output
@@ -283,6 +288,46 @@ pub struct ValidateArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `sysg completions --help` says: where each shell's script goes.
+const COMPLETIONS_ABOUT: &str = "\
+Print a shell completion script on stdout. It completes commands and options, and the \
+service, cron job and tag names of the config in the current directory (or -c FILE): it \
+asks `sysg __complete` while you type.
+
+Install it where your shell looks for completions:
+
+  bash        sysg completions bash > ~/.local/share/bash-completion/completions/sysg
+              (system-wide: /usr/share/bash-completion/completions/sysg)
+  zsh         sysg completions zsh > ~/.zfunc/_sysg
+              with `fpath=(~/.zfunc $fpath)` before `compinit` in ~/.zshrc
+              (system-wide: /usr/share/zsh/vendor-completions/_sysg)
+  fish        sysg completions fish > ~/.config/fish/completions/sysg.fish
+              (system-wide: /usr/share/fish/vendor_completions.d/sysg.fish)
+  elvish      sysg completions elvish >> ~/.config/elvish/rc.elv
+  powershell  sysg completions powershell >> $PROFILE
+
+The .deb, the RPM and packaging/install.sh install the bash, zsh and fish scripts. Open a \
+new shell afterwards.";
+
+/// `__complete`
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// Which names
+    #[arg(value_enum)]
+    pub kind: CompleteKind,
+}
+
+/// The names `__complete` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompleteKind {
+    /// Services and cron jobs (what `--service` takes)
+    Services,
+    /// Cron jobs only
+    Jobs,
+    /// Tags
+    Tags,
 }
 
 /// `completions`

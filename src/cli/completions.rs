@@ -1,5 +1,6 @@
 //! `sysg completions SHELL` and `sysg manpages DIR`: generated from the clap definitions, so
-//! they always match the binary. Packaging installs their output.
+//! they always match the binary (names come from `complete_names`). Packaging installs their
+//! output.
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +42,8 @@ pub fn completions(a: &CompletionsArgs) -> i32 {
     let mut cmd = visible_command();
     let mut buf = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "sysg", &mut buf);
-    super::term::print(&String::from_utf8_lossy(&buf));
+    let script = super::complete_names::with_name_hooks(a.shell, &String::from_utf8_lossy(&buf));
+    super::term::print(&script);
     EXIT_OK
 }
 

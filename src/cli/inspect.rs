@@ -112,7 +112,15 @@ fn offline(ctx: &Ctx, unit: &str) -> Result<InspectReport, i32> {
         supervisor_pid: None,
         status: st.clone(),
         pids: st.pid.into_iter().collect(),
-        exits: Vec::new(),
+        // The history the last supervisor saved.
+        exits: match crate::runtime::state::load(&ctx.paths.state_file) {
+            Ok(crate::runtime::state::Loaded::Ok(mut st)) => st
+                .exits
+                .remove(unit)
+                .map(|e| inspect::recent(e.iter()))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        },
         health_history: Vec::new(),
         depends_on: svc.map(inspect::dependencies).unwrap_or_default(),
         dependents: inspect::dependents(&cfg.services, unit),

@@ -1,6 +1,7 @@
 //! Command-line interface: parse, set up logging, dispatch. Each subcommand has its own file.
 
 pub mod args;
+mod complete_names;
 mod completions;
 mod context;
 mod cron;
@@ -63,6 +64,7 @@ pub fn main() -> i32 {
         Command::Validate(a) => validate::run(g, a),
         Command::Purge => purge::run(g),
         Command::Completions(a) => completions::completions(a),
+        Command::Complete(a) => complete_names::run(g, a),
         Command::Manpages(a) => completions::manpages(a),
         Command::Schema(a) => schema::run(a),
         Command::Supervise(a) => start::supervise(g, a),

@@ -33,6 +33,14 @@ pub fn step(p: &Progress) -> Step {
     let (word, waiting, bad) = match p.state {
         StateKind::Waiting => ("waiting for dependencies".to_string(), true, false),
         StateKind::Starting => ("starting".into(), true, false),
+        StateKind::Running if p.adopted => {
+            let adopted = adopted_words(p, chrono::Local::now());
+            match p.health.as_deref() {
+                None => (adopted, false, false),
+                Some("healthy") => (format!("{adopted}, healthy"), false, false),
+                Some(h) => (format!("{adopted}, waiting for health ({h})"), true, false),
+            }
+        }
         StateKind::Running => match p.health.as_deref() {
             None => ("started".into(), false, false),
             Some("healthy") => ("healthy".into(), false, false),
@@ -46,6 +54,28 @@ pub fn step(p: &Progress) -> Step {
         StateKind::Scheduled => ("scheduled".into(), false, false),
     };
     Step { word, waiting, bad }
+}
+
+/// `adopted (running since 2026-12-05 17:50:00, pid 7)`: a process a crashed supervisor
+/// left running, taken over, with its start in local time (`now` less its uptime).
+fn adopted_words<Tz: chrono::TimeZone>(p: &Progress, now: chrono::DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let since = p
+        .uptime_secs
+        .and_then(|u| chrono::Duration::from_std(Duration::from_secs_f64(u.max(0.0))).ok())
+        .and_then(|u| now.checked_sub_signed(u))
+        .map(|t| format!("running since {}", t.format("%Y-%m-%d %H:%M:%S")));
+    let parts: Vec<String> = since
+        .into_iter()
+        .chain(p.pid.map(|p| format!("pid {p}")))
+        .collect();
+    if parts.is_empty() {
+        "adopted".to_string()
+    } else {
+        format!("adopted ({})", parts.join(", "))
+    }
 }
 
 #[derive(Default)]
@@ -115,7 +145,7 @@ impl ProgressView {
                 .iter()
                 .find(|(n, _)| *n == p.service)
                 .is_none_or(|(_, old)| old.word != st.word);
-            if changed && (!st.waiting || st.word.starts_with("waiting for health")) {
+            if changed && (!st.waiting || st.word.contains("waiting for health")) {
                 let mut out = std::io::stdout();
                 let _ = writeln!(out, "{}: {}", p.service, st.word);
                 let _ = out.flush();
@@ -200,7 +230,41 @@ mod tests {
             state,
             health: health.map(str::to_string),
             reason: reason.map(str::to_string),
+            pid: None,
+            adopted: false,
+            uptime_secs: None,
         }
+    }
+
+    #[test]
+    fn an_adopted_service_says_so_with_its_start_and_pid() {
+        let adopted = Progress {
+            pid: Some(7),
+            adopted: true,
+            uptime_secs: Some(600.0),
+            ..p(StateKind::Running, None, None)
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-05T18:00:00Z").unwrap();
+        assert_eq!(
+            adopted_words(&adopted, now),
+            "adopted (running since 2026-12-05 17:50:00, pid 7)"
+        );
+        let st = step(&adopted);
+        assert!(st.word.starts_with("adopted (running since ") && !st.waiting);
+        let probing = Progress {
+            health: Some("starting".into()),
+            ..adopted.clone()
+        };
+        assert!(step(&probing).waiting);
+        assert!(step(&probing)
+            .word
+            .ends_with("waiting for health (starting)"));
+        let bare = Progress {
+            uptime_secs: None,
+            pid: None,
+            ..adopted
+        };
+        assert_eq!(adopted_words(&bare, now), "adopted");
     }
 
     #[test]

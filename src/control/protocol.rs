@@ -240,6 +240,10 @@ pub struct ServiceStatus {
     /// Cron jobs only: schedule, next run and the last runs.
     #[serde(default)]
     pub cron: Option<CronStatus>,
+    /// The current process was found running when this supervisor started (re-adopted after
+    /// a supervisor crash), not started by it; `uptime_secs` is still the process's.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 impl ServiceStatus {
@@ -259,6 +263,7 @@ impl ServiceStatus {
             unit_name: None,
             children: Vec::new(),
             cron: None,
+            adopted: false,
         }
     }
 

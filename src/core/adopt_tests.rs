@@ -8,6 +8,7 @@ fn adoption(unit: &str, pid: u32) -> Adoption {
     Adoption {
         unit: unit.into(),
         pid,
+        started: None,
     }
 }
 
@@ -122,4 +123,41 @@ fn an_empty_batch_changes_nothing() {
     let acts = sim.send(Event::AdoptedAll(Vec::new()));
     assert!(acts.is_empty(), "{acts:?}");
     assert_eq!(sim.state("app"), StateKind::Stopped);
+}
+
+#[test]
+fn an_adopted_process_keeps_its_uptime_and_says_since_when_it_runs() {
+    let mut sim = Sim::new(vec![unit("web", &[])]);
+    let wall = chrono::DateTime::parse_from_rfc3339("2026-12-05T18:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let started = sim.now - Duration::from_secs(600);
+    let acts = sim.core.handle_at(
+        sim.now,
+        wall,
+        Event::AdoptedAll(vec![Adoption {
+            started: Some(started),
+            ..adoption("web", 7)
+        }]),
+    );
+    assert_eq!(
+        reports(&acts, ReportKind::Started),
+        vec!["adopted (running since 2026-12-05 17:50:00 UTC, pid 7)"]
+    );
+    let v = sim.view("web");
+    assert!(v.adopted);
+    assert_eq!(v.since, Some(started), "uptime is the process's");
+    // A start time in the future (clock skew) is taken as now.
+    let mut sim = Sim::new(vec![unit("web", &[])]);
+    let later = sim.now + Duration::from_secs(5);
+    sim.send(Event::AdoptedAll(vec![Adoption {
+        started: Some(later),
+        ..adoption("web", 7)
+    }]));
+    assert_eq!(sim.view("web").since, Some(sim.now));
+    // The process the supervisor starts after it is its own, not adopted.
+    sim.exit("web", ExitStatus::Code(1));
+    sim.advance(Duration::from_secs(60));
+    let (_, _) = sim.started("web");
+    assert!(!sim.view("web").adopted);
 }

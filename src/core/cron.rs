@@ -173,8 +173,12 @@ impl Core {
 
     /// The wall-clock time at `now`: the last one the runtime gave, moved on by the monotonic
     /// time since. `None` before the runtime gave any.
-    fn wall_at(&self, now: Instant) -> Option<DateTime<Utc>> {
+    pub(super) fn wall_at(&self, now: Instant) -> Option<DateTime<Utc>> {
         let (mono, wall) = self.clock?;
+        if now < mono {
+            let before = chrono::Duration::from_std(mono.duration_since(now)).ok()?;
+            return wall.checked_sub_signed(before);
+        }
         let since = chrono::Duration::from_std(now.saturating_duration_since(mono)).ok()?;
         Some(wall + since)
     }

@@ -734,7 +734,7 @@ impl Core {
                     return None;
                 }
                 if key != name && !u.is_live() && !u.removed {
-                    self.on_adopted(now, &name, pid, out);
+                    self.on_adopted(now, &name, pid, None, out);
                     self.units[i].instance = key;
                     return None;
                 }

@@ -150,6 +150,9 @@ pub struct Adoption {
     /// The unit, or a deployment instance key (`service~…`).
     pub unit: UnitId,
     pub pid: u32,
+    /// When the process started (from the backend's records), when known: its uptime goes on
+    /// from there, and the report says since when it runs.
+    pub started: Option<Instant>,
 }
 
 /// A control request, already validated against the plan by the runtime.
@@ -283,6 +286,9 @@ pub struct UnitView {
     pub reason: Option<String>,
     /// When a scheduled restart is due (Backoff).
     pub next_restart: Option<Instant>,
+    /// The current process was found running at start-up (re-adopted), not started by this
+    /// supervisor.
+    pub adopted: bool,
     /// `starting`/`healthy`/`unhealthy` for a unit with a health check (see `Unit::health`).
     pub health: Option<Health>,
 }
@@ -344,8 +350,8 @@ impl Core {
             // Every adoption lands before the reconcile pass below: dependencies are judged
             // only once the core knows every surviving process.
             Event::AdoptedAll(list) => {
-                for Adoption { unit, pid } in list {
-                    self.dispatch(now, Event::Adopted { unit, pid }, &mut out);
+                for adoption in list {
+                    self.dispatch_adoption(now, adoption, &mut out);
                 }
             }
             event => self.dispatch(now, event, &mut out),
@@ -358,6 +364,33 @@ impl Core {
             out.push(Action::Persist);
         }
         out
+    }
+
+    /// `dispatch` of one adoption of a batch: as `Event::Adopted`, with the process's start
+    /// time when the runtime knows it.
+    fn dispatch_adoption(&mut self, now: Instant, a: Adoption, out: &mut Vec<Action>) {
+        let event = Event::Adopted {
+            unit: a.unit.clone(),
+            pid: a.pid,
+        };
+        self.cron_event(now, &event, out);
+        match self.deploy_intercept(now, event, out) {
+            Some(Event::Adopted { unit, pid }) => self.on_adopted(now, &unit, pid, a.started, out),
+            // A deployment's promoted instance (`service~N`) became its unit's process.
+            _ => self.backdate(service_of(&a.unit), a.pid, a.started.map(|t| t.min(now))),
+        }
+    }
+
+    /// Mark the unit's current process `pid` adopted, running since `started` when known.
+    fn backdate(&mut self, name: &str, pid: u32, started: Option<Instant>) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        if u.pid == Some(pid) && matches!(u.state, State::Running { .. }) {
+            u.adopted = true;
+            if let Some(t) = started {
+                u.running_since = Some(t);
+            }
+        }
     }
 
     /// Apply one event to the state, without the reconcile pass that follows every `handle`.
@@ -390,7 +423,7 @@ impl Core {
             Event::ExecFailed { unit, pid, error } => {
                 self.on_exec_failed(now, &unit, pid, error, out)
             }
-            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, out),
+            Event::Adopted { unit, pid } => self.on_adopted(now, &unit, pid, None, out),
             Event::StoppedOutside { unit, pid, status } => {
                 self.on_stopped_outside(now, &unit, pid, status, out)
             }
@@ -755,8 +788,23 @@ impl Core {
         }
     }
 
-    fn on_adopted(&mut self, now: Instant, name: &str, pid: u32, out: &mut Vec<Action>) {
-        self.take_over(now, name, pid, format!("adopted (pid {pid})"), out);
+    /// A process found running at start-up becomes the unit's: its uptime counts from
+    /// `started` (when known, never later than now), and the report says since when it runs.
+    fn on_adopted(
+        &mut self,
+        now: Instant,
+        name: &str,
+        pid: u32,
+        started: Option<Instant>,
+        out: &mut Vec<Action>,
+    ) {
+        let started = started.map(|t| t.min(now));
+        let since = started
+            .and_then(|t| self.wall_at(t))
+            .map(|w| format!("running since {}, ", w.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        self.take_over(now, name, pid, format!("adopted ({since}pid {pid})"), out);
+        self.backdate(name, pid, started);
     }
 
     /// Make `pid`, a process the core did not start, the running process of unit `name` (an
@@ -778,6 +826,7 @@ impl Core {
         }
         u.pid = Some(pid);
         u.running_since = Some(now);
+        u.adopted = false;
         u.wanted = true;
         u.up_at = None;
         u.failing_start = None;

@@ -95,6 +95,8 @@ pub(crate) struct Unit {
     /// The backend key of the current process: the service name, or `name~N` after a rolling
     /// deployment promoted a candidate (see `deploy.rs`). Signals and kills go to this key.
     pub(crate) instance: String,
+    /// The current process was adopted at start-up (see `UnitView::adopted`).
+    pub(crate) adopted: bool,
 }
 
 impl Unit {
@@ -118,6 +120,7 @@ impl Unit {
             succeeded: false,
             failing_start: None,
             instance: plan.name.clone(),
+            adopted: false,
             plan,
         }
     }
@@ -216,6 +219,7 @@ impl Unit {
                 State::Backoff { at } => at,
                 _ => None,
             },
+            adopted: self.adopted && self.pid.is_some(),
         }
     }
 }
@@ -229,6 +233,7 @@ impl Unit {
         });
         // A normal start always runs under the service's own key.
         self.instance = self.plan.name.clone();
+        self.adopted = false;
         self.healthy = false;
         self.set(now, State::Starting, None);
     }

@@ -22,6 +22,15 @@ pub struct Progress {
     pub state: StateKind,
     pub health: Option<String>,
     pub reason: Option<String>,
+    /// The service's process, while it has one.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Its process was re-adopted (found running), not started.
+    #[serde(default)]
+    pub adopted: bool,
+    /// How long its process has run.
+    #[serde(default)]
+    pub uptime_secs: Option<f64>,
 }
 
 /// The line wrapper of a `Progress`.
@@ -53,6 +62,9 @@ impl ProgressTracker {
                     state: s.state,
                     health: s.health.clone(),
                     reason: s.reason.clone(),
+                    pid: s.pid,
+                    adopted: s.adopted,
+                    uptime_secs: s.uptime_secs,
                 });
             }
             self.last.insert(s.name.clone(), now);
@@ -110,6 +122,28 @@ impl Observer {
                 status,
                 ran_secs,
             });
+    }
+
+    /// The exits remembered, per unit, oldest first (persisted with the state).
+    pub fn exit_history(&self) -> std::collections::BTreeMap<String, Vec<ExitRecord>> {
+        self.exits
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(k, r)| (k.clone(), r.iter().cloned().collect()))
+            .collect()
+    }
+
+    /// Put back the exits an earlier supervisor persisted (before any new one is recorded).
+    pub fn restore_exits(&mut self, saved: std::collections::BTreeMap<String, Vec<ExitRecord>>) {
+        for (unit, records) in saved {
+            let ring = self
+                .exits
+                .entry(unit)
+                .or_insert_with(|| Ring::new(EXIT_HISTORY));
+            for r in records {
+                ring.push(r);
+            }
+        }
     }
 
     /// Remember a health probe result (bounded per unit).
@@ -292,6 +326,20 @@ mod tests {
         ]));
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].health.as_deref(), Some("starting"));
+    }
+
+    #[test]
+    fn exit_history_outlives_the_supervisor() {
+        let mut o = Observer::new(SamplerOptions::default());
+        o.record_exit("web", 3, ExitStatus::Code(1), Some(0.5));
+        o.record_exit("web", 4, ExitStatus::Signal(9), None);
+        let saved = o.exit_history();
+        let mut next = Observer::new(SamplerOptions::default());
+        next.restore_exits(saved.clone());
+        next.record_exit("web", 5, ExitStatus::Code(2), None);
+        let pids: Vec<u32> = next.exit_history()["web"].iter().map(|e| e.pid).collect();
+        assert_eq!(pids, vec![3, 4, 5]);
+        assert_eq!(saved["web"].len(), 2);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::backend::AdoptRecord;
+use crate::control::inspect::ExitRecord;
 use crate::core::CronRun;
 use crate::spec::ExitStatus;
 
@@ -32,6 +33,9 @@ pub struct PersistedState {
     /// The last runs of every cron job (`core::HISTORY_LEN` each, plus a live one).
     #[serde(default)]
     pub cron: BTreeMap<String, Vec<CronRun>>,
+    /// The last exits of each service (`inspect`), kept across runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exits: BTreeMap<String, Vec<ExitRecord>>,
     /// Cron jobs whose backend timer (a systemd `.timer`) was armed when this was written;
     /// empty after a clean stop.
     #[serde(default)]
@@ -109,7 +113,7 @@ impl Persist {
     }
 }
 
-/// Per-unit counters.
+/// Per-unit counters of the current run (reset by a fresh start; see `Supervisor::carried`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UnitMemo {
     pub restarts: u32,

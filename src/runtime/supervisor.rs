@@ -108,6 +108,10 @@ struct Supervisor {
     waiters: Vec<Waiter>,
     ready: Option<(File, Option<Vec<UnitId>>)>,
     memo: BTreeMap<String, UnitMemo>,
+    /// Restarts of each service in the run this supervisor continues: a crashed supervisor's,
+    /// when it re-adopted some of its services; nothing after a fresh start. Counters belong
+    /// to the run that made them (the exit history in `inspect` outlives runs).
+    carried: BTreeMap<String, u32>,
     /// When to write state.json (once per loop turn).
     dirty: state::Persist,
     shutting_down: bool,
@@ -323,6 +327,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         waiters: Vec::new(),
         ready: ready.take().map(|f| (f, opts.services.clone())),
         memo: BTreeMap::new(),
+        carried: BTreeMap::new(),
         dirty: state::Persist::new(Instant::now()),
         shutting_down: false,
         shutdown_replies: Vec::new(),
@@ -547,6 +552,7 @@ impl Supervisor {
             }
             Loaded::Ok(s) => {
                 self.memo = s.units;
+                self.obs.restore_exits(s.exits);
                 spawned = s.spawned;
                 self.core.restore_cron(s.cron);
                 s.records
@@ -582,9 +588,14 @@ impl Supervisor {
             match self.backend.adopt(&rec) {
                 Ok(Some(pid)) if known.contains(&service) => {
                     tracing::info!(unit = %rec.unit, pid, "adopted a running service");
+                    // Uptime goes on from the process's own start (both backends' main
+                    // processes are visible in /proc).
+                    let started = crate::backend::process::process_age(pid)
+                        .and_then(|age| Instant::now().checked_sub(age));
                     adopted.push(Adoption {
                         unit: rec.unit.clone(),
                         pid,
+                        started,
                     });
                 }
                 Ok(Some(pid)) => {
@@ -597,7 +608,20 @@ impl Supervisor {
                 Err(e) => tracing::warn!(unit = %rec.unit, "cannot adopt: {e}"),
             }
         }
-        if !adopted.is_empty() {
+        if adopted.is_empty() {
+            // Nothing of the earlier run still runs (a clean stop, a reboot): this is a fresh
+            // run, whose counters start at zero.
+            for m in self.memo.values_mut() {
+                m.restarts = 0;
+                m.last_exit = None;
+            }
+        } else {
+            // The earlier supervisor crashed and its run goes on here.
+            self.carried = self
+                .memo
+                .iter()
+                .map(|(name, m)| (name.clone(), m.restarts))
+                .collect();
             self.queue.push_back(Event::AdoptedAll(adopted));
         }
         Ok(())
@@ -908,7 +932,12 @@ impl Supervisor {
     fn persist(&mut self) {
         for u in self.core.units() {
             let m = self.memo.entry(u.name.clone()).or_default();
-            m.restarts = m.restarts.max(u.restarts);
+            m.restarts = self
+                .carried
+                .get(&u.name)
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(u.restarts);
             if u.last_exit.is_some() {
                 m.last_exit = u.last_exit;
             }
@@ -928,6 +957,7 @@ impl Supervisor {
             units: self.memo.clone(),
             spawned: self.spawned_memos(),
             cron: self.core.cron_histories(),
+            exits: self.obs.exit_history(),
             timers: self.core.armed_timers(),
         };
         if let Err(e) = state::save(&self.paths.state_file, &st) {
@@ -965,7 +995,12 @@ impl Supervisor {
                         uptime_secs: u
                             .since
                             .map(|s| now.saturating_duration_since(s).as_secs_f64()),
-                        restarts: u.restarts.max(memo.map(|m| m.restarts).unwrap_or(0)),
+                        restarts: self
+                            .carried
+                            .get(&u.name)
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_add(u.restarts),
                         last_exit: u.last_exit.or(memo.and_then(|m| m.last_exit)),
                         health: u.health.map(|h| h.as_str().to_string()),
                         next_restart_secs: u
@@ -978,6 +1013,7 @@ impl Supervisor {
                         pid: u.pid,
                         tags,
                         reason: u.reason,
+                        adopted: u.adopted,
                     }
                 })
                 .collect(),

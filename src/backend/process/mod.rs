@@ -36,7 +36,7 @@ use crate::logs::Kind;
 use crate::spec::UnitSpec;
 
 pub use output::{Echo, LineSplitter, MAX_LINE};
-pub use procfs::proc_start_time;
+pub use procfs::{proc_start_time, process_age};
 
 use output::{LogOpener, NewStream, Output};
 use reaper::Reaper;

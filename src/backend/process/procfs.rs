@@ -55,6 +55,25 @@ pub fn proc_start_time(pid: u32) -> Option<u64> {
     stat(pid).map(|s| s.start_time)
 }
 
+/// How long `pid` has been running: the time since boot (/proc/uptime) less its start time
+/// (field 22 of /proc/PID/stat, in clock ticks). `None` when the process or either file is
+/// unreadable.
+pub fn process_age(pid: u32) -> Option<std::time::Duration> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let uptime = fs::read_to_string("/proc/uptime").ok()?;
+    age_from(&uptime, stat(pid)?.start_time, u64::try_from(ticks).ok()?)
+}
+
+/// `process_age` from the text of /proc/uptime, a start time in ticks and the tick rate.
+fn age_from(uptime: &str, start_ticks: u64, ticks_per_sec: u64) -> Option<std::time::Duration> {
+    let up: f64 = uptime.split_ascii_whitespace().next()?.parse().ok()?;
+    if ticks_per_sec == 0 || !up.is_finite() {
+        return None;
+    }
+    let started = start_ticks as f64 / ticks_per_sec as f64;
+    Some(std::time::Duration::from_secs_f64((up - started).max(0.0)))
+}
+
 /// Every process visible in /proc.
 pub fn all() -> Vec<Stat> {
     let Ok(dir) = fs::read_dir("/proc") else {
@@ -163,6 +182,19 @@ mod tests {
         assert!(parse_stat("").is_none());
         assert!(parse_stat("12 (x) S 1 2").is_none());
         assert!(parse_stat("x (y) S 1 2 3").is_none());
+    }
+
+    #[test]
+    fn ages_from_uptime_and_start_ticks() {
+        let age = age_from("1000.50 3000.00\n", 95_000, 100).unwrap();
+        assert_eq!(age, std::time::Duration::from_millis(50_500));
+        // A start after the uptime read (rounding) is no age, never negative.
+        assert_eq!(age_from("10.00 0", 2_000, 100), Some(Default::default()));
+        assert_eq!(age_from("x", 1, 100), None);
+        assert_eq!(age_from("10.0", 1, 0), None);
+        // This test process is younger than the machine and has a readable age.
+        let own = process_age(std::process::id()).unwrap();
+        assert!(own < std::time::Duration::from_secs(3600 * 24 * 365));
     }
 
     #[test]

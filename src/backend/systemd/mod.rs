@@ -95,17 +95,38 @@ pub fn running_without_supervisor(system: bool, project: &str) -> Vec<(String, u
     }
 }
 
-/// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
-pub fn available(system: bool) -> Result<(), String> {
-    if system && !std::path::Path::new("/run/systemd/system").exists() {
-        return Err(
-            "the system was not booted with systemd (/run/systemd/system is missing)".into(),
-        );
+/// Why the systemd backend cannot be used: in words for the user, with the underlying error
+/// (D-Bus, I/O) for the debug log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// `no systemd user manager reachable`, ...
+    pub reason: String,
+    /// The error behind it, when there is one.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
-    let conn = bus(system).map_err(|e| e.to_string())?;
-    manager_version(&conn)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+}
+
+/// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
+pub fn available(system: bool) -> Result<(), Unavailable> {
+    if system && !std::path::Path::new("/run/systemd/system").exists() {
+        return Err(Unavailable {
+            reason: "the system was not booted with systemd (/run/systemd/system is missing)"
+                .into(),
+            detail: None,
+        });
+    }
+    let which = if system { "system" } else { "user" };
+    let unreachable = |e: BackendError| Unavailable {
+        reason: format!("no systemd {which} manager reachable"),
+        detail: Some(e.to_string()),
+    };
+    let conn = bus(system).map_err(unreachable)?;
+    manager_version(&conn).map(|_| ()).map_err(unreachable)
 }
 
 fn bus(system: bool) -> Result<Connection, BackendError> {
@@ -148,7 +169,7 @@ fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {
 /// The `Version` of the manager the systemd backend would use (`system` or the user's), when
 /// one is reachable.
 pub fn running_version(system: bool) -> Result<String, String> {
-    available(system)?;
+    available(system).map_err(|e| e.to_string())?;
     let conn = bus(system).map_err(|e| e.to_string())?;
     manager_version(&conn).map_err(|e| e.to_string())
 }

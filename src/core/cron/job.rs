@@ -150,6 +150,7 @@ impl Job {
             reason: self.reason.clone(),
             next_restart: None,
             health: None,
+            adopted: false,
         }
     }
 

@@ -248,9 +248,13 @@ fn argv(words: &[String]) -> Vec<String> {
 }
 
 fn parses(args: &[String]) -> Result<(), String> {
-    Cli::try_parse_from(args)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    use clap::error::ErrorKind;
+    match Cli::try_parse_from(args) {
+        Ok(_) => Ok(()),
+        // `--help` and `--version` parse: clap answers them instead of running a command.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Prose may name a command without its required arguments (`sysg inspect`) or an option
@@ -259,7 +263,16 @@ fn mention_parses(args: &[String]) -> Result<(), String> {
     use clap::error::ErrorKind;
     match Cli::try_parse_from(args) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::MissingRequiredArgument
+                    | ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => {
             let trailing_option = args.last().is_some_and(|a| a.starts_with("--"));
             if trailing_option && e.to_string().contains("a value is required for") {

@@ -249,11 +249,22 @@ fn systemd_env_values_stay_out_of_unit_properties() {
     let vars: Vec<&str> = environ.split('\0').collect();
     assert!(vars.contains(&"API_TOKEN=hunter2-secret"), "{vars:?}");
     assert!(vars.contains(&r#"QUOTED=a "b" $c `d` \\e"#), "{vars:?}");
-    // The file systemd read is gone.
+    // The file systemd reads at each start of the unit is root's alone while the unit exists
+    // (`systemctl restart` reads it again), and gone with the project.
     let env_dir = format!("/proc/{}/root/run/systemg/privenv/env", ns.pid);
-    let left: Vec<_> = std::fs::read_dir(&env_dir)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    let names = || -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(&env_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(names(), vec![std::ffi::OsString::from("web.env")]);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let d = std::fs::metadata(&env_dir).unwrap();
+        assert_eq!((d.uid(), d.mode() & 0o7777), (0, 0o700));
+        let f = std::fs::metadata(format!("{env_dir}/web.env")).unwrap();
+        assert_eq!((f.uid(), f.mode() & 0o7777), (0, 0o600));
+    }
     assert_ok(&p.sysg(&["stop"]), "stop");
+    assert!(names().is_empty(), "{:?}", names());
 }

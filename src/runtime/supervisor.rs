@@ -694,6 +694,11 @@ impl Supervisor {
                     self.queue
                         .push_back(Event::StoppedOutside { unit, pid, status });
                 }
+                Msg::Backend(BackendEvent::RestartedOutside { unit, old, pid }) => {
+                    tracing::info!(unit = %unit, pid, old, "restarted outside sysg (systemctl restart)");
+                    self.queue
+                        .push_back(Event::RestartedOutside { unit, old, pid });
+                }
                 Msg::Backend(BackendEvent::StartedOutside { unit, pid }) => {
                     tracing::info!(unit = %unit, pid, "started outside sysg (systemctl start)");
                     self.queue.push_back(Event::StartedOutside { unit, pid });

@@ -9,6 +9,7 @@
 //! `sysg-<project>-<job>.timer` with its `.service` created in the same call (`arm_timer`), so
 //! `systemctl list-timers` shows it; the watch thread reports each elapse and run.
 
+mod cgroups;
 mod envfiles;
 pub mod journal;
 pub mod naming;
@@ -235,6 +236,23 @@ impl SystemdBackend {
         })?;
         properties::use_environment_file(props, text);
         Ok(())
+    }
+
+    /// The service's cgroup limits would be enforced: their controllers are available to the
+    /// manager's units (see cgroups.rs); otherwise the start fails naming `limits.cgroup`.
+    fn check_cgroup_limits(&self, spec: &UnitSpec) -> Result<(), BackendError> {
+        if cgroups::wanted(&spec.limits.cgroup).is_empty() {
+            return Ok(());
+        }
+        let group = self
+            .manager()?
+            .control_group()
+            .map_err(|e| call_err(&spec.name, "reading the manager's ControlGroup", e))?;
+        // The host's hierarchy does not change between retries: a configuration error.
+        cgroups::verify(&spec.limits.cgroup, &group).map_err(|message| BackendError::Refused {
+            unit: spec.name.clone(),
+            message,
+        })
     }
 
     /// True for the system manager, false for the user's manager.
@@ -605,6 +623,7 @@ impl Backend for SystemdBackend {
             message: e.to_string(),
         })?;
         refuse_newer_properties(service, &props, &self.version)?;
+        self.check_cgroup_limits(spec)?;
         // Held by this supervisor's connection: a unit stopped outside sysg (`systemctl stop`)
         // stays loaded, so `systemctl start` can bring it back (and sysg follows it).
         props.push(("AddRef".to_string(), Value::Bool(true)));

@@ -2,7 +2,8 @@
 //! inside a namespaced systemd 252 (tests/systemd/mod.rs): re-adoption keeps every service
 //! whatever the order of names and dependencies, `systemctl stop` is a stop by the operator,
 //! failed units stay visible to `systemctl --failed`, `systemctl restart` is followed (the
-//! unit's environment file lives as long as the unit), and a property this systemd does not
+//! unit's environment file lives as long as the unit), a supervisor started by hand runs in
+//! a scope of its own, and a property this systemd does not
 //! know is a configuration error, not a crash retried forever.
 
 mod systemd;
@@ -369,6 +370,75 @@ fn admin_systemctl_restart_keeps_the_environment_and_is_followed() {
         ns.show(&unit, "LoadState") == "not-found"
     });
     wait_until("its environment file is removed", T, || !file.exists());
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+/// The unit whose cgroup holds `pid` inside the namespace (last component of its cgroup path).
+fn unit_of(ns: &NsSystemd, pid: u32) -> String {
+    let cg = ns.output(&["cat", &format!("/proc/{pid}/cgroup")]);
+    cg.rsplit('/').next().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn admin_a_hand_started_supervisor_runs_in_a_scope_of_its_own() {
+    let Some(ns) = boot_or_skip("admin_a_hand_started_supervisor_runs_in_a_scope_of_its_own")
+    else {
+        return;
+    };
+    let services = format!("{}{}", recording("db", &[]), recording("web", &["db"]));
+    let p = SysProject::new(&ns, "sysg-admin-", "adm-scope", &services);
+    let scope = "sysg-adm\\x2dscope-supervisor.scope";
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    // `systemctl status` shows the supervisor, in its own unit rather than the caller's.
+    assert_eq!(ns.show(scope, "ActiveState"), "active");
+    assert_eq!(unit_of(&ns, sup), scope);
+    let status = ns.exec(&["systemctl", "status", "--no-pager", scope]);
+    assert_ok(&status, "systemctl status");
+    assert!(text(&status.stdout).contains(&sup.to_string()));
+    let (db, web) = (p.pid("db"), p.pid("web"));
+
+    // Re-adoption works as before: a new supervisor, a new scope, the same services.
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    wait_until("the old scope is gone", T, || {
+        ns.show(scope, "ActiveState") != "active"
+    });
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start again");
+    let again = p.supervisor_pid().expect("supervisor pid");
+    assert_ne!(again, sup);
+    assert_eq!(unit_of(&ns, again), scope);
+    assert_eq!((p.pid("db"), p.pid("web")), (db, web));
+    assert_eq!((runs(&p, "db"), runs(&p, "web")), (vec![db], vec![web]));
+
+    // `sysg stop` ends everything, the scope included.
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+
+    // Already in a unit (systemg.service): the supervisor stays there, no scope is made.
+    let bin = env!("CARGO_BIN_EXE_sysg");
+    let cfg = p.config.to_string_lossy().into_owned();
+    let out = ns.exec(&[
+        "systemd-run",
+        "--wait",
+        "--quiet",
+        "--unit",
+        "hand-sysg",
+        "-p",
+        "KillMode=process",
+        bin,
+        "--sys",
+        "--backend",
+        "systemd",
+        "-c",
+        &cfg,
+        "start",
+        "--daemonize",
+    ]);
+    assert_ok(&out, "start from a unit");
+    let inside = p.supervisor_pid().expect("supervisor pid");
+    assert_eq!(unit_of(&ns, inside), "hand-sysg.service");
+    assert_ne!(ns.show(scope, "ActiveState"), "active");
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
 }

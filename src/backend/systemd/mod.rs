@@ -16,6 +16,7 @@ pub mod naming;
 mod outside;
 pub mod properties;
 pub mod proxies;
+pub mod scope;
 pub mod watch;
 
 use std::sync::Arc;

@@ -696,6 +696,9 @@ impl Supervisor {
                 }
                 Msg::Backend(BackendEvent::RestartedOutside { unit, old, pid }) => {
                     tracing::info!(unit = %unit, pid, old, "restarted outside sysg (systemctl restart)");
+                    // The old process is gone: its spawned children follow their policy, as
+                    // after any end of their parent.
+                    self.service_exited(&unit);
                     self.queue
                         .push_back(Event::RestartedOutside { unit, old, pid });
                 }

@@ -70,7 +70,12 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
     };
     if a.kind != Some(Kind::Supervisor) {
         match uses_journal(&ctx.paths) {
-            Ok(true) => return journal(g, &ctx.project, &units, a, limit),
+            Ok(true) => {
+                if let Some(code) = served(g, &ctx, &units, a, limit) {
+                    return code;
+                }
+                return journal(g, &ctx.project, &units, a, limit);
+            }
             Ok(false) => {}
             Err(e) => {
                 error(e);
@@ -212,6 +217,60 @@ fn uses_journal(paths: &crate::runtime::paths::ProjectPaths) -> Result<bool, Str
     }
 }
 
+/// A `--sys` caller other than root reads the journal through the project's supervisor
+/// (`Request::Logs`), which journalctl would refuse to a `systemg` member. `None`: not asked
+/// (root, user mode, `--follow`, no supervisor running), read the journal directly.
+fn served(
+    g: &Global,
+    ctx: &super::context::Ctx,
+    units: &[String],
+    a: &LogsArgs,
+    limit: Option<usize>,
+) -> Option<i32> {
+    use crate::control::client;
+    use crate::control::protocol::{LogsRequest, Request};
+    if !g.sys || a.follow || rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let req = Request::Logs(LogsRequest {
+        services: Some(units.to_vec()),
+        lines: limit,
+        since_us: a.since.map(|t| t.timestamp_micros()),
+        until_us: a.until.map(|t| t.timestamp_micros()),
+    });
+    let resp = match client::call(&ctx.paths, &ctx.project, req, None) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!("logs through the supervisor: {e}");
+            return None;
+        }
+    };
+    if !resp.ok {
+        error(
+            resp.error
+                .unwrap_or_else(|| "the supervisor refused".into()),
+        );
+        return Some(EXIT_FAILURE);
+    }
+    let entries = resp.data["entries"].as_array().cloned().unwrap_or_default();
+    for e in &entries {
+        if a.json {
+            print_line(false, 0, "", &e.to_string());
+        } else {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            let line = format!("{} {}: {}", field("time"), field("service"), field("line"));
+            print_line(false, 0, "", &line);
+        }
+    }
+    if resp.data["truncated"] == true && limit.is_none() {
+        error(format!(
+            "only the last {} lines were served; narrow with --since/--until or --lines",
+            entries.len()
+        ));
+    }
+    Some(EXIT_OK)
+}
+
 /// Who may read a `--sys` project's logs.
 const NOT_ALLOWED: &str = "the logs of a system project are for root and the members of the \
     `systemg` group (and, when its services run as systemd units, the journal's readers: the \
@@ -295,7 +354,6 @@ fn journal_verdict(ok: bool, refused: std::thread::JoinHandle<bool>, sys: bool) 
 #[cfg(target_os = "linux")]
 fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32 {
     use std::io::BufRead;
-    use std::time::{Duration, UNIX_EPOCH};
     cmd.stdout(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -310,38 +368,9 @@ fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32
     };
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Some(obj) = crate::backend::systemd::journal::entry_json(project, &line) else {
             continue;
         };
-        let unit = ["_SYSTEMD_USER_UNIT", "_SYSTEMD_UNIT", "UNIT"]
-            .iter()
-            .find_map(|k| entry.get(*k).and_then(|v| v.as_str()))
-            .unwrap_or("");
-        let service = crate::backend::systemd::naming::service_of_unit(project, unit)
-            .unwrap_or_else(|| unit.to_string());
-        // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
-        let text = match entry.get("MESSAGE") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Array(bytes)) => String::from_utf8_lossy(
-                &bytes
-                    .iter()
-                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect::<Vec<u8>>(),
-            )
-            .into_owned(),
-            _ => String::new(),
-        };
-        let time = entry
-            .get("__REALTIME_TIMESTAMP")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|us| logs::format_timestamp(UNIX_EPOCH + Duration::from_micros(us)));
-        let obj = serde_json::json!({
-            "service": service,
-            "stream": "journal",
-            "time": time,
-            "line": text,
-        });
         print_line(false, 0, "", &obj.to_string());
     }
     let ok = child.wait().is_ok_and(|s| s.success());

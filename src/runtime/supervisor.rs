@@ -37,6 +37,7 @@ mod adhoc;
 mod spawning;
 
 /// Reloads: the config is read off the loop (reload.rs).
+mod logs;
 mod reload;
 
 /// How to run the supervisor.
@@ -133,6 +134,8 @@ struct Supervisor {
     /// Reloads asked for, and the latest one applied (an older result is dropped).
     reloads_asked: u64,
     reloads_applied: u64,
+    /// `--sys`: the system manager's journal, else the user's (logs.rs).
+    system: bool,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -325,6 +328,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         reload_tx: tx.clone(),
         reloads_asked: 0,
         reloads_applied: 0,
+        system: opts.system,
     };
     sup.configure_spawning();
     sup.obs.sampler.arm(Instant::now());
@@ -1070,6 +1074,7 @@ impl Supervisor {
             Wire::Inspect { service } => {
                 let _ = reply.send(self.inspect(&service));
             }
+            Wire::Logs(req) => self.serve_logs(req, reply),
         }
     }
 

@@ -166,7 +166,7 @@ fn journal_lines_name_the_service_and_its_pid() {
 
 /// `sysg --sys logs` run as another user inside the namespace (`setpriv`, with that user's
 /// groups), on the project's config.
-fn logs_as(ns: &NsSystemd, p: &SysProject, user: &str) -> std::process::Output {
+fn logs_as(ns: &NsSystemd, p: &SysProject, user: &str, args: &[&str]) -> std::process::Output {
     let cfg = p.config.to_string_lossy().into_owned();
     let bin = env!("CARGO_BIN_EXE_sysg");
     let uid = ns.output(&["id", "-u", user]);
@@ -183,9 +183,8 @@ fn logs_as(ns: &NsSystemd, p: &SysProject, user: &str) -> std::process::Output {
         "-c",
         &cfg,
         "logs",
-        "--service",
-        "web",
     ]);
+    c.args(args);
     c.env("HOME", "/");
     run_bounded(c, Duration::from_secs(60))
 }
@@ -211,7 +210,7 @@ fn logs_for_members_and_others_name_the_real_reason() {
         &ns,
         "sysg-admin-",
         "memberlogs",
-        "  web:\n    command: \"echo hello-from-web; exec sleep 1000\"\n",
+        "  web:\n    command: \"echo hello-from-web; exec sleep 1000\"\n  nightly:\n    command: \"echo night\"\n    cron: {expression: \"0 0 3 * * *\", timezone: UTC}\n",
     );
     {
         use std::os::unix::fs::PermissionsExt;
@@ -224,7 +223,7 @@ fn logs_for_members_and_others_name_the_real_reason() {
     });
 
     // Not a member: told who may read, not pointed at a log file of the other backend.
-    let out = logs_as(&ns, &p, "sysgother");
+    let out = logs_as(&ns, &p, "sysgother", &["--service", "web"]);
     let err = text(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -249,17 +248,30 @@ fn logs_for_members_and_others_name_the_real_reason() {
         "journalctl itself refuses the member: {}",
         text(&direct.stderr)
     );
-    let out = logs_as(&ns, &p, "sysgmember");
+    let out = logs_as(&ns, &p, "sysgmember", &["--service", "web"]);
     assert_ok(&out, "logs as a member");
     assert!(
         text(&out.stdout).contains("hello-from-web"),
         "{}",
         text(&out.stdout)
     );
+    // Every unit of the project, its cron job included; JSON as with journalctl.
+    let out = logs_as(&ns, &p, "sysgmember", &["--json"]);
+    assert_ok(&out, "logs --json as a member");
+    let web: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["service"] == "web")
+        .collect();
+    assert!(
+        web.iter()
+            .any(|v| v["line"] == "hello-from-web" && v["stream"] == "journal"),
+        "{web:?}"
+    );
     assert_ok(&p.sysg(&["stop"]), "stop");
 
     // With no supervisor to ask, the member is told why journalctl shows nothing.
-    let out = logs_as(&ns, &p, "sysgmember");
+    let out = logs_as(&ns, &p, "sysgmember", &["--service", "web"]);
     let err = text(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("systemd-journal"), "{err}");

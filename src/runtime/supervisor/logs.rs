@@ -17,8 +17,21 @@ impl Supervisor {
             ));
             return;
         }
-        if let Some(msg) = self.unknown_services(&req.services) {
-            let _ = reply.send(Response::err(msg, Default::default()));
+        // The project's own units only: its services and cron jobs (as configured, or as the
+        // core runs them: ad-hoc units), and children spawned by one of them (`web/worker`).
+        let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        let is_ours = |name: &str| {
+            let owner = name.split_once('/').map_or(name, |(parent, _)| parent);
+            known.iter().any(|k| k == owner) || self.config.service(owner).is_some()
+        };
+        if let Some(bad) = req.services.iter().flatten().find(|s| !is_ours(s)) {
+            let _ = reply.send(Response::err(
+                format!(
+                    "unknown service `{bad}`; services are: {}",
+                    known.join(", ")
+                ),
+                Default::default(),
+            ));
             return;
         }
         let services: Vec<String> = match req.services {

@@ -134,12 +134,14 @@ pub fn spawn_with_progress(
 
 /// Move the new supervisor into a scope of its own when a systemd manager answers (see
 /// backend/systemd/scope.rs), unless this process already runs in a unit (then so does the
-/// supervisor) or the process backend was asked for explicitly.
+/// supervisor) or the process backend will run (asked for, or implied by
+/// `--drop-privileges`): it makes cgroups of its own beside the supervisor's.
 fn place_in_scope(args: &DaemonArgs<'_>, pid: u32) {
     #[cfg(target_os = "linux")]
     {
         use crate::backend::systemd::scope;
-        if args.backend == "process" || scope::in_a_unit() {
+        // `--drop-privileges` means the process backend (the systemd one cannot drop).
+        if args.backend == "process" || args.drop_privileges || scope::in_a_unit() {
             return;
         }
         match scope::place_supervisor(args.system, args.project, pid) {

@@ -1,7 +1,9 @@
 //! What a systemd admin expects of the systemd backend (issue 21), with the real `sysg` run
 //! inside a namespaced systemd 252 (tests/systemd/mod.rs): re-adoption keeps every service
 //! whatever the order of names and dependencies, `systemctl stop` is a stop by the operator,
-//! failed units stay visible to `systemctl --failed`, and a property this systemd does not
+//! failed units stay visible to `systemctl --failed`, `systemctl restart` is followed (the
+//! unit's environment file lives as long as the unit), a supervisor started by hand runs in
+//! a scope of its own, and a property this systemd does not
 //! know is a configuration error, not a crash retried forever.
 
 mod systemd;
@@ -283,17 +285,7 @@ fn admin_systemctl_stop_is_a_stop_and_systemctl_start_is_followed() {
     // The unit stays loaded for the admin, inactive.
     assert_eq!(ns.show(&unit, "ActiveState"), "inactive");
 
-    // `systemctl start` brings it back and sysg follows the new main process. The unit's
-    // environment file must still exist for that (issue 21 item 3 keeps it for the unit's
-    // life); where it is already gone, an empty one stands in so this test checks the
-    // following, not the file.
-    let files = ns.show(&unit, "EnvironmentFiles");
-    if let Some(path) = files.split_whitespace().next() {
-        let host = p.inner_path(path);
-        if !host.exists() {
-            std::fs::write(&host, "").expect("stand-in environment file");
-        }
-    }
+    // `systemctl start` brings it back and sysg follows the new main process.
     assert_ok(&ns.exec(&["systemctl", "start", &unit]), "systemctl start");
     wait_until("sysg follows db again", T, || {
         p.service("db")["state"] == "running"
@@ -317,6 +309,151 @@ fn admin_systemctl_stop_is_a_stop_and_systemctl_start_is_followed() {
     // `sysg start` brings the dependents back.
     assert_ok(&p.sysg(&["start", "--daemonize"]), "sysg start");
     assert_eq!(p.service("web")["state"], "running");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+/// The unit's environment file as the host sees it, from the unit's `EnvironmentFiles=`.
+fn env_file(p: &SysProject, ns: &NsSystemd, unit: &str) -> std::path::PathBuf {
+    let files = ns.show(unit, "EnvironmentFiles");
+    let path = files
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("{unit} names no environment file: {files:?}"));
+    p.inner_path(path)
+}
+
+#[test]
+fn admin_systemctl_restart_keeps_the_environment_and_is_followed() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(ns) = boot_or_skip("admin_systemctl_restart_keeps_the_environment_and_is_followed")
+    else {
+        return;
+    };
+    let services = format!(
+        "  db:\n    command: \"echo $$ $SECRET >> runs-db; exec sleep 1000\"\n    restart_policy: always\n    backoff: 50ms\n    env:\n      vars:\n        SECRET: s3cret\n{}",
+        recording("web", &["db"]),
+    );
+    let p = SysProject::new(&ns, "sysg-admin-", "adm-restart", &services);
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let (db, web) = (p.pid("db"), p.pid("web"));
+    let unit = p.unit("db");
+
+    // The secret is in a root-only file, never in the unit's properties.
+    assert!(!ns.show(&unit, "Environment").contains("s3cret"));
+    let file = env_file(&p, &ns, &unit);
+    let meta = std::fs::metadata(&file).expect("the environment file outlives the start");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600), "{file:?}");
+    let dir = std::fs::metadata(file.parent().unwrap()).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o7777), (0, 0o700));
+
+    assert_ok(
+        &ns.exec(&["systemctl", "restart", &unit]),
+        "systemctl restart",
+    );
+    let again: u32 = ns.show(&unit, "MainPID").parse().unwrap();
+    assert_ne!(again, db);
+    wait_until("sysg follows the new main process", T, || {
+        p.service("db")["pid"].as_u64() == Some(u64::from(again))
+    });
+    let s = p.service("db");
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["restarts"], 0, "not counted as a crash: {s}");
+    let lines = std::fs::read_to_string(p.dir().join("runs-db")).unwrap();
+    assert_eq!(
+        lines,
+        format!("{db} s3cret\n{again} s3cret\n"),
+        "the restart had its environment"
+    );
+    assert_eq!(p.pid("web"), web, "dependents are untouched");
+    assert_eq!(runs(&p, "web"), vec![web]);
+
+    // A crash of the new process is a crash: restarted by policy, with its environment.
+    ns.exec(&["kill", "-9", &again.to_string()]);
+    wait_until("db is restarted after the crash", T, || {
+        let s = p.service("db");
+        s["state"] == "running" && s["pid"].as_u64().is_some_and(|x| x as u32 != again)
+    });
+    assert!(std::fs::read_to_string(p.dir().join("runs-db"))
+        .unwrap()
+        .lines()
+        .all(|l| l.ends_with(" s3cret")));
+
+    // The file goes when the unit goes.
+    assert_ok(&p.sysg(&["stop", "--service", "db"]), "stop db");
+    wait_until("the unit is unloaded", T, || {
+        ns.show(&unit, "LoadState") == "not-found"
+    });
+    wait_until("its environment file is removed", T, || !file.exists());
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+}
+
+/// The unit whose cgroup holds `pid` inside the namespace (last component of its cgroup path).
+fn unit_of(ns: &NsSystemd, pid: u32) -> String {
+    let cg = ns.output(&["cat", &format!("/proc/{pid}/cgroup")]);
+    cg.rsplit('/').next().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn admin_a_hand_started_supervisor_runs_in_a_scope_of_its_own() {
+    let Some(ns) = boot_or_skip("admin_a_hand_started_supervisor_runs_in_a_scope_of_its_own")
+    else {
+        return;
+    };
+    let services = format!("{}{}", recording("db", &[]), recording("web", &["db"]));
+    let p = SysProject::new(&ns, "sysg-admin-", "adm-scope", &services);
+    let scope = "sysg-adm\\x2dscope-supervisor.scope";
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    // `systemctl status` shows the supervisor, in its own unit rather than the caller's.
+    assert_eq!(ns.show(scope, "ActiveState"), "active");
+    assert_eq!(unit_of(&ns, sup), scope);
+    let status = ns.exec(&["systemctl", "status", "--no-pager", scope]);
+    assert_ok(&status, "systemctl status");
+    assert!(text(&status.stdout).contains(&sup.to_string()));
+    let (db, web) = (p.pid("db"), p.pid("web"));
+
+    // Re-adoption works as before: a new supervisor, a new scope, the same services.
+    ns.exec(&["kill", "-9", &sup.to_string()]);
+    wait_until("the old scope is gone", T, || {
+        ns.show(scope, "ActiveState") != "active"
+    });
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start again");
+    let again = p.supervisor_pid().expect("supervisor pid");
+    assert_ne!(again, sup);
+    assert_eq!(unit_of(&ns, again), scope);
+    assert_eq!((p.pid("db"), p.pid("web")), (db, web));
+    assert_eq!((runs(&p, "db"), runs(&p, "web")), (vec![db], vec![web]));
+
+    // `sysg stop` ends everything, the scope included.
+    assert_ok(&p.sysg(&["stop"]), "stop");
+    wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
+
+    // Already in a unit (systemg.service): the supervisor stays there, no scope is made.
+    let bin = env!("CARGO_BIN_EXE_sysg");
+    let cfg = p.config.to_string_lossy().into_owned();
+    let out = ns.exec(&[
+        "systemd-run",
+        "--wait",
+        "--quiet",
+        "--unit",
+        "hand-sysg",
+        "-p",
+        "KillMode=process",
+        bin,
+        "--sys",
+        "--backend",
+        "systemd",
+        "-c",
+        &cfg,
+        "start",
+        "--daemonize",
+    ]);
+    assert_ok(&out, "start from a unit");
+    let inside = p.supervisor_pid().expect("supervisor pid");
+    assert_eq!(unit_of(&ns, inside), "hand-sysg.service");
+    assert_ne!(ns.show(scope, "ActiveState"), "active");
     assert_ok(&p.sysg(&["stop"]), "stop");
     wait_until("no sysg unit is left", T, || p.sysg_units().is_empty());
 }

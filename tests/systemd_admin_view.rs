@@ -163,3 +163,117 @@ fn journal_lines_name_the_service_and_its_pid() {
             .any(|l| l.starts_with("web: stopped"))
     });
 }
+
+/// `sysg --sys logs` run as another user inside the namespace (`setpriv`, with that user's
+/// groups), on the project's config.
+fn logs_as(ns: &NsSystemd, p: &SysProject, user: &str, args: &[&str]) -> std::process::Output {
+    let cfg = p.config.to_string_lossy().into_owned();
+    let bin = env!("CARGO_BIN_EXE_sysg");
+    let uid = ns.output(&["id", "-u", user]);
+    let gid = ns.output(&["id", "-g", user]);
+    let mut c = ns.command(&[
+        "setpriv",
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--init-groups",
+        "env",
+        "NO_COLOR=1",
+        bin,
+        "--sys",
+        "-c",
+        &cfg,
+        "logs",
+    ]);
+    c.args(args);
+    c.env("HOME", "/");
+    run_bounded(c, Duration::from_secs(60))
+}
+
+#[test]
+fn logs_for_members_and_others_name_the_real_reason() {
+    let Some(ns) = boot_or_skip_with(
+        "logs_for_members_and_others_name_the_real_reason",
+        Fence {
+            overlay_system: true,
+        },
+    ) else {
+        return;
+    };
+    // /etc is an overlay in the namespace: the users and groups stay there.
+    assert_ok(&ns.exec(&["groupadd", "-f", "systemg"]), "groupadd");
+    assert_ok(
+        &ns.exec(&["useradd", "-M", "-G", "systemg", "sysgmember"]),
+        "useradd member",
+    );
+    assert_ok(&ns.exec(&["useradd", "-M", "sysgother"]), "useradd other");
+    let p = SysProject::new(
+        &ns,
+        "sysg-admin-",
+        "memberlogs",
+        "  web:\n    command: \"echo hello-from-web; exec sleep 1000\"\n  nightly:\n    command: \"echo night\"\n    cron: {expression: \"0 0 3 * * *\", timezone: UTC}\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&p.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    wait_until("web's output is in the journal", T, || {
+        text(&p.sysg(&["logs", "--service", "web"]).stdout).contains("hello-from-web")
+    });
+
+    // Not a member: told who may read, not pointed at a log file of the other backend.
+    let out = logs_as(&ns, &p, "sysgother", &["--service", "web"]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("`systemg` group"),
+        "{err}"
+    );
+    assert!(!err.contains("/var/log/systemg"), "{err}");
+
+    // A member, without the journal's group: the supervisor (root) reads the journal for
+    // them; journalctl alone would refuse.
+    let direct = ns.exec(&[
+        "setpriv",
+        "--reuid=sysgmember",
+        "--regid=sysgmember",
+        "--init-groups",
+        "journalctl",
+        "--system",
+        "--no-pager",
+    ]);
+    assert!(
+        text(&direct.stderr).contains("insufficient permissions"),
+        "journalctl itself refuses the member: {}",
+        text(&direct.stderr)
+    );
+    let out = logs_as(&ns, &p, "sysgmember", &["--service", "web"]);
+    assert_ok(&out, "logs as a member");
+    assert!(
+        text(&out.stdout).contains("hello-from-web"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Every unit of the project, its cron job included; JSON as with journalctl.
+    let out = logs_as(&ns, &p, "sysgmember", &["--json"]);
+    assert_ok(&out, "logs --json as a member");
+    let web: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["service"] == "web")
+        .collect();
+    assert!(
+        web.iter()
+            .any(|v| v["line"] == "hello-from-web" && v["stream"] == "journal"),
+        "{web:?}"
+    );
+    assert_ok(&p.sysg(&["stop"]), "stop");
+
+    // With no supervisor to ask, the member is told why journalctl shows nothing.
+    let out = logs_as(&ns, &p, "sysgmember", &["--service", "web"]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("systemd-journal"), "{err}");
+    assert!(!text(&out.stdout).contains("hello-from-web"));
+}

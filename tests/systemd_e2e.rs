@@ -26,8 +26,6 @@ fn e2e_properties_journal_and_clean_stop() {
         MODE: test
     limits:
       nofile: 2048
-      cgroup:
-        memory_max: 64M
     stop_signal: SIGINT
     stop_timeout: 4s
 "#,
@@ -40,7 +38,6 @@ fn e2e_properties_journal_and_clean_stop() {
     assert_eq!(ns.show(&unit, "MainPID"), pid.to_string());
     assert_eq!(ns.show(&unit, "ActiveState"), "active");
     assert_eq!(ns.show(&unit, "LimitNOFILE"), "2048");
-    assert_eq!(ns.show(&unit, "MemoryMax"), (64u64 << 20).to_string());
     assert_eq!(ns.show(&unit, "KillSignal"), "2");
     assert_eq!(ns.show(&unit, "TimeoutStopUSec"), "4s");
     assert_eq!(ns.show(&unit, "Restart"), "no");

@@ -57,6 +57,10 @@ pub enum BackendEvent {
     /// The unit, which had ended, was started again outside sysg (`systemctl start`): `pid` is
     /// its new main process, whose end comes as `Exited` (or `StoppedOutside`).
     StartedOutside { unit: String, pid: u32 },
+    /// The running unit was restarted outside sysg (`systemctl restart`): its main process
+    /// `old` ended and `pid` took its place, with no moment when the unit was down for good.
+    /// Not a crash; the new process's end comes as `Exited` (or `StoppedOutside`).
+    RestartedOutside { unit: String, old: u32, pid: u32 },
     /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
     /// previous run still runs, in which case nothing else follows.
     Elapsed { unit: String },

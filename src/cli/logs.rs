@@ -68,8 +68,20 @@ pub fn run(g: &Global, a: &LogsArgs) -> i32 {
             Err(code) => return code,
         }
     };
-    if a.kind != Some(Kind::Supervisor) && uses_journal(&ctx.paths) {
-        return journal(g, &ctx.project, &units, a, limit);
+    if a.kind != Some(Kind::Supervisor) {
+        match uses_journal(&ctx.paths) {
+            Ok(true) => {
+                if let Some(code) = served(g, &ctx, &units, a, limit) {
+                    return code;
+                }
+                return journal(g, &ctx.project, &units, a, limit);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                error(e);
+                return EXIT_FAILURE;
+            }
+        }
     }
     let prefix = units.len() > 1;
     let width = units.iter().map(|u| u.len()).max().unwrap_or(0);
@@ -186,10 +198,88 @@ fn print_line(prefix: bool, width: usize, unit: &str, line: &str) {
 }
 
 /// Did the project's supervisor run its services as systemd units (whose output is in the
-/// journal)?
-fn uses_journal(paths: &crate::runtime::paths::ProjectPaths) -> bool {
-    use crate::runtime::state::{self, Loaded};
-    matches!(state::load(&paths.state_file), Ok(Loaded::Ok(s)) if s.backend == "systemd")
+/// journal)? A state file the caller may not read is said as such, rather than looking for
+/// log files that are not there either.
+fn uses_journal(paths: &crate::runtime::paths::ProjectPaths) -> Result<bool, String> {
+    use crate::runtime::state::{self, Loaded, StateError};
+    match state::load(&paths.state_file) {
+        Ok(Loaded::Ok(s)) => Ok(s.backend == "systemd"),
+        Err(StateError::Io { path, source })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Err(format!(
+                "cannot read {}: permission denied: {}",
+                path.display(),
+                NOT_ALLOWED
+            ))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A `--sys` caller other than root reads the journal through the project's supervisor
+/// (`Request::Logs`), which journalctl would refuse to a `systemg` member. `None`: not asked
+/// (root, user mode, `--follow`, no supervisor running), read the journal directly.
+fn served(
+    g: &Global,
+    ctx: &super::context::Ctx,
+    units: &[String],
+    a: &LogsArgs,
+    limit: Option<usize>,
+) -> Option<i32> {
+    use crate::control::client;
+    use crate::control::protocol::{LogsRequest, Request};
+    if !g.sys || a.follow || rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let req = Request::Logs(LogsRequest {
+        services: Some(units.to_vec()),
+        lines: limit,
+        since_us: a.since.map(|t| t.timestamp_micros()),
+        until_us: a.until.map(|t| t.timestamp_micros()),
+    });
+    let resp = match client::call(&ctx.paths, &ctx.project, req, None) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!("logs through the supervisor: {e}");
+            return None;
+        }
+    };
+    if !resp.ok {
+        error(
+            resp.error
+                .unwrap_or_else(|| "the supervisor refused".into()),
+        );
+        return Some(EXIT_FAILURE);
+    }
+    let entries = resp.data["entries"].as_array().cloned().unwrap_or_default();
+    for e in &entries {
+        if a.json {
+            print_line(false, 0, "", &e.to_string());
+        } else {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            let line = format!("{} {}: {}", field("time"), field("service"), field("line"));
+            print_line(false, 0, "", &line);
+        }
+    }
+    if resp.data["truncated"] == true && limit.is_none() {
+        error(format!(
+            "only the last {} lines were served; narrow with --since/--until or --lines",
+            entries.len()
+        ));
+    }
+    Some(EXIT_OK)
+}
+
+/// Who may read a `--sys` project's logs.
+const NOT_ALLOWED: &str = "the logs of a system project are for root and the members of the \
+    `systemg` group (and, when its services run as systemd units, the journal's readers: the \
+    `systemd-journal` or `adm` group)";
+
+/// What journalctl says on stderr when the caller may not read the system journal.
+fn journal_refused(line: &str) -> bool {
+    line.contains("insufficient permissions")
+        || line.contains("not seeing messages from other users and the system")
 }
 
 /// Show the units' output from the journal (stdout and stderr are not told apart there).
@@ -207,24 +297,63 @@ fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs, limit: Opt
     if a.follow {
         cmd.arg("--follow");
     }
-    if a.json {
-        return journal_json(cmd, project);
-    }
-    match cmd.status() {
-        Ok(s) if s.success() => EXIT_OK,
-        Ok(_) => EXIT_FAILURE,
-        Err(e) => {
-            error(format!("running journalctl: {e}"));
-            EXIT_FAILURE
+    cmd.stderr(std::process::Stdio::piped());
+    let code = if a.json {
+        journal_json(cmd, project, g.sys)
+    } else {
+        match cmd.spawn() {
+            Ok(mut child) => {
+                let refused = watch_stderr(&mut child);
+                let ok = child.wait().is_ok_and(|s| s.success());
+                journal_verdict(ok, refused, g.sys)
+            }
+            Err(e) => {
+                error(format!("running journalctl: {e}"));
+                EXIT_FAILURE
+            }
         }
+    };
+    code
+}
+
+/// Pass journalctl's stderr on, noting whether it said the journal is not readable.
+#[cfg(target_os = "linux")]
+fn watch_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<bool> {
+    use std::io::{BufRead, Write};
+    let err = child.stderr.take();
+    std::thread::spawn(move || {
+        let Some(err) = err else { return false };
+        let mut refused = false;
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            refused |= journal_refused(&line);
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        refused
+    })
+}
+
+/// The exit code once journalctl ended; a journal the caller may not read is explained.
+#[cfg(target_os = "linux")]
+fn journal_verdict(ok: bool, refused: std::thread::JoinHandle<bool>, sys: bool) -> i32 {
+    let refused = refused.join().unwrap_or(false);
+    if refused && sys {
+        error(format!(
+            "the services' output is in the system journal, which journalctl would not show you: {NOT_ALLOWED}"
+        ));
+        return EXIT_FAILURE;
+    }
+    if ok {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
     }
 }
 
 /// journalctl's JSON entries in the shape of `sysg logs --json`.
 #[cfg(target_os = "linux")]
-fn journal_json(mut cmd: std::process::Command, project: &str) -> i32 {
+fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32 {
     use std::io::BufRead;
-    use std::time::{Duration, UNIX_EPOCH};
     cmd.stdout(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -233,49 +362,19 @@ fn journal_json(mut cmd: std::process::Command, project: &str) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    let refused = watch_stderr(&mut child);
     let Some(out) = child.stdout.take() else {
         return EXIT_FAILURE;
     };
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Some(obj) = crate::backend::systemd::journal::entry_json(project, &line) else {
             continue;
         };
-        let unit = ["_SYSTEMD_USER_UNIT", "_SYSTEMD_UNIT", "UNIT"]
-            .iter()
-            .find_map(|k| entry.get(*k).and_then(|v| v.as_str()))
-            .unwrap_or("");
-        let service = crate::backend::systemd::naming::service_of_unit(project, unit)
-            .unwrap_or_else(|| unit.to_string());
-        // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
-        let text = match entry.get("MESSAGE") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Array(bytes)) => String::from_utf8_lossy(
-                &bytes
-                    .iter()
-                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect::<Vec<u8>>(),
-            )
-            .into_owned(),
-            _ => String::new(),
-        };
-        let time = entry
-            .get("__REALTIME_TIMESTAMP")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|us| logs::format_timestamp(UNIX_EPOCH + Duration::from_micros(us)));
-        let obj = serde_json::json!({
-            "service": service,
-            "stream": "journal",
-            "time": time,
-            "line": text,
-        });
         print_line(false, 0, "", &obj.to_string());
     }
-    match child.wait() {
-        Ok(s) if s.success() => EXIT_OK,
-        _ => EXIT_FAILURE,
-    }
+    let ok = child.wait().is_ok_and(|s| s.success());
+    journal_verdict(ok, refused, sys)
 }
 
 #[cfg(not(target_os = "linux"))]

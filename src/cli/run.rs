@@ -171,6 +171,7 @@ fn start_adhoc_supervisor(g: &Global, paths: &ProjectPaths) -> Result<(), i32> {
         daemon::DaemonArgs {
             // Unused by an ad-hoc supervisor, which has no config file.
             config: &paths.state_dir,
+            project: crate::runtime::adhoc::PROJECT,
             system: g.sys,
             backend: backend_name(g),
             log_level: g.log_level.map(|l| l.to_string()),

@@ -117,6 +117,7 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
         let resp = daemon::spawn_with_progress(
             daemon::DaemonArgs {
                 config: &cfg.path,
+                project: &cfg.project,
                 system: g.sys,
                 backend: backend_name(g),
                 log_level: g.log_level.map(|l| l.to_string()),
@@ -201,6 +202,7 @@ pub(crate) fn adopt_with_daemon(g: &Global, ctx: &super::context::Ctx) -> i32 {
     let resp = daemon::spawn(
         daemon::DaemonArgs {
             config: &ctx.config_path,
+            project: &ctx.project,
             system: g.sys,
             backend: backend_name(g),
             log_level: g.log_level.map(|l| l.to_string()),

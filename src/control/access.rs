@@ -2,7 +2,8 @@
 //!
 //! - root and the uid that started the supervisor (its owner) may send every request;
 //! - members of the socket's group (`systemg` for a `--sys` supervisor), by primary or
-//!   supplementary group, may only read: `status` (which `sysg status` and `sysg inspect` use);
+//!   supplementary group, may only read: `status` (which `sysg status` and `sysg inspect` use)
+//!   and `logs` (service output from the journal, for members who cannot read it);
 //! - everyone else is refused.
 //!
 //! The owner is fixed when the server starts, so a supervisor that later drops its privileges
@@ -117,7 +118,10 @@ impl Policy {
 impl Request {
     /// True for requests that change nothing.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Request::Status | Request::Inspect { .. })
+        matches!(
+            self,
+            Request::Status | Request::Inspect { .. } | Request::Logs(_)
+        )
     }
 
     /// What the request does, in the words of the command that sends it.
@@ -132,6 +136,7 @@ impl Request {
             Request::Run(_) => "`run`",
             Request::Spawn(_) => "`spawn`",
             Request::Inspect { .. } => "`inspect`",
+            Request::Logs(_) => "`logs`",
         }
     }
 }
@@ -232,8 +237,15 @@ mod tests {
     }
 
     #[test]
-    fn only_status_is_read_only() {
+    fn only_status_inspect_and_logs_are_read_only() {
         assert!(Request::Status.is_read_only());
+        assert!(Request::Logs(crate::control::protocol::LogsRequest {
+            services: None,
+            lines: None,
+            since_us: None,
+            until_us: None,
+        })
+        .is_read_only());
         for r in [
             Request::Start { services: None },
             Request::Stop { services: None },

@@ -49,6 +49,30 @@ pub enum Request {
     /// One service in detail (`control::inspect::InspectReport`); starts sampling its CPU
     /// and memory for a while.
     Inspect { service: String },
+    /// The services' output from the journal (systemd backend), read by the supervisor for a
+    /// caller who may read logs but not the journal (a `systemg` member). Answers
+    /// `{"entries": [{service, stream, time, line}…], "truncated"}`: the last `lines` (at most
+    /// `MAX_SERVED_LINES`) of the window. No following.
+    Logs(LogsRequest),
+}
+
+/// The most lines one `logs` request answers with.
+pub const MAX_SERVED_LINES: usize = 10_000;
+
+/// What `sysg logs` asks the supervisor for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// Services of the project (all when absent).
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    /// The last this many lines (`MAX_SERVED_LINES` when absent or larger).
+    #[serde(default)]
+    pub lines: Option<usize>,
+    /// Only lines from / up to these times, microseconds since the epoch.
+    #[serde(default)]
+    pub since_us: Option<i64>,
+    #[serde(default)]
+    pub until_us: Option<i64>,
 }
 
 /// What `sysg run` asks for: one command supervised without a config file.

@@ -161,3 +161,32 @@ fn a_start_outside_never_replaces_a_live_process() {
     });
     assert_eq!(sim.pid("db"), db);
 }
+
+#[test]
+fn a_restart_by_systemctl_is_followed_in_place() {
+    let mut sim = Sim::new(vec![unit("db", &[]), unit("web", &["db"])]);
+    sim.boot();
+    let (db, web) = (sim.pid("db"), sim.pid("web"));
+    let acts = sim.send(Event::RestartedOutside {
+        unit: "db".into(),
+        old: db,
+        pid: db + 7,
+    });
+    assert!(
+        starts(&acts).is_empty() && signals(&acts).is_empty(),
+        "{acts:?}"
+    );
+    let v = sim.view("db");
+    assert_eq!((v.state, v.pid), (StateKind::Running, Some(db + 7)));
+    assert_eq!(sim.pid("web"), web, "dependents are untouched");
+    // Another pid than the one the core follows changes nothing.
+    sim.send(Event::RestartedOutside {
+        unit: "db".into(),
+        old: db,
+        pid: db + 9,
+    });
+    assert_eq!(sim.pid("db"), db + 7);
+    // A crash of the new process is a crash.
+    let acts = sim.exit("db", ExitStatus::Code(1));
+    assert_eq!(reports(&acts, ReportKind::Restarting).len(), 1, "{acts:?}");
+}

@@ -122,6 +122,9 @@ pub enum Event {
     /// The unit was started again outside sysg (`systemctl start`) with main process `pid`:
     /// the core follows it as its running process.
     StartedOutside { unit: UnitId, pid: u32 },
+    /// The running unit was restarted outside sysg (`systemctl restart`): main process `old`
+    /// was replaced by `pid`. The core follows the new process; no crash is counted.
+    RestartedOutside { unit: UnitId, old: u32, pid: u32 },
     /// At supervisor start-up: every unit found still running, in one step. The core takes
     /// them all in before it judges any dependency, so a dependent adopted before its
     /// dependency (name order, discovery order) is never cascade-stopped.
@@ -428,6 +431,9 @@ impl Core {
                 self.on_stopped_outside(now, &unit, pid, status, out)
             }
             Event::StartedOutside { unit, pid } => self.on_started_outside(now, &unit, pid, out),
+            Event::RestartedOutside { unit, old, pid } => {
+                self.on_restarted_outside(now, &unit, old, pid, out)
+            }
             Event::ProbeResult {
                 unit,
                 probe,

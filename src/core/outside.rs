@@ -5,6 +5,10 @@
 //! the reason `by systemctl`), nothing restarts it, and its dependents go down the way
 //! `sysg stop -s` takes them. It comes back with `sysg start`/`sysg restart`, or with
 //! `systemctl start`, which the core then follows like an adopted process.
+//!
+//! `systemctl restart` replaces the main process of a running unit: the core follows the new
+//! process in place (no crash counted, dependents untouched), probing it afresh when the
+//! service has a health check.
 
 use std::time::Instant;
 
@@ -75,6 +79,42 @@ impl Core {
             pid,
             format!("started outside sysg (pid {pid}); following it"),
             out,
+        );
+    }
+
+    pub(super) fn on_restarted_outside(
+        &mut self,
+        now: Instant,
+        name: &str,
+        old: u32,
+        pid: u32,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        let running = matches!(u.state, State::Running { pending_stop: None });
+        if u.removed || !u.is_live() {
+            // The core had already seen the old process end: a start like `systemctl start`.
+            self.on_started_outside(now, name, pid, out);
+            return;
+        }
+        if !running || u.pid != Some(old) {
+            // The core is stopping it (its end comes as an exit), or it tracks another process.
+            return;
+        }
+        u.pid = Some(pid);
+        u.running_since = Some(now);
+        u.succeeded = false;
+        if u.plan.health.is_some() {
+            u.healthy = false;
+            u.probe.begin(now);
+        }
+        u.set(now, State::Running { pending_stop: None }, None);
+        report(
+            out,
+            name,
+            ReportKind::Started,
+            format!("restarted outside sysg (pid {old} -> {pid}); following it"),
         );
     }
 }

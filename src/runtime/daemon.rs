@@ -19,6 +19,8 @@ const SUPERVISOR_LOG: &str = "supervisor.log";
 /// Arguments passed through to the detached supervisor (global options first).
 pub struct DaemonArgs<'a> {
     pub config: &'a Path,
+    /// The project's name (for the supervisor's scope).
+    pub project: &'a str,
     pub system: bool,
     pub backend: &'a str,
     pub log_level: Option<String>,
@@ -102,6 +104,7 @@ pub fn spawn_with_progress(
         .spawn()
         .map_err(RuntimeError::io("starting the supervisor"))?;
     drop(write_end);
+    place_in_scope(&args, child.id());
     let mut line = String::new();
     let mut reader = BufReader::new(std::fs::File::from(read_end));
     // Progress lines come first; the last line is the report.
@@ -127,4 +130,25 @@ pub fn spawn_with_progress(
             "unreadable readiness report from the supervisor: {e}"
         ))
     })
+}
+
+/// Move the new supervisor into a scope of its own when a systemd manager answers (see
+/// backend/systemd/supervisor_scope.rs), unless this process already runs in a unit (then so does the
+/// supervisor) or the process backend will run (asked for, or implied by
+/// `--drop-privileges`): it makes cgroups of its own beside the supervisor's.
+fn place_in_scope(args: &DaemonArgs<'_>, pid: u32) {
+    #[cfg(target_os = "linux")]
+    {
+        use crate::backend::systemd::supervisor_scope as scope;
+        // `--drop-privileges` means the process backend (the systemd one cannot drop).
+        if args.backend == "process" || args.drop_privileges || scope::in_a_unit() {
+            return;
+        }
+        match scope::place_supervisor(args.system, args.project, pid) {
+            Ok(name) => tracing::debug!("the supervisor (pid {pid}) runs in {name}"),
+            Err(e) => tracing::debug!("the supervisor stays in this session: {e}"),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (args, pid);
 }

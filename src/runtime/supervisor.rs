@@ -37,6 +37,7 @@ mod adhoc;
 mod spawning;
 
 /// Reloads: the config is read off the loop (reload.rs).
+mod logs;
 mod reload;
 
 /// How to run the supervisor.
@@ -139,6 +140,8 @@ struct Supervisor {
     /// Reloads asked for, and the latest one applied (an older result is dropped).
     reloads_asked: u64,
     reloads_applied: u64,
+    /// `--sys`: the system manager's journal, else the user's (logs.rs).
+    system: bool,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -343,6 +346,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         reload_tx: tx.clone(),
         reloads_asked: 0,
         reloads_applied: 0,
+        system: opts.system,
     };
     sup.configure_spawning();
     sup.obs.sampler.arm(Instant::now());
@@ -730,6 +734,14 @@ impl Supervisor {
                     self.obs.record_exit(&unit, pid, status, None);
                     self.queue
                         .push_back(Event::StoppedOutside { unit, pid, status });
+                }
+                Msg::Backend(BackendEvent::RestartedOutside { unit, old, pid }) => {
+                    tracing::info!(unit = %unit, pid, old, "restarted outside sysg (systemctl restart)");
+                    // The old process is gone: its spawned children follow their policy, as
+                    // after any end of their parent.
+                    self.service_exited(&unit);
+                    self.queue
+                        .push_back(Event::RestartedOutside { unit, old, pid });
                 }
                 Msg::Backend(BackendEvent::StartedOutside { unit, pid }) => {
                     tracing::info!(unit = %unit, pid, "started outside sysg (systemctl start)");
@@ -1120,6 +1132,7 @@ impl Supervisor {
             Wire::Inspect { service } => {
                 let _ = reply.send(self.inspect(&service));
             }
+            Wire::Logs(req) => self.serve_logs(req, reply),
         }
     }
 

@@ -137,6 +137,7 @@ impl Harness {
                     | BackendEvent::Started { unit: u, .. }
                     | BackendEvent::StoppedOutside { unit: u, .. }
                     | BackendEvent::StartedOutside { unit: u, .. }
+                    | BackendEvent::RestartedOutside { unit: u, .. }
                     | BackendEvent::Elapsed { unit: u } => {
                         if u == unit {
                             return ev;

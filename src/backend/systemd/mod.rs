@@ -9,12 +9,15 @@
 //! `sysg-<project>-<job>.timer` with its `.service` created in the same call (`arm_timer`), so
 //! `systemctl list-timers` shows it; the watch thread reports each elapse and run.
 
+mod cgroups;
+mod envfiles;
 pub mod journal;
 pub mod naming;
 mod outside;
 pub mod properties;
 pub mod proxies;
 pub mod scope;
+pub mod supervisor_scope;
 pub mod watch;
 
 use std::sync::Arc;
@@ -218,63 +221,61 @@ impl SystemdBackend {
         })
     }
 
-    /// Pass each unit's environment through a `0600` file in `dir` (the project's run
-    /// directory), removed once the start job is over, instead of the `Environment=` property,
-    /// which every local user can read with `systemctl show`: env files hold secrets.
+    /// Pass each unit's environment through a `0600` file in `dir` (in the project's run
+    /// directory, 0700), kept while the unit exists (see envfiles.rs), instead of the
+    /// `Environment=` property, which every local user can read with `systemctl show`: env
+    /// files hold secrets.
     pub fn with_env_dir(mut self, dir: std::path::PathBuf) -> SystemdBackend {
+        let _ = self.shared.env_dir.set(dir.clone());
         self.env_dir = Some(dir);
         self
     }
 
-    /// Write the environment file of `service` when there is an env dir and an environment.
+    /// Write the environment file of `service` when there is an env dir and an environment,
+    /// and name it in the unit's properties.
     fn write_env_file(
         &self,
         service: &str,
         spec: &UnitSpec,
         props: &mut Vec<properties::Property>,
-    ) -> Result<Option<EnvFile>, BackendError> {
+    ) -> Result<(), BackendError> {
         let Some(dir) = &self.env_dir else {
-            return Ok(None);
+            return Ok(());
         };
         if spec.env.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
-        let path = dir.join(format!("{}.env", crate::spec::file_key(service)));
-        let io = |e: std::io::Error| BackendError::Io {
-            context: format!("writing {}", path.display()),
-            source: e,
-        };
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io)?;
-        }
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            f.write_all(properties::environment_file(&spec.env).as_bytes())
-                .map_err(io)?;
-        }
+        let path = envfiles::write(dir, service, &properties::environment_file(&spec.env))
+            .map_err(|e| BackendError::Io {
+                context: format!(
+                    "writing the environment file of {service} in {}",
+                    dir.display()
+                ),
+                source: e,
+            })?;
         let text = path.to_str().ok_or_else(|| BackendError::Start {
             unit: service.to_string(),
             message: format!("{} is not valid UTF-8", path.display()),
         })?;
         properties::use_environment_file(props, text);
-        Ok(Some(EnvFile(path)))
+        Ok(())
+    }
+
+    /// The service's cgroup limits would be enforced: their controllers are available to the
+    /// manager's units (see cgroups.rs); otherwise the start fails naming `limits.cgroup`.
+    fn check_cgroup_limits(&self, spec: &UnitSpec) -> Result<(), BackendError> {
+        if cgroups::wanted(&spec.limits.cgroup).is_empty() {
+            return Ok(());
+        }
+        let group = self
+            .manager()?
+            .control_group()
+            .map_err(|e| call_err(&spec.name, "reading the manager's ControlGroup", e))?;
+        // The host's hierarchy does not change between retries: a configuration error.
+        cgroups::verify(&spec.limits.cgroup, &group).map_err(|message| BackendError::Refused {
+            unit: spec.name.clone(),
+            message,
+        })
     }
 
     /// True for the system manager, false for the user's manager.
@@ -567,15 +568,6 @@ fn describe(e: &zbus::Error) -> String {
 
 /// systemd's message for a refused property names it ("Unknown assignment: PrivatePIDs=..." or
 /// "Invalid ... for MemoryMax"); make that explicit when it does.
-/// An environment file handed to systemd, removed when dropped.
-struct EnvFile(std::path::PathBuf);
-
-impl Drop for EnvFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// A property the running systemd is too old for, refused before the call (systemd would
 /// answer "Unknown assignment" on every start).
 fn refuse_newer_properties(
@@ -654,11 +646,10 @@ impl Backend for SystemdBackend {
             message: e.to_string(),
         })?;
         refuse_newer_properties(service, &props, &self.version)?;
+        self.check_cgroup_limits(spec)?;
         // Held by this supervisor's connection: a unit stopped outside sysg (`systemctl stop`)
         // stays loaded, so `systemctl start` can bring it back (and sysg follows it).
         props.push(("AddRef".to_string(), Value::Bool(true)));
-        // systemd reads it while starting the unit; it is removed when this call returns.
-        let _env_file = self.write_env_file(service, spec, &mut props)?;
         if let Some(why) = self.shared.lock().dead.clone() {
             return Err(BackendError::Start {
                 unit: service.to_string(),
@@ -666,6 +657,10 @@ impl Backend for SystemdBackend {
             });
         }
         self.ensure_free(service, &name, &path)?;
+        // systemd reads it at every start of the unit (`systemctl restart` too): it stays
+        // until the unit is unloaded. Written once the earlier instance is gone, whose removal
+        // takes its file with it.
+        self.write_env_file(service, spec, &mut props)?;
         if let Some(group) = &spec.spawn {
             self.ensure_tree_slice(group);
         }
@@ -684,6 +679,8 @@ impl Backend for SystemdBackend {
             Ok(j) => j.as_str().to_string(),
             Err(e) => {
                 self.shared.lock().tracks.remove(&path);
+                // No unit was made: nothing will read the file.
+                envfiles::remove(self.env_dir.as_ref(), service);
                 return Err(start_call_err(service, &props, e));
             }
         };
@@ -899,6 +896,8 @@ impl Backend for SystemdBackend {
     }
 
     fn release(&mut self) {
+        // Every unit has stopped: no start will read an environment file again.
+        envfiles::remove_all(self.env_dir.as_ref());
         // The project slice outlives its services; an empty one is stopped so that nothing
         // of the project stays loaded after `sysg stop`.
         let slice = naming::slice_name(&self.project);

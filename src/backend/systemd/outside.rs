@@ -1,7 +1,8 @@
 //! Stops and starts made outside sysg, as the signal thread sees them: a job sysg did not ask
 //! for (`systemctl stop`) makes the unit's end a stop by the operator (`StoppedOutside`), and
 //! a unit that ended and is active again with a new main process (`systemctl start`) is
-//! reported as `StartedOutside`. Also: an end whose `active` state systemd folded away.
+//! reported as `StartedOutside`; a running unit whose main process changed while a job ran
+//! and is active again (`systemctl restart`) is reported as `RestartedOutside`. Also: an end whose `active` state systemd folded away.
 //!
 //! sysg itself never creates jobs on a running service: it stops with `KillUnit` (the core
 //! runs the stop sequence), so any job other than the start job is someone else's.
@@ -49,6 +50,29 @@ impl Track {
             self.outside_job = false;
         }
         let restarted = self.main_pid != 0 && self.main_pid != self.pid;
+        if self.kind == TrackKind::Service
+            && self.armed
+            && !self.ended
+            && !self.removed
+            && self.pid != 0
+            && job == 0
+            && self.active_state.as_deref() == Some("active")
+            && restarted
+        {
+            // `systemctl restart`: the restart job stopped and started the unit again without
+            // it ever being down with no job pending, so no end was reported.
+            let old = self.pid;
+            self.pid = self.main_pid;
+            self.outside_job = false;
+            self.exec_main = None;
+            self.result = None;
+            out.push(BackendEvent::RestartedOutside {
+                unit: self.service.clone(),
+                old,
+                pid: self.pid,
+            });
+            return;
+        }
         if self.kind == TrackKind::Service
             && self.ended
             && self.reported
@@ -171,6 +195,40 @@ mod tests {
             Some(BackendEvent::Exited {
                 unit: "db".into(),
                 pid: 55,
+                status: ExitStatus::Code(3)
+            })
+        );
+    }
+
+    #[test]
+    fn a_restart_job_is_a_restart_followed_in_place() {
+        let mut t = running();
+        // The restart job: the old process ends, the unit is inactive with the job still
+        // pending, then it starts again with a new main process.
+        assert!(state(&mut t, "deactivating", 15).is_empty());
+        t.exec_main = Some((2, 15));
+        assert!(state(&mut t, "inactive", 15).is_empty());
+        assert!(!t.ended, "not an end: the job is still pending");
+        t.main_pid = 61;
+        assert!(state(&mut t, "activating", 15).is_empty());
+        assert_eq!(
+            state(&mut t, "active", 0),
+            vec![BackendEvent::RestartedOutside {
+                unit: "db".into(),
+                old: 40,
+                pid: 61
+            }]
+        );
+        assert!(state(&mut t, "active", 0).is_empty(), "reported once");
+        assert!(!t.outside_job);
+        // A later crash is a crash of the new process.
+        t.exec_main = Some((1, 3));
+        t.ended = true;
+        assert_eq!(
+            t.take_exit(),
+            Some(BackendEvent::Exited {
+                unit: "db".into(),
+                pid: 61,
                 status: ExitStatus::Code(3)
             })
         );

@@ -76,6 +76,11 @@ pub trait Manager {
     /// systemd's version string.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
+
+    /// The manager's own cgroup, relative to the cgroup2 mount (empty or `/` for the system
+    /// manager, `/user.slice/…/user@<uid>.service` for a user's).
+    #[zbus(property)]
+    fn control_group(&self) -> zbus::Result<String>;
 }
 
 /// `org.freedesktop.systemd1.Unit`

@@ -165,6 +165,9 @@ pub struct Shared {
     /// Signalled on every change, for `start`/`adopt` waiting on a job or a removal.
     pub changed: Condvar,
     sink: EventSink,
+    /// Where units' environment files live (`SystemdBackend::with_env_dir`): a service's file
+    /// is removed when systemd unloads its unit.
+    pub env_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// The tracks plus whether the signal thread still runs.
@@ -182,6 +185,7 @@ impl Shared {
             units: Mutex::new(State::default()),
             changed: Condvar::new(),
             sink,
+            env_dir: std::sync::OnceLock::new(),
         })
     }
 
@@ -262,7 +266,23 @@ fn run(iter: MessageIterator, _conn: Connection, shared: Arc<Shared>) {
         };
         let events = {
             let mut st = shared.lock();
-            apply(&mut st, sig)
+            let removal = match &sig {
+                Signal::UnitRemoved { path } => st
+                    .tracks
+                    .get(path)
+                    .filter(|t| t.kind == TrackKind::Service && !t.removed)
+                    .map(|t| (path.clone(), t.service.clone())),
+                _ => None,
+            };
+            let events = apply(&mut st, sig);
+            // Under the lock: a new start of the same service writes its file only after it
+            // saw the old instance removed, so this never deletes the new one.
+            if let Some((path, service)) = removal {
+                if st.tracks.get(&path).is_some_and(|t| t.removed) {
+                    super::envfiles::remove(shared.env_dir.get(), &service);
+                }
+            }
+            events
         };
         shared.changed.notify_all();
         shared.emit(events);

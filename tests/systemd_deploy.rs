@@ -2,6 +2,8 @@
 //! transient unit beside the old one, promotes it and stops the old unit, as with the process
 //! backend (tests/deploy.rs). Runs inside a namespaced systemd (tests/systemd/mod.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::Path;

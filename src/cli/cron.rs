@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::output::human_duration;
+use super::human::human_duration;
 use crate::config::{Config, CronSchedule};
 use crate::core::{CronRun, CronStatus, Driver, RunResult};
 

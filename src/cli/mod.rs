@@ -4,6 +4,7 @@ pub mod args;
 mod completions;
 mod context;
 mod cron;
+mod human;
 mod init;
 mod inspect;
 mod journal;

@@ -7,6 +7,9 @@
 //! privileged user controls.
 //!
 //! `sock`: unix sockets bound and connected whatever the length of their path.
+//!
+//! `signal`: signals sent to a process by pid.
 
 pub mod fs;
+pub mod signal;
 pub mod sock;

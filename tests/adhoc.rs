@@ -1,5 +1,7 @@
 //! `sysg run`: ad-hoc units without a config file, on the process backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::process::Stdio;

@@ -2,6 +2,8 @@
 //! that is a FIFO, a device or huge is refused fast without stalling the event loop, and
 //! the supervisor's own log does not grow without limit under a crash loop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! CLI behaviour of the real binary: validate, exit codes, usage errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! Malformed configs must fail with positioned diagnostics, never panic; every example
 //! config must pass `sysg validate` (the real binary, host checks included).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::path::{Path, PathBuf};

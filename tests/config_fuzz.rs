@@ -4,6 +4,8 @@
 //! vocabulary (always valid YAML, mostly invalid configs), and byte-level mutations of valid
 //! configs (often invalid YAML).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,8 @@
 //! Cron jobs run by the real `sysg` binary with the process backend: runs, skips, failures and
 //! history across supervisor restarts. Every wait is a polled condition with a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::time::Duration;

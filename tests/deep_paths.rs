@@ -1,6 +1,8 @@
 //! A HOME deeper than a socket address can hold (issue 19 item 1): every socket of the
 //! project (control socket, the services' `SYSG_SOCKET`) is bound and connected through a
 //! descriptor of its directory, so start, status, spawn and stop work as anywhere else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

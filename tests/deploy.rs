@@ -1,6 +1,8 @@
 //! End-to-end tests of rolling and blue-green deployments: the real `sysg` binary (process
 //! backend) replacing a real HTTP service while a client keeps asking it for its version.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::io::{Read, Write};

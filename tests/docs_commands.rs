@@ -10,6 +10,8 @@
 //! placeholders (`DUR`, `WHEN`, `SHELL`, ...) are replaced by a sample value of their kind; a
 //! mention of a bare option in prose (`sysg restart --config`) is given a sample value.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 use std::path::{Path, PathBuf};
 
 use clap::Parser;

@@ -1,5 +1,7 @@
 //! `sysg start` in the foreground: output prefixed by service name, Ctrl-C stops everything.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,8 @@
 //! End-to-end tests of health checks, health-gated dependencies, hooks and webhooks: the real
 //! `sysg` binary (process backend) against real HTTP servers on free local ports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

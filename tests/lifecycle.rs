@@ -1,5 +1,7 @@
 //! End-to-end tests of the real `sysg` binary with the process backend against real processes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! their documented schemas, tables on a (fake) terminal, NO_COLOR, streaming, completions,
 //! man pages and the config schema command.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -7,6 +7,8 @@
 //! cargo-deb: without it (or without root, systemd or dpkg) the test says why and skips.
 //! Every wait is a polled condition with a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 // Both harnesses include tests/common/wait.rs; this one test crate uses both.
 #[allow(clippy::duplicate_mod)]
 mod common;

@@ -1,6 +1,8 @@
 //! Privileged fields through the real `sysg` binary on the process backend, checked against
 //! what the kernel reports for the service (/proc/PID/status, limits, stat, ns links), and the
 //! refusals of a supervisor that is not root (run as uid 65534 from a root test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -1,5 +1,7 @@
 //! The process backend through its public API (Linux). Services here print nothing, so no log
 //! file is written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

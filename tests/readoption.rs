@@ -3,6 +3,8 @@
 //! names against their dependencies (the core learns all survivors in one step). The systemd
 //! counterpart is in systemd_admin.rs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 #[path = "support/mod.rs"]
 mod support;

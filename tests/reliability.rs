@@ -6,6 +6,8 @@
 //! The systemd backend's counterparts are in reliability_systemd.rs; config fuzzing is in
 //! config_fuzz.rs. Spawn storms belong to dynamic spawning, which does not exist yet.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 #[path = "support/mod.rs"]
 mod support;

@@ -3,6 +3,8 @@
 //! hostile process tree at stop, and an idle supervisor that must not wake up. Skipped with a
 //! reason when not root or without systemd.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::PathBuf;

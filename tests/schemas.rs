@@ -3,6 +3,8 @@
 //! date; the output schemas are valid schemas. Every YAML example in the docs is a valid
 //! config.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

@@ -3,6 +3,8 @@
 //! come out unchanged, with the command either working safely or failing with a clear error.
 //! The `--sys` tests run in the sandbox of tests/common/sandbox.rs; the attacker is `nobody`,
 //! played with `setpriv`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -6,6 +6,8 @@
 //! - a server another user bound where root's `sysg` looks gets nothing and prints nothing;
 //! - a slow-loris of many connections from a non-owner does not keep root from being served;
 //! - one uid cannot take every connection of the services' socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

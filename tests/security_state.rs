@@ -3,6 +3,8 @@
 //! own session named by pid, start time and process group; a process of the user's own that
 //! carries a forged unit marker and names another cgroup) must make the next supervisor
 //! neither adopt nor kill anything: the victims survive and the real service is adopted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -1,5 +1,7 @@
 //! `sysg spawn` end to end with the real binary (process backend): services whose scripts spawn
 //! tracked children through `sysg spawn`, found via the `SYSG_SOCKET` the supervisor exports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -3,6 +3,8 @@
 //! exiting early (a shell wrapper dying on SIGTERM, or a main process exiting on its own)
 //! neither shortens that nor skips the processes it leaves behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! over /var/lib/systemg, /run/systemg, /var/log/systemg and /etc/systemg, so nothing lands on
 //! the host; a `systemg` group is provided by bind-mounting a copy of /etc/group (the host's
 //! file is never modified). Other users are played with `setpriv`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -2,6 +2,8 @@
 //! Runs the real binary with `--sys --backend systemd` inside a namespaced systemd
 //! (tests/systemd/mod.rs); every wait is a polled condition with a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::Path;

@@ -6,6 +6,8 @@
 //! a scope of its own, and a property this systemd does not
 //! know is a configuration error, not a crash retried forever.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! slices after the last project stopped, the supervisor's own lines in the journal (issue 21,
 //! item 9). Every wait is a polled condition with a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::Duration;

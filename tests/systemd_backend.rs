@@ -4,6 +4,8 @@
 //! from the host, so pids are the namespace's numbers). The `e2e_*` tests run the real `sysg`
 //! binary inside the namespace with `--sys --backend systemd`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::sync::mpsc;

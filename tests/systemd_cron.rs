@@ -3,6 +3,8 @@
 //! is a transient `.timer` + `.service`; the others are scheduled by the supervisor; history
 //! and skips look the same either way.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! transient unit beside the old one, promotes it and stops the old unit, as with the process
 //! backend (tests/deploy.rs). Runs inside a namespaced systemd (tests/systemd/mod.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::Path;
@@ -23,7 +25,7 @@ fn write_config(path: &Path, version: &str) {
 project: e2e-deploy
 services:
   web:
-    command: "touch running-$VERSION; exec sleep 1000"
+    command: "echo hello-$VERSION; touch running-$VERSION; exec sleep 1000"
     env:
       vars: {{VERSION: "{version}"}}
     health_check:
@@ -78,6 +80,13 @@ fn e2e_rolling_deployment_on_systemd() {
     assert_eq!(ns.show(&candidate, "MainPID"), new.to_string());
     assert_ne!(ns.show(&naming("web"), "ActiveState"), "active");
     assert!(!ns.alive(old as u32));
+    // `sysg logs` reads every instance's unit: the promoted candidate's lines beside the old
+    // unit's (the journal takes them in asynchronously, hence the wait).
+    wait_until("the promoted instance's output in sysg logs", T, || {
+        let out = sysg(&["logs", "-s", "web"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success() && text.contains("hello-v2") && text.contains("hello-v1")
+    });
 
     // A pre_start that fails leaves the promoted instance running (a change of the deployment
     // section alone changes no process: the reload applies it, `restart` deploys).

@@ -1,6 +1,8 @@
 //! End-to-end: the real `sysg` binary with `--sys --backend systemd`, run inside a namespaced
 //! systemd 252 (see tests/systemd/mod.rs). Every wait is a polled condition with a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::Duration;

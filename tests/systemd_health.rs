@@ -3,6 +3,8 @@
 //! systemd (tests/systemd/mod.rs); probes run in the supervisor, against a real HTTP server
 //! started as a transient unit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::net::TcpListener;

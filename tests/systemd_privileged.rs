@@ -3,6 +3,8 @@
 //! property systemd reports (`systemctl show`) and as what the kernel reports for the unit's
 //! main process (/proc inside the namespace).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use serde_json::Value;

@@ -3,6 +3,8 @@
 //! the project's slice, and a stop still leaves nothing behind (the scope's cgroup is killed as
 //! a whole, processes that left the session included).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! every child is a transient unit in its service's tree slice, and stopping the parent stops
 //! them (cascade).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::path::PathBuf;

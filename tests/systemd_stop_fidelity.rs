@@ -2,6 +2,8 @@
 //! systemd): a program behind a shell wrapper finishes its TERM handler on stop, and a program
 //! ignoring TERM is still killed once `stop_timeout` passed (`KillMode=control-group`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! after a rolling deployment moved the service to its `~N` instance, and it can be used with
 //! `systemctl` as docs/backends.md says (quoted, or as a glob).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod systemd;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Tags and selectors (`--tag` on start/stop/restart/status/logs/list), `sysg list`,
 //! `sysg init` and the exit codes of `status`, against the real binary (process backend).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 mod common;
 
 use std::time::Duration;

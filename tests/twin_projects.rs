@@ -1,6 +1,8 @@
 //! A project is its directory, not its directory's name (issue 20 item 1): `a/app` and
 //! `b/app` are two projects with their own supervisors; the same explicit `project:` in two
 //! directories is refused while the first runs, naming its directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 #![cfg(target_os = "linux")]
 
 mod common;

@@ -14,6 +14,15 @@ use thiserror::Error;
 
 use crate::spec::{ExitStatus, UnitSpec};
 
+/// The systemd timer unit that runs cron job `job` of `project` under the systemd backend;
+/// `None` where there is no systemd.
+pub fn timer_unit(project: &str, job: &str) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    return Some(systemd::naming::timer_name(project, job));
+    #[cfg(not(target_os = "linux"))]
+    return None;
+}
+
 /// An event a backend reports on its own (not as the answer to a call).
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackendEvent {

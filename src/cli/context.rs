@@ -244,7 +244,7 @@ pub fn orphaned_records(paths: &ProjectPaths) -> Vec<crate::backend::AdoptRecord
         Ok(Loaded::Ok(s)) => s
             .records
             .into_iter()
-            .filter(|r| crate::backend::process::proc_start_time(r.pid) == Some(r.start_time))
+            .filter(|r| crate::os::procfs::start_time(r.pid) == Some(r.start_time))
             .collect(),
         _ => Vec::new(),
     }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::output::human_duration;
+use super::human::human_duration;
 use crate::config::{Config, CronSchedule};
 use crate::core::{CronRun, CronStatus, Driver, RunResult};
 
@@ -82,21 +82,15 @@ pub fn summary(c: &CronStatus, reason: Option<&str>, now: DateTime<Utc>) -> Stri
     parts.join("; ")
 }
 
-/// The timer unit of a job on the systemd backend.
-fn timer_unit(project: &str, job: &str) -> String {
-    #[cfg(target_os = "linux")]
-    let name = crate::backend::systemd::naming::timer_name(project, job);
-    #[cfg(not(target_os = "linux"))]
-    let name = format!("sysg-{project}-{job}.timer");
-    name
-}
-
 /// The schedule, next run and history of `job` of `project`, for `sysg inspect`.
 pub fn details(project: &str, job: &str, c: &CronStatus, now: DateTime<Utc>) -> String {
     let tz = zone(c);
     let driver = match c.driver {
         Driver::Supervisor => "run by the supervisor".to_string(),
-        Driver::SystemdTimer => format!("run by the systemd timer {}", timer_unit(project, job)),
+        Driver::SystemdTimer => match crate::backend::timer_unit(project, job) {
+            Some(timer) => format!("run by the systemd timer {timer}"),
+            None => "run by a systemd timer".to_string(),
+        },
     };
     let mut out = format!("  schedule:  {} ({}), {driver}\n", c.expression, c.timezone);
     let next = match (c.armed, c.next_run) {

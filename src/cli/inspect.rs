@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::args::{Global, InspectArgs};
 use super::context::{resolve_live, Ctx};
-use super::output::{color_enabled, human_duration, state_color, state_word};
+use super::human::human_duration;
+use super::output::{color_enabled, state_color, state_word};
 use super::term::{print_once, stream, stream_interval, stream_mode, Frame};
 use super::{error, EXIT_FAILURE, EXIT_USAGE};
 use crate::control::inspect::{self, InspectReport, MetricsView};

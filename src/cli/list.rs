@@ -3,7 +3,8 @@
 
 use super::args::{Global, ListArgs};
 use super::context::resolve;
-use super::output::{human_duration, state_word};
+use super::human::human_duration;
+use super::output::state_word;
 use super::status::{exit_code, fetch, select_services};
 use super::{error, EXIT_FAILURE};
 use crate::control::protocol::ServiceStatus;

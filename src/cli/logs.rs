@@ -285,18 +285,17 @@ fn journal_refused(line: &str) -> bool {
 /// Show the units' output from the journal (stdout and stderr are not told apart there).
 #[cfg(target_os = "linux")]
 fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs, limit: Option<usize>) -> i32 {
-    use crate::backend::systemd::naming::unit_name;
-    let mut cmd = std::process::Command::new("journalctl");
-    cmd.arg(if g.sys { "--system" } else { "--user" });
-    for u in units {
-        cmd.arg("--unit").arg(unit_name(project, u));
-    }
-    let output = if a.json { "json" } else { "short-iso" };
-    cmd.args(["--output", output, "--no-pager"]);
-    cmd.args(journal_window(a.since, a.until, limit));
-    if a.follow {
-        cmd.arg("--follow");
-    }
+    use crate::backend::systemd::journal::{journal_command, Query};
+    let mut cmd = journal_command(&Query {
+        system: g.sys,
+        project,
+        services: units,
+        since: a.since,
+        until: a.until,
+        lines: limit,
+        follow: a.follow,
+        json: a.json,
+    });
     cmd.stderr(std::process::Stdio::piped());
     let code = if a.json {
         journal_json(cmd, project, g.sys)
@@ -353,6 +352,7 @@ fn journal_verdict(ok: bool, refused: std::thread::JoinHandle<bool>, sys: bool) 
 /// journalctl's JSON entries in the shape of `sysg logs --json`.
 #[cfg(target_os = "linux")]
 fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32 {
+    use crate::backend::systemd::journal::Entry;
     use std::io::BufRead;
     cmd.stdout(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
@@ -368,9 +368,15 @@ fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32
     };
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        let Some(obj) = crate::backend::systemd::journal::entry_json(project, &line) else {
+        let Some(entry) = Entry::parse(project, &line) else {
             continue;
         };
+        let obj = serde_json::json!({
+            "service": entry.service,
+            "stream": "journal",
+            "time": entry.time.map(logs::format_timestamp),
+            "line": entry.text,
+        });
         print_line(false, 0, "", &obj.to_string());
     }
     let ok = child.wait().is_ok_and(|s| s.success());
@@ -387,62 +393,4 @@ fn journal(
 ) -> i32 {
     error("the journal exists only on Linux");
     EXIT_FAILURE
-}
-
-/// journalctl's `--since`/`--until`/`--lines` for a window and a line limit. Times go as UTC
-/// with microseconds (`2026-12-05 13:00:00.000000 UTC`, a form systemd.time(7) takes), so
-/// the journal and the log files cut at the same instants.
-fn journal_window(
-    since: Option<chrono::DateTime<chrono::Utc>>,
-    until: Option<chrono::DateTime<chrono::Utc>>,
-    limit: Option<usize>,
-) -> Vec<String> {
-    let stamp =
-        |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string();
-    let mut args = Vec::new();
-    if let Some(s) = since {
-        args.extend(["--since".to_string(), stamp(s)]);
-    }
-    if let Some(u) = until {
-        args.extend(["--until".to_string(), stamp(u)]);
-    }
-    if let Some(n) = limit {
-        args.extend(["--lines".to_string(), n.to_string()]);
-    }
-    args
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{DateTime, Utc};
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        match DateTime::parse_from_rfc3339(s) {
-            Ok(d) => d.with_timezone(&Utc),
-            Err(e) => panic!("{s}: {e}"),
-        }
-    }
-
-    #[test]
-    fn journal_window_args() {
-        assert_eq!(journal_window(None, None, Some(50)), ["--lines", "50"]);
-        assert_eq!(
-            journal_window(
-                Some(utc("2026-12-05T14:00:00+01:00")),
-                Some(utc("2026-12-05T13:30:00.25Z")),
-                None
-            ),
-            [
-                "--since",
-                "2026-12-05 13:00:00.000000 UTC",
-                "--until",
-                "2026-12-05 13:30:00.250000 UTC"
-            ]
-        );
-        assert_eq!(
-            journal_window(Some(utc("2026-12-05T13:00:00Z")), None, Some(5)),
-            ["--since", "2026-12-05 13:00:00.000000 UTC", "--lines", "5"]
-        );
-    }
 }

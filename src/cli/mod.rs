@@ -5,6 +5,7 @@ mod complete_names;
 mod completions;
 mod context;
 mod cron;
+mod human;
 mod init;
 mod inspect;
 mod journal;

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use super::human::human_duration;
 use super::table::{elide, Table};
 use super::{EXIT_FAILURE, EXIT_OK};
 use crate::control::protocol::{Response, ServiceStatus, StatusReport};
@@ -88,17 +89,6 @@ pub fn state_word(s: StateKind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// `1h02m`, `3m04s`, `12s`.
-pub fn human_duration(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
-    }
 }
 
 pub(crate) fn state_color(s: StateKind) -> &'static str {

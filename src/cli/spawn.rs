@@ -91,7 +91,7 @@ fn render(
     indent: usize,
     out: &mut String,
 ) {
-    use super::output::human_duration;
+    use super::human::human_duration;
     for c in all.iter().filter(|c| c.parent == parent) {
         let pid = c.pid.map_or("-".to_string(), |p| p.to_string());
         let up = c.uptime_secs.map_or("-".to_string(), human_duration);

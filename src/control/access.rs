@@ -15,8 +15,15 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use super::protocol::Request;
-use super::server::Peer;
 use super::slots::Class;
+
+/// Who sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
 
 /// What a peer may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
-use super::access::{self, Access, Policy};
+use super::access::{self, Access, Peer, Policy};
 use super::protocol::{Envelope, Request, Response, MAX_REQUEST_BYTES, VERSION};
 use super::slots::{self, Ticket};
 use super::ControlError;
@@ -40,14 +40,6 @@ impl Drop for Slot {
             .unwrap_or_else(|e| e.into_inner())
             .release(self.ticket);
     }
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
 }
 
 /// A request as delivered to the event loop, with where to send the answer.

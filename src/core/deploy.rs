@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::health::{Health, Warmup, PROBE_GRACE};
 use super::notice::{Notice, NoticeKind};
+use super::probe::{Health, Warmup, PROBE_GRACE};
 use super::unit::{report, State, Unit};
 use super::{Action, Core, Event, ReportKind, UnitId, UnitPlan};
 use crate::config::schema::HealthCheck;

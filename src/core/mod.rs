@@ -28,6 +28,7 @@ mod health;
 mod notice;
 mod outside;
 mod policy;
+mod probe;
 #[cfg(test)]
 mod random_tests;
 pub mod spawn;
@@ -48,9 +49,9 @@ pub use deploy::{
     Step, COMMAND_TIMEOUT, MIN_DEPLOY_SETTLE,
 };
 pub use drain::MainExit;
-pub use health::{Health, PROBE_GRACE};
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
+pub use probe::{Health, PROBE_GRACE};
 
 /// A unit's key: the service name.
 pub type UnitId = String;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::health::{Health, ProbeState};
+use super::probe::{Health, ProbeState};
 use super::{Action, ReportKind, StateKind, UnitPlan, UnitView};
 use crate::spec::ExitStatus;
 

@@ -126,12 +126,7 @@ impl SysInfo {
 /// `cutime + cstime` of the children it has reaped, so that work done by short-lived children
 /// (a shell running commands) is not lost when they exit.
 pub fn parse_stat_ticks(text: &str) -> Option<u64> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // After the command: state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt
-    // cmajflt utime(14) stime cutime cstime(17).
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-    Some(n(11)? + n(12)? + n(13)? + n(14)?)
+    crate::os::procfs::parse_stat(text).map(|s| s.cpu_ticks)
 }
 
 fn rss(pid: u32, sys: &SysInfo) -> Option<u64> {

@@ -7,6 +7,12 @@
 //! privileged user controls.
 //!
 //! `sock`: unix sockets bound and connected whatever the length of their path.
+//!
+//! `procfs`: /proc/PID/stat, parsed in one place.
+//!
+//! `signal`: signals sent to a process by pid.
 
 pub mod fs;
+pub mod procfs;
+pub mod signal;
 pub mod sock;

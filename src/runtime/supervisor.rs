@@ -33,7 +33,6 @@ use crate::os::fs::{Access, Create};
 /// `sysg run`: ad-hoc units added to and dropped from the running plan.
 mod adhoc;
 
-#[path = "spawning.rs"]
 mod spawning;
 
 /// Reloads: the config is read off the loop (reload.rs).

@@ -267,7 +267,7 @@ pub fn kill(dir: &Path) -> io::Result<()> {
             break;
         }
         for pid in pids {
-            let _ = super::tree::send_signal(pid, libc::SIGKILL);
+            let _ = crate::os::signal::send_signal(pid, libc::SIGKILL);
         }
     }
     Ok(())

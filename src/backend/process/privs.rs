@@ -507,6 +507,13 @@ impl ChildSetup {
         Ok(())
     }
 
+    /// Set `lo` up (and running) in the network namespace just unshared: a new namespace's
+    /// loopback starts down. Uses only async-signal-safe calls (socket, ioctl, close) and no
+    /// allocation, for the child between fork and exec.
+    ///
+    /// # Safety
+    /// Call only in the child between fork and exec, after `unshare(CLONE_NEWNET)`: it changes
+    /// the flags of the `lo` of whatever network namespace the caller is in.
     unsafe fn bring_up_loopback(&self) -> io::Result<()> {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         check(sock)?;

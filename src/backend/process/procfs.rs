@@ -3,57 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-/// The fields of /proc/PID/stat the backend needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub pid: u32,
-    /// One-letter state (`R`, `S`, `Z`, ...).
-    pub state: u8,
-    pub ppid: u32,
-    pub pgrp: u32,
-    pub session: u32,
-    /// Field 22: start time in clock ticks since boot.
-    pub start_time: u64,
-}
-
-/// Parse the text of /proc/PID/stat. The command name (field 2) sits in parentheses and may
-/// itself contain spaces and parentheses, so the fields after it are found from the last `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    if close < open {
-        return None;
-    }
-    let pid = text[..open].trim().parse().ok()?;
-    let mut rest = text[close + 1..].split_ascii_whitespace();
-    // Fields 3.. : state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
-    // utime stime cutime cstime priority nice num_threads itrealvalue starttime
-    let state = *rest.next()?.as_bytes().first()?;
-    let ppid = rest.next()?.parse().ok()?;
-    let pgrp = rest.next()?.parse().ok()?;
-    let session = rest.next()?.parse().ok()?;
-    let start_time = rest.nth(15)?.parse().ok()?;
-    Some(Stat {
-        pid,
-        state,
-        ppid,
-        pgrp,
-        session,
-        start_time,
-    })
-}
-
-/// Read and parse /proc/PID/stat.
-pub fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// Start time of `pid` (field 22 of /proc/PID/stat, clock ticks since boot), `None` when the
-/// process does not exist. Pid plus start time identifies a process across pid reuse.
-pub fn proc_start_time(pid: u32) -> Option<u64> {
-    stat(pid).map(|s| s.start_time)
-}
+pub use crate::os::procfs::{start_time as proc_start_time, stat, Stat};
 
 /// How long `pid` has been running: the time since boot (/proc/uptime) less its start time
 /// (field 22 of /proc/PID/stat, in clock ticks). `None` when the process or either file is
@@ -145,6 +95,7 @@ fn environ_file_contains(path: &Path, entry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::procfs::parse_stat;
 
     fn line(comm: &str) -> String {
         // 52 fields as in a real stat line; starttime (22) = 987654, session = 77.

@@ -16,6 +16,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use super::{cgroup, procfs};
+/// `kill(2)` by pid (the ground floor's; the backend's callers name it here).
+pub use crate::os::signal::send_signal;
 
 /// Name of the environment variable that marks a unit's processes.
 pub const MARKER_VAR: &str = "SYSG_UNIT_ID";
@@ -29,21 +31,6 @@ pub enum Membership<'a> {
         pgid: u32,
         marker: &'a str,
     },
-}
-
-/// `kill(2)`.
-pub fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    if pid <= 0 {
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-    }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::kill(pid, sig) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 /// `killpg(2)`.

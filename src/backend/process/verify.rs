@@ -180,6 +180,7 @@ mod tests {
                 ppid: 1,
                 pgrp,
                 session,
+                cpu_ticks: 0,
                 start_time: 777,
             },
             cgroup: Some(cg.to_string()),

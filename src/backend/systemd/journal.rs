@@ -1,66 +1,150 @@
 //! Service output under the systemd backend: it goes to the journal (StandardOutput=journal),
 //! and is read back with `journalctl`.
 //!
-//! The journal does not record which stream a line came from, so `Kind::Stdout` and
-//! `Kind::Stderr` both show the unit's whole output. `journalctl` is used instead of a journal
-//! library: it is always installed beside journald, handles rotation, `--follow` and access
-//! rights, and keeps a C dependency out of the build.
+//! The journal does not record which stream a line came from, so stdout and stderr are shown
+//! together. `journalctl` is used instead of a journal library: it is always installed beside
+//! journald, handles rotation, `--follow` and access rights, and keeps a C dependency out of the
+//! build.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::time::{Duration, UNIX_EPOCH};
 
-use crate::logs::Kind;
+use chrono::{DateTime, Utc};
 
 use super::naming;
 
-/// The `journalctl` arguments that show the last `lines` lines of a service (then follow).
+/// What to read from the journal: the output of some services of a project.
+#[derive(Debug, Clone, Default)]
+pub struct Query<'a> {
+    /// The system manager's journal (`--system`), else the user's (`--user`).
+    pub system: bool,
+    /// The project the services belong to.
+    pub project: &'a str,
+    /// Services (or spawned children, `web/worker`); each with every deployment instance.
+    pub services: &'a [String],
+    /// Lines at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Lines at or before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (the last ones).
+    pub lines: Option<usize>,
+    /// Keep printing new lines.
+    pub follow: bool,
+    /// One JSON object per entry (`--output json`, see `Entry::parse`), else `short-iso` text.
+    pub json: bool,
+}
+
+/// The `journalctl` arguments for a query.
 ///
-/// `-o short-iso` prints `timestamp identifier[pid]: message`, the journal's counterpart of the
-/// process backend's stamped log lines.
-pub fn journal_args(
-    system: bool,
-    project: &str,
-    service: &str,
-    lines: usize,
-    follow: bool,
-) -> Vec<String> {
-    let unit = naming::unit_name(project, service);
-    // A deployment's candidates run as `sysg-<project>-<service>\x7eN.service`; journalctl
-    // matches unit globs with fnmatch, where `\` escapes, hence `?` for every backslash.
-    let instances = naming::unit_name(project, &crate::spec::instance_key(service, 0))
-        .replace('\\', "?")
-        .replace("?x7e0.service", "?x7e*.service");
-    let flag = if system { "--unit" } else { "--user-unit" };
-    let mut args = vec![flag.to_string(), unit, flag.to_string(), instances];
-    args.extend(["--output", "short-iso", "--no-pager", "--lines"].map(String::from));
-    args.push(lines.to_string());
-    if follow {
+/// Every service brings two unit matches: its own unit and a glob for its deployment
+/// instances (`sysg-<project>-<service>\x7eN.service`, the candidates of a rolling deployment,
+/// which keep running as their own unit once promoted). `-o short-iso` prints
+/// `timestamp identifier[pid]: message`, the journal's counterpart of the process backend's
+/// stamped log lines.
+pub fn journal_args(q: &Query) -> Vec<String> {
+    let mut args = vec![if q.system { "--system" } else { "--user" }.to_string()];
+    for service in q.services {
+        args.extend(["--unit".to_string(), naming::unit_name(q.project, service)]);
+        if let Some(glob) = instances_glob(q.project, service) {
+            args.extend(["--unit".to_string(), glob]);
+        }
+    }
+    let output = if q.json { "json" } else { "short-iso" };
+    args.extend(["--output", output, "--no-pager"].map(String::from));
+    args.extend(window_args(q.since, q.until, q.lines));
+    if q.follow {
         args.push("--follow".to_string());
     }
     args
 }
 
-/// Spawn `journalctl` for a service's output, stdout piped for the caller to read (and, with
-/// `follow`, to stop by killing the child). `Kind::Supervisor` is not in the unit's journal.
-pub fn journal_lines(
-    system: bool,
-    project: &str,
-    service: &str,
-    kind: Kind,
-    lines: usize,
-    follow: bool,
-) -> std::io::Result<Child> {
-    if kind == Kind::Supervisor {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the supervisor's own log is not part of a unit's journal",
-        ));
+/// `journalctl` with the arguments of a query.
+pub fn journal_command(q: &Query) -> Command {
+    let mut cmd = Command::new("journalctl");
+    cmd.args(journal_args(q));
+    cmd
+}
+
+/// A glob matching the units of every deployment instance of a service; `None` for a spawned
+/// child (`web/worker`), which is never deployed. journalctl matches unit globs with fnmatch,
+/// where `\` escapes, hence `?` for every backslash of the escaped name.
+fn instances_glob(project: &str, service: &str) -> Option<String> {
+    if service.contains('/') {
+        return None;
     }
-    Command::new("journalctl")
-        .args(journal_args(system, project, service, lines, follow))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+    let unit = naming::unit_name(project, &crate::spec::instance_key(service, 0));
+    let stem = unit.strip_suffix("0.service")?;
+    Some(format!("{}*.service", stem.replace('\\', "?")))
+}
+
+/// journalctl's `--since`/`--until`/`--lines` for a window and a line limit. Times go as UTC
+/// with microseconds (`2026-12-05 13:00:00.000000 UTC`, a form systemd.time(7) takes), so
+/// the journal and the log files cut at the same instants.
+fn window_args(
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+) -> Vec<String> {
+    let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string();
+    let mut args = Vec::new();
+    if let Some(s) = since {
+        args.extend(["--since".to_string(), stamp(s)]);
+    }
+    if let Some(u) = until {
+        args.extend(["--until".to_string(), stamp(u)]);
+    }
+    if let Some(n) = limit {
+        args.extend(["--lines".to_string(), n.to_string()]);
+    }
+    args
+}
+
+/// One entry of `journalctl --output json`, in the terms of a project's services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The service that wrote it (a deployment instance counts as its service), or the unit
+    /// name when it is not one of the project's services.
+    pub service: String,
+    /// When it was written.
+    pub time: Option<std::time::SystemTime>,
+    /// The text (not valid UTF-8 is replaced).
+    pub text: String,
+}
+
+impl Entry {
+    /// Read one JSON line of `journalctl --output json`; `None` when it is not JSON.
+    pub fn parse(project: &str, line: &str) -> Option<Entry> {
+        let entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
+        let unit = ["_SYSTEMD_USER_UNIT", "_SYSTEMD_UNIT", "UNIT"]
+            .iter()
+            .find_map(|k| entry.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or("");
+        let service = naming::service_of_unit(project, unit)
+            .map(|s| crate::spec::service_of(&s).to_string())
+            .unwrap_or_else(|| unit.to_string());
+        // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
+        let text = match entry.get("MESSAGE") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(bytes)) => String::from_utf8_lossy(
+                &bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_owned(),
+            _ => String::new(),
+        };
+        let time = entry
+            .get("__REALTIME_TIMESTAMP")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|us| UNIX_EPOCH + Duration::from_micros(us));
+        Some(Entry {
+            service,
+            time,
+            text,
+        })
+    }
 }
 
 /// One entry of `journalctl --output json` in the shape of `sysg logs --json`:
@@ -169,11 +253,27 @@ pub fn read_served(
 mod tests {
     use super::*;
 
+    fn utc(s: &str) -> DateTime<Utc> {
+        match DateTime::parse_from_rfc3339(s) {
+            Ok(d) => d.with_timezone(&Utc),
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
     #[test]
-    fn system_and_user_args() {
+    fn every_instance_of_a_service() {
+        let services = ["web".to_string()];
+        let q = Query {
+            system: true,
+            project: "shop",
+            services: &services,
+            lines: Some(50),
+            ..Query::default()
+        };
         assert_eq!(
-            journal_args(true, "shop", "web", 50, false),
+            journal_args(&q),
             [
+                "--system",
                 "--unit",
                 "sysg-shop-web.service",
                 "--unit",
@@ -185,10 +285,30 @@ mod tests {
                 "50"
             ]
         );
-        let user = journal_args(false, "my-app", "w", 5, true);
-        assert_eq!(user[0], "--user-unit");
-        assert_eq!(user[1], "sysg-my\\x2dapp-w.service");
-        assert_eq!(user.last().map(String::as_str), Some("--follow"));
+        let services = ["w".to_string(), "w/child".to_string()];
+        let user = journal_args(&Query {
+            project: "my-app",
+            services: &services,
+            follow: true,
+            json: true,
+            ..Query::default()
+        });
+        assert_eq!(
+            user,
+            [
+                "--user",
+                "--unit",
+                "sysg-my\\x2dapp-w.service",
+                "--unit",
+                "sysg-my?x2dapp-w?x7e*.service",
+                "--unit",
+                "sysg-my\\x2dapp-w-child.service",
+                "--output",
+                "json",
+                "--no-pager",
+                "--follow"
+            ]
+        );
     }
 
     #[test]
@@ -221,8 +341,46 @@ mod tests {
     }
 
     #[test]
-    fn supervisor_kind_is_refused() {
-        let e = journal_lines(true, "p", "s", Kind::Supervisor, 1, false).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    fn window() {
+        assert_eq!(window_args(None, None, Some(50)), ["--lines", "50"]);
+        assert_eq!(
+            window_args(
+                Some(utc("2026-12-05T14:00:00+01:00")),
+                Some(utc("2026-12-05T13:30:00.25Z")),
+                None
+            ),
+            [
+                "--since",
+                "2026-12-05 13:00:00.000000 UTC",
+                "--until",
+                "2026-12-05 13:30:00.250000 UTC"
+            ]
+        );
+        assert_eq!(
+            window_args(Some(utc("2026-12-05T13:00:00Z")), None, Some(5)),
+            ["--since", "2026-12-05 13:00:00.000000 UTC", "--lines", "5"]
+        );
+    }
+
+    #[test]
+    fn entries() {
+        let e = Entry::parse(
+            "shop",
+            r#"{"_SYSTEMD_UNIT":"sysg-shop-web\\x7e1.service","MESSAGE":"hi","__REALTIME_TIMESTAMP":"1000000"}"#,
+        );
+        assert_eq!(
+            e,
+            Some(Entry {
+                service: "web".into(),
+                time: Some(UNIX_EPOCH + Duration::from_secs(1)),
+                text: "hi".into()
+            })
+        );
+        let e = Entry::parse("shop", r#"{"UNIT":"other.service","MESSAGE":[104,255]}"#);
+        assert_eq!(
+            e.map(|e| (e.service, e.time, e.text)),
+            Some(("other.service".into(), None, "h\u{fffd}".into()))
+        );
+        assert_eq!(Entry::parse("shop", "not json"), None);
     }
 }

@@ -1057,18 +1057,7 @@ impl Backend for SystemdBackend {
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-pub fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
-}
-
-/// Field 22 of a /proc/PID/stat line. The command (field 2) may contain spaces and parentheses,
-/// so counting starts after its last `)`.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // `rest` starts at field 3 (state), so field 22 is the 20th token.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
+pub use crate::os::procfs::start_time as proc_start_time;
 
 #[cfg(test)]
 mod tests {
@@ -1077,8 +1066,11 @@ mod tests {
     #[test]
     fn start_time_is_field_22() {
         let line = "1234 (we ird) name)) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 0";
-        assert_eq!(parse_start_time(line), Some(987654));
-        assert_eq!(parse_start_time("garbage"), None);
+        assert_eq!(
+            crate::os::procfs::parse_stat(line).map(|s| s.start_time),
+            Some(987654)
+        );
+        assert_eq!(crate::os::procfs::parse_stat("garbage"), None);
         let own = proc_start_time(std::process::id()).unwrap();
         assert!(own > 0);
     }

@@ -11,8 +11,8 @@ use thiserror::Error;
 use super::Supervisor;
 use crate::backend::AdoptRecord;
 use crate::config::schema::Size;
+use crate::control::access::Peer;
 use crate::control::protocol::{ChildStatus, Response, SpawnRequest};
-use crate::control::server::Peer;
 use crate::core::spawn::{split_key, ChildState, Owner, SpawnAction, SpawnLimits, StopHow};
 use crate::runtime::state::SpawnedMemo;
 use crate::spec::{SpawnGroup, UnitSpec};
@@ -40,9 +40,7 @@ pub enum SpawnError {
 /// The parent pid of `pid` (field 4 of /proc/PID/stat), read after the `comm` field, which may
 /// contain spaces and parentheses.
 fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.get(stat.rfind(')')? + 1..)?;
-    after.split_whitespace().nth(1)?.parse().ok()
+    crate::os::procfs::stat(pid).map(|s| s.ppid)
 }
 
 /// The owner of `pid`: the nearest ancestor (or itself) that is a service's main process or a

@@ -352,7 +352,6 @@ fn journal_verdict(ok: bool, refused: std::thread::JoinHandle<bool>, sys: bool) 
 /// journalctl's JSON entries in the shape of `sysg logs --json`.
 #[cfg(target_os = "linux")]
 fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32 {
-    use crate::backend::systemd::journal::Entry;
     use std::io::BufRead;
     cmd.stdout(std::process::Stdio::piped());
     let mut child = match cmd.spawn() {
@@ -368,15 +367,9 @@ fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32
     };
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        let Some(entry) = Entry::parse(project, &line) else {
+        let Some(obj) = crate::backend::systemd::journal::entry_json(project, &line) else {
             continue;
         };
-        let obj = serde_json::json!({
-            "service": entry.service,
-            "stream": "journal",
-            "time": entry.time.map(logs::format_timestamp),
-            "line": entry.text,
-        });
         print_line(false, 0, "", &obj.to_string());
     }
     let ok = child.wait().is_ok_and(|s| s.success());

@@ -281,12 +281,4 @@ mod tests {
         assert_eq!(shell_word("sysg-p-web.service"), "sysg-p-web.service");
         assert_eq!(shell_word("a'b\\x"), "'a'\\''b\\x'");
     }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(5.2), "5s");
-        assert_eq!(human_duration(65.0), "1m05s");
-        assert_eq!(human_duration(3700.0), "1h01m");
-        assert_eq!(human_duration(90000.0), "1d01h");
-    }
 }

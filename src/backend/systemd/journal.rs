@@ -150,35 +150,12 @@ impl Entry {
 /// One entry of `journalctl --output json` in the shape of `sysg logs --json`:
 /// `{service, stream: "journal", time, line}`.
 pub fn entry_json(project: &str, line: &str) -> Option<serde_json::Value> {
-    use std::time::{Duration, UNIX_EPOCH};
-    let entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
-    let unit = ["_SYSTEMD_USER_UNIT", "_SYSTEMD_UNIT", "UNIT"]
-        .iter()
-        .find_map(|k| entry.get(*k).and_then(|v| v.as_str()))
-        .unwrap_or("");
-    let service = naming::service_of_unit(project, unit).unwrap_or_else(|| unit.to_string());
-    // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
-    let text = match entry.get("MESSAGE") {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(bytes)) => String::from_utf8_lossy(
-            &bytes
-                .iter()
-                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect::<Vec<u8>>(),
-        )
-        .into_owned(),
-        _ => String::new(),
-    };
-    let time = entry
-        .get("__REALTIME_TIMESTAMP")
-        .and_then(|v| v.as_str())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|us| crate::logs::format_timestamp(UNIX_EPOCH + Duration::from_micros(us)));
+    let entry = Entry::parse(project, line)?;
     Some(serde_json::json!({
-        "service": service,
+        "service": entry.service,
         "stream": "journal",
-        "time": time,
-        "line": text,
+        "time": entry.time.map(crate::logs::format_timestamp),
+        "line": entry.text,
     }))
 }
 

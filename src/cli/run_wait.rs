@@ -20,8 +20,13 @@ use crate::runtime::paths::ProjectPaths;
 /// How often the follower looks whether the answer came.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The names the running supervisor already uses (services, cron jobs, ad-hoc units).
-pub(super) fn taken_names(paths: &ProjectPaths, project: &str) -> Vec<String> {
+/// How long to wait, after the supervisor answered, for the journal's entry that the unit's
+/// run is over (journald takes in the unit's last lines and the manager's entry on its own).
+const JOURNAL_END: Duration = Duration::from_secs(5);
+
+/// The names the running supervisor already uses (services, cron jobs, ad-hoc units), and
+/// its backend (`systemd` or `process`; empty when it did not answer).
+pub(super) fn taken_names(paths: &ProjectPaths, project: &str) -> (Vec<String>, String) {
     client::call(
         paths,
         project,
@@ -31,8 +36,171 @@ pub(super) fn taken_names(paths: &ProjectPaths, project: &str) -> Vec<String> {
     .ok()
     .filter(|r| r.ok)
     .and_then(|r| serde_json::from_value::<StatusReport>(r.data).ok())
-    .map(|r| r.services.into_iter().map(|s| s.name).collect())
+    .map(|r| (r.services.into_iter().map(|s| s.name).collect(), r.backend))
     .unwrap_or_default()
+}
+
+/// The command's output on its way to the caller: from the log files (process backend) or
+/// from the journal (systemd backend).
+pub(super) enum Output {
+    Files(Pipe),
+    #[cfg(target_os = "linux")]
+    Journal(JournalPipe),
+}
+
+impl Output {
+    /// Follow the output of `unit` of `project`; `None` when it cannot be followed (the
+    /// command then runs without its output shown; `sysg logs` has it).
+    pub(super) fn start(
+        paths: &ProjectPaths,
+        system: bool,
+        backend: &str,
+        project: &str,
+        unit: &str,
+    ) -> Option<Output> {
+        #[cfg(target_os = "linux")]
+        if backend == "systemd" {
+            return JournalPipe::start(system, project, unit).map(Output::Journal);
+        }
+        let _ = (system, backend, project);
+        Pipe::start(paths, unit).map(Output::Files)
+    }
+
+    /// The supervisor answered: print what is left, then stop. `ran` says the command ran
+    /// (the journal then gets the manager's end entry to wait for).
+    pub(super) fn finish(self, ran: bool) {
+        match self {
+            Output::Files(p) => p.finish(),
+            #[cfg(target_os = "linux")]
+            Output::Journal(p) => p.finish(ran),
+        }
+    }
+}
+
+/// Copies a unit's journal lines to our stdout. The journal keeps stdout and stderr as one
+/// stream, so every line goes to stdout.
+///
+/// The end: the service manager logs that the unit's run is over, but journald may take in
+/// the unit's last lines after that entry. Once journald closed the unit's output stream
+/// (having written all of it), the follower stops, and one last read after the last entry it
+/// showed gets what it had not shown yet.
+#[cfg(target_os = "linux")]
+pub(super) struct JournalPipe {
+    system: bool,
+    unit: String,
+    child: std::process::Child,
+    ended: std::sync::mpsc::Receiver<()>,
+    thread: Option<JoinHandle<Option<String>>>,
+}
+
+#[cfg(target_os = "linux")]
+impl JournalPipe {
+    fn start(system: bool, project: &str, service: &str) -> Option<JournalPipe> {
+        use crate::backend::systemd::journal::{self, From};
+        let unit = crate::backend::systemd::naming::unit_name(project, service);
+        let since = From::Since(std::time::SystemTime::now());
+        let mut child = match journal::unit_entries(system, &unit, &since, true) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cannot show the output of {service}: journalctl: {e}");
+                return None;
+            }
+        };
+        let out = child.stdout.take()?;
+        let (tx, ended) = std::sync::mpsc::channel();
+        let name = unit.clone();
+        let thread = std::thread::Builder::new()
+            .name("sysg-run-journal".into())
+            .spawn(move || copy_entries(system, &name, out, Some(tx)));
+        match thread {
+            Ok(t) => Some(JournalPipe {
+                system,
+                unit,
+                child,
+                ended,
+                thread: Some(t),
+            }),
+            Err(e) => {
+                tracing::warn!("cannot show the output of {service}: {e}");
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    /// Read on until the unit's end (when the command ran), for at most `JOURNAL_END` each
+    /// for the manager's entry and for journald to close the unit's stream.
+    fn finish(mut self, ran: bool) {
+        use crate::backend::systemd::journal::{self, From};
+        if ran {
+            if self.ended.recv_timeout(JOURNAL_END).is_err() {
+                tracing::debug!("{}: no end entry in the journal", self.unit);
+            }
+            let deadline = std::time::Instant::now() + JOURNAL_END;
+            while journal::stream_open(&self.unit) {
+                if std::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        "{}: journald still reads its output; it may be cut",
+                        self.unit
+                    );
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let last = self.thread.take().and_then(|t| t.join().ok()).flatten();
+        if !ran {
+            return;
+        }
+        let Some(cursor) = last else {
+            // The follower showed nothing: nothing of the unit is older than its start.
+            return;
+        };
+        match journal::unit_entries(self.system, &self.unit, &From::After(cursor), false) {
+            Ok(mut rest) => {
+                if let Some(out) = rest.stdout.take() {
+                    copy_entries(self.system, &self.unit, out, None);
+                }
+                let _ = rest.wait();
+            }
+            Err(e) => tracing::warn!("{}: journalctl: {e}", self.unit),
+        }
+    }
+}
+
+/// Print the unit's lines from `journalctl --output json` until its end; tell `ended` when the
+/// manager's end entry passes. The cursor of the last entry read.
+#[cfg(target_os = "linux")]
+fn copy_entries(
+    system: bool,
+    unit: &str,
+    out: std::process::ChildStdout,
+    ended: Option<std::sync::mpsc::Sender<()>>,
+) -> Option<String> {
+    use crate::backend::systemd::journal::{self, RunEntry};
+    use std::io::BufRead;
+    let mut last = None;
+    for line in std::io::BufReader::new(out).lines() {
+        let Ok(line) = line else { break };
+        match journal::run_entry(system, unit, &line) {
+            RunEntry::Line(text) => {
+                // A closed pipe on our side is no reason to disturb the command.
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "{text}").and_then(|()| o.flush());
+            }
+            RunEntry::Ended => {
+                if let Some(tx) = &ended {
+                    let _ = tx.send(());
+                }
+            }
+            RunEntry::Other => {}
+        }
+        last = journal::cursor(&line).or(last);
+    }
+    last
 }
 
 /// Copies a unit's new log lines to our stdout and stderr until `finish`.

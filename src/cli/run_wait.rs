@@ -22,7 +22,19 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// How long to wait, after the supervisor answered, for the journal's entry that the unit's
 /// run is over (journald takes in the unit's last lines and the manager's entry on its own).
-const JOURNAL_END: Duration = Duration::from_secs(5);
+const JOURNAL_END: Duration = Duration::from_secs(3);
+
+/// How often the end of a unit's journal output is looked for.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What the journal follower tells `JournalPipe::finish`.
+#[cfg(target_os = "linux")]
+enum Event {
+    /// A line of the unit (so journald has seen its output stream).
+    Line,
+    /// The manager's entry that the unit's run is over.
+    Ended,
+}
 
 /// The names the running supervisor already uses (services, cron jobs, ad-hoc units), and
 /// its backend (`systemd` or `process`; empty when it did not answer).
@@ -89,16 +101,16 @@ pub(super) struct JournalPipe {
     system: bool,
     unit: String,
     child: std::process::Child,
-    ended: std::sync::mpsc::Receiver<()>,
+    events: std::sync::mpsc::Receiver<Event>,
     thread: Option<JoinHandle<Option<String>>>,
 }
 
 #[cfg(target_os = "linux")]
 impl JournalPipe {
     fn start(system: bool, project: &str, service: &str) -> Option<JournalPipe> {
-        use crate::backend::systemd::journal::{self, From};
+        use crate::backend::systemd::journal::{self, Start};
         let unit = crate::backend::systemd::naming::unit_name(project, service);
-        let since = From::Since(std::time::SystemTime::now());
+        let since = Start::Since(std::time::SystemTime::now());
         let mut child = match journal::unit_entries(system, &unit, &since, true) {
             Ok(c) => c,
             Err(e) => {
@@ -107,7 +119,7 @@ impl JournalPipe {
             }
         };
         let out = child.stdout.take()?;
-        let (tx, ended) = std::sync::mpsc::channel();
+        let (tx, events) = std::sync::mpsc::channel();
         let name = unit.clone();
         let thread = std::thread::Builder::new()
             .name("sysg-run-journal".into())
@@ -117,7 +129,7 @@ impl JournalPipe {
                 system,
                 unit,
                 child,
-                ended,
+                events,
                 thread: Some(t),
             }),
             Err(e) => {
@@ -129,24 +141,41 @@ impl JournalPipe {
         }
     }
 
-    /// Read on until the unit's end (when the command ran), for at most `JOURNAL_END` each
-    /// for the manager's entry and for journald to close the unit's stream.
+    /// Read on until the unit's end (when the command ran): until journald closed the unit's
+    /// output stream, or (when that cannot be seen) the manager's end entry; at most
+    /// `JOURNAL_END` each for the end entry and for the stream.
     fn finish(mut self, ran: bool) {
-        use crate::backend::systemd::journal::{self, From};
+        use crate::backend::systemd::journal::{self, Start};
+        use std::sync::mpsc::RecvTimeoutError;
+        use std::time::Instant;
         if ran {
-            if self.ended.recv_timeout(JOURNAL_END).is_err() {
-                tracing::debug!("{}: no end entry in the journal", self.unit);
+            let deadline = Instant::now() + JOURNAL_END;
+            let mut saw_line = false;
+            loop {
+                match self.events.recv_timeout(POLL) {
+                    Ok(Event::Ended) | Err(RecvTimeoutError::Disconnected) => break,
+                    Ok(Event::Line) => saw_line = true,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                // journald has seen the stream (a line came) and has closed it since.
+                if saw_line && journal::stream_open(&self.unit) == Some(false) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    tracing::debug!("{}: no end entry in the journal", self.unit);
+                    break;
+                }
             }
-            let deadline = std::time::Instant::now() + JOURNAL_END;
-            while journal::stream_open(&self.unit) {
-                if std::time::Instant::now() >= deadline {
+            let deadline = Instant::now() + JOURNAL_END;
+            while journal::stream_open(&self.unit) == Some(true) {
+                if Instant::now() >= deadline {
                     tracing::warn!(
                         "{}: journald still reads its output; it may be cut",
                         self.unit
                     );
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(POLL);
             }
         }
         let _ = self.child.kill();
@@ -159,7 +188,7 @@ impl JournalPipe {
             // The follower showed nothing: nothing of the unit is older than its start.
             return;
         };
-        match journal::unit_entries(self.system, &self.unit, &From::After(cursor), false) {
+        match journal::unit_entries(self.system, &self.unit, &Start::After(cursor), false) {
             Ok(mut rest) => {
                 if let Some(out) = rest.stdout.take() {
                     copy_entries(self.system, &self.unit, out, None);
@@ -171,14 +200,14 @@ impl JournalPipe {
     }
 }
 
-/// Print the unit's lines from `journalctl --output json` until its end; tell `ended` when the
-/// manager's end entry passes. The cursor of the last entry read.
+/// Print the unit's lines from `journalctl --output json` until its end, telling `events` of
+/// them. The cursor of the last entry read.
 #[cfg(target_os = "linux")]
 fn copy_entries(
     system: bool,
     unit: &str,
     out: std::process::ChildStdout,
-    ended: Option<std::sync::mpsc::Sender<()>>,
+    events: Option<std::sync::mpsc::Sender<Event>>,
 ) -> Option<String> {
     use crate::backend::systemd::journal::{self, RunEntry};
     use std::io::BufRead;
@@ -187,13 +216,16 @@ fn copy_entries(
         let Ok(line) = line else { break };
         match journal::run_entry(system, unit, &line) {
             RunEntry::Line(text) => {
+                if let Some(tx) = &events {
+                    let _ = tx.send(Event::Line);
+                }
                 // A closed pipe on our side is no reason to disturb the command.
                 let mut o = std::io::stdout().lock();
                 let _ = writeln!(o, "{text}").and_then(|()| o.flush());
             }
             RunEntry::Ended => {
-                if let Some(tx) = &ended {
-                    let _ = tx.send(());
+                if let Some(tx) = &events {
+                    let _ = tx.send(Event::Ended);
                 }
             }
             RunEntry::Other => {}

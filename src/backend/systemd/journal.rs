@@ -89,7 +89,7 @@ pub enum RunEntry {
 
 /// Where a read of one unit's entries starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
+pub enum Start {
     /// Entries written at or after this time.
     Since(SystemTime),
     /// Entries after the one with this `__CURSOR`.
@@ -100,7 +100,12 @@ pub enum From {
 /// `follow`), stdout piped. Start a follower before the unit starts (`Since` a time taken
 /// before the request): nothing is missed, and entries of an earlier unit of that name that
 /// ended before it are not shown.
-pub fn unit_entries(system: bool, unit: &str, from: &From, follow: bool) -> std::io::Result<Child> {
+pub fn unit_entries(
+    system: bool,
+    unit: &str,
+    from: &Start,
+    follow: bool,
+) -> std::io::Result<Child> {
     Command::new("journalctl")
         .args(unit_entries_args(system, unit, from, follow))
         .stdin(Stdio::null())
@@ -109,16 +114,16 @@ pub fn unit_entries(system: bool, unit: &str, from: &From, follow: bool) -> std:
         .spawn()
 }
 
-fn unit_entries_args(system: bool, unit: &str, from: &From, follow: bool) -> Vec<String> {
+fn unit_entries_args(system: bool, unit: &str, from: &Start, follow: bool) -> Vec<String> {
     let flag = if system { "--unit" } else { "--user-unit" };
     let mut args = vec![flag.to_string(), unit.to_string()];
     match from {
-        From::Since(t) => {
+        Start::Since(t) => {
             let at = t.duration_since(UNIX_EPOCH).unwrap_or_default();
             args.push("--since".to_string());
             args.push(format!("@{}.{:06}", at.as_secs(), at.subsec_micros()));
         }
-        From::After(cursor) => {
+        Start::After(cursor) => {
             args.push("--after-cursor".to_string());
             args.push(cursor.clone());
         }
@@ -130,20 +135,23 @@ fn unit_entries_args(system: bool, unit: &str, from: &From, follow: bool) -> Vec
     args
 }
 
-/// Where journald keeps a state file for each open stdout/stderr stream; it removes the file
-/// only after the stream ended and its last lines were written to the journal.
+/// Where journald keeps a state file for each open stdout/stderr stream (root-only, for its own
+/// restarts, marked private); it removes the file only after the stream ended and its last
+/// lines were written to the journal. Only the presence of a `UNIT=` line is used here; when
+/// the files cannot be read, callers fall back on the manager's end entry, then a deadline.
 const STREAMS: &str = "/run/systemd/journal/streams";
 
 /// Does journald still hold an output stream of `unit` open (lines may still be on their way
-/// into the journal)? `false` when the streams cannot be read.
-pub fn stream_open(unit: &str) -> bool {
-    let Ok(dir) = std::fs::read_dir(STREAMS) else {
-        return false;
-    };
+/// into the journal)? `None` when the streams cannot be read (not root).
+pub fn stream_open(unit: &str) -> Option<bool> {
     let want = format!("UNIT={unit}");
-    dir.flatten().any(|e| {
-        std::fs::read_to_string(e.path()).is_ok_and(|text| text.lines().any(|l| l == want))
-    })
+    for e in std::fs::read_dir(STREAMS).ok()? {
+        let text = std::fs::read_to_string(e.ok()?.path()).ok()?;
+        if text.lines().any(|l| l == want) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// The `__CURSOR` of one line of `journalctl --output json`.
@@ -192,7 +200,7 @@ mod tests {
     #[test]
     fn unit_entries_start_at_a_time_or_after_a_cursor() {
         let at = UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_000_042);
-        let a = unit_entries_args(true, "sysg-adhoc-sh.service", &From::Since(at), true);
+        let a = unit_entries_args(true, "sysg-adhoc-sh.service", &Start::Since(at), true);
         assert_eq!(
             a[..4],
             [
@@ -203,7 +211,7 @@ mod tests {
             ]
         );
         assert!(a.contains(&"--follow".to_string()) && a.contains(&"json".to_string()));
-        let b = unit_entries_args(false, "u", &From::After("s=1".into()), false);
+        let b = unit_entries_args(false, "u", &Start::After("s=1".into()), false);
         assert_eq!(b[..4], ["--user-unit", "u", "--after-cursor", "s=1"]);
         assert!(!b.contains(&"--follow".to_string()));
         assert_eq!(

@@ -102,3 +102,65 @@ fn adhoc_units_are_transient_units_with_wait_status() {
         Some(3)
     );
 }
+
+#[test]
+fn run_wait_streams_the_journal_and_keeps_it_for_logs() {
+    let Some(ns) = boot_or_skip("run_wait_streams_the_journal_and_keeps_it_for_logs") else {
+        return;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("sysg-adhoc-wait-")
+        .tempdir()
+        .expect("tempdir");
+    let d = dir.path();
+    // The harness's manager logs to its console; a real one logs unit ends to the journal,
+    // which is how the end of the output is known.
+    for (verb, value) in [("log-target", "journal"), ("log-level", "info")] {
+        let set = ns.exec(&["systemctl", verb, value]);
+        assert!(set.status.success(), "systemctl {verb} {value}: {set:?}");
+    }
+    // No `$` in the command: systemd 252 expands it in ExecStart itself.
+    let out = sysg(
+        &ns,
+        d,
+        &[
+            "run",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            "echo first; seq 1 3000; echo oops >&2; echo last; exit 7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    // The journal keeps stdout and stderr as one stream: every line, in order, on stdout,
+    // also those journald takes in after the manager's entry that the unit failed.
+    let want: String = std::iter::once("first".to_string())
+        .chain((1..=3000).map(|i| i.to_string()))
+        .chain(["oops".to_string(), "last".to_string()])
+        .map(|l| l + "\n")
+        .collect();
+    assert_eq!(
+        text(&out.stdout),
+        want,
+        "every line, in order, nothing else"
+    );
+    // The supervisor it started is gone; the output stays readable.
+    assert_eq!(
+        sysg(&ns, d, &["--project", "adhoc", "status"])
+            .status
+            .code(),
+        Some(3)
+    );
+    let logs = sysg(
+        &ns,
+        d,
+        &["--project", "adhoc", "logs", "-s", "sh", "-n", "5"],
+    );
+    assert_ok(&logs, "logs -s sh");
+    assert!(
+        text(&logs.stdout).contains("last"),
+        "{}",
+        text(&logs.stdout)
+    );
+}

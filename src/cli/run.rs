@@ -82,10 +82,10 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
             }
             started = true;
         }
-        let taken = super::run_wait::taken_names(&paths, &project);
+        let (taken, backend) = super::run_wait::taken_names(&paths, &project);
         match crate::runtime::adhoc::unit_name(a.name.as_deref(), &request.argv, &taken) {
             Ok(name) => {
-                pipe = super::run_wait::Pipe::start(&paths, &name);
+                pipe = super::run_wait::Output::start(&paths, g.sys, &backend, &project, &name);
                 request.name = Some(name);
             }
             Err(e) => {
@@ -104,7 +104,7 @@ pub fn run(g: &Global, a: &RunArgs) -> i32 {
         other => other,
     };
     if let Some(p) = pipe {
-        p.finish();
+        p.finish(resp.as_ref().is_ok_and(|r| r.ok));
     }
     if started {
         super::run_wait::stop_if_empty(&paths, &project);

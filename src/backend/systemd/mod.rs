@@ -177,6 +177,22 @@ pub fn running_version(system: bool) -> Result<String, String> {
     manager_version(&conn).map_err(|e| e.to_string())
 }
 
+/// Create the slice of a service's spawned children with the tree's limits, once: a slice
+/// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
+/// is logged, not fatal: systemd then creates the slice implicitly, without the limits. Shared
+/// by the backend's units and the process backend's scopes (`scope.rs`).
+fn ensure_tree_slice(m: &ManagerProxy<'_>, project: &str, group: &crate::spec::SpawnGroup) {
+    let slice = naming::tree_slice_name(project, &group.service);
+    if m.get_unit(&slice).is_ok() {
+        return;
+    }
+    let props = properties::tree_slice_properties(group);
+    let args: Vec<(&str, Value<'_>)> = props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    if let Err(e) = m.start_transient_unit(&slice, "fail", &args, &[]) {
+        tracing::warn!("{slice}: cannot create with the spawn limits: {e}");
+    }
+}
+
 fn manager_version(conn: &Connection) -> Result<String, BackendError> {
     ManagerProxy::new(conn)
         .and_then(|m| m.version())
@@ -310,20 +326,9 @@ impl SystemdBackend {
         }
     }
 
-    /// Create the slice of a service's spawned children with the tree's limits, once: a slice
-    /// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
-    /// is logged, not fatal: systemd then creates the slice implicitly, without the limits.
     fn ensure_tree_slice(&self, group: &crate::spec::SpawnGroup) {
-        let slice = naming::tree_slice_name(&self.project, &group.service);
-        let Ok(m) = self.manager() else { return };
-        if m.get_unit(&slice).is_ok() {
-            return;
-        }
-        let props = properties::tree_slice_properties(group);
-        let args: Vec<(&str, Value<'_>)> =
-            props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        if let Err(e) = m.start_transient_unit(&slice, "fail", &args, &[]) {
-            tracing::warn!("{slice}: cannot create with the spawn limits: {e}");
+        if let Ok(m) = self.manager() {
+            ensure_tree_slice(&m, &self.project, group);
         }
     }
 

@@ -134,18 +134,10 @@ impl ScopeRegistrar {
     }
 
     /// Make the slice of a spawned child's tree with the tree's limits, once (as the systemd
-    /// backend does); a failure only means the limits are not applied, which is logged.
+    /// backend does, through the same function).
     fn ensure_tree_slice(&self, group: &crate::spec::SpawnGroup) {
-        let slice = naming::tree_slice_name(&self.project, &group.service);
-        let Ok(m) = self.manager() else { return };
-        if m.get_unit(&slice).is_ok() {
-            return;
-        }
-        let props = properties::tree_slice_properties(group);
-        let args: Vec<(&str, Value<'_>)> =
-            props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        if let Err(e) = m.start_transient_unit(&slice, "fail", &args, &[]) {
-            tracing::warn!("{slice}: cannot create with the spawn limits: {e}");
+        if let Ok(m) = self.manager() {
+            super::ensure_tree_slice(&m, &self.project, group);
         }
     }
 

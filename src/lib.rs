@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod notify;
 pub mod os;
 pub mod runtime;
+pub mod sandbox;
 pub mod signals;
 pub mod spec;

@@ -8,6 +8,7 @@ pub mod cron;
 pub mod duration;
 pub mod envfile;
 pub mod graph;
+pub mod input_forms;
 pub mod input_schema;
 mod node;
 pub mod privileged;

@@ -9,7 +9,9 @@ use crate::config::schema::{
     Deployment, HealthCheck, Hook, LogPolicy, Probe, RestartPolicy, Run, Service, Size, Webhook,
 };
 
-/// A service's top-level keys in the order of docs/configuration.md, for display.
+/// A service's top-level keys in the order of docs/configuration.md (the parser's reading
+/// order in `config/build.rs`), for display; a test checks it against the parser and the
+/// schema.
 pub const KEY_ORDER: &[&str] = &[
     "command",
     "exec",
@@ -419,6 +421,36 @@ mod tests {
         assert!(key_rank("health_check.url") < key_rank("webhooks[0].url"));
         assert!(key_rank("stop_timeout") < key_rank("logs.max_size"));
         assert_eq!(key_rank("unknown"), KEY_ORDER.len());
+    }
+
+    /// A service key added to the parser and the schema but not here would be shown last by
+    /// `sysg inspect`: this names it.
+    #[test]
+    fn key_order_is_the_parsers_and_the_schemas() {
+        // The parser lists its keys, in its reading order, when it meets one it does not know.
+        let yaml = "version: \"1\"\nservices:\n  web:\n    command: x\n    zzzzzzzzzzzz: 1\n";
+        let path = std::path::Path::new("/srv/shop/systemg.yaml");
+        let errors = match crate::config::load_str(yaml, path) {
+            Ok(_) => panic!("an unknown key was accepted"),
+            Err(e) => e.0,
+        };
+        let known = errors
+            .iter()
+            .find_map(|d| d.message.split_once("(known keys: "))
+            .map(|(_, keys)| keys.trim_end_matches(')').to_string())
+            .expect("the parser names its keys");
+        assert_eq!(known.split(", ").collect::<Vec<_>>(), KEY_ORDER);
+        let schema = crate::config::input_schema::schema();
+        let mut written: Vec<&str> = schema["$defs"]["ServiceFile"]["properties"]
+            .as_object()
+            .expect("ServiceFile has properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut order = KEY_ORDER.to_vec();
+        written.sort_unstable();
+        order.sort_unstable();
+        assert_eq!(written, order);
     }
 
     #[test]

@@ -177,6 +177,7 @@ impl JsonSchema for Capability {
     }
 }
 
+/// `version:` as written: the string "1" or the number 1.
 pub fn version_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "The config format version: \"1\".",

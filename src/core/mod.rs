@@ -32,11 +32,15 @@ mod probe;
 #[cfg(test)]
 mod random_tests;
 pub mod spawn;
+mod supervision;
+#[cfg(test)]
+mod supervision_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod unit;
+mod waits;
 
 use deps::{Check, Mode};
 use notice::notify;
@@ -52,6 +56,8 @@ pub use drain::MainExit;
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 pub use probe::{Health, PROBE_GRACE};
+pub use supervision::{Answer, ChildEvent, ClientEvent, ClientId, Input, Supervision};
+pub use waits::Goal;
 
 /// A unit's key: the service name.
 pub type UnitId = String;
@@ -222,6 +228,18 @@ pub enum Action {
     /// Run this timer-driven cron job now through its timer's service; its `Started`/`Exited`
     /// come from the backend, a failure is answered with `StartFailed`.
     Trigger { unit: UnitId },
+    /// Answer a waiting client (`Supervision` only; see `supervision.rs`).
+    Reply { client: ClientId, answer: Answer },
+    /// Carry out the spawn tree's decision about a child (`Supervision` only).
+    Child(spawn::SpawnAction),
+    /// A service's process ended: record it in the exit history that `inspect` shows, with
+    /// how long it ran when known (`Supervision` only).
+    RecordExit {
+        unit: UnitId,
+        pid: u32,
+        status: ExitStatus,
+        ran: Option<f64>,
+    },
 }
 
 /// Kinds of `Action::Report`.

@@ -111,9 +111,11 @@ pub enum ClientEvent {
     },
     /// Stop every child and every unit; `Supervision::done` says when all are down.
     Shutdown,
-    /// The loop's turn ended (the state is written): answer the clients whose goal is met and
-    /// forget the ad-hoc units marked for it that are down.
+    /// The loop's turn ended (the state is written): answer the clients whose goal is met.
     TurnEnded,
+    /// The answers of the turn went out (rendered with the units' reports): forget the ad-hoc
+    /// units marked for it that are down. Their last report had to go out first.
+    Answered,
 }
 
 /// What a client is told (the runtime adds the status report it renders).
@@ -421,10 +423,8 @@ impl Supervision {
                     self.to_core(now, wall, Event::Request(Request::Stop(None)), out);
                 }
             }
-            ClientEvent::TurnEnded => {
-                self.answer_waiters(out);
-                self.forget_down_adhoc(now, wall, out);
-            }
+            ClientEvent::TurnEnded => self.answer_waiters(out),
+            ClientEvent::Answered => self.forget_down_adhoc(now, wall, out),
         }
     }
 

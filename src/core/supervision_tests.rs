@@ -43,8 +43,11 @@ fn replies(actions: &[Action]) -> Vec<(u64, Answer)> {
         .collect()
 }
 
+/// The end of a turn: the answers, then (after they went out) the forgetting.
 fn end_turn(s: &mut Supervision, now: Instant) -> Vec<(u64, Answer)> {
-    replies(&feed(s, now, ClientEvent::TurnEnded))
+    let answers = replies(&feed(s, now, ClientEvent::TurnEnded));
+    feed(s, now, ClientEvent::Answered);
+    answers
 }
 
 fn started(actions: &[Action]) -> Vec<String> {
@@ -415,7 +418,7 @@ fn a_waited_run_is_answered_when_it_finished_and_then_forgotten() {
         },
     );
     let acts = feed(&mut s, now, ClientEvent::TurnEnded);
-    // The answer is its end, whatever it was; then nothing of it is left.
+    // The answer is its end, whatever it was; the unit is still there for its report.
     assert_eq!(
         replies(&acts),
         vec![(
@@ -426,6 +429,9 @@ fn a_waited_run_is_answered_when_it_finished_and_then_forgotten() {
             }
         )]
     );
+    assert!(s.core().unit("job").is_some());
+    // Once the answer went out, nothing of it is left.
+    let acts = feed(&mut s, now, ClientEvent::Answered);
     assert!(acts.contains(&Action::Persist));
     assert!(s.core().unit("job").is_none());
 }

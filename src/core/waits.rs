@@ -1,6 +1,8 @@
 //! What waiting clients wait for (`Goal`), when a goal is met, what the client is told, and
 //! which ad-hoc units are forgotten once they are down. Checked at the end of each turn of the
-//! runtime's loop (`ClientEvent::TurnEnded`), after the state was written.
+//! runtime's loop (`ClientEvent::TurnEnded`), after the state was written; the forgetting comes
+//! once the answers went out (`ClientEvent::Answered`), so that a waited run's answer still
+//! carries its unit's report.
 
 use std::time::Instant;
 

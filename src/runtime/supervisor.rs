@@ -44,6 +44,8 @@ mod setup;
 mod spawning;
 /// What the supervisor reports and persists: status, state.json, inspect.
 mod state_report;
+#[cfg(test)]
+mod tests;
 
 pub use setup::run;
 
@@ -472,8 +474,10 @@ impl Supervisor {
                 None => self.sd_notify.status(&self.status()),
             }
         }
+        // The answers are rendered as they are executed, before the core forgets anything.
         self.queue
             .push_back(Input::Client(ClientEvent::TurnEnded));
+        self.queue.push_back(Input::Client(ClientEvent::Answered));
         self.drain_queue();
     }
 

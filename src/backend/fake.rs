@@ -245,10 +245,7 @@ impl FakeHandle {
 
     /// `adopt` finds `unit` running as `pid`.
     pub fn adoptable(&self, unit: &str, pid: u32) {
-        self.shared
-            .lock()
-            .adoptable
-            .insert(unit.to_string(), pid);
+        self.shared.lock().adoptable.insert(unit.to_string(), pid);
     }
 
     /// End running `unit` with `status`, as its process would; false when it does not run.

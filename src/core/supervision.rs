@@ -232,10 +232,13 @@ impl Supervision {
             }
             Event::ExecFailed { unit, pid, error } if is_child(&unit) => {
                 self.core.drain_ended(&unit, pid);
-                child(out, SpawnAction::Report {
-                    unit: unit.clone(),
-                    message: error,
-                });
+                child(
+                    out,
+                    SpawnAction::Report {
+                        unit: unit.clone(),
+                        message: error,
+                    },
+                );
                 let status = crate::spec::ExitStatus::Code(127);
                 self.child_ended(now, &unit, format!("child ended ({status})"), out);
             }
@@ -257,7 +260,7 @@ impl Supervision {
                     status,
                     ran,
                 });
-                self.to_core(now, wall, Event::Exited { unit, pid, status }, out);
+                self.unit_machine(now, wall, Event::Exited { unit, pid, status }, out);
             }
             Event::ExecFailed { unit, pid, error } => {
                 self.service_ended(now, &unit, out);
@@ -267,7 +270,7 @@ impl Supervision {
                     status: crate::spec::ExitStatus::Code(127),
                     ran: Some(0.0),
                 });
-                self.to_core(now, wall, Event::ExecFailed { unit, pid, error }, out);
+                self.unit_machine(now, wall, Event::ExecFailed { unit, pid, error }, out);
             }
             Event::StoppedOutside { unit, pid, status } => {
                 self.service_ended(now, &unit, out);
@@ -277,13 +280,13 @@ impl Supervision {
                     status,
                     ran: None,
                 });
-                self.to_core(now, wall, Event::StoppedOutside { unit, pid, status }, out);
+                self.unit_machine(now, wall, Event::StoppedOutside { unit, pid, status }, out);
             }
             // The old process is gone: its spawned children follow their policy, as after any
             // end of their parent.
             Event::RestartedOutside { unit, old, pid } => {
                 self.service_ended(now, &unit, out);
-                self.to_core(now, wall, Event::RestartedOutside { unit, old, pid }, out);
+                self.unit_machine(now, wall, Event::RestartedOutside { unit, old, pid }, out);
             }
             // Each owner of timers acts on what is due.
             Event::Tick => {
@@ -293,14 +296,20 @@ impl Supervision {
                     }
                 }
                 if self.core.next_deadline().is_some_and(|d| d <= now) {
-                    self.to_core(now, wall, Event::Tick, out);
+                    self.unit_machine(now, wall, Event::Tick, out);
                 }
             }
-            event => self.to_core(now, wall, event, out),
+            event => self.unit_machine(now, wall, event, out),
         }
     }
 
-    fn to_core(&mut self, now: Instant, wall: DateTime<Utc>, event: Event, out: &mut Vec<Action>) {
+    fn unit_machine(
+        &mut self,
+        now: Instant,
+        wall: DateTime<Utc>,
+        event: Event,
+        out: &mut Vec<Action>,
+    ) {
         out.extend(self.core.handle_at(now, wall, event));
     }
 
@@ -350,14 +359,14 @@ impl Supervision {
             }
             ClientEvent::Start { client, services } => {
                 let request = Request::Start(services.clone());
-                self.to_core(now, wall, Event::Request(request), out);
+                self.unit_machine(now, wall, Event::Request(request), out);
                 self.wait(client, Goal::Settled(services));
             }
             ClientEvent::Restart { client, services } => {
                 // Deployments this restart begins have later ids.
                 let since = self.core.deploy_seq();
                 let request = Request::Restart(services.clone());
-                self.to_core(now, wall, Event::Request(request), out);
+                self.unit_machine(now, wall, Event::Request(request), out);
                 self.wait(
                     client,
                     Goal::Deployed {
@@ -375,13 +384,13 @@ impl Supervision {
                     self.stop_all_children(now, out);
                 }
                 let request = Request::Stop(services.clone());
-                self.to_core(now, wall, Event::Request(request), out);
+                self.unit_machine(now, wall, Event::Request(request), out);
                 self.wait(client, Goal::Down(services));
             }
             ClientEvent::Run { client, plan, wait } => {
                 let name = plan.name.clone();
                 self.adhoc.insert(name.clone(), plan.clone());
-                self.to_core(now, wall, Event::Request(Request::Add(plan)), out);
+                self.unit_machine(now, wall, Event::Request(Request::Add(plan)), out);
                 let goal = if wait {
                     Goal::Finished(name)
                 } else {
@@ -400,8 +409,8 @@ impl Supervision {
                 next.extend(self.adhoc.values().cloned());
                 self.core.set_deployments(deployments);
                 let since = self.core.deploy_seq();
-                self.to_core(now, wall, Event::Request(Request::Reload(next)), out);
-                self.to_core(now, wall, Event::Request(Request::ReloadJobs(jobs)), out);
+                self.unit_machine(now, wall, Event::Request(Request::Reload(next)), out);
+                self.unit_machine(now, wall, Event::Request(Request::ReloadJobs(jobs)), out);
                 if let Some(client) = client {
                     self.wait(
                         client,
@@ -420,7 +429,7 @@ impl Supervision {
                 if !self.shutting_down {
                     self.shutting_down = true;
                     self.stop_all_children(now, out);
-                    self.to_core(now, wall, Event::Request(Request::Stop(None)), out);
+                    self.unit_machine(now, wall, Event::Request(Request::Stop(None)), out);
                 }
             }
             ClientEvent::TurnEnded => self.answer_waiters(out),

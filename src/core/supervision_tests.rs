@@ -354,9 +354,7 @@ fn a_stop_of_a_child_that_does_not_run_is_refused() {
         replies(&acts),
         vec![(
             5,
-            Answer::Refused(
-                "no spawned child `web/zz` is running; children of web: web/c".into()
-            )
+            Answer::Refused("no spawned child `web/zz` is running; children of web: web/c".into())
         )]
     );
     let acts = feed(

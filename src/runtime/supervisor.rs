@@ -192,10 +192,11 @@ impl Supervisor {
     /// Answer the readiness pipe `ready` once `services` (all when `None`) settled.
     fn await_ready(&mut self, ready: File, services: Option<Vec<UnitId>>) {
         self.ready = Some(ready);
-        self.queue.push_back(Input::Client(ClientEvent::AwaitSettled {
-            client: READY,
-            services,
-        }));
+        self.queue
+            .push_back(Input::Client(ClientEvent::AwaitSettled {
+                client: READY,
+                services,
+            }));
     }
 
     /// Park a client until the core answers it.
@@ -341,18 +342,21 @@ impl Supervisor {
     fn drain_queue(&mut self) {
         while let Some(input) = self.queue.pop_front() {
             // Cron schedules are wall-clock: the core gets both clocks, it reads neither.
-            let actions = self.engine.handle(Instant::now(), chrono::Utc::now(), input);
+            let actions = self
+                .engine
+                .handle(Instant::now(), chrono::Utc::now(), input);
             for a in actions {
                 self.execute(a);
             }
         }
     }
 
-
     fn execute(&mut self, action: Action) {
         match action {
             Action::Start { unit, spec } => match self.backend.start(&spec) {
-                Ok(pid) => self.queue.push_back(Input::Unit(Event::Started { unit, pid })),
+                Ok(pid) => self
+                    .queue
+                    .push_back(Input::Unit(Event::Started { unit, pid })),
                 Err(e @ crate::backend::BackendError::Refused { .. }) => {
                     self.queue.push_back(Input::Unit(Event::StartRefused {
                         unit,
@@ -475,8 +479,7 @@ impl Supervisor {
             }
         }
         // The answers are rendered as they are executed, before the core forgets anything.
-        self.queue
-            .push_back(Input::Client(ClientEvent::TurnEnded));
+        self.queue.push_back(Input::Client(ClientEvent::TurnEnded));
         self.queue.push_back(Input::Client(ClientEvent::Answered));
         self.drain_queue();
     }

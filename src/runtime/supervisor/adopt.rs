@@ -35,7 +35,13 @@ impl Supervisor {
                 records.push(rec);
             }
         }
-        let known: Vec<String> = self.engine.core().units().into_iter().map(|u| u.name).collect();
+        let known: Vec<String> = self
+            .engine
+            .core()
+            .units()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
         // The process of record of each unit first: a second one (left by a deployment the
         // previous supervisor did not finish) is then recognised and stopped by the core.
         let rank = |unit: &str| {
@@ -93,7 +99,8 @@ impl Supervisor {
                 .iter()
                 .map(|(name, m)| (name.clone(), m.restarts))
                 .collect();
-            self.queue.push_back(Input::Unit(Event::AdoptedAll(adopted)));
+            self.queue
+                .push_back(Input::Unit(Event::AdoptedAll(adopted)));
         }
         Ok(())
     }

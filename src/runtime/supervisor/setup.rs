@@ -180,7 +180,14 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     if backend.name() == "systemd" && !no_scopes {
         install_helper_scopes(opts.system, &config.project);
     }
-    let mut sup = Supervisor::new(config, paths, backend, (tx.clone(), rx), opts.system, sd_notify);
+    let mut sup = Supervisor::new(
+        config,
+        paths,
+        backend,
+        (tx.clone(), rx),
+        opts.system,
+        sd_notify,
+    );
     if let Some(f) = ready.take() {
         sup.await_ready(f, opts.services.clone());
     }

@@ -129,7 +129,10 @@ impl Supervisor {
             timeout: svc.stop_timeout,
         };
         let ttl = req.ttl_secs.map(Duration::from_secs);
-        let unit = self.engine.spawn_mut().admit(now, &owner, &req.name, ttl, stop)?;
+        let unit = self
+            .engine
+            .spawn_mut()
+            .admit(now, &owner, &req.name, ttl, stop)?;
 
         let mut spec: UnitSpec = crate::runtime::plan::spec_of(&self.config, &svc);
         spec.name = unit.clone();
@@ -169,9 +172,8 @@ impl Supervisor {
                 Ok((unit, pid))
             }
             Err(e) => {
-                self.queue.push_back(Input::Child(ChildEvent::StartFailed {
-                    key: unit.clone(),
-                }));
+                self.queue
+                    .push_back(Input::Child(ChildEvent::StartFailed { key: unit.clone() }));
                 Err(SpawnError::Start {
                     unit,
                     message: e.to_string(),

@@ -110,7 +110,8 @@ impl Supervisor {
         {
             Some(report) => Response::ok(to_json(&report)),
             None => Response::err(
-                self.engine.unknown_services(&Some(vec![service.to_string()]))
+                self.engine
+                    .unknown_services(&Some(vec![service.to_string()]))
                     .unwrap_or_else(|| format!("unknown service `{service}`")),
                 Default::default(),
             ),

@@ -230,9 +230,7 @@ fn a_stop_is_answered_when_the_unit_is_down_not_before() {
     let stop = h.send(Wire::Stop {
         services: Some(vec!["a".into()]),
     });
-    assert!(h
-        .fake
-        .wait_for(ANSWER, |calls| signalled(calls, "a")));
+    assert!(h.fake.wait_for(ANSWER, |calls| signalled(calls, "a")));
     // Requests are handled in order: the status answer comes after the stop was handled, and
     // the stop itself is not answered while `a` runs.
     assert_eq!(h.service("a")["state"], "stopping");
@@ -282,7 +280,11 @@ fn a_reload_restarts_changed_stops_removed_and_starts_added_services() {
     assert_eq!(changes["removed"], serde_json::json!(["c"]), "{changes}");
     let calls = h.fake.calls()[before..].to_vec();
     assert!(signalled(&calls, "a"), "changed: stopped {calls:?}");
-    assert_eq!(starts_of(&calls, "a"), 1, "changed: started again {calls:?}");
+    assert_eq!(
+        starts_of(&calls, "a"),
+        1,
+        "changed: started again {calls:?}"
+    );
     assert!(!signalled(&calls, "b"), "unchanged: untouched {calls:?}");
     assert_eq!(starts_of(&calls, "b"), 0, "unchanged: untouched {calls:?}");
     assert!(signalled(&calls, "c"), "removed: stopped {calls:?}");
@@ -318,10 +320,15 @@ fn a_rolling_deployment_whose_candidate_cannot_start_fails_and_keeps_the_old() {
     assert!(msg.contains("the disk is full"), "{msg}");
     let calls = h.fake.calls()[before..].to_vec();
     assert!(
-        calls.iter().any(|c| matches!(c, Call::Start(u) if u.starts_with("web~"))),
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Start(u) if u.starts_with("web~"))),
         "a candidate was started beside the old: {calls:?}"
     );
-    assert!(!signalled(&calls, "web"), "the old was left alone: {calls:?}");
+    assert!(
+        !signalled(&calls, "web"),
+        "the old was left alone: {calls:?}"
+    );
     assert_eq!(h.fake.pid("web"), Some(old));
     let s = h.service("web");
     assert_eq!(s["state"], "running", "{s}");

@@ -91,27 +91,28 @@ impl Shared {
 
     /// A stop (signal or kill) of `unit`: an error when it does not run or is told to fail;
     /// otherwise, unless stops are manual, the unit ends with `status`.
+    /// The call is recorded last: a test that saw it knows the exit is already on its way.
     fn stop(&self, unit: &str, call: Call, status: ExitStatus) -> Result<(), BackendError> {
         let mut st = self.lock();
-        self.record(&mut st, call);
-        if st.fail_stop.contains(unit) {
-            return Err(BackendError::Other(format!("{unit}: refused to stop")));
-        }
-        let Some(&pid) = st.running.get(unit) else {
-            return Err(BackendError::NotRunning {
+        let result = if st.fail_stop.contains(unit) {
+            Err(BackendError::Other(format!("{unit}: refused to stop")))
+        } else if let Some(&pid) = st.running.get(unit) {
+            if st.exit_on_stop {
+                st.running.remove(unit);
+                (self.sink)(BackendEvent::Exited {
+                    unit: unit.to_string(),
+                    pid,
+                    status,
+                });
+            }
+            Ok(())
+        } else {
+            Err(BackendError::NotRunning {
                 unit: unit.to_string(),
-            });
+            })
         };
-        if st.exit_on_stop {
-            st.running.remove(unit);
-            drop(st);
-            (self.sink)(BackendEvent::Exited {
-                unit: unit.to_string(),
-                pid,
-                status,
-            });
-        }
-        Ok(())
+        self.record(&mut st, call);
+        result
     }
 }
 
@@ -241,6 +242,11 @@ impl FakeHandle {
     /// Signalled units keep running until the test ends them (`exit`).
     pub fn manual_stops(&self) {
         self.shared.lock().exit_on_stop = false;
+    }
+
+    /// The next unit started gets `pid` (then pids count on from there).
+    pub fn next_pid(&self, pid: u32) {
+        self.shared.lock().next_pid = pid.saturating_sub(1);
     }
 
     /// `adopt` finds `unit` running as `pid`.

@@ -12,7 +12,7 @@ use crate::backend::fake::{Call, FakeBackend, FakeHandle};
 use crate::backend::AdoptRecord;
 use crate::config;
 use crate::control::access::Peer;
-use crate::control::protocol::{Request as Wire, Response};
+use crate::control::protocol::{Request as Wire, Response, SpawnRequest};
 use crate::control::server::Incoming;
 use crate::core::{Event, Input, Request};
 use crate::runtime::paths::Roots;
@@ -89,10 +89,11 @@ impl Harness {
         let (reply, answer) = mpsc::channel();
         let (_written_tx, written) = mpsc::channel();
         let inc = Incoming {
+            // The test process, as the control socket would see it.
             peer: Peer {
-                pid: 0,
-                uid: 0,
-                gid: 0,
+                pid: std::process::id() as i32,
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
             },
             request,
             reply,
@@ -353,5 +354,53 @@ fn a_stop_the_backend_refuses_leaves_the_unit_up_and_the_client_waiting() {
     assert!(h.fake.exit("a", ExitStatus::Signal(libc::SIGKILL)));
     let r = stop.recv_timeout(ANSWER).expect("the stop is answered");
     assert!(r.ok, "{r:?}");
+    assert_eq!(h.shutdown(), 0);
+}
+
+/// The names of `service`'s spawned children in its status.
+fn children(h: &Harness, service: &str) -> Vec<String> {
+    // Left out of the report when there are none.
+    let report = h.service(service);
+    let Some(list) = report["children"].as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_childs_exit_reaches_its_tree_and_its_services_end_stops_the_rest() {
+    let yaml = "version: \"1\"\nproject: spawning\nservices:\n  web:\n    command: \"sleep 100\"\n    restart_policy: never\n    spawn:\n      mode: dynamic\n";
+    // The service's "process" is this test process: a spawn request from it is the
+    // service's (the caller is found by its pid).
+    let h = Harness::start(yaml, Box::new(|fake, _| fake.next_pid(std::process::id())));
+    assert!(h.ask(Wire::Start { services: None }).ok);
+    assert_eq!(h.service("web")["pid"], std::process::id());
+    for name in ["w1", "w2"] {
+        let r = h.ask(Wire::Spawn(SpawnRequest {
+            name: name.into(),
+            command: vec!["sleep".into(), "100".into()],
+            env: Vec::new(),
+            cwd: None,
+            ttl_secs: None,
+            log_level: None,
+        }));
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.data["unit"], format!("web/{name}"));
+    }
+    assert_eq!(children(&h, "web"), vec!["w1", "w2"]);
+    // A child's exit is the tree's: the service runs on, nothing restarts.
+    assert!(h.fake.exit("web/w1", ExitStatus::Code(0)));
+    assert_eq!(children(&h, "web"), vec!["w2"]);
+    let web = h.service("web");
+    assert_eq!(web["state"], "running", "{web}");
+    assert_eq!(web["restarts"], 0, "{web}");
+    // The service's end cascades to its remaining child.
+    assert!(h.fake.exit("web", ExitStatus::Code(1)));
+    assert!(h.fake.wait_for(ANSWER, |calls| signalled(calls, "web/w2")));
+    assert_eq!(h.service("web")["state"], "failed");
+    assert!(children(&h, "web").is_empty());
+    assert_eq!(h.fake.starts(), vec!["web", "web/w1", "web/w2"]);
     assert_eq!(h.shutdown(), 0);
 }

@@ -3,6 +3,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod observe;
+#[cfg(test)]
+pub mod fake;
 pub mod process;
 pub mod scoped_run;
 pub mod select;

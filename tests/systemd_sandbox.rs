@@ -258,3 +258,42 @@ fn system_call_action_kill_kills_with_sigsys() {
     assert_ne!(ns.show(&p.unit("killed"), "SystemCallErrorNumber"), "1");
     let _ = p.sysg(&["stop"]);
 }
+
+/// examples/hardened-web.yaml runs as written on systemd (on a free port) and answers.
+#[test]
+fn the_hardened_example_serves_on_systemd() {
+    let Some(ns) = boot_or_skip("the_hardened_example_serves_on_systemd") else {
+        return;
+    };
+    if !Path::new(PYTHON).exists() {
+        println!("skipping: {PYTHON} is missing");
+        return;
+    }
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hardened-web.yaml"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let services = example
+        .split_once("services:\n")
+        .map(|(_, s)| s.replace("8080", &port.to_string()))
+        .unwrap();
+    let p = SysProject::new(&ns, "sysg-hweb-", "hweb", &services).without_chdir();
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    assert_eq!(ns.show(&p.unit("docs"), "ProtectSystem"), "strict");
+    assert_eq!(ns.show(&p.unit("docs"), "User"), "www-data");
+    wait_until("the example to be healthy", Duration::from_secs(30), || {
+        p.service("docs")["health"] == "healthy"
+    });
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

@@ -521,4 +521,8 @@ pub struct Service {
     /// Labels.
     #[schemars(with = "Option<Vec<Text>>")]
     pub tags: Vec<String>,
+    /// Kernel-enforced hardening, identical on both backends.
+    // Empty (no protection) when absent.
+    #[schemars(with = "Option<super::sandbox_schema::SandboxFile>")]
+    pub sandbox: crate::sandbox::Sandbox,
 }

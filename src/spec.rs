@@ -35,6 +35,10 @@ pub struct UnitSpec {
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn: Option<SpawnGroup>,
+    /// Listening sockets handed over as in sd_listen_fds (fds 3, 4, ... in this order). They
+    /// belong to the service, not to one instance: every instance gets the same sockets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<crate::config::sockets::ListenSocket>,
 }
 
 /// Where a dynamically spawned child runs: every child of one service's tree shares one group
@@ -77,6 +81,7 @@ impl UnitSpec {
             stop_timeout: Duration::from_secs(10),
             logs: LogPolicy::default(),
             spawn: None,
+            sockets: Vec::new(),
         }
     }
 
@@ -98,6 +103,7 @@ impl UnitSpec {
             stop_timeout: svc.stop_timeout,
             logs: svc.logs,
             spawn: None,
+            sockets: svc.sockets.clone(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod reader;
 pub mod schema;
 mod sections;
 pub mod size;
+pub mod sockets;
 pub mod source;
 pub mod systemd_versions;
 

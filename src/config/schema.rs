@@ -366,4 +366,6 @@ pub struct Service {
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
     pub tags: Vec<String>,
+    /// `sockets:` (socket activation), in the order written: fds 3, 4, ...
+    pub sockets: Vec<super::sockets::ListenSocket>,
 }

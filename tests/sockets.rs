@@ -1,0 +1,307 @@
+//! Socket activation (`sockets:`) on the process backend, end to end: a service that takes its
+//! listening socket from sd_listen_fds' variables, a client connecting every 10 ms, and not one
+//! refused or reset connection across a restart or a rolling deployment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A port nobody listens on right now (bound and released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A server that binds nothing: it takes fd 3 as sd_listen_fds(3) describes (checking
+/// `LISTEN_PID` and `LISTEN_FDS`), answers each connection with
+/// `<VERSION> <pid> <LISTEN_PID> <LISTEN_FDNAMES>` and, on SIGTERM, finishes the connection in
+/// hand and exits: what is still queued waits in the socket for the next instance.
+pub const SERVER: &str = r#"
+import os, select, signal, socket, sys
+if os.environ.get("LISTEN_PID") != str(os.getpid()) or os.environ.get("LISTEN_FDS") != "1":
+    print("not socket-activated:", os.environ.get("LISTEN_PID"), os.getpid(), os.environ.get("LISTEN_FDS"), flush=True)
+    sys.exit(3)
+version = os.environ.get("VERSION", "?")
+sock = socket.socket(fileno=3)
+sock.setblocking(False)
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+open(f"ready-{version}", "w").close()
+print(f"{version} serving as {os.getpid()}", flush=True)
+while not stop:
+    try:
+        r, _, _ = select.select([sock], [], [], 0.05)
+    except InterruptedError:
+        continue
+    if not r:
+        continue
+    try:
+        conn, _ = sock.accept()
+    except (BlockingIOError, InterruptedError):
+        continue  # another instance took it
+    conn.setblocking(True)
+    answer = f"{version} {os.getpid()} {os.environ['LISTEN_PID']} {os.environ['LISTEN_FDNAMES']}\n"
+    conn.sendall(answer.encode())
+    conn.close()
+"#;
+
+/// One connection: the answer's words, or why it failed.
+fn ask(port: u16) -> Result<Vec<String>, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("read: {e}"))?;
+    if text.is_empty() {
+        return Err("closed without an answer".into());
+    }
+    Ok(text.split_whitespace().map(str::to_string).collect())
+}
+
+/// Connects every 10 ms until stopped, keeping every answer in order.
+struct Client {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Result<Vec<String>, String>>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    fn start(port: u16) -> Client {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, v) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let r = ask(port);
+                v.lock().expect("lock").push(r);
+                // Pacing, not waiting: a connection every 10 ms.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Client {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+
+    fn finish(mut self) -> Vec<Result<Vec<String>, String>> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("client thread");
+        }
+        std::mem::take(&mut *self.seen.lock().expect("lock"))
+    }
+}
+
+/// The failed connections: how many, and the first few reasons.
+fn failures(answers: &[Result<Vec<String>, String>]) -> (usize, Vec<String>) {
+    let all: Vec<String> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().err().cloned())
+        .collect();
+    (all.len(), all.into_iter().take(5).collect())
+}
+
+/// The answering pids, deduplicated in order.
+fn pids(answers: &[Result<Vec<String>, String>]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in answers.iter().flatten() {
+        if out.last() != Some(&a[1]) {
+            out.push(a[1].clone());
+        }
+    }
+    out
+}
+
+fn config(port: u16, version: &str, strategy: &str) -> String {
+    format!(
+        r#"
+version: "1"
+project: proj
+services:
+  api:
+    command: "exec python3 server.py"
+    env:
+      vars: {{VERSION: "{version}"}}
+    sockets:
+      - listen: "127.0.0.1:{port}"
+        name: http
+    health_check:
+      command: "test -f ready-$VERSION"
+      interval: 100ms
+      start_period: 5s
+    deployment:
+      strategy: {strategy}
+      grace_period: 1s
+"#
+    )
+}
+
+#[test]
+fn restart_refuses_no_connection_and_listen_pid_is_the_service() {
+    let port = free_port();
+    let p = Project::new(&config(port, "v1", "immediate"));
+    p.write("server.py", SERVER);
+    p.start();
+    let pid = p.pid("api");
+    let first = ask(port).expect("the service answers on its socket");
+    assert_eq!(
+        first,
+        vec![
+            "v1".to_string(),
+            pid.to_string(),
+            pid.to_string(),
+            "http".to_string()
+        ],
+        "LISTEN_PID must be the service's own pid, LISTEN_FDNAMES its socket's name"
+    );
+
+    let client = Client::start(port);
+    wait_until("the client got answers", T, || client.count() > 5);
+    for _ in 0..3 {
+        let before = p.pid("api");
+        assert_ok(
+            &p.sysg(&["restart", "--service", "api"]),
+            "restart --service api",
+        );
+        wait_until("a new instance answers", T, || {
+            ask(port).is_ok_and(|a| a[1] != before.to_string())
+        });
+    }
+    let n = client.count();
+    wait_until("the client went on", T, || client.count() > n + 5);
+    let answers = client.finish();
+    assert_eq!(
+        failures(&answers),
+        (0, Vec::<String>::new()),
+        "connections failed across the restarts"
+    );
+    assert!(pids(&answers).len() >= 4, "{:?}", pids(&answers));
+    eprintln!("{} connections across 3 restarts, 0 failed", answers.len());
+}
+
+#[test]
+fn rolling_deployment_shares_the_socket_and_refuses_nothing() {
+    let port = free_port();
+    let p = Project::new(&config(port, "v1", "rolling"));
+    p.write("server.py", SERVER);
+    p.start();
+    let old = p.pid("api");
+    let client = Client::start(port);
+    wait_until("the client got answers", T, || client.count() > 5);
+    p.write("systemg.yaml", &config(port, "v2", "rolling"));
+    assert_ok(
+        &p.sysg(&["restart", "--config", "systemg.yaml"]),
+        "restart --config (rolling)",
+    );
+    let new = p.pid("api");
+    assert_ne!(new, old);
+    assert!(!alive(old), "the old instance was retired");
+    let n = client.count();
+    wait_until("the client went on", T, || client.count() > n + 5);
+    let answers = client.finish();
+    assert_eq!(
+        failures(&answers),
+        (0, Vec::<String>::new()),
+        "connections failed during the deployment"
+    );
+    // During the grace period both instances accepted on the one socket: an answer of the old
+    // one came after the first answer of the new one.
+    let first_new = answers
+        .iter()
+        .position(|a| a.as_ref().is_ok_and(|w| w[0] == "v2"))
+        .expect("the new instance answered");
+    let old_after = answers[first_new..]
+        .iter()
+        .flatten()
+        .filter(|w| w[0] == "v1")
+        .count();
+    assert!(
+        old_after > 0,
+        "no answer of the old instance once the new one served: {:?}",
+        pids(&answers)
+    );
+    eprintln!(
+        "{} connections across a rolling deployment ({old_after} answered by the old instance beside the new one), 0 failed",
+        answers.len()
+    );
+}
+
+#[test]
+fn conflicting_and_busy_addresses_are_config_errors_with_positions() {
+    let port = free_port();
+    let yaml = format!(
+        r#"version: "1"
+services:
+  a:
+    command: "sleep 100"
+    sockets:
+      - listen: "127.0.0.1:{port}"
+  b:
+    command: "sleep 100"
+    sockets:
+      - listen: "0.0.0.0:{port}"
+      - listen: "udp:127.0.0.1:{port}"
+        name: "bad name"
+      - listen: "localhost:80"
+"#
+    );
+    let p = Project::new(&yaml);
+    let out = p.sysg(&["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stdout(&out) + &stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "systemg.yaml:10:17: error: services.b.sockets[0].listen: 0.0.0.0:{port} is also a socket of service `a`"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("systemg.yaml:12:15:"), "{err}");
+    assert!(err.contains("invalid socket name \"bad name\""), "{err}");
+    assert!(err.contains("systemg.yaml:13:17:"), "{err}");
+    assert!(err.contains("invalid address \"localhost:80\""), "{err}");
+
+    // A port another program holds now.
+    let holder = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = holder.local_addr().expect("addr").port();
+    p.write(
+        "systemg.yaml",
+        &format!(
+            "version: \"1\"\nservices:\n  a:\n    command: \"sleep 100\"\n    sockets:\n      - listen: \"127.0.0.1:{busy}\"\n"
+        ),
+    );
+    for args in [&["validate"][..], &["start", "--daemonize"][..]] {
+        let out = p.sysg(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = stdout(&out) + &stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "systemg.yaml:6:17: error: services.a.sockets[0].listen: 127.0.0.1:{busy} is in use by another program"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(p.supervisor_pid().is_none(), "nothing started");
+    drop(holder);
+    let started = Instant::now();
+    let out = p.sysg(&["validate"]);
+    assert_ok(&out, "validate once the port is free");
+    assert!(started.elapsed() < T);
+}

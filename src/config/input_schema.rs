@@ -287,6 +287,30 @@ pub struct ServiceFile {
     pub logs: Option<LogsFile>,
     /// Labels.
     pub tags: Option<Vec<Text>>,
+    /// Socket activation: sockets the supervisor (or systemd) listens on and hands to the
+    /// service as in sd_listen_fds (fds 3, 4, ... in this order, `LISTEN_FDS`, `LISTEN_PID`,
+    /// `LISTEN_FDNAMES`). They outlive restarts and deployments, so no connection is refused.
+    pub sockets: Option<Vec<SocketFile>>,
+}
+
+/// Listen addresses: `host:port` (TCP, `tcp:` optional), `[v6]:port`, `udp:host:port`,
+/// `unix:/path`.
+const LISTEN_PATTERN: &str =
+    "^\\s*(unix:[^@\\s].*|((tcp|udp):)?([0-9.]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5})\\s*$";
+/// `LISTEN_FDNAMES` entries: printable ASCII without spaces or `:`.
+const FDNAME_PATTERN: &str = "^[!-9;-~]{1,255}$";
+
+/// One entry of `sockets:`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SocketFile {
+    /// Where to listen: "127.0.0.1:8080" (TCP), "[::]:80", "udp:0.0.0.0:53",
+    /// "unix:/run/api.sock".
+    #[schemars(extend("pattern" = LISTEN_PATTERN, "examples" = ["127.0.0.1:8080", "[::]:80", "udp:0.0.0.0:53", "unix:/run/api.sock"]))]
+    pub listen: String,
+    /// The socket's name in `LISTEN_FDNAMES`. Default: the service name.
+    #[schemars(extend("pattern" = FDNAME_PATTERN))]
+    pub name: Option<String>,
 }
 
 /// `env:`

@@ -278,3 +278,96 @@ services:
     assert_ok(&out, "validate once the port is free");
     assert!(started.elapsed() < T);
 }
+
+/// The socket (`socket:[inode]`) at fd 3 of `pid`.
+fn fd3(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/fd/3"))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_else(|e| panic!("fd 3 of {pid}: {e}"))
+}
+
+#[test]
+fn a_new_supervisor_takes_the_socket_back_from_the_adopted_instance() {
+    let port = free_port();
+    let p = Project::new(&config(port, "v1", "immediate"));
+    p.write("server.py", SERVER);
+    p.start();
+    let first = p.pid("api");
+    let socket = fd3(first);
+    assert!(socket.starts_with("socket:["), "{socket}");
+
+    let client = Client::start(port);
+    wait_until("the client got answers", T, || client.count() > 5);
+    let sup = p.supervisor_pid().expect("supervisor pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    wait_until("the supervisor is gone", T, || !alive(sup as u32));
+    p.start();
+    assert_eq!(p.pid("api"), first, "the running instance was adopted");
+    assert_ok(&p.sysg(&["restart", "--service", "api"]), "restart --service api");
+    wait_until("a new instance answers", T, || {
+        ask(port).is_ok_and(|a| a[1] != first.to_string())
+    });
+    let second = p.pid("api");
+    // The very socket the first supervisor bound, not a new one bound after the old exit.
+    assert_eq!(fd3(second), socket, "the next instance got the same socket");
+    let n = client.count();
+    wait_until("the client went on", T, || client.count() > n + 5);
+    let answers = client.finish();
+    assert_eq!(
+        failures(&answers),
+        (0, Vec::<String>::new()),
+        "connections failed across the supervisor's restart"
+    );
+}
+
+#[test]
+fn a_root_supervisor_binds_a_privileged_port_for_an_unprivileged_service() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("skipping: not root");
+        return;
+    }
+    // A port below 1024 nobody holds (the test machine may run a web server on 80).
+    let Some(port) = (600..1000u16).find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()) else {
+        println!("skipping: no free privileged port");
+        return;
+    };
+    let p = Project::new(&format!(
+        r#"
+version: "1"
+services:
+  api:
+    command: "exec python3 server.py"
+    user: nobody
+    sockets:
+      - listen: "127.0.0.1:{port}"
+"#
+    ));
+    p.write("server.py", SERVER);
+    // `nobody` must be able to read the server and write its ready file.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [p.home.path().to_path_buf(), p.dir.clone()] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    std::fs::set_permissions(p.dir.join("server.py"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    p.start();
+    let pid = p.pid("api");
+    let answer = ask(port).expect("the unprivileged service answers on port {port}");
+    assert_eq!(answer[1], pid.to_string());
+    assert_eq!(answer[3], "api", "LISTEN_FDNAMES defaults to the service name");
+    let uid = proc_status_field(&pid.to_string(), "Uid").expect("Uid");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody")
+        .uid
+        .as_raw();
+    assert!(
+        uid.split_whitespace().all(|u| u == nobody.to_string()),
+        "runs as nobody: {uid}"
+    );
+}

@@ -307,7 +307,10 @@ fn a_new_supervisor_takes_the_socket_back_from_the_adopted_instance() {
     wait_until("the supervisor is gone", T, || !alive(sup as u32));
     p.start();
     assert_eq!(p.pid("api"), first, "the running instance was adopted");
-    assert_ok(&p.sysg(&["restart", "--service", "api"]), "restart --service api");
+    assert_ok(
+        &p.sysg(&["restart", "--service", "api"]),
+        "restart --service api",
+    );
     wait_until("a new instance answers", T, || {
         ask(port).is_ok_and(|a| a[1] != first.to_string())
     });
@@ -340,34 +343,37 @@ fn a_root_supervisor_binds_a_privileged_port_for_an_unprivileged_service() {
 version: "1"
 services:
   api:
-    command: "exec python3 server.py"
+    exec: ["/usr/bin/python3", "server.py"]
     user: nobody
+    working_dir: work
     sockets:
       - listen: "127.0.0.1:{port}"
 "#
     ));
-    p.write("server.py", SERVER);
-    // `nobody` must be able to read the server and write its ready file.
+    // `nobody` reads the server and writes its ready file in a directory of its own.
     use std::os::unix::fs::PermissionsExt;
+    let work = p.dir.join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    std::fs::write(work.join("server.py"), SERVER).expect("write");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody");
+    nix::unistd::chown(&work, Some(nobody.uid), None).expect("chown");
     for path in [p.home.path().to_path_buf(), p.dir.clone()] {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    std::fs::set_permissions(p.dir.join("server.py"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
     p.start();
     let pid = p.pid("api");
     let answer = ask(port).expect("the unprivileged service answers on port {port}");
     assert_eq!(answer[1], pid.to_string());
-    assert_eq!(answer[3], "api", "LISTEN_FDNAMES defaults to the service name");
+    assert_eq!(
+        answer[3], "api",
+        "LISTEN_FDNAMES defaults to the service name"
+    );
     let uid = proc_status_field(&pid.to_string(), "Uid").expect("Uid");
-    let nobody = nix::unistd::User::from_name("nobody")
-        .ok()
-        .flatten()
-        .expect("user nobody")
-        .uid
-        .as_raw();
     assert!(
-        uid.split_whitespace().all(|u| u == nobody.to_string()),
+        uid.split_whitespace().all(|u| u == nobody.uid.to_string()),
         "runs as nobody: {uid}"
     );
 }

@@ -29,8 +29,11 @@ fn free_port() -> u16 {
 /// hand and exits: what is still queued waits in the socket for the next instance.
 const SERVER: &str = include_str!("listen_server.py");
 
+/// The words of an answer, or why the connection failed.
+type Answer = Result<Vec<String>, String>;
+
 /// One connection: the answer's words, or why it failed.
-fn ask(port: u16) -> Result<Vec<String>, String> {
+fn ask(port: u16) -> Answer {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -46,7 +49,7 @@ fn ask(port: u16) -> Result<Vec<String>, String> {
 /// Connects every 10 ms until stopped, keeping every answer in order.
 struct Client {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<Result<Vec<String>, String>>>>,
+    seen: Arc<Mutex<Vec<Answer>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -74,7 +77,7 @@ impl Client {
         self.seen.lock().expect("lock").len()
     }
 
-    fn finish(mut self) -> Vec<Result<Vec<String>, String>> {
+    fn finish(mut self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().expect("client thread");
@@ -84,7 +87,7 @@ impl Client {
 }
 
 /// The failed connections: how many, and the first few reasons.
-fn failures(answers: &[Result<Vec<String>, String>]) -> (usize, Vec<String>) {
+fn failures(answers: &[Answer]) -> (usize, Vec<String>) {
     let all: Vec<String> = answers
         .iter()
         .filter_map(|a| a.as_ref().err().cloned())
@@ -93,7 +96,7 @@ fn failures(answers: &[Result<Vec<String>, String>]) -> (usize, Vec<String>) {
 }
 
 /// The answering pids, deduplicated in order.
-fn pids(answers: &[Result<Vec<String>, String>]) -> Vec<String> {
+fn pids(answers: &[Answer]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for a in answers.iter().flatten() {
         if out.last() != Some(&a[1]) {

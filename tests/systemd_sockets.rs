@@ -23,9 +23,12 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// The words of an answer, or why the connection failed.
+type Answer = Result<Vec<String>, String>;
+
 /// One connection: the answer's words, or why it failed. The namespace shares the host's
 /// network, so PID 1 of the namespace listens where the test connects.
-fn ask(port: u16) -> Result<Vec<String>, String> {
+fn ask(port: u16) -> Answer {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -87,7 +90,7 @@ fn e2e_socket_unit_keeps_connections_across_restarts() {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<Result<Vec<String>, String>>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
     let client = {
         let (stop, seen) = (stop.clone(), seen.clone());
         std::thread::spawn(move || {

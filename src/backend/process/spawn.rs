@@ -439,6 +439,8 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// created in its cgroup. A failed `scope` kills the child and fails the start. Without a
 /// cgroup, into an old cgroup, or without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
 /// that forks again (`isolation.pid`: its report carries the grandchild's pid).
+// One parameter per thing the child is given; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     spec: &UnitSpec,
     stdout: File,

@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(socket_name("shop", "api"), "sysg-shop-api.socket");
         let props = socket_properties(&s).unwrap();
         let listen = props.iter().find(|(k, _)| k == "Listen").unwrap();
-        assert_eq!(listen.1.value_signature().as_str(), "a(ss)");
+        assert_eq!(listen.1.value_signature().to_string(), "a(ss)");
         assert_eq!(
             listen.1.to_string(),
             r#"[("Stream", "127.0.0.1:8080"), ("Datagram", "[::]:53"), ("Stream", "/run/api.sock")]"#

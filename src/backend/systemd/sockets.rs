@@ -295,7 +295,7 @@ mod tests {
     fn what_systemd_cannot_carry_is_refused_with_the_way_out() {
         let e =
             socket_properties(&spec(&[("127.0.0.1:1", "a"), ("127.0.0.1:2", "b")])).unwrap_err();
-        assert!(e.contains("share one name"), "{e}");
+        assert!(e.contains("shares one name"), "{e}");
         let mut candidate = spec(&[("127.0.0.1:1", "a")]);
         candidate.name = "api~2".into();
         let e = socket_properties(&candidate).unwrap_err();

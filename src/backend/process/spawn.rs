@@ -494,12 +494,18 @@ pub fn spawn(
         .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
     // It must outlive the child's filling of fds 3..3+n with its sockets.
     let report_w = match &listen {
-        Some(l) => fcntl(&report_w, FcntlArg::F_DUPFD_CLOEXEC(3 + l.count() as RawFd))
-            .map(|n| {
-                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-                unsafe { OwnedFd::from_raw_fd(n) }
-            })
-            .map_err(|e| start_err(spec, format!("moving the set-up pipe: {e}")))?,
+        Some(l) => {
+            let moved = fcntl(&report_w, FcntlArg::F_DUPFD_CLOEXEC(3 + l.count() as RawFd))
+                .map(|n| {
+                    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+                    unsafe { OwnedFd::from_raw_fd(n) }
+                })
+                .map_err(|e| start_err(spec, format!("moving the set-up pipe: {e}")))?;
+            // The original must close now: a write end left open here would keep the read
+            // below from ever seeing the end of the child's report.
+            drop(report_w);
+            moved
+        }
         None => report_w,
     };
     let forks = setup.forks_again();

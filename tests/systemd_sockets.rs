@@ -132,6 +132,35 @@ fn e2e_socket_unit_keeps_connections_across_restarts() {
     assert!(pids.len() >= 4, "answers from every instance: {pids:?}");
     eprintln!("{} connections across 3 restarts, 0 failed", answers.len());
 
+    // A changed service makes its units again, on the same address.
+    let config = std::fs::read_to_string(&p.config).expect("read config");
+    std::fs::write(&p.config, config.replace("\"v1\"", "\"v2\"")).expect("write config");
+    let cfg = p.config.to_string_lossy().into_owned();
+    assert_ok(&p.sysg(&["restart", "--config", &cfg]), "restart --config");
+    wait_until("the changed service answers", T, || {
+        ask(port).is_ok_and(|a| a[0] == "v2")
+    });
+    let sockets = ns.output(&["systemctl", "list-sockets", "--no-pager", "--no-legend"]);
+    assert!(sockets.contains(socket_unit), "list-sockets: {sockets}");
+
+    // A rolling deployment cannot share a socket unit's sockets: refused, saying why, and the
+    // running instance keeps serving.
+    let config = std::fs::read_to_string(&p.config).expect("read config");
+    let rolling = config.replace("\"v2\"", "\"v3\"")
+        + "    health_check:\n      command: \"true\"\n    deployment:\n      strategy: rolling\n";
+    std::fs::write(&p.config, rolling).expect("write config");
+    let out = p.sysg(&["restart", "--config", &cfg]);
+    assert!(
+        !out.status.success(),
+        "a rolling deployment with sockets on systemd must fail"
+    );
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(err.contains("rolling or blue-green"), "{err}");
+    assert!(
+        ask(port).is_ok_and(|a| a[0] == "v2"),
+        "the running instance still serves"
+    );
+
     // The socket goes with the project.
     assert_ok(&p.sysg(&["stop"]), "stop");
     let sockets = ns.output(&[

@@ -144,7 +144,9 @@ impl SystemdBackend {
         self.stop_if_loaded(&name)?;
         let m = self.manager()?;
         let _ = m.reset_failed_unit(socket);
-        self.ensure_free(service, socket, &naming::unit_object_path(socket))
+        self.ensure_free(service, socket, &naming::unit_object_path(socket))?;
+        // Both go: the new socket unit is made together with a new service unit.
+        self.ensure_free(service, &name, &naming::unit_object_path(&name))
     }
 
     /// Make the units (when not `plan.reuse`) and queue the start of the service unit `name`;

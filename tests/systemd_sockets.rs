@@ -149,6 +149,18 @@ fn e2e_socket_unit_keeps_connections_across_restarts() {
     let rolling = config.replace("\"v2\"", "\"v3\"")
         + "    health_check:\n      command: \"true\"\n    deployment:\n      strategy: rolling\n";
     std::fs::write(&p.config, rolling).expect("write config");
+    let out = p.sysg(&["validate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "validate: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        err.contains("systemg.yaml:15:7: error: services.api.deployment.strategy: a rolling or blue-green deployment cannot share `sockets:` on the systemd backend"),
+        "{err}"
+    );
     let out = p.sysg(&["restart", "--config", &cfg]);
     assert!(
         !out.status.success(),

@@ -369,6 +369,54 @@ pub fn host_problems(cfg: &super::Config, root: bool, who: &str, probe: bool) ->
     out
 }
 
+/// What the systemd backend cannot do with `sockets:` (systemd 252: one socket unit per
+/// service, with one `FileDescriptorName=`, activating one service unit), with positions:
+/// sockets of one service with different names, and a rolling or blue-green deployment.
+pub fn systemd_problems(cfg: &super::Config) -> Vec<Diagnostic> {
+    let tree = std::fs::read_to_string(&cfg.path)
+        .ok()
+        .and_then(|src| node::parse(&src).ok());
+    let mut out = Vec::new();
+    let mut push = |pos: Option<Pos>, message: String| {
+        let p = pos.unwrap_or(Pos { line: 0, column: 0 });
+        out.push(Diagnostic {
+            kind: DiagKind::Config,
+            file: cfg.path.clone(),
+            line: p.line,
+            column: p.column,
+            message,
+        });
+    };
+    for svc in cfg.services.iter().filter(|s| !s.sockets.is_empty()) {
+        let first = &svc.sockets[0].name;
+        if let Some(i) = svc.sockets.iter().position(|s| s.name != *first) {
+            push(
+                tree.as_ref().and_then(|t| locate_listen(t, &svc.name, i)),
+                format!(
+                    "services.{}.sockets[{i}]: on the systemd backend every socket of a service shares one name (one socket unit, one FileDescriptorName=), but `{first}` and `{}` differ; give them the same `name:` or use --backend process",
+                    svc.name, svc.sockets[i].name
+                ),
+            );
+        }
+        if svc
+            .deployment
+            .as_ref()
+            .is_some_and(|d| d.strategy.side_by_side())
+        {
+            push(
+                tree.as_ref().and_then(|t| {
+                    super::privileged::locate(t, &svc.name, &["deployment", "strategy"])
+                }),
+                format!(
+                    "services.{}.deployment.strategy: a rolling or blue-green deployment cannot share `sockets:` on the systemd backend (a socket unit passes its sockets to one service unit only); use `strategy: immediate` (a restart refuses no connection either: they wait in the socket) or --backend process",
+                    svc.name
+                ),
+            );
+        }
+    }
+    out
+}
+
 /// Position of `services.<svc>.sockets[i].listen`, or of the nearest key found on the way.
 fn locate_listen(root: &node::Node, svc: &str, i: usize) -> Option<Pos> {
     let at = super::privileged::locate(root, svc, &["sockets"])?;
@@ -470,6 +518,31 @@ mod tests {
         assert!(!a("[::1]:80").overlaps(&a("127.0.0.1:80")));
         assert!(a("unix:/a").overlaps(&a("unix:/a")));
         assert!(!a("unix:/a").overlaps(&a("unix:/b")));
+    }
+
+    #[test]
+    fn what_systemd_cannot_do_is_a_config_error_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systemg.yaml");
+        std::fs::write(
+            &path,
+            "version: \"1\"\nservices:\n  api:\n    command: \"x\"\n    sockets:\n      - listen: \"127.0.0.1:8080\"\n        name: a\n      - listen: \"127.0.0.1:8081\"\n        name: b\n    health_check:\n      command: \"true\"\n    deployment:\n      strategy: rolling\n  plain:\n    command: \"x\"\n    sockets:\n      - listen: \"127.0.0.1:8082\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path).unwrap();
+        let got: Vec<(u64, u64, String)> = systemd_problems(&cfg)
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (8, 17));
+        assert!(got[0]
+            .2
+            .starts_with("services.api.sockets[1]: on the systemd backend"));
+        assert_eq!((got[1].0, got[1].1), (13, 7));
+        assert!(got[1]
+            .2
+            .starts_with("services.api.deployment.strategy: a rolling"));
     }
 
     #[test]

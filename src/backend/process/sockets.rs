@@ -315,6 +315,23 @@ mod tests {
     }
 
     #[test]
+    fn unix_and_udp_sockets_bind_and_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let unix = ListenAddr::Unix(path.clone());
+        let fd = bind(&unix).unwrap();
+        assert_eq!(listening_addr(&fd), Some(unix.clone()));
+        drop(fd);
+        // The file a killed supervisor left is stale: bound again over it.
+        assert!(path.exists());
+        let fd = bind(&unix).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(fd);
+        let udp = bind(&ListenAddr::Udp("127.0.0.1:0".parse().unwrap())).unwrap();
+        assert!(matches!(listening_addr(&udp), Some(ListenAddr::Udp(a)) if a.port() != 0));
+    }
+
+    #[test]
     fn sockets_outlive_instances_until_the_addresses_change() {
         let w = [sock("127.0.0.1:1"), sock("udp:127.0.0.1:2")];
         assert_eq!(decide(None, &w), Decision::Bind);

@@ -546,6 +546,29 @@ mod tests {
     }
 
     #[test]
+    fn a_privileged_port_of_an_unprivileged_supervisor_is_reported_at_listen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("systemg.yaml");
+        std::fs::write(
+            &path,
+            "version: \"1\"\nservices:\n  web:\n    command: \"x\"\n    sockets:\n      - listen: \"127.0.0.1:80\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path).unwrap();
+        let d = host_problems(&cfg, false, "uid 1000 (alice)", false);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].line, d[0].column), (6, 17));
+        assert!(
+            d[0].message
+                .starts_with("services.web.sockets[0].listen: port 80 is privileged")
+                && d[0].message.contains("runs as uid 1000 (alice)"),
+            "{}",
+            d[0].message
+        );
+        assert!(host_problems(&cfg, true, "root", false).is_empty());
+    }
+
+    #[test]
     fn fd_names_follow_systemd() {
         assert_eq!(fdname_problem("http"), None);
         assert!(fdname_problem("a:b").is_some());

@@ -400,9 +400,14 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .take("logs")
         .map_or(Some(project_logs), |f| log_policy(ctx, &f, project_logs));
     let tags = m.take("tags").map_or(Some(Vec::new()), |f| f.str_list(ctx));
-    let socks = m.take("sockets").map_or(Some(Vec::new()), |f| {
-        sockets::sockets(ctx, &f, &name, &mut draft.sockets)
-    });
+    let socks = match m.take("sockets") {
+        Some(f) if is_cron => f.error(
+            ctx,
+            "not allowed on a cron job: sockets belong to a long-running service",
+        ),
+        Some(f) => sockets::sockets(ctx, &f, &name, &mut draft.sockets),
+        None => Some(Vec::new()),
+    };
     m.finish(ctx);
 
     if ctx.diags.len() != before {

@@ -234,7 +234,7 @@ pub enum RestartPolicyValue {
     extend(
         "oneOf" = [{"required": ["command"]}, {"required": ["exec"]}],
         "if" = {"required": ["cron"]},
-        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}]}}
+        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}, {"required": ["sockets"]}]}}
     )
 )]
 pub struct ServiceFile {

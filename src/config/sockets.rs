@@ -569,6 +569,33 @@ mod tests {
     }
 
     #[test]
+    fn config_errors_point_at_the_field() {
+        let load = |y: &str| {
+            crate::config::load_str(y, Path::new("/etc/app/systemg.yaml"))
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|d| (d.line, d.column, d.message))
+                .collect::<Vec<_>>()
+        };
+        let e = load("version: '1'\nservices:\n  b:\n    command: x\n    cron: {expression: '@daily'}\n    sockets: [{listen: '127.0.0.1:8080'}]\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].0, e[0].1), (6, 14));
+        assert!(e[0].2.contains("not allowed on a cron job"), "{}", e[0].2);
+        let e = load("version: '1'\nservices:\n  b:\n    command: x\n    sockets:\n      - listen: '127.0.0.1:8080'\n      - listen: '0.0.0.0:8080'\n");
+        assert_eq!((e[0].0, e[0].1), (7, 17));
+        assert!(
+            e[0].2.contains("overlaps 127.0.0.1:8080 (line 6)"),
+            "{}",
+            e[0].2
+        );
+        let e = load(
+            "version: '1'\nservices:\n  b:\n    command: x\n    sockets:\n      - name: http\n",
+        );
+        assert!(e[0].2.contains("missing `listen`"), "{}", e[0].2);
+    }
+
+    #[test]
     fn fd_names_follow_systemd() {
         assert_eq!(fdname_problem("http"), None);
         assert!(fdname_problem("a:b").is_some());

@@ -479,10 +479,12 @@ impl Backend for ProcessBackend {
         }
 
         // Bound by the supervisor, as itself, at the service's first start only.
-        let listen = match self
-            .sockets
-            .for_start(crate::spec::service_of(&spec.name), &spec.sockets)
-        {
+        let running = |svc: &str| units.map.keys().any(|k| crate::spec::service_of(k) == svc);
+        let listen = match self.sockets.for_start(
+            crate::spec::service_of(&spec.name),
+            &spec.sockets,
+            &running,
+        ) {
             Ok(l) => l,
             Err(message) => {
                 let _ = fs::remove_file(&out_path);

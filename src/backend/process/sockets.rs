@@ -60,10 +60,13 @@ pub struct Held {
 impl Held {
     /// The service's sockets for a start with `wanted`, bound now if needed, as descriptors
     /// ready for the child (see `ListenFds`). `Ok(None)` when the service has no sockets.
+    /// `running(s)` says whether service `s` has a process: the sockets of a service that has
+    /// none (it left the config) give way when another service wants their address.
     pub fn for_start(
         &mut self,
         service: &str,
         wanted: &[ListenSocket],
+        running: &dyn Fn(&str) -> bool,
     ) -> Result<Option<ListenFds>, String> {
         if wanted.is_empty() {
             self.by_service.remove(service);
@@ -73,6 +76,21 @@ impl Held {
         if decide(held, wanted) == Decision::Bind {
             // The old sockets go first: a changed list may reuse one of their addresses.
             self.by_service.remove(service);
+            let idle: Vec<String> = self
+                .by_service
+                .iter()
+                .filter(|(other, b)| {
+                    !running(other)
+                        && b.addrs
+                            .iter()
+                            .any(|a| wanted.iter().any(|w| w.listen.overlaps(a)))
+                })
+                .map(|(other, _)| other.clone())
+                .collect();
+            for other in idle {
+                tracing::info!("{other}: its sockets go to {service}");
+                self.by_service.remove(&other);
+            }
             let mut adopted = self.adopted.remove(service).unwrap_or_default();
             let mut fds = Vec::with_capacity(wanted.len());
             for w in wanted {
@@ -315,6 +333,21 @@ mod tests {
     }
 
     #[test]
+    fn an_address_moves_to_another_service_only_once_its_old_one_stopped() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let w = [sock(&format!("127.0.0.1:{port}"))];
+        let mut h = Held::default();
+        assert!(h.for_start("a", &w, &|_| false).unwrap().is_some());
+        let busy = h.for_start("b", &w, &|s| s == "a").err().unwrap();
+        assert!(busy.contains("binding 127.0.0.1:"), "{busy}");
+        assert!(h.for_start("b", &w, &|_| false).unwrap().is_some());
+        assert!(!h.by_service.contains_key("a"));
+    }
+
+    #[test]
     fn unix_and_udp_sockets_bind_and_are_recognised() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("api.sock");
@@ -354,7 +387,7 @@ mod tests {
             listen: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
             name: "x".into(),
         }];
-        let first = h.for_start("web", &w).unwrap().unwrap();
+        let first = h.for_start("web", &w, &|_| false).unwrap().unwrap();
         assert_eq!(first.count(), 1);
         assert!(first.raw[0] >= 4, "above the range the child fills");
         assert_eq!(
@@ -372,7 +405,7 @@ mod tests {
             name: "x".into(),
         }];
         h.by_service.get_mut("web").unwrap().addrs = vec![addr.clone()];
-        let second = h.for_start("web", &real).unwrap().unwrap();
+        let second = h.for_start("web", &real, &|_| false).unwrap().unwrap();
         let a = listening_addr(&second.fds[0]).unwrap();
         assert_eq!(a, addr);
         // A supervisor that lost them takes them back from a process holding a copy.

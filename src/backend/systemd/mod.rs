@@ -667,8 +667,9 @@ impl Backend for SystemdBackend {
             true => None,
             false => Some(self.socket_plan(spec)?),
         };
-        if !via_socket.as_ref().is_some_and(|p| p.reuse) {
-            self.ensure_free(service, &name, &path)?;
+        match &via_socket {
+            Some(plan) if plan.reuse => self.await_stopped(service, &name)?,
+            _ => self.ensure_free(service, &name, &path)?,
         }
         // systemd reads it at every start of the unit (`systemctl restart` too): it stays
         // until the unit is unloaded. Written once the earlier instance is gone, whose removal

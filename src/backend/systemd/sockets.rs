@@ -78,6 +78,11 @@ pub fn socket_properties(spec: &UnitSpec) -> Result<Vec<Property>, String> {
         ("FileDescriptorName".into(), Value::from(first.name.clone())),
         // A Unix socket's file goes with the unit.
         ("RemoveOnStop".into(), Value::Bool(true)),
+        // sysg restarts the service itself (with its own backoff and limits): connections that
+        // wake the socket between instances must never put it into `failed` (the trigger
+        // limit, 20 in 2 s by default), which would close it and unload the service unit.
+        ("TriggerLimitIntervalUSec".into(), Value::U64(0)),
+        ("TriggerLimitBurst".into(), Value::U32(0)),
         (
             "CollectMode".into(),
             Value::from("inactive-or-failed".to_string()),
@@ -115,8 +120,10 @@ impl SystemdBackend {
         };
         if let Some(path) = path {
             let state = self.unit_state(&path).unwrap_or_default();
-            let same = read_description(&self.call, &path).is_some_and(|d| d == description(spec));
-            if same && state == "active" {
+            // Unreadable (a transient D-Bus error) counts as the same: replacing would close
+            // the socket.
+            let same = read_description(&self.call, &path).is_none_or(|d| d == description(spec));
+            if same && matches!(state.as_str(), "active" | "activating" | "reloading") {
                 return Ok(SocketPlan {
                     socket,
                     props,
@@ -135,6 +142,69 @@ impl SystemdBackend {
             props,
             reuse: false,
         })
+    }
+
+    /// Before a reused service unit is started again: wait until its previous instance is
+    /// over as systemd sees it (`inactive`, or `failed`, which is reset), or until the socket
+    /// has already started a new one (another main pid). A `StartUnit` while the unit is still
+    /// `active` or `deactivating` would be a no-op answered with the old main pid.
+    pub(super) fn await_stopped(&self, service: &str, name: &str) -> Result<(), BackendError> {
+        let path = naming::unit_object_path(name);
+        let old = self.shared.lock().tracks.get(&path).map_or(0, |t| t.pid);
+        let deadline = std::time::Instant::now() + super::UNLOAD_TIMEOUT;
+        let m = self.manager()?;
+        loop {
+            let upath = match m.get_unit(name) {
+                Ok(p) => p,
+                Err(e) if is_no_such_unit(&e) => return Ok(()),
+                Err(e) => return Err(super::call_err(service, "looking up the unit", e)),
+            };
+            let state = self.unit_state(&upath).unwrap_or_default();
+            match state.as_str() {
+                "inactive" => return Ok(()),
+                "failed" => {
+                    let _ = m.reset_failed_unit(name);
+                    return Ok(());
+                }
+                "active" | "activating" | "reloading" => {
+                    // Started by the socket at a connection (systemd's socket activation), or
+                    // still showing the instance that just ended (a stale main pid).
+                    let pid = self.main_pid(&upath).unwrap_or(0);
+                    let live = crate::os::procfs::stat(pid).is_some_and(|s| s.state != b'Z');
+                    if pid != 0 && live && (pid != old || old == 0) {
+                        return Ok(());
+                    }
+                    if pid != 0 && live && pid == old {
+                        // The track followed the socket's start to this live process.
+                        let ended = self
+                            .shared
+                            .lock()
+                            .tracks
+                            .get(&path)
+                            .is_some_and(|t| t.ended);
+                        if !ended {
+                            return Ok(());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!(
+                        "the previous instance of {name} is still {state} after {:?}",
+                        super::UNLOAD_TIMEOUT
+                    ),
+                });
+            }
+            // Woken by the unit's PropertiesChanged; the timeout re-checks.
+            let st = self.shared.lock();
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(50));
+        }
     }
 
     /// Stop the socket unit and the service unit it holds, and wait until both are unloaded.
@@ -163,7 +233,13 @@ impl SystemdBackend {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect();
-            let aux: [(&str, &[(&str, Value<'_>)]); 1] = [(name, service_props)];
+            // The one service unit is started again at every restart: systemd's start rate
+            // limit (5 in 10 s) would refuse it, and stop the socket with it. sysg applies its
+            // own backoff and `max_restarts`.
+            let mut props: Vec<(&str, Value<'_>)> = service_props.to_vec();
+            props.push(("StartLimitIntervalUSec", Value::U64(0)));
+            props.push(("StartLimitBurst", Value::U32(0)));
+            let aux: [(&str, &[(&str, Value<'_>)]); 1] = [(name, &props)];
             // The service's start job below is ordered after the socket's (a socket comes
             // `Before=` the service it activates).
             m.start_transient_unit(&plan.socket, "fail", &sargs, &aux)?;

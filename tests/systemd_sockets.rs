@@ -1,7 +1,7 @@
 //! Socket activation (`sockets:`) on the systemd backend, against a real systemd 252 in a
 //! namespace: the socket unit shows in `systemctl list-sockets`, the service gets its socket
 //! as sd_listen_fds describes, and a client connecting every 10 ms sees no refused or reset
-//! connection across `sysg restart --service`.
+//! connection across `sysg restart --service`, again and again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
@@ -104,7 +104,8 @@ fn e2e_socket_unit_keeps_connections_across_restarts() {
     };
     let count = || seen.lock().expect("lock").len();
     wait_until("the client got answers", T, || count() > 5);
-    for _ in 0..3 {
+    // More restarts than systemd's default start rate limit (5 in 10 s) allows one unit.
+    for _ in 0..7 {
         let before = p.pid("api");
         assert_ok(
             &p.sysg(&["restart", "--service", "api"]),
@@ -129,8 +130,8 @@ fn e2e_socket_unit_keeps_connections_across_restarts() {
     );
     let mut pids: Vec<&str> = answers.iter().flatten().map(|a| a[1].as_str()).collect();
     pids.dedup();
-    assert!(pids.len() >= 4, "answers from every instance: {pids:?}");
-    eprintln!("{} connections across 3 restarts, 0 failed", answers.len());
+    assert!(pids.len() >= 8, "answers from every instance: {pids:?}");
+    eprintln!("{} connections across 7 restarts, 0 failed", answers.len());
 
     // A changed service makes its units again, on the same address.
     let config = std::fs::read_to_string(&p.config).expect("read config");

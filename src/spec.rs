@@ -38,6 +38,10 @@ pub struct UnitSpec {
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn: Option<SpawnGroup>,
+    /// Listening sockets handed over as in sd_listen_fds (fds 3, 4, ... in this order). They
+    /// belong to the service, not to one instance: every instance gets the same sockets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<crate::config::sockets::ListenSocket>,
 }
 
 /// Where a dynamically spawned child runs: every child of one service's tree shares one group
@@ -81,6 +85,7 @@ impl UnitSpec {
             logs: LogPolicy::default(),
             sandbox: Default::default(),
             spawn: None,
+            sockets: Vec::new(),
         }
     }
 
@@ -103,6 +108,7 @@ impl UnitSpec {
             logs: svc.logs,
             sandbox: svc.sandbox.clone(),
             spawn: None,
+            sockets: svc.sockets.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod sandbox_schema;
 pub mod schema;
 mod sections;
 pub mod size;
+pub mod sockets;
 pub mod source;
 pub mod systemd_versions;
 

@@ -447,7 +447,7 @@ impl Default for LogPolicy {
     extend(
         "oneOf" = [{"required": ["command"]}, {"required": ["exec"]}],
         "if" = {"required": ["cron"]},
-        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}]}}
+        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}, {"required": ["sockets"]}]}}
     )
 )]
 pub struct Service {
@@ -525,4 +525,10 @@ pub struct Service {
     // Empty (no protection) when absent.
     #[schemars(with = "Option<super::sandbox_schema::SandboxFile>")]
     pub sandbox: crate::sandbox::Sandbox,
+    /// Socket activation: sockets the supervisor (or systemd) listens on and hands to the
+    /// service as in sd_listen_fds (fds 3, 4, ... in this order, `LISTEN_FDS`, `LISTEN_PID`,
+    /// `LISTEN_FDNAMES`). They outlive restarts and deployments, so no connection is refused.
+    // In the order written: fds 3, 4, ...
+    #[schemars(with = "Option<Vec<super::sockets::SocketFile>>")]
+    pub sockets: Vec<super::sockets::ListenSocket>,
 }

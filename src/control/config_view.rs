@@ -31,6 +31,7 @@ pub const KEY_ORDER: &[&str] = &[
     "capabilities",
     "isolation",
     "sandbox",
+    "sockets",
     "hooks",
     "webhooks",
     "stop_signal",
@@ -352,6 +353,10 @@ pub fn view(svc: &Service, project_logs: &LogPolicy) -> ConfigView {
     }
     for (key, value, is_default) in crate::sandbox::view::fields(&svc.sandbox) {
         v.put(&format!("sandbox.{key}"), value, is_default);
+    }
+    for (i, sock) in svc.sockets.iter().enumerate() {
+        v.put(&format!("sockets[{i}].listen"), json!(sock.listen.to_string()), false);
+        v.put(&format!("sockets[{i}].name"), json!(sock.name), sock.name == svc.name);
     }
     let h = &svc.hooks;
     hook(&mut v, "on_start", &h.on_start);

@@ -13,6 +13,7 @@ mod output;
 mod privs;
 mod procfs;
 mod reaper;
+pub mod sockets;
 pub(crate) mod spawn;
 mod tree;
 mod verify;
@@ -159,6 +160,8 @@ pub struct ProcessBackend {
     /// Where forked units become transient scopes (`with_scopes`), and the cgroup2 mount
     /// point their cgroups are found under.
     scopes: Option<(Box<dyn ScopeHost>, PathBuf)>,
+    /// The services' listening sockets (`sockets:`), held across their instances.
+    sockets: sockets::Held,
 }
 
 impl ProcessBackend {
@@ -213,6 +216,7 @@ impl ProcessBackend {
             groups: std::collections::BTreeSet::new(),
             project: options.project,
             scopes: None,
+            sockets: sockets::Held::default(),
         })
     }
 
@@ -474,6 +478,26 @@ impl Backend for ProcessBackend {
             }
         }
 
+        // Bound by the supervisor, as itself, at the service's first start only.
+        let running = |svc: &str| units.map.keys().any(|k| crate::spec::service_of(k) == svc);
+        let listen = match self.sockets.for_start(
+            crate::spec::service_of(&spec.name),
+            &spec.sockets,
+            &running,
+        ) {
+            Ok(l) => l,
+            Err(message) => {
+                let _ = fs::remove_file(&out_path);
+                let _ = fs::remove_file(&err_path);
+                if let Some(c) = &cg {
+                    cgroup::remove(&c.dir);
+                }
+                return Err(BackendError::Start {
+                    unit: spec.name.clone(),
+                    message,
+                });
+            }
+        };
         let spawned = {
             let mut registry = reaper::main_pids();
             let register = self
@@ -490,6 +514,7 @@ impl Backend for ProcessBackend {
                 register
                     .as_ref()
                     .map(|f| f as &dyn Fn(u32) -> Result<(), BackendError>),
+                listen,
             );
             if let Ok(s) = &r {
                 reaper::register_main(&mut registry, s.pid);
@@ -704,6 +729,9 @@ impl Backend for ProcessBackend {
                 ),
             }
         }
+        // The instance holds the service's sockets: the next instance gets the same ones.
+        self.sockets
+            .grab_from(crate::spec::service_of(&record.unit), pid);
         Ok(Some(pid))
     }
 
@@ -715,6 +743,7 @@ impl Backend for ProcessBackend {
         for g in std::mem::take(&mut self.groups) {
             cgroup::remove_empty_tree(&g);
         }
+        self.sockets.release_all();
     }
 
     fn records(&self) -> Vec<AdoptRecord> {

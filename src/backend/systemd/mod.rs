@@ -13,6 +13,7 @@ mod cgroups;
 mod connection;
 mod envfiles;
 mod errors;
+pub mod helper;
 pub mod journal;
 pub mod naming;
 mod outside;

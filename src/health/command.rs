@@ -91,7 +91,7 @@ pub fn kill_running() -> usize {
     for &pgid in running.iter() {
         kill_group(pgid);
     }
-    running.len()
+    running.len() + super::placement::kill_units()
 }
 
 /// A finished command.

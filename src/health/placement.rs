@@ -79,11 +79,20 @@ pub enum UnitEnd {
 /// Runs a helper as a transient service, its stdout and stderr going to the given write end.
 pub type UnitRunner = Box<dyn Fn(&UnitCall<'_>, OwnedFd) -> Result<UnitEnd, String> + Send + Sync>;
 
-static UNIT_RUNNER: OnceLock<UnitRunner> = OnceLock::new();
+/// Kills every helper unit still running; returns how many there were.
+pub type UnitKiller = Box<dyn Fn() -> usize + Send + Sync>;
 
-/// Install the runner of helpers as transient services (once; later calls are ignored).
-pub fn set_unit_runner(r: UnitRunner) {
-    let _ = UNIT_RUNNER.set(r);
+static UNIT_RUNNER: OnceLock<(UnitRunner, UnitKiller)> = OnceLock::new();
+
+/// Install the runner of helpers as transient services and its killer, for the supervisor's
+/// exit (once; later calls are ignored).
+pub fn set_unit_runner(r: UnitRunner, kill: UnitKiller) {
+    let _ = UNIT_RUNNER.set((r, kill));
+}
+
+/// Kill every helper running as a unit (`command::kill_running`); how many there were.
+pub fn kill_units() -> usize {
+    UNIT_RUNNER.get().map_or(0, |(_, kill)| kill())
 }
 
 /// Whether a helper of `kind` runs as a transient service (with the service's properties)
@@ -100,7 +109,7 @@ pub fn run_as_unit(
     timeout: Duration,
     place: Option<Place<'_>>,
 ) -> Option<Result<Finished, ProbeError>> {
-    let runner = UNIT_RUNNER.get()?;
+    let (runner, _) = UNIT_RUNNER.get()?;
     let place = place?;
     let spec = place.spec?;
     if !as_service(place.kind) {

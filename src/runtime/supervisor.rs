@@ -1406,19 +1406,26 @@ fn install_helper_units(system: bool, project: &str, env_dir: std::path::PathBuf
     use crate::backend::systemd::helper::{HelperEnd, HelperRun, HelperUnits};
     use crate::health::placement::UnitEnd;
     match HelperUnits::connect(system, project, Some(env_dir)) {
-        Ok(units) => crate::health::placement::set_unit_runner(Box::new(move |c, output| {
-            let run = HelperRun {
-                spec: c.spec,
-                kind: c.kind,
-                command: c.command,
-                env: c.env,
-                timeout: c.timeout,
-            };
-            match units.run(&run, output).map_err(|e| e.to_string())? {
-                HelperEnd::Exited(st) => Ok(UnitEnd::Exited(st)),
-                HelperEnd::TimedOut => Ok(UnitEnd::TimedOut),
-            }
-        })),
+        Ok(units) => {
+            let units = std::sync::Arc::new(units);
+            let killer = units.clone();
+            crate::health::placement::set_unit_runner(
+                Box::new(move |c, output| {
+                    let run = HelperRun {
+                        spec: c.spec,
+                        kind: c.kind,
+                        command: c.command,
+                        env: c.env,
+                        timeout: c.timeout,
+                    };
+                    match units.run(&run, output).map_err(|e| e.to_string())? {
+                        HelperEnd::Exited(st) => Ok(UnitEnd::Exited(st)),
+                        HelperEnd::TimedOut => Ok(UnitEnd::TimedOut),
+                    }
+                }),
+                Box::new(move || killer.kill_running()),
+            );
+        }
         Err(e) => tracing::warn!("helper commands cannot run as units of their own: {e}"),
     }
 }

@@ -66,6 +66,8 @@ struct Seen {
     active: Option<String>,
     job: Option<u32>,
     removed: bool,
+    /// The unit's name, for `kill_running`.
+    name: String,
 }
 
 impl Seen {
@@ -213,7 +215,13 @@ impl HelperUnits {
             let i = st.jobs.iter().position(|(j, _)| j == job.as_str())?;
             st.jobs.remove(i).map(|(_, r)| r)
         });
-        let result = result.map_err(err)?;
+        let result = result.map_err(|why| {
+            // Whatever systemd made of it, it must not run on unwatched.
+            if let Ok(m) = self.manager() {
+                let _ = m.kill_unit(&name, "all", libc::SIGKILL);
+            }
+            err(why)
+        })?;
         if result != "done" {
             let seen = self.shared.lock().units.get(&path).cloned();
             return Err(err(start_failure(&result, seen.as_ref())));
@@ -229,6 +237,25 @@ impl HelperUnits {
                 Ok(HelperEnd::TimedOut)
             }
         }
+    }
+
+    /// SIGKILL every helper unit still running (the supervisor is leaving: nothing it started
+    /// may outlive it); returns how many there were. Their runs then end as killed.
+    pub fn kill_running(&self) -> usize {
+        let names: Vec<String> = self
+            .shared
+            .lock()
+            .units
+            .values()
+            .filter(|s| !s.ended())
+            .map(|s| s.name.clone())
+            .collect();
+        if let Ok(m) = self.manager() {
+            for name in &names {
+                let _ = m.kill_unit(name, "all", libc::SIGKILL);
+            }
+        }
+        names.len()
     }
 
     /// Wait until `ready` finds something in the state, or `deadline`.

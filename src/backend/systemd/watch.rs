@@ -136,6 +136,12 @@ fn run(iter: MessageIterator, _conn: Connection, shared: Arc<Shared>) {
                 break;
             }
         };
+        // Most property changes are of units not tracked here (a project's helper units come
+        // and go hundreds of times a second under fast probes): skip them before decoding
+        // their bodies; `apply` would ignore them anyway.
+        if is_untracked_change(&msg, &shared) {
+            continue;
+        }
         let Some(sig) = decode(&msg, &unit_prefix) else {
             continue;
         };
@@ -165,6 +171,17 @@ fn run(iter: MessageIterator, _conn: Connection, shared: Arc<Shared>) {
     tracing::error!("systemd backend: {why}; unit exits will no longer be noticed");
     shared.lock().dead = Some(why);
     shared.changed.notify_all();
+}
+
+/// A `PropertiesChanged` of an object no track follows.
+fn is_untracked_change(msg: &zbus::Message, shared: &Shared) -> bool {
+    let header = msg.header();
+    match (header.member(), header.path()) {
+        (Some(m), Some(p)) if m.as_str() == "PropertiesChanged" => {
+            !shared.lock().tracks.contains_key(p.as_str())
+        }
+        _ => false,
+    }
 }
 
 fn decode(msg: &zbus::Message, unit_prefix: &str) -> Option<Signal> {

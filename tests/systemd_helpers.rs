@@ -14,11 +14,11 @@ use systemd::*;
 
 const T: Duration = Duration::from_secs(30);
 
-/// The `CapEff`/`CapBnd` lines of a `/proc/<pid>/status`.
+/// The `Uid`, `CapEff` and `CapBnd` lines of a `/proc/<pid>/status`.
 fn caps(status: &str) -> Vec<String> {
     status
         .lines()
-        .filter(|l| l.starts_with("CapEff:") || l.starts_with("CapBnd:"))
+        .filter(|l| l.starts_with("Uid:") || l.starts_with("CapEff:") || l.starts_with("CapBnd:"))
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
@@ -41,6 +41,12 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
         .tempdir()
         .expect("tempdir");
     let d = dir.path().display().to_string();
+    // The helpers run as `nobody`, like the service: they write their records here.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
     // What each helper records about itself: capabilities, cgroup, network interfaces.
     let record = |tag: &str| {
         format!(
@@ -55,6 +61,7 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
         &format!(
             r#"  web:
     command: "sleep 1000"
+    user: nobody
     capabilities: [CAP_NET_BIND_SERVICE]
     isolation:
       network: true
@@ -72,10 +79,12 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
       pre_start: "{pre}"
   slow:
     command: "sleep 1000"
+    env:
+      vars: {{SLOW_SECRET: hunter2}}
     hooks:
       on_start:
-        command: "echo $$ > {d}/slow.pid; exec sleep 60"
-        timeout: 1s
+        command: "echo $SLOW_SECRET > {d}/slow.env; echo $$ > {d}/slow.pid; exec sleep 60"
+        timeout: 3s
 "#,
             probe = record("probe"),
             hook = record("hook"),
@@ -97,10 +106,14 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
     let sup = p.supervisor_pid().expect("supervisor pid");
     let sup_caps = caps(&ns.output(&["cat", &format!("/proc/{sup}/status")]));
     let sup_cg = cgroup(&ns.output(&["cat", &format!("/proc/{sup}/cgroup")]));
-    // CAP_NET_BIND_SERVICE is bit 10: the service keeps only it.
+    // `nobody`, with CAP_NET_BIND_SERVICE (bit 10) and nothing else.
     assert_eq!(
         web_caps,
-        vec!["CapEff: 0000000000000400", "CapBnd: 0000000000000400"],
+        vec![
+            "Uid: 65534 65534 65534 65534",
+            "CapEff: 0000000000000400",
+            "CapBnd: 0000000000000400"
+        ],
         "the service itself"
     );
     assert_ne!(
@@ -145,11 +158,26 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
     });
     let slow: u32 = read("slow.pid").trim().parse().expect("slow hook's pid");
     let since = std::time::Instant::now();
+    // Its environment reaches it through a private file, never as a unit property that any
+    // local user can read.
+    let slow_unit = cgroup(&ns.output(&["cat", &format!("/proc/{slow}/cgroup")]))
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(slow_unit.contains(".hook."), "{slow_unit}");
+    assert_eq!(read("slow.env").trim(), "hunter2");
+    let shown = ns.output(&["systemctl", "show", &slow_unit]);
+    assert!(shown.contains("EnvironmentFiles="), "{shown}");
+    assert!(
+        !shown.contains("hunter2"),
+        "the secret is a unit property: {shown}"
+    );
     wait_until("the slow hook is reported timed out", T, || {
-        log().contains("hook failed: timed out after 1s")
+        log().contains("hook failed: timed out after 3s")
     });
     assert!(
-        since.elapsed() < Duration::from_secs(4),
+        since.elapsed() < Duration::from_secs(6),
         "reported {:?} after the hook started",
         since.elapsed()
     );

@@ -301,7 +301,7 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         install_helper_scopes(opts.system, &config.project);
         // `SYSG_HELPER_SCOPES=1` keeps every helper in a scope (benchmarks compare both).
         if std::env::var_os("SYSG_HELPER_SCOPES").is_none_or(|v| v != "1") {
-            install_helper_units(opts.system, &config.project, paths.run_dir.join("env"));
+            super::helper_units::install(opts.system, &config.project, paths.run_dir.join("env"));
         }
     }
     let probe_tx = tx.clone();
@@ -1397,38 +1397,3 @@ fn install_helper_scopes(system: bool, project: &str) {
 
 #[cfg(not(target_os = "linux"))]
 fn install_helper_scopes(_: bool, _: &str) {}
-
-/// On the systemd backend, helper commands run as transient services built from their
-/// service's unit properties (`health::placement::as_service` says which kinds; the others
-/// keep their scopes). Without a manager to run them, they fall back to the scopes' path.
-#[cfg(target_os = "linux")]
-fn install_helper_units(system: bool, project: &str, env_dir: std::path::PathBuf) {
-    use crate::backend::systemd::helper::{HelperEnd, HelperRun, HelperUnits};
-    use crate::health::placement::UnitEnd;
-    match HelperUnits::connect(system, project, Some(env_dir)) {
-        Ok(units) => {
-            let units = std::sync::Arc::new(units);
-            let killer = units.clone();
-            crate::health::placement::set_unit_runner(
-                Box::new(move |c, output| {
-                    let run = HelperRun {
-                        spec: c.spec,
-                        kind: c.kind,
-                        command: c.command,
-                        env: c.env,
-                        timeout: c.timeout,
-                    };
-                    match units.run(&run, output).map_err(|e| e.to_string())? {
-                        HelperEnd::Exited(st) => Ok(UnitEnd::Exited(st)),
-                        HelperEnd::TimedOut => Ok(UnitEnd::TimedOut),
-                    }
-                }),
-                Box::new(move || killer.kill_running()),
-            );
-        }
-        Err(e) => tracing::warn!("helper commands cannot run as units of their own: {e}"),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn install_helper_units(_: bool, _: &str, _: std::path::PathBuf) {}

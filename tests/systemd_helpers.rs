@@ -18,7 +18,11 @@ const T: Duration = Duration::from_secs(30);
 fn caps(status: &str) -> Vec<String> {
     status
         .lines()
-        .filter(|l| l.starts_with("Uid:") || l.starts_with("CapEff:") || l.starts_with("CapBnd:"))
+        .filter(|l| {
+            ["Uid:", "CapEff:", "CapBnd:", "NoNewPrivs:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
 }
@@ -65,6 +69,8 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
     capabilities: [CAP_NET_BIND_SERVICE]
     isolation:
       network: true
+    sandbox:
+      no_new_privileges: true
     health_check:
       command: "{probe}; test -f {d}/healthy"
       interval: 200ms
@@ -106,13 +112,15 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
     let sup = p.supervisor_pid().expect("supervisor pid");
     let sup_caps = caps(&ns.output(&["cat", &format!("/proc/{sup}/status")]));
     let sup_cg = cgroup(&ns.output(&["cat", &format!("/proc/{sup}/cgroup")]));
-    // `nobody`, with CAP_NET_BIND_SERVICE (bit 10) and nothing else.
+    // `nobody`, with CAP_NET_BIND_SERVICE (bit 10) and nothing else, under no_new_privs (the
+    // sandbox).
     assert_eq!(
         web_caps,
         vec![
             "Uid: 65534 65534 65534 65534",
             "CapEff: 0000000000000400",
-            "CapBnd: 0000000000000400"
+            "CapBnd: 0000000000000400",
+            "NoNewPrivs: 1"
         ],
         "the service itself"
     );

@@ -480,6 +480,8 @@ mod tests {
         svc.user = Some("nobody".into());
         svc.capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
         svc.isolation.network = true;
+        svc.sandbox.no_new_privileges = true;
+        svc.sandbox.private_tmp = true;
         let env = vec![("A".to_string(), "1".to_string())];
         let run = HelperRun {
             spec: &svc,
@@ -521,6 +523,8 @@ mod tests {
         }
         assert_eq!(get("User"), Some(Value::from("nobody")));
         assert_eq!(get("PrivateNetwork"), Some(Value::Bool(true)));
+        assert_eq!(get("NoNewPrivileges"), Some(Value::Bool(true)));
+        assert_eq!(get("PrivateTmp"), Some(Value::Bool(true)));
         assert!(get("AmbientCapabilities").is_some());
         assert_eq!(get("Type"), Some(Value::from("exec")));
         assert_eq!(get("RuntimeMaxUSec"), Some(Value::U64(1_500_000)));

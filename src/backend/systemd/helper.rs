@@ -223,7 +223,13 @@ impl HelperUnits {
             err(why)
         })?;
         if result != "done" {
+            // A helper that exits at once can end before systemd completes the start job, which
+            // then fails although the program ran: its end is in the unit's signals, which
+            // systemd flushes before the job's result.
             let seen = self.shared.lock().units.get(&path).cloned();
+            if let Some(seen) = seen.as_ref().filter(|s| ran_then_ended(s)) {
+                return Ok(end_of(seen));
+            }
             return Err(err(start_failure(&result, seen.as_ref())));
         }
         let deadline = Instant::now() + run.timeout + END_SLACK;
@@ -363,6 +369,16 @@ fn end_of(seen: &Seen) -> HelperEnd {
         Some((2 | 3, s)) => ExitStatus::Signal(s),
         _ => ExitStatus::Unknown,
     })
+}
+
+/// The program ran and ended (an exit status that is not one of systemd's set-up failures, or
+/// a signal), as opposed to a unit systemd could not set up.
+fn ran_then_ended(seen: &Seen) -> bool {
+    match seen.exec_main {
+        Some((1, status)) => !super::is_systemd_exit_code(status),
+        Some((2 | 3, _)) => true,
+        _ => false,
+    }
 }
 
 /// A start job that did not end `done`, in words.
@@ -569,6 +585,10 @@ mod tests {
         apply(&mut seen, "org.freedesktop.systemd1.Unit", &unit);
         assert!(seen.ended());
         assert_eq!(end_of(&seen), HelperEnd::Exited(ExitStatus::Code(3)));
+        assert!(ran_then_ended(&seen));
+        seen.exec_main = Some((1, 203));
+        assert!(!ran_then_ended(&seen), "203 is systemd's exec failure");
+        seen.exec_main = Some((1, 3));
         seen.result = Some("timeout".into());
         assert_eq!(end_of(&seen), HelperEnd::TimedOut);
         seen.result = Some("signal".into());

@@ -40,8 +40,8 @@ pub use connection::{
 };
 use connection::{bus, main_pid, manager_version, project_units};
 use errors::{
-    call_err, describe, is_gone, is_no_such_unit, ran_then_ended, refuse_newer_properties,
-    start_call_err, start_failure,
+    call_err, describe, is_gone, is_no_such_unit, is_systemd_exit_code, ran_then_ended,
+    refuse_newer_properties, start_call_err, start_failure,
 };
 use proxies::{ManagerProxy, UnitProxy};
 use watch::{Shared, Track};

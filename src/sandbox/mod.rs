@@ -7,6 +7,12 @@
 
 use std::path::PathBuf;
 
+pub mod address_families;
+pub mod mounts;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
+pub mod syscall_groups;
+
 use serde::Serialize;
 
 /// `sandbox:` of one service. `Sandbox::default()` is "no protection", which is what a

@@ -31,6 +31,9 @@ pub struct UnitSpec {
     /// Time between the stop signal and SIGKILL.
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
+    /// `sandbox:` of the service (empty: none).
+    #[serde(skip_serializing_if = "crate::sandbox::Sandbox::is_empty")]
+    pub sandbox: crate::sandbox::Sandbox,
     /// Set for a child started with `sysg spawn`: the tree it belongs to and the limits the
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,7 @@ impl UnitSpec {
             stop_signal: 15,
             stop_timeout: Duration::from_secs(10),
             logs: LogPolicy::default(),
+            sandbox: Default::default(),
             spawn: None,
         }
     }
@@ -97,6 +101,7 @@ impl UnitSpec {
             stop_signal: svc.stop_signal.number,
             stop_timeout: svc.stop_timeout,
             logs: svc.logs,
+            sandbox: svc.sandbox.clone(),
             spawn: None,
         }
     }

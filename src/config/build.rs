@@ -391,6 +391,9 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .take("logs")
         .map_or(Some(project_logs), |f| log_policy(ctx, &f, project_logs));
     let tags = m.take("tags").map_or(Some(Vec::new()), |f| f.str_list(ctx));
+    let sandbox = m.take("sandbox").map_or(Some(Default::default()), |f| {
+        super::sandbox::sandbox(ctx, &f)
+    });
     m.finish(ctx);
 
     if ctx.diags.len() != before {
@@ -423,6 +426,7 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
             stop_timeout: stop_timeout?,
             logs: logs?,
             tags: tags?,
+            sandbox: sandbox?,
         })
     });
     draft

@@ -287,6 +287,8 @@ pub struct ServiceFile {
     pub logs: Option<LogsFile>,
     /// Labels.
     pub tags: Option<Vec<Text>>,
+    /// Kernel-enforced hardening, identical on both backends.
+    pub sandbox: Option<super::sandbox_schema::SandboxFile>,
 }
 
 /// `env:`

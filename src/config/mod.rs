@@ -12,6 +12,8 @@ pub mod input_schema;
 mod node;
 pub mod privileged;
 mod reader;
+pub mod sandbox;
+pub mod sandbox_schema;
 pub mod schema;
 mod sections;
 pub mod size;

@@ -366,4 +366,6 @@ pub struct Service {
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
     pub tags: Vec<String>,
+    /// `sandbox:`; empty (no protection) when absent.
+    pub sandbox: crate::sandbox::Sandbox,
 }

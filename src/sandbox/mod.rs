@@ -5,6 +5,8 @@
 //! This module sits below `config` so that the parser, the backends and the exposure report
 //! share one vocabulary; it holds data only, no I/O.
 
+pub mod address_families;
+
 use std::path::PathBuf;
 
 pub mod address_families;

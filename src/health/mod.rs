@@ -73,6 +73,7 @@ pub fn run(check: &HealthCheck, spec: &UnitSpec) -> Result<String, ProbeError> {
                 unit: &spec.name,
                 kind: "probe",
                 limits: Some(&spec.limits.cgroup),
+                sandbox: Some(&spec.sandbox),
             };
             command::probe_as(
                 command,

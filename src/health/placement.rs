@@ -48,6 +48,8 @@ pub struct Place<'a> {
     pub kind: &'a str,
     /// The service's `limits.cgroup`, when known (hooks run without them).
     pub limits: Option<&'a CgroupLimits>,
+    /// The service's `sandbox:`, which its helpers run under too.
+    pub sandbox: Option<&'a crate::sandbox::Sandbox>,
 }
 
 /// The parent's side of a placement while the command is being spawned.
@@ -174,6 +176,7 @@ mod tests {
             Duration::from_secs(5),
             None,
             Some(Place {
+                sandbox: None,
                 unit,
                 kind: "probe",
                 limits: Some(&CgroupLimits {

@@ -24,6 +24,8 @@ pub struct HookRun {
     pub user: Option<String>,
     pub group: Option<String>,
     pub unit: String,
+    /// The service's `sandbox:`, which the hook runs under too.
+    pub sandbox: crate::sandbox::Sandbox,
 }
 
 /// The `SYSG_*` variables a hook gets for `notice` of `project`.
@@ -91,6 +93,7 @@ fn run(hook: &HookRun) {
             unit,
             kind: "hook",
             limits: None,
+            sandbox: Some(&hook.sandbox),
         }),
     );
     match done {

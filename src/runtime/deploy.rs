@@ -222,6 +222,7 @@ impl Runner {
                                     unit: &unit,
                                     kind: what,
                                     limits: Some(&spec.limits.cgroup),
+                                    sandbox: Some(&spec.sandbox),
                                 }),
                             )
                         });

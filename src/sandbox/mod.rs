@@ -9,7 +9,6 @@ pub mod address_families;
 
 use std::path::PathBuf;
 
-pub mod address_families;
 pub mod mounts;
 #[cfg(target_os = "linux")]
 pub mod seccomp;

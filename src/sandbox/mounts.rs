@@ -84,11 +84,7 @@ pub fn plan(s: &Sandbox) -> Vec<MountOp> {
     };
     match s.protect_system {
         ProtectSystem::No => {}
-        ProtectSystem::Yes => fixed(
-            &["/usr", "/boot", "/efi"],
-            Mode::ReadOnly,
-            "protect_system",
-        ),
+        ProtectSystem::Yes => fixed(&["/usr", "/boot", "/efi"], Mode::ReadOnly, "protect_system"),
         ProtectSystem::Full => fixed(
             &["/usr", "/boot", "/efi", "/etc"],
             Mode::ReadOnly,
@@ -97,7 +93,11 @@ pub fn plan(s: &Sandbox) -> Vec<MountOp> {
         ProtectSystem::Strict => {
             fixed(&["/"], Mode::ReadOnly, "protect_system");
             // The API file systems stay as they are (other fields may protect them).
-            fixed(&["/dev", "/proc", "/sys"], Mode::ReadWrite, "protect_system");
+            fixed(
+                &["/dev", "/proc", "/sys"],
+                Mode::ReadWrite,
+                "protect_system",
+            );
         }
     }
     match s.protect_home {
@@ -113,7 +113,11 @@ pub fn plan(s: &Sandbox) -> Vec<MountOp> {
         fixed(&["/dev"], Mode::PrivateDev, "private_devices");
     }
     if s.protect_kernel_tunables {
-        fixed(KERNEL_TUNABLES_RO, Mode::ReadOnly, "protect_kernel_tunables");
+        fixed(
+            KERNEL_TUNABLES_RO,
+            Mode::ReadOnly,
+            "protect_kernel_tunables",
+        );
         fixed(
             KERNEL_TUNABLES_HIDDEN,
             Mode::Inaccessible,
@@ -128,12 +132,20 @@ pub fn plan(s: &Sandbox) -> Vec<MountOp> {
         );
     }
     if s.protect_control_groups {
-        fixed(&["/sys/fs/cgroup"], Mode::ReadOnly, "protect_control_groups");
+        fixed(
+            &["/sys/fs/cgroup"],
+            Mode::ReadOnly,
+            "protect_control_groups",
+        );
     }
     for (paths, mode, field) in [
         (&s.read_write_paths, Mode::ReadWrite, "read_write_paths"),
         (&s.read_only_paths, Mode::ReadOnly, "read_only_paths"),
-        (&s.inaccessible_paths, Mode::Inaccessible, "inaccessible_paths"),
+        (
+            &s.inaccessible_paths,
+            Mode::Inaccessible,
+            "inaccessible_paths",
+        ),
     ] {
         for p in paths {
             ops.push(MountOp {
@@ -146,6 +158,33 @@ pub fn plan(s: &Sandbox) -> Vec<MountOp> {
     }
     order(ops)
 }
+
+/// The fields of `s` that need a private mount namespace, each once, in the order of the plan.
+pub fn fields(s: &Sandbox) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut ops = plan(s);
+    // Named once per field, in the order the fields are written in the docs.
+    ops.sort_by_key(|o| FIELD_ORDER.iter().position(|f| *f == o.field));
+    for o in ops {
+        if !out.contains(&o.field) {
+            out.push(o.field);
+        }
+    }
+    out
+}
+
+const FIELD_ORDER: &[&str] = &[
+    "private_tmp",
+    "private_devices",
+    "protect_system",
+    "protect_home",
+    "read_write_paths",
+    "read_only_paths",
+    "inaccessible_paths",
+    "protect_kernel_tunables",
+    "protect_kernel_modules",
+    "protect_control_groups",
+];
 
 /// Parents before children; one entry per path (a path the user named beats a fixed list,
 /// then the stricter treatment wins); nothing below a path whose content is replaced.
@@ -264,6 +303,22 @@ mod tests {
         assert_eq!(find(&ops, "/usr/local").unwrap().mode, Mode::ReadWrite);
         let mut seen = std::collections::BTreeSet::new();
         assert!(ops.iter().all(|o| seen.insert(o.path.clone())));
+    }
+
+    #[test]
+    fn fields_needing_a_mount_namespace() {
+        let s = Sandbox {
+            no_new_privileges: true,
+            protect_control_groups: true,
+            private_tmp: true,
+            read_only_paths: vec!["/srv/a".into(), "/srv/b".into()],
+            ..Sandbox::default()
+        };
+        assert_eq!(
+            fields(&s),
+            ["private_tmp", "read_only_paths", "protect_control_groups"]
+        );
+        assert!(fields(&Sandbox::default()).is_empty());
     }
 
     #[test]

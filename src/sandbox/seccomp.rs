@@ -176,23 +176,11 @@ fn family_number(name: &str) -> Option<u64> {
     super::address_families::number(name).and_then(|n| u64::try_from(n).ok())
 }
 
-/// Every filter the sandbox asks for, in the order they are installed; empty when none.
+/// Every filter the sandbox asks for, in the order they are installed (`system_call_filter`
+/// last, as systemd does); empty when none.
 pub fn compile(sandbox: &Sandbox) -> Result<Vec<BpfProgram>, FilterError> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let mut out = Vec::new();
-
-    if let Some(set) = resolve(&sandbox.system_call_filter)? {
-        let denied = match sandbox.system_call_action {
-            SyscallAction::Eperm => eperm.clone(),
-            SyscallAction::Kill => SeccompAction::KillProcess,
-        };
-        let rules = plain(&set.names);
-        if set.allow {
-            out.push(program(rules, denied, SeccompAction::Allow)?);
-        } else if !rules.is_empty() {
-            out.push(program(rules, SeccompAction::Allow, denied)?);
-        }
-    }
 
     let mut implied = BTreeSet::new();
     if sandbox.protect_kernel_modules {
@@ -255,8 +243,23 @@ pub fn compile(sandbox: &Sandbox) -> Result<Vec<BpfProgram>, FilterError> {
                 rules.insert(nr, vec![rule(vec![c])?]);
             }
         }
-        out.push(program(rules, SeccompAction::Allow, eperm)?);
+        out.push(program(rules, SeccompAction::Allow, eperm.clone())?);
     }
+
+    // Last: it may deny seccomp(2) itself, which the filters before it still need.
+    if let Some(set) = resolve(&sandbox.system_call_filter)? {
+        let denied = match sandbox.system_call_action {
+            SyscallAction::Eperm => eperm,
+            SyscallAction::Kill => SeccompAction::KillProcess,
+        };
+        let rules = plain(&set.names);
+        if set.allow {
+            out.push(program(rules, denied, SeccompAction::Allow)?);
+        } else if !rules.is_empty() {
+            out.push(program(rules, SeccompAction::Allow, denied)?);
+        }
+    }
+
     Ok(out)
 }
 
@@ -351,7 +354,9 @@ mod tests {
     #[test]
     fn every_group_member_numbered_here_is_a_libc_constant() {
         // The table holds only libc's numbers, and the common calls are all there.
-        for name in ["read", "write", "socket", "mmap", "mprotect", "execve", "reboot"] {
+        for name in [
+            "read", "write", "socket", "mmap", "mprotect", "execve", "reboot",
+        ] {
             assert!(number(name).is_some(), "{name}");
         }
         assert_eq!(number("socket"), Some(libc::SYS_socket as i64));

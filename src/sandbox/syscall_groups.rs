@@ -126,13 +126,7 @@ pub const GROUPS: &[Group] = &[
         name: "@chown",
         description: "Change ownership of files and directories",
         members: &[
-            "chown",
-            "chown32",
-            "fchown",
-            "fchown32",
-            "fchownat",
-            "lchown",
-            "lchown32",
+            "chown", "chown32", "fchown", "fchown32", "fchownat", "lchown", "lchown32",
         ],
     },
     Group {
@@ -314,31 +308,17 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "@keyring",
         description: "Kernel keyring access",
-        members: &[
-            "add_key",
-            "keyctl",
-            "request_key",
-        ],
+        members: &["add_key", "keyctl", "request_key"],
     },
     Group {
         name: "@memlock",
         description: "Memory locking control",
-        members: &[
-            "mlock",
-            "mlock2",
-            "mlockall",
-            "munlock",
-            "munlockall",
-        ],
+        members: &["mlock", "mlock2", "mlockall", "munlock", "munlockall"],
     },
     Group {
         name: "@module",
         description: "Loading and unloading of kernel modules",
-        members: &[
-            "delete_module",
-            "finit_module",
-            "init_module",
-        ],
+        members: &["delete_module", "finit_module", "init_module"],
     },
     Group {
         name: "@mount",
@@ -422,11 +402,7 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "@pkey",
         description: "System calls used for memory protection keys",
-        members: &[
-            "pkey_alloc",
-            "pkey_free",
-            "pkey_mprotect",
-        ],
+        members: &["pkey_alloc", "pkey_free", "pkey_mprotect"],
     },
     Group {
         name: "@privileged",
@@ -509,11 +485,7 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "@reboot",
         description: "Reboot and reboot preparation/kexec",
-        members: &[
-            "kexec_file_load",
-            "kexec_load",
-            "reboot",
-        ],
+        members: &["kexec_file_load", "kexec_load", "reboot"],
     },
     Group {
         name: "@resources",
@@ -577,10 +549,7 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "@swap",
         description: "Enable/disable swap devices",
-        members: &[
-            "swapoff",
-            "swapon",
-        ],
+        members: &["swapoff", "swapon"],
     },
     Group {
         name: "@sync",

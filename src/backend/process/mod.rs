@@ -13,6 +13,7 @@ mod output;
 mod privs;
 mod procfs;
 mod reaper;
+pub(crate) mod sandbox;
 pub(crate) mod spawn;
 mod tree;
 mod verify;

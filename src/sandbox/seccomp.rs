@@ -176,6 +176,33 @@ fn family_number(name: &str) -> Option<u64> {
     super::address_families::number(name).and_then(|n| u64::try_from(n).ok())
 }
 
+/// On x86_64, a system call of the x32 ABI (number with bit 30 set) has the native audit
+/// architecture but other numbers, so a deny-list would miss it: this filter, installed
+/// before the others, fails every such call with `EPERM` (systemd blocks x32 too). Kernels
+/// built without x32, or booted with it off, answer `ENOSYS` anyway. Six fixed instructions,
+/// since `seccompiler` matches exact numbers only.
+#[cfg(target_arch = "x86_64")]
+fn x32_guard() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_ABS_W: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let op = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        // seccomp_data.arch (offset 4): another architecture is not this filter's business.
+        op(LD_ABS_W, 0, 0, 4),
+        op(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+        // seccomp_data.nr (offset 0).
+        op(LD_ABS_W, 0, 0, 0),
+        op(JGE_K, 0, 1, X32_SYSCALL_BIT),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
 /// Every filter the sandbox asks for, in the order they are installed (`system_call_filter`
 /// last, as systemd does); empty when none.
 pub fn compile(sandbox: &Sandbox) -> Result<Vec<BpfProgram>, FilterError> {
@@ -244,6 +271,11 @@ pub fn compile(sandbox: &Sandbox) -> Result<Vec<BpfProgram>, FilterError> {
             }
         }
         out.push(program(rules, SeccompAction::Allow, eperm.clone())?);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    if !out.is_empty() || !sandbox.system_call_filter.is_empty() {
+        out.insert(0, x32_guard());
     }
 
     // Last: it may deny seccomp(2) itself, which the filters before it still need.
@@ -329,7 +361,9 @@ mod tests {
             ..Sandbox::default()
         };
         let progs = compile(&s).unwrap();
-        assert_eq!(progs.len(), 4);
+        // Address families, memory, implied denials, the filter itself (+ the x32 guard).
+        let guard = usize::from(cfg!(target_arch = "x86_64"));
+        assert_eq!(progs.len(), 4 + guard);
         // The kernel takes at most 4096 instructions per filter.
         assert!(progs.iter().all(|p| !p.is_empty() && p.len() < 4096));
         let kill = Sandbox {
@@ -337,7 +371,7 @@ mod tests {
             system_call_action: SyscallAction::Kill,
             ..Sandbox::default()
         };
-        assert_eq!(compile(&kill).unwrap().len(), 1);
+        assert_eq!(compile(&kill).unwrap().len(), 1 + guard);
         let bad = Sandbox {
             restrict_address_families: Some(AddressFamilies {
                 deny: true,
@@ -349,6 +383,52 @@ mod tests {
             compile(&bad),
             Err(FilterError::UnknownFamily("AF_NOPE".into()))
         );
+    }
+
+    /// Installs the guard in a forked child (the test process stays unfiltered) and calls
+    /// getpid through the x32 ABI: `EPERM` from the filter, where the kernel alone says
+    /// `ENOSYS` (x32 off) or answers (x32 on); the native call still works.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_x32_guard_fails_x32_calls_with_eperm() {
+        let prog = x32_guard();
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the child makes raw system calls only and leaves with _exit.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                let set = libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &fprog as *const libc::sock_fprog,
+                );
+                if set != 0 {
+                    libc::_exit(2);
+                }
+                let r = libc::syscall(0x4000_0000 + libc::SYS_getpid);
+                let e = *libc::__errno_location();
+                let native = libc::syscall(libc::SYS_getpid);
+                libc::_exit(if r == -1 && e == libc::EPERM && native > 0 { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "status {status}");
+            assert_eq!(libc::WEXITSTATUS(status), 0);
+        }
+    }
+
+    #[test]
+    fn the_syscall_groups_are_the_parsers_groups() {
+        // One table: every group the config parser accepts is one the filter can resolve.
+        for g in crate::config::sandbox::SYSCALL_GROUPS {
+            assert!(group_members(g).is_ok(), "{g}");
+        }
     }
 
     #[test]

@@ -218,7 +218,10 @@ services:
     });
     let s = p.service("killed");
     assert!(work.path().join("rw/before").exists());
-    assert!(!work.path().join("rw/after").exists(), "chown was not stopped");
+    assert!(
+        !work.path().join("rw/after").exists(),
+        "chown was not stopped"
+    );
     assert!(s.to_string().contains("SIGSYS"), "{s}");
 }
 

@@ -16,7 +16,8 @@
 //! Denied calls get `EPERM` unless `system_call_action: kill` (then `SIGSYS` kills the
 //! process), which applies to `system_call_filter` only, as in systemd.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -129,10 +130,11 @@ pub fn resolve(entries: &[String]) -> Result<Option<CallSet>, FilterError> {
 }
 
 fn number(name: &str) -> Option<i64> {
-    NUMBERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, nr)| i64::from(*nr))
+    static BY_NAME: OnceLock<HashMap<&'static str, i64>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| NUMBERS.iter().map(|(n, nr)| (*n, i64::from(*nr))).collect())
+        .get(name)
+        .copied()
 }
 
 fn arch() -> Result<TargetArch, FilterError> {
@@ -201,6 +203,47 @@ fn x32_guard() -> BpfProgram {
         op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
         op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ]
+}
+
+/// The fields of a sandbox that make its filters.
+#[derive(Clone, PartialEq, Eq)]
+struct FilterKey {
+    calls: Vec<String>,
+    action: SyscallAction,
+    modules: bool,
+    devices: bool,
+    families: Option<super::AddressFamilies>,
+    wx: bool,
+}
+
+/// `compile`, remembered: every start of a service (and every probe of it) needs the same
+/// filters, and building them costs more than the rest of a start's preparation.
+pub fn compile_cached(sandbox: &Sandbox) -> Result<Arc<Vec<BpfProgram>>, FilterError> {
+    const KEEP: usize = 64;
+    static CACHE: Mutex<Vec<(FilterKey, Arc<Vec<BpfProgram>>)>> = Mutex::new(Vec::new());
+    let key = FilterKey {
+        calls: sandbox.system_call_filter.clone(),
+        action: sandbox.system_call_action,
+        modules: sandbox.protect_kernel_modules,
+        devices: sandbox.private_devices,
+        families: sandbox.restrict_address_families.clone(),
+        wx: sandbox.memory_deny_write_execute,
+    };
+    if let Some((_, p)) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
+        return Ok(p.clone());
+    }
+    let progs = Arc::new(compile(sandbox)?);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= KEEP {
+        cache.remove(0);
+    }
+    cache.push((key, progs.clone()));
+    Ok(progs)
 }
 
 /// Every filter the sandbox asks for, in the order they are installed (`system_call_filter`
@@ -414,7 +457,11 @@ mod tests {
                 let r = libc::syscall(0x4000_0000 + libc::SYS_getpid);
                 let e = *libc::__errno_location();
                 let native = libc::syscall(libc::SYS_getpid);
-                libc::_exit(if r == -1 && e == libc::EPERM && native > 0 { 0 } else { 1 });
+                libc::_exit(if r == -1 && e == libc::EPERM && native > 0 {
+                    0
+                } else {
+                    1
+                });
             }
             let mut status = 0;
             assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
@@ -429,6 +476,23 @@ mod tests {
         for g in crate::config::sandbox::SYSCALL_GROUPS {
             assert!(group_members(g).is_ok(), "{g}");
         }
+    }
+
+    #[test]
+    fn compiled_filters_are_remembered() {
+        let s = Sandbox {
+            system_call_filter: entries(&["~@mount"]),
+            ..Sandbox::default()
+        };
+        let a = compile_cached(&s).unwrap();
+        let b = compile_cached(&s).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, compile(&s).unwrap());
+        let other = Sandbox {
+            system_call_action: SyscallAction::Kill,
+            ..s
+        };
+        assert_ne!(*compile_cached(&other).unwrap(), *a);
     }
 
     #[test]

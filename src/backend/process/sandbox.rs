@@ -92,8 +92,8 @@ pub struct ChildSandbox {
     /// Clones of `DEV_BINDS`.
     dev_slots: Vec<AtomicI32>,
     dev: Option<Dev>,
-    /// Where the tmpfs for the inaccessible nodes is mounted for a moment, and the nodes.
-    staging: Option<(CString, CString, CString)>,
+    /// The empty directory and file that cover inaccessible paths.
+    nodes: Option<(CString, CString)>,
     tmpfs: CString,
     tmp_options: CString,
     home_options: CString,
@@ -103,7 +103,7 @@ pub struct ChildSandbox {
     drop_caps: Vec<u32>,
     /// `PR_SET_NO_NEW_PRIVS` asked for.
     no_new_privs: bool,
-    filters: Vec<seccompiler::BpfProgram>,
+    filters: std::sync::Arc<Vec<seccompiler::BpfProgram>>,
 }
 
 /// The unit errors are about.
@@ -126,6 +126,51 @@ fn cstr(spec: &Unit<'_>, p: &Path) -> Result<CString, BackendError> {
 fn cstring(s: &str) -> CString {
     // Only called with the constants of this module, which hold no NUL byte.
     CString::new(s).unwrap_or_default()
+}
+
+/// Where the nodes that cover inaccessible paths live (like systemd's
+/// `/run/systemd/inaccessible`; not under `/run/systemg`, whose modes `--sys` owns): made
+/// once by the (root) supervisor, never written again.
+const NODES_DIR: &str = "/run/sysg-inaccessible";
+
+/// The directory and the file of mode 000 under `NODES_DIR`, made when missing. Anything
+/// there that is not root's, or not of the right type, is refused rather than used.
+fn inaccessible_nodes() -> io::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+    let base = Path::new(NODES_DIR);
+    let (dir, file) = (base.join("dir"), base.join("reg"));
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true).mode(0o755);
+    b.create(base)?;
+    b.recursive(false).mode(0);
+    match b.create(&dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0)
+        .open(&file)
+    {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    for (p, want_dir) in [(base, true), (dir.as_path(), true), (file.as_path(), false)] {
+        let m = std::fs::symlink_metadata(p)?;
+        let right_type = if want_dir { m.is_dir() } else { m.is_file() };
+        if m.uid() != 0 || !right_type || m.mode() & 0o022 != 0 {
+            return Err(io::Error::other(format!(
+                "{} is not root's {} (refusing to use it)",
+                p.display(),
+                if want_dir { "directory" } else { "file" }
+            )));
+        }
+        if p != base && m.permissions().mode() & 0o7777 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0))?;
+        }
+    }
+    Ok((dir, file))
 }
 
 /// Whether this process may create a mount namespace for a child: root, or
@@ -204,23 +249,10 @@ impl ChildSandbox {
                 tmpfs: cstring("tmpfs"),
                 options: cstring("mode=0755,size=4m"),
             });
-        let staging = if plan.iter().any(|o| o.mode == Mode::Inaccessible) {
-            let dir = ["/tmp", "/run", "/mnt", "/var"]
-                .into_iter()
-                .map(PathBuf::from)
-                .find(|d| d.is_dir())
-                .ok_or_else(|| {
-                    err(
-                        spec,
-                        "sandbox: no directory to prepare the inaccessible nodes in (/tmp, /run)"
-                            .into(),
-                    )
-                })?;
-            Some((
-                cstr(spec, &dir)?,
-                cstr(spec, &dir.join("sysg-inaccessible-dir"))?,
-                cstr(spec, &dir.join("sysg-inaccessible-file"))?,
-            ))
+        let nodes = if plan.iter().any(|o| o.mode == Mode::Inaccessible) {
+            let (dir, file) = inaccessible_nodes()
+                .map_err(|e| err(spec, format!("sandbox: {}: {e}", NODES_DIR)))?;
+            Some((cstr(spec, &dir)?, cstr(spec, &file)?))
         } else {
             None
         };
@@ -246,7 +278,7 @@ impl ChildSandbox {
         if !may_mount() {
             drop_caps.clear();
         }
-        let filters = seccomp::compile(s).map_err(|e| err(spec, e.to_string()))?;
+        let filters = seccomp::compile_cached(s).map_err(|e| err(spec, e.to_string()))?;
         let slots = (0..ops.len()).map(|_| AtomicI32::new(-1)).collect();
         let dev_slots = DEV_BINDS.iter().map(|_| AtomicI32::new(-1)).collect();
         Ok(Some(ChildSandbox {
@@ -254,7 +286,7 @@ impl ChildSandbox {
             slots,
             dev_slots,
             dev,
-            staging,
+            nodes,
             tmpfs: cstring("tmpfs"),
             tmp_options: cstring("mode=1777"),
             home_options: cstring("mode=0755"),
@@ -325,30 +357,15 @@ impl ChildSandbox {
                 }
             }
         }
-        if let Some((dir, node_dir, node_file)) = &self.staging {
-            check(libc::mount(
-                self.tmpfs.as_ptr(),
-                dir.as_ptr(),
-                self.tmpfs.as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                self.home_options.as_ptr().cast(),
-            ))?;
-            let made = (|| -> io::Result<()> {
-                check(libc::mkdir(node_dir.as_ptr(), 0))?;
-                check(libc::mknod(node_file.as_ptr(), libc::S_IFREG, 0))?;
-                for (op, slot) in self.ops.iter().zip(&self.slots) {
-                    if op.mode == Mode::Inaccessible {
-                        let node = if op.is_dir { node_dir } else { node_file };
-                        if let Some(fd) = clone_tree(node, false)? {
-                            slot.store(fd, Ordering::Relaxed);
-                        }
+        if let Some((node_dir, node_file)) = &self.nodes {
+            for (op, slot) in self.ops.iter().zip(&self.slots) {
+                if op.mode == Mode::Inaccessible {
+                    let node = if op.is_dir { node_dir } else { node_file };
+                    if let Some(fd) = clone_tree(node, false)? {
+                        slot.store(fd, Ordering::Relaxed);
                     }
                 }
-                Ok(())
-            })();
-            // The clones keep the nodes; the staging mount itself goes.
-            libc::umount2(dir.as_ptr(), libc::MNT_DETACH);
-            made?;
+            }
         }
         // Second pass, parents before children.
         for (op, slot) in self.ops.iter().zip(&self.slots) {
@@ -456,7 +473,7 @@ impl ChildSandbox {
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
                 .map_err(|e| (Failed::NoNewPrivs, e))?;
         }
-        for prog in &self.filters {
+        for prog in self.filters.iter() {
             let fprog = SockFprog {
                 len: prog.len() as u16,
                 filter: prog.as_ptr(),

@@ -195,8 +195,7 @@ fn a_denied_call_kills_with_sigsys_when_asked() {
         return;
     }
     let (work, w) = setup();
-    let yaml = format!(
-        r#"version: "1"
+    let yaml = r#"version: "1"
 services:
   killed:
     command: "exec python3 -c 'import os; open(\"WORK/rw/before\", \"w\").close(); os.chown(\"WORK/rw/before\", 0, 0); open(\"WORK/rw/after\", \"w\").close()'"
@@ -206,7 +205,6 @@ services:
       system_call_filter: ["~@chown"]
       system_call_action: kill
 "#
-    )
     .replace("WORK", &w);
     let p = Project::new(&yaml);
     assert_ok(

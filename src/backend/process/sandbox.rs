@@ -142,7 +142,7 @@ fn inaccessible_nodes() -> io::Result<(PathBuf, PathBuf)> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true).mode(0o755);
     b.create(base)?;
-    b.recursive(false).mode(0);
+    b.recursive(false).mode(0o000);
     match b.create(&dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
@@ -150,7 +150,7 @@ fn inaccessible_nodes() -> io::Result<(PathBuf, PathBuf)> {
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0)
+        .mode(0o000)
         .open(&file)
     {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
@@ -167,7 +167,7 @@ fn inaccessible_nodes() -> io::Result<(PathBuf, PathBuf)> {
             )));
         }
         if p != base && m.permissions().mode() & 0o7777 != 0 {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o000))?;
         }
     }
     Ok((dir, file))

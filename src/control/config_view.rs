@@ -29,6 +29,7 @@ pub const KEY_ORDER: &[&str] = &[
     "limits",
     "capabilities",
     "isolation",
+    "sandbox",
     "hooks",
     "webhooks",
     "stop_signal",
@@ -347,6 +348,9 @@ pub fn view(svc: &Service, project_logs: &LogPolicy) -> ConfigView {
         if on {
             v.put(key, json!(true), false);
         }
+    }
+    for (key, value, is_default) in crate::sandbox::view::fields(&svc.sandbox) {
+        v.put(&format!("sandbox.{key}"), value, is_default);
     }
     let h = &svc.hooks;
     hook(&mut v, "on_start", &h.on_start);

@@ -6,6 +6,8 @@
 //! share one vocabulary; it holds data only, no I/O.
 
 pub mod address_families;
+pub mod exposure;
+pub mod view;
 
 use std::path::PathBuf;
 

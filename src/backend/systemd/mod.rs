@@ -15,6 +15,7 @@ pub mod journal;
 pub mod naming;
 mod outside;
 pub mod properties;
+pub mod properties_sandbox;
 pub mod proxies;
 pub mod scope;
 pub mod supervisor_scope;

@@ -7,14 +7,13 @@
 
 pub mod address_families;
 pub mod exposure;
-pub mod view;
-
-use std::path::PathBuf;
-
 pub mod mounts;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 pub mod syscall_groups;
+pub mod view;
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
-//! `sandbox:` on the process backend, through the real `sysg` binary: a service (and a hook of
-//! it) tries what the sandbox forbids (write /usr, read the host's /tmp, open an AF_INET
+//! `sandbox:` on the process backend, through the real `sysg` binary: a service (and a hook
+//! and a command probe of it) tries what the sandbox forbids (write /usr, read the host's /tmp, open an AF_INET
 //! socket, map W+X memory, chown, ...) and reports each outcome; the same script without the
 //! sandbox shows the attempts work otherwise. Needs root (mount namespaces); the refusal of the
 //! mount fields for a supervisor without root is checked as uid 65534.
@@ -108,7 +108,12 @@ fn setup() -> (tempfile::TempDir, String) {
     let work = work_dir();
     std::fs::create_dir(work.path().join("rw")).unwrap();
     std::fs::write(work.path().join("check.py"), CHECK).unwrap();
-    for f in ["rw/boxed.chown", "rw/plain.chown", "rw/hook.chown"] {
+    for f in [
+        "rw/boxed.chown",
+        "rw/plain.chown",
+        "rw/hook.chown",
+        "rw/probe.chown",
+    ] {
         std::fs::write(work.path().join(f), "").unwrap();
     }
     let w = work.path().display().to_string();
@@ -116,7 +121,7 @@ fn setup() -> (tempfile::TempDir, String) {
 }
 
 #[test]
-fn the_kernel_confines_a_sandboxed_service_and_its_hook() {
+fn the_kernel_confines_a_sandboxed_service_its_hook_and_its_probe() {
     if !is_root() {
         println!("skipped: needs root");
         return;
@@ -135,6 +140,9 @@ services:
     working_dir: WORK{SANDBOX}
     hooks:
       on_start: "python3 WORK/check.py WORK/rw/hook usr"
+    health_check:
+      command: "python3 WORK/check.py WORK/rw/probe usr"
+      interval: 1s
   plain:
     command: "python3 WORK/check.py WORK/rw/plain; exec sleep 1000"
     working_dir: WORK
@@ -148,7 +156,8 @@ services:
     let boxed = results(&work.path().join("rw/boxed"));
     let plain = results(&work.path().join("rw/plain"));
     let hook = results(&work.path().join("rw/hook"));
-    for (who, r) in [("boxed", &boxed), ("hook", &hook)] {
+    let probe = results(&work.path().join("rw/probe"));
+    for (who, r) in [("boxed", &boxed), ("hook", &hook), ("probe", &probe)] {
         assert_eq!(r["write_usr"], "EROFS", "{who}: {r:?}");
         // Its own /tmp: only the file it just made.
         assert_eq!(r["tmp"], format!("own-{who}"), "{who}: {r:?}");
@@ -184,6 +193,7 @@ services:
     // Nothing of the service's (or the hook's) /tmp reached the host's.
     assert!(!Path::new("/tmp/own-boxed").exists());
     assert!(!Path::new("/tmp/own-hook").exists());
+    assert!(!Path::new("/tmp/own-probe").exists());
     let _ = std::fs::remove_file("/tmp/own-plain");
     drop(host_tmp);
 }

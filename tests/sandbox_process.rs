@@ -273,3 +273,28 @@ fn a_supervisor_without_root_refuses_the_mount_fields() {
     }
     assert!(!dir.path().join("state").exists());
 }
+
+#[test]
+fn a_missing_sandbox_path_fails_the_start_naming_the_field() {
+    if !is_root() {
+        println!("skipped: needs root");
+        return;
+    }
+    let (_work, w) = setup();
+    let yaml = r#"version: "1"
+services:
+  web:
+    command: "exec sleep 1000"
+    working_dir: WORK
+    restart_policy: never
+    sandbox:
+      read_only_paths: ["WORK/not-there"]
+"#
+    .replace("WORK", &w);
+    let p = Project::new(&yaml);
+    let out = p.sysg(&["start", "--daemonize", "--backend", "process"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let reason = p.service("web")["reason"].to_string();
+    let want = format!("sandbox.read_only_paths: {w}/not-there: No such file or directory");
+    assert!(reason.contains(&want), "{reason}");
+}

@@ -68,7 +68,13 @@ attempt("write_rw", lambda: open(os.path.join(os.path.dirname(out), "rw-" + os.p
 for line in open("/proc/self/status"):
     if line.startswith("NoNewPrivs:"):
         res["nnp"] = line.split()[1]
-attempt("sysctl", lambda: open("/proc/sys/kernel/domainname", "w").write("x"))
+# Writes the value back unchanged: where it is allowed (the unsandboxed run), nothing changes.
+def rewrite_sysctl():
+    path = "/proc/sys/kernel/domainname"
+    value = open(path).read()
+    with open(path, "w") as f:
+        f.write(value)
+attempt("sysctl", rewrite_sysctl)
 with open(out + ".tmp", "w") as f:
     f.write("".join("%s=%s\n" % kv for kv in sorted(res.items())))
 os.rename(out + ".tmp", out)
@@ -174,6 +180,7 @@ services:
     assert_eq!(plain["wx"], "ok", "{plain:?}");
     assert_eq!(plain["chown"], "ok", "{plain:?}");
     assert_eq!(plain["nnp"], "0", "{plain:?}");
+    assert_eq!(plain["sysctl"], "ok", "{plain:?}");
     assert!(plain["tmp"].contains("sysg-host-only-"), "{plain:?}");
 
     // The kernel's view of the main process.
@@ -297,4 +304,39 @@ services:
     let reason = p.service("web")["reason"].to_string();
     let want = format!("sandbox.read_only_paths: {w}/not-there: No such file or directory");
     assert!(reason.contains(&want), "{reason}");
+}
+
+#[test]
+fn the_sandbox_holds_over_the_fresh_proc_of_a_pid_namespace() {
+    if !is_root() {
+        println!("skipped: needs root");
+        return;
+    }
+    let (work, w) = setup();
+    // isolation.pid mounts a new /proc; the sandbox's /proc/sys protection must come after it.
+    // (The write puts the current value back, so a regression changes nothing on the host.)
+    let yaml = r#"version: "1"
+services:
+  inner:
+    command: "d=$(cat /proc/sys/kernel/domainname); (echo \"$d\" > /proc/sys/kernel/domainname) 2> WORK/rw/inner.err; echo $$ > WORK/rw/inner.tmp; mv WORK/rw/inner.tmp WORK/rw/inner"
+    working_dir: WORK
+    restart_policy: never
+    isolation: {pid: true, mount: true}
+    sandbox:
+      protect_system: strict
+      read_write_paths: ["WORK/rw"]
+      protect_kernel_tunables: true
+"#
+    .replace("WORK", &w);
+    let p = Project::new(&yaml);
+    assert_ok(
+        &p.sysg(&["start", "--daemonize", "--backend", "process"]),
+        "start",
+    );
+    let file = work.path().join("rw/inner");
+    wait_until("inner to report", Duration::from_secs(20), || file.exists());
+    // The shell was PID 1 of its namespace, and the write failed on a read-only /proc/sys.
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "1");
+    let err = std::fs::read_to_string(work.path().join("rw/inner.err")).unwrap();
+    assert!(err.contains("Read-only file system"), "{err}");
 }

@@ -138,6 +138,17 @@ pub fn run_shell_placed(
     if let Some(done) = super::placement::run_as_unit(command, env, timeout, place) {
         return done;
     }
+    // The service's sandbox, laid out before the fork (a helper never runs with less).
+    #[cfg(target_os = "linux")]
+    let sandbox = match place.and_then(|p| p.spec.map(|spec| (p.unit, &spec.sandbox))) {
+        Some((unit, s)) => {
+            crate::backend::process::sandbox::ChildSandbox::prepare_for(unit, s, cwd)
+                .map_err(|e| ProbeError::Spawn(std::io::Error::other(e.to_string())))?
+        }
+        None => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let sandbox: Option<()> = None;
     let (read, write) = nix::unistd::pipe().map_err(|e| ProbeError::Spawn(e.into()))?;
     let write2 = write.try_clone().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -152,7 +163,7 @@ pub fn run_shell_placed(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if let Some(id) = who {
+    if let (Some(id), None) = (who, &sandbox) {
         // std drops the supplementary groups when root switches uid.
         cmd.gid(id.gid).uid(id.uid);
     }
@@ -167,6 +178,17 @@ pub fn run_shell_placed(
         );
     }
     let gate = Gate::arm(&mut cmd, place, timeout);
+    #[cfg(target_os = "linux")]
+    if let Some(sb) = sandbox {
+        let ids = who.map(|w| (w.uid, w.gid));
+        // SAFETY: the last hook: apply_for_helper makes only async-signal-safe calls on data
+        // laid out before the fork, and switches to `ids` itself after the mounts.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                sb.apply_for_helper(ids)
+            });
+        }
+    }
     let spawned = cmd.spawn();
     if let Some(g) = gate {
         g.spawned();

@@ -14,6 +14,7 @@ mod privs;
 mod procfs;
 mod reaper;
 pub mod sockets;
+pub(crate) mod sandbox;
 pub(crate) mod spawn;
 mod tree;
 mod verify;

@@ -127,6 +127,12 @@ pub trait Backend: Send {
     /// `BackendEvent::Exited` on the sink (or `ExecFailed`, when a backend that does not wait
     /// for the exec learns that it failed).
     fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError>;
+    /// Start several units the core asked for at once: one result per spec, in order, each
+    /// what `start` would give; one unit's failure leaves the others alone. A backend that can
+    /// overlap the starts overrides it (systemd asks for every unit, then waits for each).
+    fn start_many(&mut self, specs: &[UnitSpec]) -> Vec<Result<u32, BackendError>> {
+        specs.iter().map(|spec| self.start(spec)).collect()
+    }
     /// Send `signal` to every process of the unit.
     fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError>;
     /// SIGKILL every process of the unit.

@@ -355,8 +355,16 @@ pub fn view(svc: &Service, project_logs: &LogPolicy) -> ConfigView {
         v.put(&format!("sandbox.{key}"), value, is_default);
     }
     for (i, sock) in svc.sockets.iter().enumerate() {
-        v.put(&format!("sockets[{i}].listen"), json!(sock.listen.to_string()), false);
-        v.put(&format!("sockets[{i}].name"), json!(sock.name), sock.name == svc.name);
+        v.put(
+            &format!("sockets[{i}].listen"),
+            json!(sock.listen.to_string()),
+            false,
+        );
+        v.put(
+            &format!("sockets[{i}].name"),
+            json!(sock.name),
+            sock.name == svc.name,
+        );
     }
     let h = &svc.hooks;
     hook(&mut v, "on_start", &h.on_start);

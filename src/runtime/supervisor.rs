@@ -345,9 +345,7 @@ impl Supervisor {
             let actions = self
                 .engine
                 .handle(Instant::now(), chrono::Utc::now(), input);
-            for a in actions {
-                self.execute(a);
-            }
+            self.execute_all(actions);
         }
     }
 

@@ -17,6 +17,7 @@ pub mod helper;
 pub mod journal;
 pub mod naming;
 mod outside;
+mod pipeline;
 pub mod properties;
 pub mod properties_sandbox;
 pub mod proxies;
@@ -44,6 +45,7 @@ use errors::{
     call_err, describe, is_gone, is_no_such_unit, is_systemd_exit_code, ran_then_ended,
     refuse_newer_properties, start_call_err, start_failure,
 };
+use pipeline::Submitted;
 use proxies::{ManagerProxy, UnitProxy};
 use watch::{Shared, Track};
 
@@ -357,12 +359,11 @@ impl SystemdBackend {
     }
 }
 
-impl Backend for SystemdBackend {
-    fn name(&self) -> &'static str {
-        "systemd"
-    }
-
-    fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
+impl SystemdBackend {
+    /// The first half of a start: everything up to systemd's reply to the start call (checks,
+    /// the earlier instance gone, env file, the transient unit or the socket's service unit
+    /// asked for). systemd runs the start job meanwhile; `finish_start` waits for it.
+    fn submit_start(&mut self, spec: &UnitSpec) -> Result<Submitted, BackendError> {
         let service = spec.name.as_str();
         let name = self.unit_name(service);
         naming::check_length(&name).map_err(|message| BackendError::Start {
@@ -425,7 +426,30 @@ impl Backend for SystemdBackend {
                 return Err(start_call_err(service, &props, e));
             }
         };
+        // From now on a job of this unit with this id is ours, not an outside one.
+        if let Some(t) = self.shared.lock().tracks.get_mut(&path) {
+            t.start_job = Some(job.clone());
+        }
+        Ok(Submitted {
+            service: service.to_string(),
+            name,
+            path,
+            job,
+            via_socket,
+        })
+    }
 
+    /// The second half of a start: wait for the start job `submit_start` got, then the main
+    /// pid (or the early end, or the failure).
+    fn finish_start(&mut self, submitted: Submitted) -> Result<u32, BackendError> {
+        let Submitted {
+            service,
+            name,
+            path,
+            job,
+            via_socket,
+        } = submitted;
+        let service = service.as_str();
         let result = self.wait_job(service, &name, &path, &job)?;
         if let (Some(plan), "done") = (&via_socket, result.as_str()) {
             self.check_socket(service, plan)?;
@@ -492,6 +516,21 @@ impl Backend for SystemdBackend {
             });
         }
         Ok(pid)
+    }
+}
+
+impl Backend for SystemdBackend {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
+        let submitted = self.submit_start(spec)?;
+        self.finish_start(submitted)
+    }
+
+    fn start_many(&mut self, specs: &[UnitSpec]) -> Vec<Result<u32, BackendError>> {
+        self.start_pipelined(specs)
     }
 
     fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError> {

@@ -5,26 +5,54 @@
 use super::{setup, Supervisor, READY};
 use crate::backend::BackendEvent;
 use crate::control::protocol::Response;
-use crate::core::{Action, ClientId, Event, Input, ReportKind};
+use std::sync::Arc;
+
+use crate::core::{Action, ClientId, Event, Input, ReportKind, UnitId};
+use crate::spec::UnitSpec;
 
 impl Supervisor {
-    pub(super) fn execute(&mut self, action: Action) {
-        match action {
-            Action::Start { unit, spec } => match self.backend.start(&spec) {
-                Ok(pid) => self
-                    .queue
-                    .push_back(Input::Unit(Event::Started { unit, pid })),
-                Err(e @ crate::backend::BackendError::Refused { .. }) => {
-                    self.queue.push_back(Input::Unit(Event::StartRefused {
-                        unit,
-                        error: e.to_string(),
-                    }))
-                }
-                Err(e) => self.queue.push_back(Input::Unit(Event::StartFailed {
+    /// Carry out one turn's actions in order; each run of consecutive starts goes to the
+    /// backend in one call, so it can overlap them.
+    pub(super) fn execute_all(&mut self, actions: Vec<Action>) {
+        let mut actions = actions.into_iter().peekable();
+        while let Some(action) = actions.next() {
+            let Action::Start { unit, spec } = action else {
+                self.execute(action);
+                continue;
+            };
+            let mut run = vec![(unit, spec)];
+            while let Some(Action::Start { unit, spec }) =
+                actions.next_if(|a| matches!(a, Action::Start { .. }))
+            {
+                run.push((unit, spec));
+            }
+            self.execute_starts(run);
+        }
+    }
+
+    /// Start the units of `run`; the core gets each answer (a pid, a failure), in order.
+    fn execute_starts(&mut self, run: Vec<(UnitId, Arc<UnitSpec>)>) {
+        let specs: Vec<UnitSpec> = run.iter().map(|(_, spec)| UnitSpec::clone(spec)).collect();
+        let results = self.backend.start_many(&specs);
+        for ((unit, _), result) in run.into_iter().zip(results) {
+            let event = match result {
+                Ok(pid) => Event::Started { unit, pid },
+                Err(e @ crate::backend::BackendError::Refused { .. }) => Event::StartRefused {
                     unit,
                     error: e.to_string(),
-                })),
-            },
+                },
+                Err(e) => Event::StartFailed {
+                    unit,
+                    error: e.to_string(),
+                },
+            };
+            self.queue.push_back(Input::Unit(event));
+        }
+    }
+
+    pub(super) fn execute(&mut self, action: Action) {
+        match action {
+            Action::Start { unit, spec } => self.execute_starts(vec![(unit, spec)]),
             Action::Signal { unit, signal } => {
                 if let Err(e) = self.backend.signal(&unit, signal) {
                     tracing::debug!(unit = %unit, "signal: {e}");

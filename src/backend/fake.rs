@@ -22,6 +22,8 @@ pub enum Call {
 
 struct State {
     calls: Vec<Call>,
+    /// The units of each `start_many` call, in order.
+    batches: Vec<Vec<String>>,
     /// Running units and their pids.
     running: BTreeMap<String, u32>,
     next_pid: u32,
@@ -59,6 +61,7 @@ impl FakeBackend {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 calls: Vec::new(),
+                batches: Vec::new(),
                 running: BTreeMap::new(),
                 next_pid: 40_000,
                 fail_start: HashMap::new(),
@@ -136,6 +139,12 @@ impl Backend for FakeBackend {
         Ok(pid)
     }
 
+    fn start_many(&mut self, specs: &[UnitSpec]) -> Vec<Result<u32, BackendError>> {
+        let names = specs.iter().map(|s| s.name.clone()).collect();
+        self.shared.lock().batches.push(names);
+        specs.iter().map(|spec| self.start(spec)).collect()
+    }
+
     fn signal(&mut self, unit: &str, signal: i32) -> Result<(), BackendError> {
         self.shared.stop(
             unit,
@@ -200,6 +209,11 @@ impl FakeHandle {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The units of each `start_many` call so far (every start goes through one), in order.
+    pub fn start_batches(&self) -> Vec<Vec<String>> {
+        self.shared.lock().batches.clone()
     }
 
     /// The pid of `unit` while it runs.

@@ -404,3 +404,34 @@ fn a_childs_exit_reaches_its_tree_and_its_services_end_stops_the_rest() {
     assert_eq!(h.fake.starts(), vec!["web", "web/w1", "web/w2"]);
     assert_eq!(h.shutdown(), 0);
 }
+
+#[test]
+fn the_starts_of_one_turn_go_to_the_backend_in_one_call_in_order() {
+    // a, b and c start together; d waits for a. b's start fails, which leaves a and c alone.
+    let yaml = "version: \"1\"\nproject: batches\nservices:\n  a:\n    command: \"sleep 100\"\n  b:\n    command: \"sleep 100\"\n    restart_policy: never\n  c:\n    command: \"sleep 100\"\n  d:\n    command: \"sleep 100\"\n    depends_on: [a]\n";
+    let h = Harness::start(
+        yaml,
+        Box::new(|fake, _| fake.fail_start("b", "no such program")),
+    );
+    assert!(h.fake.wait_for(ANSWER, |calls| starts_of(calls, "d") == 1));
+    assert_eq!(
+        h.fake.start_batches(),
+        vec![vec!["a", "b", "c"], vec!["d"]],
+        "one call for the turn's starts, one for d once a runs"
+    );
+    assert_eq!(h.fake.starts(), vec!["a", "b", "c", "d"]);
+    for (unit, state) in [
+        ("a", "running"),
+        ("b", "failed"),
+        ("c", "running"),
+        ("d", "running"),
+    ] {
+        let s = h.service(unit);
+        assert_eq!(s["state"], state, "{s}");
+    }
+    // Each answer went to its own unit: the pids are the fake's, in start order.
+    assert_eq!(h.service("a")["pid"], h.fake.pid("a").unwrap());
+    assert_eq!(h.service("c")["pid"], h.fake.pid("c").unwrap());
+    assert_ne!(h.fake.pid("a"), h.fake.pid("c"));
+    assert_eq!(h.shutdown(), 0);
+}

@@ -419,3 +419,60 @@ fn api_plain_commands_run_without_a_shell() {
     let (n, epid, _) = next_exit(&rx, Duration::from_secs(5));
     assert_eq!((n.as_str(), epid), ("shellsleep", spid));
 }
+
+#[test]
+fn api_start_many_gives_each_unit_its_own_result() {
+    let Some(ns) = boot_or_skip("api_start_many_gives_each_unit_its_own_result") else {
+        return;
+    };
+    let (mut b, rx) = connect(&ns);
+    let mut refused = spec("many-badprop", &["/bin/sleep", "100"]);
+    refused.isolation.pid = true; // PrivatePIDs does not exist in systemd 252
+    let specs = [
+        spec("many-one", &["/bin/sleep", "100"]),
+        spec("many-missing", &["/nonexistent/prog"]),
+        refused,
+        spec("many-crasher", &["/bin/sh", "-c", "exit 3"]),
+        spec("many-two", &["/bin/sleep", "100"]),
+        // The same service again in the batch: started after its first start finished.
+        spec("many-crasher", &["/bin/sh", "-c", "exit 4"]),
+    ];
+    let results = b.start_many(&specs);
+    assert_eq!(results.len(), specs.len());
+    for (i, service) in [(0, "many-one"), (4, "many-two")] {
+        let pid = *results[i]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{service}: {e}"));
+        assert_eq!(ns.show(&unit(service), "MainPID"), pid.to_string());
+        assert_eq!(ns.show(&unit(service), "ActiveState"), "active");
+    }
+    let msg = results[1]
+        .as_ref()
+        .expect_err("missing program")
+        .to_string();
+    assert!(
+        msg.starts_with("many-missing: ") && msg.contains("could not be executed"),
+        "{msg}"
+    );
+    let msg = results[2].as_ref().expect_err("PrivatePIDs").to_string();
+    assert!(
+        msg.contains("many-badprop") && msg.contains("PrivatePIDs"),
+        "{msg}"
+    );
+    // Both runs of the crasher started and each one's exit is reported with its own pid.
+    let first = *results[3].as_ref().expect("first crasher");
+    let second = *results[5].as_ref().expect("second crasher");
+    assert_ne!(first, second);
+    let mut exits = vec![
+        next_exit(&rx, Duration::from_secs(5)),
+        next_exit(&rx, Duration::from_secs(5)),
+    ];
+    exits.sort_by_key(|e| e.1 != first);
+    assert_eq!(
+        exits,
+        vec![
+            ("many-crasher".into(), first, ExitStatus::Code(3)),
+            ("many-crasher".into(), second, ExitStatus::Code(4)),
+        ]
+    );
+}

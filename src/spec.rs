@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::schema::{Isolation, Limits, LogPolicy, Service};
+pub use crate::config::service_model::Readiness;
 
 /// Everything a backend needs to start one unit. Two specs that compare equal run the same thing,
 /// which is how a config reload decides what changed.
@@ -35,6 +36,9 @@ pub struct UnitSpec {
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn: Option<SpawnGroup>,
+    /// `readiness`/`start_timeout`/`watchdog`: the backend gives a notify service its
+    /// `NOTIFY_SOCKET` (and `WATCHDOG_USEC`), the core waits for READY=1.
+    pub readiness: Readiness,
 }
 
 /// Where a dynamically spawned child runs: every child of one service's tree shares one group
@@ -77,6 +81,7 @@ impl UnitSpec {
             stop_timeout: Duration::from_secs(10),
             logs: LogPolicy::default(),
             spawn: None,
+            readiness: Readiness::default(),
         }
     }
 
@@ -98,6 +103,7 @@ impl UnitSpec {
             stop_timeout: svc.stop_timeout,
             logs: svc.logs,
             spawn: None,
+            readiness: svc.readiness,
         }
     }
 }

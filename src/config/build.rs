@@ -391,6 +391,7 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .take("logs")
         .map_or(Some(project_logs), |f| log_policy(ctx, &f, project_logs));
     let tags = m.take("tags").map_or(Some(Vec::new()), |f| f.str_list(ctx));
+    let (readiness, reload) = super::service_model::take(ctx, &mut m);
     m.finish(ctx);
 
     if ctx.diags.len() != before {
@@ -423,6 +424,8 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
             stop_timeout: stop_timeout?,
             logs: logs?,
             tags: tags?,
+            readiness: readiness?,
+            reload: reload?,
         })
     });
     draft
@@ -509,7 +512,7 @@ fn cron_of(ctx: &mut Ctx, f: &Field) -> Option<Cron> {
     })
 }
 
-fn signal(ctx: &mut Ctx, f: &Field) -> Option<Signal> {
+pub(crate) fn signal(ctx: &mut Ctx, f: &Field) -> Option<Signal> {
     let text = match &f.node.value {
         Kind::Str(s) => s.clone(),
         Kind::Int(i) => i.to_string(),

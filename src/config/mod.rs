@@ -14,6 +14,7 @@ pub mod privileged;
 mod reader;
 pub mod schema;
 mod sections;
+pub mod service_model;
 pub mod size;
 pub mod source;
 pub mod systemd_versions;

@@ -366,4 +366,8 @@ pub struct Service {
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
     pub tags: Vec<String>,
+    /// `readiness`, `start_timeout`, `watchdog` (config/service_model.rs).
+    pub readiness: super::service_model::Readiness,
+    /// `reload`: what `sysg reload` does; `None` when the field is absent.
+    pub reload: Option<super::service_model::Reload>,
 }

@@ -29,6 +29,7 @@ mod notice;
 mod outside;
 mod policy;
 mod probe;
+mod readiness;
 #[cfg(test)]
 mod random_tests;
 pub mod spawn;
@@ -52,6 +53,7 @@ pub use drain::MainExit;
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 pub use probe::{Health, PROBE_GRACE};
+pub use readiness::{NotifyMessage, NotifyView, Watchdog};
 
 /// A unit's key: the service name.
 pub type UnitId = String;
@@ -146,6 +148,13 @@ pub enum Event {
     Elapsed { unit: UnitId },
     /// A cron job's backend timer could not be created; the core schedules the job instead.
     TimerFailed { unit: UnitId, error: String },
+    /// An `sd_notify` message from process `pid` of the unit (checked by the runtime to
+    /// belong to it); see `readiness.rs`.
+    Notify {
+        unit: UnitId,
+        pid: u32,
+        message: NotifyMessage,
+    },
 }
 
 /// One unit found running at supervisor start-up (see `Event::AdoptedAll`).
@@ -442,6 +451,7 @@ impl Core {
                 detail,
             } => self.on_probe_result(now, &unit, probe, ok, detail, out),
             Event::Tick => self.on_tick(now, out),
+            Event::Notify { unit, pid, message } => self.on_notify(now, &unit, pid, message, out),
             // Consumed by `deploy_intercept`; batches are split by `handle`.
             Event::Deploy(_) | Event::AdoptedAll(_) => {}
             Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}
@@ -456,6 +466,7 @@ impl Core {
             .chain(self.book.deadline())
             .chain(self.cron_deadline())
             .chain(self.drains.deadline())
+            .chain(self.readiness_deadline())
             .min()
     }
 
@@ -495,6 +506,7 @@ impl Core {
                 return false;
             }
             u.up_at.is_some()
+                || u.ready.awaiting.is_some()
                 || (u.plan.health.is_some()
                     && u.state == State::Running { pending_stop: None }
                     && !u.healthy)
@@ -645,6 +657,7 @@ impl Core {
                     .checked_add(u.plan.settle)
                     .filter(|_| !u.plan.settle.is_zero());
                 u.set(now, State::Running { pending_stop: None }, None);
+                u.ready.begin(now, &u.plan.spec.readiness);
                 report(
                     out,
                     name,
@@ -662,7 +675,7 @@ impl Core {
                 if u.plan.health.is_some() {
                     // Healthy only once a probe passes; the first one is issued right away.
                     u.probe.begin(now);
-                } else if u.up_at.is_none() {
+                } else if u.up_at.is_none() && u.ready.awaiting.is_none() {
                     u.failing_start = None;
                     // Without probes a process that is up counts as healthy.
                     u.healthy = true;
@@ -767,7 +780,10 @@ impl Core {
             _ => ExitStatus::Code(127),
         };
         // Ended before it counted as up: inside its settle window, or it never ran.
-        let early = u.up_at.is_some() || matches!(ending, Ending::StartFailed(_));
+        let early = u.up_at.is_some()
+            || u.ready.awaiting.is_some()
+            || matches!(ending, Ending::StartFailed(_));
+        u.ready.end();
         u.pid = None;
         u.healthy = false;
         u.up_at = None;
@@ -843,6 +859,7 @@ impl Core {
         if u.plan.health.is_some() {
             u.probe.begin(now);
         }
+        u.ready.taken_over(now, &u.plan.spec.readiness);
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
@@ -851,13 +868,14 @@ impl Core {
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.probe_timeouts(now, out);
+        self.readiness_due(now, out);
         for u in &mut self.units {
             if u.up_at.is_some_and(|t| t <= now) {
                 // Survived the settle window: it started (dependents may go). With a health
                 // check, only a passing probe makes it healthy.
                 u.up_at = None;
                 u.failing_start = None;
-                if u.plan.health.is_none() && !u.healthy {
+                if u.plan.health.is_none() && !u.healthy && u.ready.awaiting.is_none() {
                     u.healthy = true;
                     notify(
                         out,
@@ -982,7 +1000,8 @@ impl Core {
                 let name = &self.units[i].plan.name;
                 report(out, name, ReportKind::Exited, format!("exited: {st}"));
             }
-            self.after_ending(now, i, Ending::Unhealthy(what), false, out);
+            let early = self.take_start_failed(i);
+            self.after_ending(now, i, Ending::Unhealthy(what), early, out);
             return;
         }
         let u = &mut self.units[i];

@@ -73,6 +73,13 @@ pub enum BackendEvent {
     /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
     /// previous run still runs, in which case nothing else follows.
     Elapsed { unit: String },
+    /// A process of the unit sent an `sd_notify` message (process backend: its notify
+    /// socket; systemd backend: a change of the unit's `StatusText`).
+    Notify {
+        unit: String,
+        pid: u32,
+        message: crate::core::NotifyMessage,
+    },
 }
 
 /// Where a backend sends its events (the runtime's channel).
@@ -142,6 +149,12 @@ pub trait Backend: Send {
     /// created for the project as a whole (the systemd backend's project slice).
     fn release(&mut self) {}
     /// Whether the backend can run cron jobs from its own timers (`arm_timer`).
+    /// `start` of a `readiness: notify` unit returns only once the unit sent `READY=1` (the
+    /// host's service manager waited for it): the runtime tells the core so at once.
+    fn manager_waits_for_ready(&self) -> bool {
+        false
+    }
+
     fn supports_timers(&self) -> bool {
         false
     }

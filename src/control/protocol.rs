@@ -268,6 +268,29 @@ pub struct ServiceStatus {
     /// a supervisor crash), not started by it; `uptime_secs` is still the process's.
     #[serde(default)]
     pub adopted: bool,
+    /// `readiness: notify` services: what the service last said over `sd_notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyStatus>,
+}
+
+/// The `sd_notify` side of a `readiness: notify` service (docs/json.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyStatus {
+    /// The last `STATUS=` text.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `READY=1` came for the current process (false while it starts, and without one).
+    #[serde(default)]
+    pub ready: bool,
+    /// Between `RELOADING=1` and the next `READY=1`.
+    #[serde(default)]
+    pub reloading: bool,
+    /// `STOPPING=1` came.
+    #[serde(default)]
+    pub stopping: bool,
+    /// `MAINPID=`, else the process the unit started.
+    #[serde(default)]
+    pub main_pid: Option<u32>,
 }
 
 impl ServiceStatus {
@@ -288,6 +311,7 @@ impl ServiceStatus {
             children: Vec::new(),
             cron: None,
             adopted: false,
+            notify: None,
         }
     }
 

@@ -49,6 +49,22 @@ pub struct NotifyMessage {
 }
 
 impl NotifyMessage {
+    /// `STATUS=text` alone (the systemd backend reads it back as `StatusText`).
+    pub fn status(text: String) -> NotifyMessage {
+        NotifyMessage {
+            status: Some(cut(&text, MAX_STATUS)),
+            ..NotifyMessage::default()
+        }
+    }
+
+    /// `READY=1` alone.
+    pub fn ready() -> NotifyMessage {
+        NotifyMessage {
+            ready: true,
+            ..NotifyMessage::default()
+        }
+    }
+
     /// Parse one datagram: newline-separated `KEY=VALUE` lines in UTF-8. `None` for anything
     /// that is not such text or says nothing the core acts on.
     pub fn parse(bytes: &[u8]) -> Option<NotifyMessage> {

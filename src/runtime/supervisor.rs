@@ -789,6 +789,9 @@ impl Supervisor {
                 Msg::Backend(BackendEvent::Elapsed { unit }) => {
                     self.queue.push_back(Event::Elapsed { unit });
                 }
+                Msg::Backend(BackendEvent::Notify { unit, pid, message }) => {
+                    self.queue.push_back(Event::Notify { unit, pid, message });
+                }
                 Msg::Control(inc) => self.on_request(inc),
                 Msg::Signal(sig) if sig == libc::SIGHUP => {
                     let path = self.config.path.clone();
@@ -851,7 +854,19 @@ impl Supervisor {
     fn execute(&mut self, action: Action) {
         match action {
             Action::Start { unit, spec } => match self.backend.start(&spec) {
-                Ok(pid) => self.queue.push_back(Event::Started { unit, pid }),
+                Ok(pid) => {
+                    self.queue.push_back(Event::Started {
+                        unit: unit.clone(),
+                        pid,
+                    });
+                    if spec.readiness.notify && self.backend.manager_waits_for_ready() {
+                        self.queue.push_back(Event::Notify {
+                            unit,
+                            pid,
+                            message: crate::core::NotifyMessage::ready(),
+                        });
+                    }
+                }
                 Err(e @ crate::backend::BackendError::Refused { .. }) => {
                     self.queue.push_back(Event::StartRefused {
                         unit,
@@ -996,6 +1011,7 @@ impl Supervisor {
                         .unwrap_or_default();
                     // The unit of the running instance (`web~N` after a deployment).
                     let instance = self.core.instance(&u.name);
+                    let notify = self.core.notify_view(&u.name);
                     let unit_name = crate::runtime::observe::unit_name(
                         self.backend.name(),
                         &self.config.project,
@@ -1023,6 +1039,15 @@ impl Supervisor {
                         state: u.state,
                         pid: u.pid,
                         tags,
+                        notify: notify.map(|v| {
+                            crate::control::protocol::NotifyStatus {
+                                ready: u.pid.is_some() && !v.awaiting_ready,
+                                status: v.status,
+                                reloading: v.reloading,
+                                stopping: v.stopping,
+                                main_pid: v.main_pid,
+                            }
+                        }),
                         reason: u.reason,
                         adopted: u.adopted,
                     }

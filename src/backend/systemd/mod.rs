@@ -16,6 +16,7 @@ pub mod naming;
 mod outside;
 pub mod properties;
 pub mod proxies;
+mod readiness;
 pub mod scope;
 pub mod supervisor_scope;
 pub mod watch;
@@ -449,8 +450,9 @@ impl SystemdBackend {
         name: &str,
         path: &str,
         job: &str,
+        timeout: Duration,
     ) -> Result<String, BackendError> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
         if let Some(t) = st.tracks.get_mut(path) {
             t.start_job = Some(job.to_string());
@@ -470,7 +472,7 @@ impl SystemdBackend {
                 return Err(BackendError::Start {
                     unit: service.to_string(),
                     message: format!(
-                        "systemd did not finish starting {name} within {START_TIMEOUT:?} (job {job})"
+                        "systemd did not finish starting {name} within {timeout:?} (job {job})"
                     ),
                 });
             }
@@ -690,7 +692,8 @@ impl Backend for SystemdBackend {
             }
         };
 
-        let result = self.wait_job(service, &name, &path, &job)?;
+        let timeout = readiness::job_timeout(spec, START_TIMEOUT);
+        let result = self.wait_job(service, &name, &path, &job, timeout)?;
         let st = self.shared.lock();
         if result != "done" {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
@@ -710,9 +713,13 @@ impl Backend for SystemdBackend {
                 self.shared.emit(events.into_iter().collect());
                 return Ok(pid);
             }
+            let message = match readiness::timed_out(spec, &track.result) {
+                Some(why) => format!("{why} (see `journalctl -u {name}`)"),
+                None => start_failure(&name, &result, &track),
+            };
             return Err(BackendError::Start {
                 unit: service.to_string(),
-                message: start_failure(&name, &result, &track),
+                message,
             });
         }
         let seen = st.tracks.get(&path).map(|t| t.main_pid).unwrap_or(0);
@@ -947,6 +954,10 @@ impl Backend for SystemdBackend {
         true
     }
 
+    fn manager_waits_for_ready(&self) -> bool {
+        true
+    }
+
     fn arm_timer(&mut self, spec: &UnitSpec, calendar: &str) -> Result<(), BackendError> {
         let service = spec.name.as_str();
         let start_err = |message: String| BackendError::Start {
@@ -1006,7 +1017,7 @@ impl Backend for SystemdBackend {
                 return Err(start_call_err(service, &all, e));
             }
         };
-        let result = self.wait_job(service, &tname, &tpath, &job)?;
+        let result = self.wait_job(service, &tname, &tpath, &job, START_TIMEOUT)?;
         if result != "done" {
             forget(self);
             return Err(start_err(format!(

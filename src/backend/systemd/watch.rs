@@ -426,6 +426,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 if let Some(r) = get_str(&changed, "Result") {
                     t.result = Some(r);
                 }
+                // `STATUS=` of a notify service, as systemd announces it (no polling).
+                if let Some(text) = get_str(&changed, "StatusText") {
+                    out.push(BackendEvent::Notify {
+                        unit: t.service.clone(),
+                        pid: t.main_pid,
+                        message: crate::core::NotifyMessage::status(text),
+                    });
+                }
             } else if iface.ends_with(".Unit") {
                 if let Some(s) = get_str(&changed, "ActiveState") {
                     if s == "active" {

@@ -1,0 +1,96 @@
+//! `readiness`, `start_timeout` and `watchdog` as unit properties (issue 17).
+//!
+//! - `exec` readiness: `Type=exec`, the start job completes once execve() succeeded, so a
+//!   missing binary is a start failure and MainPID is final when the job is done.
+//! - `notify`: `Type=notify`; systemd gives the service `NOTIFY_SOCKET` and completes the start
+//!   job at `READY=1`, failing it (result `timeout`) after `TimeoutStartSec=`.
+//!   `NotifyAccess=all`: a message from any process of the unit's cgroup counts, as on the
+//!   process backend (which hears every process of the unit), and a `command:` service whose
+//!   daemon is a child of `/bin/sh` is heard at all (with `main` it would not be).
+//! - `watchdog`: `WatchdogSec=` (systemd sets `WATCHDOG_USEC`/`WATCHDOG_PID`, sends SIGABRT on
+//!   a miss, and the unit's result is `watchdog`).
+
+use zbus::zvariant::Value;
+
+use super::properties::Property;
+use crate::spec::UnitSpec;
+
+/// How much longer than `start_timeout` the backend waits for a notify unit's start job:
+/// systemd itself fails the job at the timeout; this only covers the signal's way back.
+pub const JOB_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn usec(d: std::time::Duration) -> Value<'static> {
+    Value::U64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// The `Type` property and, for a notify unit, its readiness and watchdog properties.
+pub fn properties(spec: &UnitSpec) -> Vec<Property> {
+    let r = &spec.readiness;
+    if !r.notify {
+        return vec![("Type".into(), Value::from("exec"))];
+    }
+    let mut p: Vec<Property> = vec![
+        ("Type".into(), Value::from("notify")),
+        ("NotifyAccess".into(), Value::from("all")),
+        ("TimeoutStartUSec".into(), usec(r.start_timeout)),
+    ];
+    if let Some(w) = r.watchdog {
+        p.push(("WatchdogUSec".into(), usec(w)));
+    }
+    p
+}
+
+/// The reason of a notify unit's start job that failed because READY=1 did not come in time
+/// (the service's `Result` is `timeout`).
+pub fn timed_out(spec: &UnitSpec, result: &Option<String>) -> Option<String> {
+    (spec.readiness.notify && result.as_deref() == Some("timeout")).then(|| {
+        format!(
+            "readiness: no READY=1 within start_timeout ({:?})",
+            spec.readiness.start_timeout
+        )
+    })
+}
+
+/// How long `start` waits for the start job of `spec` (at least `base`).
+pub fn job_timeout(spec: &UnitSpec, base: std::time::Duration) -> std::time::Duration {
+    if spec.readiness.notify {
+        base.max(spec.readiness.start_timeout.saturating_add(JOB_SLACK))
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::spec::Readiness;
+
+    #[test]
+    fn notify_units_get_type_notify_access_timeouts_and_watchdog() {
+        let plain = UnitSpec::new("p", "a", vec!["/bin/true".into()]);
+        let p = properties(&plain);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "Type");
+        assert_eq!(p[0].1, Value::from("exec"));
+        let spec = UnitSpec {
+            readiness: Readiness {
+                notify: true,
+                start_timeout: Duration::from_secs(30),
+                watchdog: Some(Duration::from_millis(2500)),
+            },
+            ..plain
+        };
+        let p = properties(&spec);
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("Type"), Some(Value::from("notify")));
+        assert_eq!(get("NotifyAccess"), Some(Value::from("all")));
+        assert_eq!(get("TimeoutStartUSec"), Some(Value::U64(30_000_000)));
+        assert_eq!(get("WatchdogUSec"), Some(Value::U64(2_500_000)));
+        assert_eq!(
+            job_timeout(&spec, Duration::from_secs(10)),
+            Duration::from_secs(35)
+        );
+    }
+}

@@ -54,6 +54,22 @@ pub enum Request {
     /// `{"entries": [{service, stream, time, line}…], "truncated"}`: the last `lines` (at most
     /// `MAX_SERVED_LINES`) of the window. No following.
     Logs(LogsRequest),
+    /// Run the `reload:` of each service (all that have one when `services` is absent)
+    /// without restarting it; answers once done (`readiness: notify`: at `READY=1`). Data:
+    /// `{"services": [{name, pid, action}]}`.
+    ReloadServices {
+        #[serde(default)]
+        services: Option<Vec<String>>,
+    },
+    /// Send `signal` to every process of each service (all when `services` is absent), or
+    /// with `main` to its main process only. Data: `{"services": [{name, pid, signal}]}`.
+    Kill {
+        #[serde(default)]
+        services: Option<Vec<String>>,
+        signal: i32,
+        #[serde(default)]
+        main: bool,
+    },
 }
 
 /// The most lines one `logs` request answers with.

@@ -155,6 +155,9 @@ pub enum Event {
         pid: u32,
         message: NotifyMessage,
     },
+    /// `sysg reload` sent the unit its reload signal: a notify unit must answer with
+    /// `RELOADING=1` … `READY=1` within its `start_timeout` (`Core::reload_outcome`).
+    ReloadSent { unit: UnitId },
 }
 
 /// One unit found running at supervisor start-up (see `Event::AdoptedAll`).
@@ -452,6 +455,7 @@ impl Core {
             } => self.on_probe_result(now, &unit, probe, ok, detail, out),
             Event::Tick => self.on_tick(now, out),
             Event::Notify { unit, pid, message } => self.on_notify(now, &unit, pid, message, out),
+            Event::ReloadSent { unit } => self.on_reload_sent(now, &unit),
             // Consumed by `deploy_intercept`; batches are split by `handle`.
             Event::Deploy(_) | Event::AdoptedAll(_) => {}
             Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}

@@ -145,12 +145,22 @@ pub(crate) struct ReadyState {
     watchdog: Option<Duration>,
     /// When the watchdog expires.
     watchdog_at: Option<Instant>,
+    /// `sysg reload` signalled the service: `RELOADING=1` … `READY=1` must end by then.
+    reload_wait: Option<Instant>,
+    /// Reloads waited for that ended (kept across processes): `reload_outcome`.
+    reloads: u64,
+    /// How the last one ended: `None` well, else why not.
+    reload_error: Option<String>,
 }
 
 impl ReadyState {
     /// A process of a unit with `r` started at `now`.
     pub(crate) fn begin(&mut self, now: Instant, r: &Readiness) {
-        *self = ReadyState::default();
+        *self = ReadyState {
+            reloads: self.reloads,
+            reload_error: self.reload_error.take(),
+            ..ReadyState::default()
+        };
         if r.notify {
             // An unrepresentable deadline (a timeout of centuries) never expires.
             self.awaiting = now.checked_add(r.start_timeout).or(Some(far(now)));
@@ -167,17 +177,31 @@ impl ReadyState {
 
     /// The process ended.
     pub(crate) fn end(&mut self) {
-        let start_failed = self.start_failed;
-        *self = ReadyState::default();
-        self.start_failed = start_failed;
+        if self.reload_wait.is_some() {
+            self.reload_done(Some("the service exited during its reload".into()));
+        }
+        *self = ReadyState {
+            start_failed: self.start_failed,
+            reloads: self.reloads,
+            reload_error: self.reload_error.take(),
+            ..ReadyState::default()
+        };
+    }
+
+    /// The reload waited for ended, well (`None`) or not.
+    fn reload_done(&mut self, error: Option<String>) {
+        self.reload_wait = None;
+        self.reloading = false;
+        self.reloads += 1;
+        self.reload_error = error;
     }
 
     /// The earliest readiness or watchdog deadline.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.awaiting, self.watchdog_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.awaiting, self.watchdog_at, self.reload_wait]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -245,8 +269,8 @@ impl Core {
             report(out, name, ReportKind::Started, "reloading (RELOADING=1)".into());
         }
         if msg.ready {
-            if u.ready.reloading {
-                u.ready.reloading = false;
+            if u.ready.reloading || u.ready.reload_wait.is_some() {
+                u.ready.reload_done(None);
                 report(out, name, ReportKind::Started, "reloaded (READY=1)".into());
             }
             if u.ready.awaiting.take().is_some() {
@@ -295,6 +319,14 @@ impl Core {
                 u.begin_stop(now, StopWhy::Unhealthy(what), out);
                 continue;
             }
+            if u.ready.reload_wait.is_some_and(|t| t <= now) {
+                let what = format!(
+                    "reload: no RELOADING=1 … READY=1 within {:?} (start_timeout)",
+                    u.plan.spec.readiness.start_timeout
+                );
+                report(out, &u.plan.name, ReportKind::Failed, what.clone());
+                u.ready.reload_done(Some(what));
+            }
             if u.ready.watchdog_at.is_some_and(|t| t <= now) {
                 let interval = u.ready.watchdog.unwrap_or_default();
                 let what = format!("watchdog: no WATCHDOG=1 within {interval:?}");
@@ -313,6 +345,23 @@ impl Core {
         report(out, &name, ReportKind::Failed, what.clone());
         notify(out, &name, NoticeKind::Failure, u.pid, None, what.clone());
         u.begin_stop_with(now, StopWhy::Unhealthy(what), libc::SIGABRT, out);
+    }
+
+    /// `sysg reload` signalled notify unit `name`: wait for `RELOADING=1` … `READY=1` (or a
+    /// `READY=1` alone) within `start_timeout`; the outcome counts in `reload_outcome`.
+    pub(crate) fn on_reload_sent(&mut self, now: Instant, name: &str) {
+        let Some(i) = self.find(name) else { return };
+        let u = &mut self.units[i];
+        if u.plan.spec.readiness.notify && u.pid.is_some() {
+            let t = u.plan.spec.readiness.start_timeout;
+            u.ready.reload_wait = now.checked_add(t).or(Some(far(now)));
+        }
+    }
+
+    /// Reloads of `name` waited for that ended, and how the last one ended (`None`: well).
+    pub fn reload_outcome(&self, name: &str) -> Option<(u64, Option<String>)> {
+        let u = &self.units[self.find(name)?];
+        Some((u.ready.reloads, u.ready.reload_error.clone()))
     }
 
     /// Whether the exit that ends unit `i`'s stop is a failed start (a readiness timeout);

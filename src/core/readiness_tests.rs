@@ -205,3 +205,31 @@ fn an_adopted_notify_service_counts_as_ready() {
     // Its watchdog runs from the adoption.
     assert_eq!(signals(&sim.advance(S(3))), vec!["db"]);
 }
+
+#[test]
+fn a_reload_waits_for_ready_and_times_out_without_it() {
+    let mut sim = Sim::new(vec![notifying("db", &[], 5, None)]);
+    sim.start_all();
+    sim.started("db");
+    say(&mut sim, "db", "READY=1");
+    assert_eq!(sim.core.reload_outcome("db"), Some((0, None)));
+    sim.send(Event::ReloadSent { unit: "db".into() });
+    say(&mut sim, "db", "RELOADING=1");
+    assert_eq!(sim.core.reload_outcome("db"), Some((0, None)), "not over yet");
+    say(&mut sim, "db", "READY=1");
+    assert_eq!(sim.core.reload_outcome("db"), Some((1, None)));
+    // A service that never answers: the reload fails at start_timeout, the process stays.
+    let pid = sim.pid("db");
+    sim.send(Event::ReloadSent { unit: "db".into() });
+    assert!(signals(&sim.advance(S(5))).is_empty());
+    let (n, err) = sim.core.reload_outcome("db").unwrap();
+    assert_eq!(n, 2);
+    assert!(err.unwrap().contains("READY=1"));
+    assert_eq!(sim.pid("db"), pid);
+    // An exit during a reload ends it too.
+    sim.send(Event::ReloadSent { unit: "db".into() });
+    sim.exit("db", ExitStatus::Code(1));
+    let (n, err) = sim.core.reload_outcome("db").unwrap();
+    assert_eq!(n, 3);
+    assert!(err.unwrap().contains("exited"));
+}

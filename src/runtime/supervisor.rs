@@ -38,6 +38,7 @@ mod spawning;
 /// Reloads: the config is read off the loop (reload.rs).
 mod logs;
 mod reload;
+mod service_cmds;
 
 /// How to run the supervisor.
 #[derive(Debug, Clone)]
@@ -68,6 +69,8 @@ enum Msg {
     Deploy(crate::core::DeployEvent),
     /// A reload's config, loaded off the loop.
     Reloaded(Box<reload::Loaded>),
+    /// A service's reload command ended (`sysg reload`, service_cmds.rs).
+    ReloadDone(service_cmds::CommandDone),
 }
 
 /// What a pending client is waiting for.
@@ -141,6 +144,9 @@ struct Supervisor {
     reloads_applied: u64,
     /// `--sys`: the system manager's journal, else the user's (logs.rs).
     system: bool,
+    /// `sysg reload` requests waiting for their services, and the last one's id.
+    reload_waits: Vec<service_cmds::ReloadWait>,
+    reload_seq: u64,
 }
 
 /// Run a supervisor until it is told to stop. Returns the process exit code.
@@ -345,6 +351,8 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
         reload_tx: tx.clone(),
         reloads_asked: 0,
         reloads_applied: 0,
+        reload_waits: Vec::new(),
+        reload_seq: 0,
         system: opts.system,
     };
     sup.configure_spawning();
@@ -798,6 +806,7 @@ impl Supervisor {
                     self.reload(path, None);
                 }
                 Msg::Reloaded(loaded) => self.reloaded(*loaded),
+                Msg::ReloadDone(done) => self.reload_command_done(done),
                 Msg::Signal(sig) => {
                     tracing::info!(
                         "received {}, stopping every service",
@@ -1096,6 +1105,12 @@ impl Supervisor {
             Wire::Status => {
                 let _ = reply.send(Response::ok(to_json(&self.status())));
             }
+            Wire::ReloadServices { services } => self.reload_services(services, reply),
+            Wire::Kill {
+                services,
+                signal,
+                main,
+            } => self.kill_services(services, signal, main, reply),
             Wire::Stop {
                 services: Some(keys),
             } if keys
@@ -1308,6 +1323,7 @@ impl Supervisor {
                 }
             }
         }
+        self.check_reload_waits();
         let waiters = std::mem::take(&mut self.waiters);
         for w in waiters {
             if !self.goal_met(&w.goal) {

@@ -19,7 +19,8 @@ pub struct Readiness {
     /// `readiness: notify`: started only at `READY=1` on `$NOTIFY_SOCKET`. `exec` (false):
     /// started when exec succeeded (and the process survived the settle window).
     pub notify: bool,
-    /// `start_timeout`: READY=1 must come within this; otherwise the start failed.
+    /// `start_timeout`: READY=1 must come within this; otherwise the start failed. Zero: no
+    /// limit (systemd's `TimeoutStartSec=0`).
     pub start_timeout: Duration,
     /// `watchdog`: the service must send `WATCHDOG=1` at least this often (notify only).
     pub watchdog: Option<Duration>,
@@ -58,7 +59,7 @@ pub(crate) fn take(
     };
     let start_timeout = m
         .take("start_timeout")
-        .map_or(Some(DEFAULT_START_TIMEOUT), |f| f.positive_duration(ctx));
+        .map_or(Some(DEFAULT_START_TIMEOUT), |f| f.duration(ctx));
     let watchdog = match m.take("watchdog") {
         None => Some(None),
         Some(f) => match f.positive_duration(ctx) {

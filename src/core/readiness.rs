@@ -162,8 +162,8 @@ impl ReadyState {
             ..ReadyState::default()
         };
         if r.notify {
-            // An unrepresentable deadline (a timeout of centuries) never expires.
-            self.awaiting = now.checked_add(r.start_timeout).or(Some(far(now)));
+            // Zero waits forever, as does an unrepresentable deadline.
+            self.awaiting = Some(within(now, r.start_timeout));
             self.watchdog = r.watchdog;
             self.watchdog_at = r.watchdog.and_then(|w| now.checked_add(w));
         }
@@ -205,9 +205,14 @@ impl ReadyState {
     }
 }
 
-/// A time so far ahead it never comes (about 30 years).
-fn far(now: Instant) -> Instant {
-    now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now)
+/// The deadline `timeout` after `now`; zero (no limit) or an unrepresentable time is so far
+/// ahead (about 30 years) it never comes.
+fn within(now: Instant, timeout: Duration) -> Instant {
+    let far = now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now);
+    if timeout.is_zero() {
+        return far;
+    }
+    now.checked_add(timeout).unwrap_or(far)
 }
 
 impl Core {
@@ -353,8 +358,7 @@ impl Core {
         let Some(i) = self.find(name) else { return };
         let u = &mut self.units[i];
         if u.plan.spec.readiness.notify && u.pid.is_some() {
-            let t = u.plan.spec.readiness.start_timeout;
-            u.ready.reload_wait = now.checked_add(t).or(Some(far(now)));
+            u.ready.reload_wait = Some(within(now, u.plan.spec.readiness.start_timeout));
         }
     }
 

@@ -32,7 +32,15 @@ pub fn properties(spec: &UnitSpec) -> Vec<Property> {
     let mut p: Vec<Property> = vec![
         ("Type".into(), Value::from("notify")),
         ("NotifyAccess".into(), Value::from("all")),
-        ("TimeoutStartUSec".into(), usec(r.start_timeout)),
+        // Zero is no limit: systemd's "infinity".
+        (
+            "TimeoutStartUSec".into(),
+            if r.start_timeout.is_zero() {
+                Value::U64(u64::MAX)
+            } else {
+                usec(r.start_timeout)
+            },
+        ),
     ];
     if let Some(w) = r.watchdog {
         p.push(("WatchdogUSec".into(), usec(w)));
@@ -53,7 +61,10 @@ pub fn timed_out(spec: &UnitSpec, result: &Option<String>) -> Option<String> {
 
 /// How long `start` waits for the start job of `spec` (at least `base`).
 pub fn job_timeout(spec: &UnitSpec, base: std::time::Duration) -> std::time::Duration {
-    if spec.readiness.notify {
+    if spec.readiness.notify && spec.readiness.start_timeout.is_zero() {
+        // No limit: systemd waits for READY=1 as long as it takes; so does the backend.
+        std::time::Duration::from_secs(1 << 30)
+    } else if spec.readiness.notify {
         base.max(spec.readiness.start_timeout.saturating_add(JOB_SLACK))
     } else {
         base

@@ -8,7 +8,8 @@
 //!   wait, a start's verdict waits, `on_ready` waits. No `READY=1` within `start_timeout`
 //!   (moved later by `EXTEND_TIMEOUT_USEC=`) fails the start: the process is stopped like an
 //!   unhealthy one and its exit goes through the restart policy as a failed start.
-//! - The watchdog runs from the start of the process: each `WATCHDOG=1` moves its deadline
+//! - The watchdog runs from `READY=1` (systemd: "when the start-up is completed") or an
+//!   adoption: each `WATCHDOG=1` moves its deadline
 //!   one interval on; `WATCHDOG_USEC=` changes the interval (0 turns it off); a missed deadline
 //!   or `WATCHDOG=trigger` sends SIGABRT (SIGKILL after `stop_timeout`), recorded as a
 //!   `watchdog` failure for the restart policy.
@@ -33,6 +34,9 @@ pub enum Watchdog {
     Pet,
     /// `WATCHDOG=trigger`: act as if the deadline passed.
     Trigger,
+    /// The host's service manager saw the deadline pass (systemd's `Result=watchdog`): it
+    /// aborts the service itself; the core records the failure.
+    Expired,
 }
 
 /// One `sd_notify` datagram, parsed. Unknown keys are ignored, as systemd does.
@@ -53,6 +57,14 @@ impl NotifyMessage {
     pub fn status(text: String) -> NotifyMessage {
         NotifyMessage {
             status: Some(cut(&text, MAX_STATUS)),
+            ..NotifyMessage::default()
+        }
+    }
+
+    /// What the systemd backend reports when the unit's `Result` became `watchdog`.
+    pub fn watchdog_expired() -> NotifyMessage {
+        NotifyMessage {
+            watchdog: Some(Watchdog::Expired),
             ..NotifyMessage::default()
         }
     }
@@ -164,8 +176,8 @@ impl ReadyState {
         if r.notify {
             // Zero waits forever, as does an unrepresentable deadline.
             self.awaiting = Some(within(now, r.start_timeout));
+            // Armed at READY=1, as systemd does ("when the start-up is completed").
             self.watchdog = r.watchdog;
-            self.watchdog_at = r.watchdog.and_then(|w| now.checked_add(w));
         }
     }
 
@@ -173,6 +185,7 @@ impl ReadyState {
     pub(crate) fn taken_over(&mut self, now: Instant, r: &Readiness) {
         self.begin(now, r);
         self.awaiting = None;
+        self.watchdog_at = self.watchdog.and_then(|w| now.checked_add(w));
     }
 
     /// The process ended.
@@ -232,7 +245,8 @@ impl Core {
             return;
         }
         if let Some(text) = msg.status {
-            u.ready.status = Some(text);
+            // An empty `STATUS=` clears it.
+            u.ready.status = (!text.is_empty()).then_some(text);
         }
         if let Some(p) = msg.main_pid {
             u.ready.main_pid = Some(p);
@@ -267,6 +281,12 @@ impl Core {
                 self.watchdog_expired(now, i, "watchdog: WATCHDOG=trigger".to_string(), out);
                 return;
             }
+            Some(Watchdog::Expired) => {
+                let interval = u.plan.spec.readiness.watchdog.unwrap_or_default();
+                let what = format!("watchdog: no WATCHDOG=1 within {interval:?}");
+                self.watchdog_expired(now, i, what, out);
+                return;
+            }
             None => {}
         }
         if msg.reloading {
@@ -279,6 +299,7 @@ impl Core {
                 report(out, name, ReportKind::Started, "reloaded (READY=1)".into());
             }
             if u.ready.awaiting.take().is_some() {
+                u.ready.watchdog_at = u.ready.watchdog.and_then(|w| now.checked_add(w));
                 report(
                     out,
                     name,

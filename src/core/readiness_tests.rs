@@ -233,3 +233,14 @@ fn a_reload_waits_for_ready_and_times_out_without_it() {
     assert_eq!(n, 3);
     assert!(err.unwrap().contains("exited"));
 }
+
+#[test]
+fn the_watchdog_starts_at_ready_not_at_exec() {
+    let mut sim = Sim::new(vec![notifying("db", &[], 30, Some(2))]);
+    sim.start_all();
+    sim.started("db");
+    assert!(signals(&sim.advance(S(10))).is_empty(), "slow start-up, no watchdog yet");
+    say(&mut sim, "db", "READY=1");
+    assert!(signals(&sim.advance(S(1))).is_empty());
+    assert_eq!(signals(&sim.advance(S(1))), vec!["db"]);
+}

@@ -698,6 +698,13 @@ impl Backend for SystemdBackend {
         if result != "done" {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
             drop(st);
+            // No READY=1 in time: systemd stopped the process; a failed start, not a crash.
+            if let Some(why) = readiness::timed_out(spec, &track.result) {
+                return Err(BackendError::Start {
+                    unit: service.to_string(),
+                    message: format!("{why} (see `journalctl -u {name}`)"),
+                });
+            }
             if let Some(pid) = ran_then_ended(&track) {
                 // The program ran and ended before systemd finished the start job (a fast
                 // crash): a start followed by an exit, as on the process backend.
@@ -713,13 +720,9 @@ impl Backend for SystemdBackend {
                 self.shared.emit(events.into_iter().collect());
                 return Ok(pid);
             }
-            let message = match readiness::timed_out(spec, &track.result) {
-                Some(why) => format!("{why} (see `journalctl -u {name}`)"),
-                None => start_failure(&name, &result, &track),
-            };
             return Err(BackendError::Start {
                 unit: service.to_string(),
-                message,
+                message: start_failure(&name, &result, &track),
             });
         }
         let seen = st.tracks.get(&path).map(|t| t.main_pid).unwrap_or(0);

@@ -424,6 +424,14 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                     }
                 }
                 if let Some(r) = get_str(&changed, "Result") {
+                    if r == "watchdog" && t.result.as_deref() != Some("watchdog") {
+                        // systemd aborts the service itself; the core records why.
+                        out.push(BackendEvent::Notify {
+                            unit: t.service.clone(),
+                            pid: t.main_pid,
+                            message: crate::core::NotifyMessage::watchdog_expired(),
+                        });
+                    }
                     t.result = Some(r);
                 }
                 // `STATUS=` of a notify service, as systemd announces it (no polling).
@@ -438,6 +446,23 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                 if let Some(s) = get_str(&changed, "ActiveState") {
                     if s == "active" {
                         t.seen_active = true;
+                    }
+                    // A notify service's RELOADING=1 … READY=1, as systemd shows it.
+                    let was = t.active_state.as_deref();
+                    let message = match (was, s.as_str()) {
+                        (Some("active"), "reloading") => Some(crate::core::NotifyMessage {
+                            reloading: true,
+                            ..Default::default()
+                        }),
+                        (Some("reloading"), "active") => Some(crate::core::NotifyMessage::ready()),
+                        _ => None,
+                    };
+                    if let Some(message) = message {
+                        out.push(BackendEvent::Notify {
+                            unit: t.service.clone(),
+                            pid: t.main_pid,
+                            message,
+                        });
                     }
                     t.active_state = Some(s);
                 }

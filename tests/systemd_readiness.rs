@@ -1,0 +1,172 @@
+//! `readiness: notify`, `start_timeout`, `watchdog`, `sysg reload` and `sysg kill` with the
+//! systemd backend, in a namespaced systemd 252 (tests/systemd/mod.rs), against the sd_notify
+//! daemon of tests/fixtures/notify_daemon.py.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
+mod systemd;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use systemd::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn daemon() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/notify_daemon.py")
+        .display()
+        .to_string()
+}
+
+fn services(yaml: &str) -> String {
+    yaml.replace("DAEMON", &daemon())
+}
+
+#[test]
+fn notify_dependents_wait_for_ready_and_status_text_is_read_back() {
+    let Some(ns) = boot_or_skip("notify_dependents_wait_for_ready_and_status_text_is_read_back")
+    else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-dep",
+        &services(
+            r#"  db:
+    exec: ["python3", "DAEMON", "--ready-after", "1.5", "--status", "serving 3 clients", "--mark", "db.ready"]
+    readiness: notify
+    start_timeout: 20s
+  web:
+    command: "date +%s.%N > web.started; exec sleep 1000"
+    depends_on: [db]
+"#,
+        ),
+    );
+    let began = Instant::now();
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    assert!(began.elapsed() >= Duration::from_millis(1500));
+    let unit = p.unit("db");
+    assert_eq!(ns.show(&unit, "Type"), "notify");
+    assert_eq!(ns.show(&unit, "NotifyAccess"), "all");
+    assert_eq!(ns.show(&unit, "TimeoutStartUSec"), "20s");
+    assert_eq!(ns.show(&unit, "StatusText"), "serving 3 clients");
+    let read = |f: &str| -> f64 {
+        std::fs::read_to_string(p.dir().join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(read("web.started") >= read("db.ready"), "web started before READY=1");
+    wait_until("StatusText in sysg status", T, || {
+        p.service("db")["notify"]["status"] == "serving 3 clients"
+    });
+    let out = p.sysg(&["status"]);
+    assert!(text(&out.stdout).contains("serving 3 clients"));
+}
+
+#[test]
+fn notify_never_ready_fails_the_start_within_start_timeout() {
+    let Some(ns) = boot_or_skip("notify_never_ready_fails_the_start_within_start_timeout") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-never",
+        &services(
+            r#"  db:
+    exec: ["python3", "DAEMON", "--ready-after", "never"]
+    readiness: notify
+    start_timeout: 2s
+    restart_policy: never
+"#,
+        ),
+    );
+    let began = Instant::now();
+    let out = p.sysg(&["start", "--daemonize"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(began.elapsed() < T);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("READY=1"), "{all}");
+    let db = p.service("db");
+    assert_eq!(db["state"], "failed", "{db}");
+    assert!(db["reason"].as_str().unwrap().contains("readiness"), "{db}");
+}
+
+#[test]
+fn notify_watchdog_kills_and_restarts_on_systemd() {
+    let Some(ns) = boot_or_skip("notify_watchdog_kills_and_restarts_on_systemd") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-dog",
+        &services(
+            r#"  dog:
+    exec: ["python3", "DAEMON"]
+    readiness: notify
+    watchdog: 1s
+    backoff: 2s
+"#,
+        ),
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let unit = p.unit("dog");
+    assert_eq!(ns.show(&unit, "WatchdogUSec"), "1s");
+    let first = p.pid("dog");
+    // Recorded as a watchdog failure (systemd's Result=watchdog, read back), then restarted.
+    wait_until("the watchdog failure", T, || {
+        let s = p.service("dog");
+        s["state"] == "backoff" && s["reason"].as_str().is_some_and(|r| r.starts_with("watchdog"))
+    });
+    wait_until("a restart after the watchdog fired", T, || {
+        let s = p.service("dog");
+        s["restarts"].as_u64().unwrap_or(0) >= 1
+            && s["pid"].as_u64().is_some_and(|x| x as u32 != first)
+    });
+    assert_eq!(p.service("dog")["last_exit"]["value"], 6, "SIGABRT");
+}
+
+#[test]
+fn reload_and_kill_keep_the_main_pid_on_systemd() {
+    let Some(ns) = boot_or_skip("reload_and_kill_keep_the_main_pid_on_systemd") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-reload",
+        &services(
+            r#"  api:
+    exec: ["python3", "DAEMON"]
+    readiness: notify
+    reload:
+      signal: SIGHUP
+"#,
+        ),
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let pid = p.pid("api");
+    assert_ok(&p.sysg(&["reload", "--service", "api"]), "reload");
+    let log = std::fs::read_to_string(p.dir().join("reloads.log")).unwrap();
+    assert_eq!(log.trim(), pid.to_string());
+    assert_eq!(p.pid("api"), pid);
+    assert_ok(
+        &p.sysg(&["kill", "--signal", "SIGHUP", "--service", "api", "--main"]),
+        "kill --main",
+    );
+    wait_until("the second reload", T, || {
+        std::fs::read_to_string(p.dir().join("reloads.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 2
+    });
+    assert_eq!(p.pid("api"), pid);
+    assert_eq!(ns.show(&p.unit("api"), "MainPID"), pid.to_string());
+}

@@ -20,7 +20,10 @@ fn daemon() -> String {
 }
 
 fn project(body: &str) -> Project {
-    let yaml = format!("version: \"1\"\nservices:\n{}", body.replace("DAEMON", &daemon()));
+    let yaml = format!(
+        "version: \"1\"\nservices:\n{}",
+        body.replace("DAEMON", &daemon())
+    );
     Project::new(&yaml)
 }
 
@@ -55,9 +58,17 @@ fn dependents_wait_for_ready_and_status_shows_the_status_text() {
     assert_eq!(db["notify"]["status"], "serving 3 clients", "{db}");
     assert_eq!(db["notify"]["ready"], true, "{db}");
     let out = p.sysg(&["status"]);
-    assert!(stdout(&out).contains("serving 3 clients"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("serving 3 clients"),
+        "{}",
+        stdout(&out)
+    );
     let out = p.sysg(&["inspect", "db"]);
-    assert!(stdout(&out).contains("serving 3 clients"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("serving 3 clients"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -80,7 +91,10 @@ fn never_ready_fails_the_start_within_start_timeout() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(took >= Duration::from_secs(2) && took < T, "{took:?}");
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains("READY=1"), "the reason names readiness: {text}");
+    assert!(
+        text.contains("READY=1"),
+        "the reason names readiness: {text}"
+    );
     let db = p.service("db");
     assert_eq!(db["state"], "failed", "{db}");
     assert!(db["reason"].as_str().unwrap().contains("readiness"), "{db}");
@@ -102,12 +116,16 @@ fn a_missed_watchdog_aborts_and_restarts_the_service() {
     let first = p.pid("dog");
     wait_until("the watchdog failure", T, || {
         let s = p.service("dog");
-        s["state"] == "backoff" && s["reason"].as_str().is_some_and(|r| r.starts_with("watchdog"))
+        s["state"] == "backoff"
+            && s["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("watchdog"))
     });
     assert_eq!(p.service("dog")["last_exit"]["value"], 6, "SIGABRT");
     wait_until("a restart after the watchdog fired", T, || {
         let s = p.service("dog");
-        s["restarts"].as_u64().unwrap_or(0) >= 1 && s["pid"].as_u64().is_some_and(|x| x as u32 != first)
+        s["restarts"].as_u64().unwrap_or(0) >= 1
+            && s["pid"].as_u64().is_some_and(|x| x as u32 != first)
     });
     assert!(!alive(first));
 }
@@ -125,10 +143,14 @@ fn a_petted_watchdog_keeps_the_service_running() {
     p.start();
     let pid = p.pid("dog");
     let until = Instant::now() + Duration::from_secs(3);
-    wait_until("3 s with the watchdog petted", Duration::from_secs(5), || {
-        assert_eq!(p.pid("dog"), pid, "restarted although petted");
-        Instant::now() >= until
-    });
+    wait_until(
+        "3 s with the watchdog petted",
+        Duration::from_secs(5),
+        || {
+            assert_eq!(p.pid("dog"), pid, "restarted although petted");
+            Instant::now() >= until
+        },
+    );
     assert_eq!(p.service("dog")["restarts"], 0);
 }
 
@@ -166,7 +188,9 @@ fn reload_and_kill_keep_the_main_pid() {
     let out = p.sysg(&["reload", "--service", "api"]);
     assert_ok(&out, "reload");
     assert_eq!(
-        std::fs::read_to_string(p.dir.join("reloads.log")).unwrap().trim(),
+        std::fs::read_to_string(p.dir.join("reloads.log"))
+            .unwrap()
+            .trim(),
         api.to_string()
     );
     assert_eq!(p.pid("api"), api);
@@ -180,7 +204,15 @@ fn reload_and_kill_keep_the_main_pid() {
     assert_ok(&out, "kill");
     wait_until("the trap ran", T, || p.dir.join("usr1.log").exists());
     assert_eq!(p.pid("plain"), plain);
-    let out = p.sysg(&["kill", "--signal", "USR1", "--service", "plain", "--main", "--json"]);
+    let out = p.sysg(&[
+        "kill",
+        "--signal",
+        "USR1",
+        "--service",
+        "plain",
+        "--main",
+        "--json",
+    ]);
     assert_ok(&out, "kill --main --json");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["services"][0]["name"], "plain", "{v}");
@@ -205,7 +237,11 @@ fn notify_flooding_leaves_the_supervisor_responsive() {
         let began = Instant::now();
         let out = p.sysg(&["status", "--json"]);
         assert_ok(&out, "status");
-        assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
     }
     assert_eq!(p.service("calm")["notify"]["status"], "calm");
     assert_eq!(p.service("flood")["state"], "running");

@@ -60,7 +60,10 @@ fn notify_dependents_wait_for_ready_and_status_text_is_read_back() {
             .parse()
             .unwrap()
     };
-    assert!(read("web.started") >= read("db.ready"), "web started before READY=1");
+    assert!(
+        read("web.started") >= read("db.ready"),
+        "web started before READY=1"
+    );
     wait_until("StatusText in sysg status", T, || {
         p.service("db")["notify"]["status"] == "serving 3 clients"
     });
@@ -122,7 +125,10 @@ fn notify_watchdog_kills_and_restarts_on_systemd() {
     // Recorded as a watchdog failure (systemd's Result=watchdog, read back), then restarted.
     wait_until("the watchdog failure", T, || {
         let s = p.service("dog");
-        s["state"] == "backoff" && s["reason"].as_str().is_some_and(|r| r.starts_with("watchdog"))
+        s["state"] == "backoff"
+            && s["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("watchdog"))
     });
     wait_until("a restart after the watchdog fired", T, || {
         let s = p.service("dog");

@@ -225,7 +225,14 @@ pub fn render(r: &InspectReport, color: bool) -> String {
     }
     if let Some(n) = &st.notify {
         let text = super::output::notify_summary(n);
-        field("notify", if text.is_empty() { "ready".into() } else { text });
+        field(
+            "notify",
+            if text.is_empty() {
+                "ready".into()
+            } else {
+                text
+            },
+        );
     }
     if !r.health_history.is_empty() {
         let now = crate::runtime::observe::wall_now();

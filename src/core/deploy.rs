@@ -203,12 +203,12 @@ enum Phase {
 
 /// A candidate on trial.
 #[derive(Debug)]
-struct Trial {
+pub(crate) struct Trial {
     pid: u32,
     since: Instant,
     /// Without a health check: when the settle window ends.
-    settle_at: Option<Instant>,
-    next_at: Option<Instant>,
+    pub(crate) settle_at: Option<Instant>,
+    pub(crate) next_at: Option<Instant>,
     in_flight: Option<(u64, Option<Instant>)>,
     /// When the probe in flight was issued.
     issued: Option<Instant>,
@@ -218,6 +218,9 @@ struct Trial {
     counted: u32,
     streak: u32,
     last_error: Option<String>,
+    /// `readiness: notify`: until `READY=1`, neither settle window nor probes run; the trial
+    /// fails at this deadline (`start_timeout`).
+    pub(crate) awaiting_ready: Option<Instant>,
 }
 
 /// A process being stopped beside its unit's process of record.
@@ -253,7 +256,7 @@ impl Book {
             Phase::Starting => None,
             Phase::Probing(t) => {
                 let give_up = t.in_flight.and_then(|(_, g)| g);
-                [t.settle_at, t.next_at, give_up]
+                [t.settle_at, t.next_at, give_up, t.awaiting_ready]
                     .into_iter()
                     .flatten()
                     .min()
@@ -559,6 +562,7 @@ impl Core {
             }
             Event::Started { unit: key, pid } => {
                 if let Some(name) = self.candidate(&key) {
+                    let readiness = self.find(&name).map(|i| self.units[i].plan.spec.readiness);
                     let d = self.book.active.get_mut(&name)?;
                     if matches!(d.phase, Phase::Starting) {
                         d.phase = Phase::Probing(Trial {
@@ -576,7 +580,11 @@ impl Core {
                             counted: 0,
                             streak: 0,
                             last_error: None,
+                            awaiting_ready: None,
                         });
+                        if let Phase::Probing(t) = &mut d.phase {
+                            super::readiness::candidate_started(now, t, readiness);
+                        }
                         if let Some(i) = self.find(&name) {
                             self.units[i].reason = Some(format!(
                                 "deploying: waiting for the new instance (pid {pid}) to become healthy"
@@ -604,6 +612,37 @@ impl Core {
                     return None;
                 }
                 Some(Event::Started { unit: key, pid })
+            }
+            Event::Notify {
+                unit: key,
+                pid,
+                message,
+            } if service_of(&key) != key => {
+                let Some(name) = self.candidate(&key) else {
+                    // A promoted instance speaks for its unit; an old one being retired not.
+                    let name = service_of(&key).to_string();
+                    let current = self
+                        .find(&name)
+                        .is_some_and(|i| self.units[i].instance == key);
+                    return current.then_some(Event::Notify {
+                        unit: name,
+                        pid,
+                        message,
+                    });
+                };
+                // Only READY=1 matters for a candidate: it may now be judged.
+                let d = self.book.active.get_mut(&name)?;
+                if let (Phase::Probing(t), true) = (&mut d.phase, message.ready) {
+                    if t.awaiting_ready.take().is_some() {
+                        t.settle_at = d
+                            .health
+                            .is_none()
+                            .then(|| now.checked_add(d.settle))
+                            .flatten();
+                        t.next_at = d.health.as_ref().map(|_| now);
+                    }
+                }
+                None
             }
             Event::StartFailed { unit: key, error } => {
                 if let Some(name) = self.candidate(&key) {
@@ -1043,6 +1082,12 @@ impl Core {
             )),
             Phase::Switching { give_up, .. } if due(*give_up) => Due::Fail(format!(
                 "switch_command did not finish within {COMMAND_TIMEOUT:?}"
+            )),
+            Phase::Probing(t) if due(t.awaiting_ready) => Due::Fail(format!(
+                "the new instance sent no READY=1 within start_timeout ({:?})",
+                self.find(name)
+                    .map(|i| self.units[i].plan.spec.readiness.start_timeout)
+                    .unwrap_or_default()
             )),
             Phase::Probing(t) if due(t.settle_at) => Due::Healthy,
             Phase::Probing(t) => match (&d.health, t.in_flight) {

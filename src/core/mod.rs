@@ -29,9 +29,9 @@ mod notice;
 mod outside;
 mod policy;
 mod probe;
-mod readiness;
 #[cfg(test)]
 mod random_tests;
+mod readiness;
 pub mod spawn;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -291,7 +291,12 @@ impl Core {
         }
         if msg.reloading {
             u.ready.reloading = true;
-            report(out, name, ReportKind::Started, "reloading (RELOADING=1)".into());
+            report(
+                out,
+                name,
+                ReportKind::Started,
+                "reloading (RELOADING=1)".into(),
+            );
         }
         if msg.ready {
             if u.ready.reloading || u.ready.reload_wait.is_some() {
@@ -408,6 +413,20 @@ impl Core {
             stopping: u.ready.stopping,
             main_pid: u.ready.main_pid.or(u.pid),
         })
+    }
+}
+
+/// A deployment's candidate of a unit with `readiness` started at `now`: a notify one is
+/// judged (settle window, probes) only from `READY=1`, which must come by `start_timeout`.
+pub(crate) fn candidate_started(
+    now: Instant,
+    t: &mut super::deploy::Trial,
+    readiness: Option<Readiness>,
+) {
+    if let Some(r) = readiness.filter(|r| r.notify) {
+        t.settle_at = None;
+        t.next_at = None;
+        t.awaiting_ready = Some(within(now, r.start_timeout));
     }
 }
 

@@ -44,7 +44,11 @@ fn dependents_and_the_verdict_wait_for_ready() {
     assert!(starts(&acts).is_empty(), "web waits for READY=1: {acts:?}");
     assert_eq!(ready_notices(&acts), 0, "on_ready waits too");
     assert!(!sim.core.settled(None));
-    assert!(sim.view("web").reason.unwrap_or_default().contains("READY=1"));
+    assert!(sim
+        .view("web")
+        .reason
+        .unwrap_or_default()
+        .contains("READY=1"));
     // Time passing is not readiness.
     assert!(starts(&sim.advance(S(10))).is_empty());
     let acts = say(&mut sim, "db", "STATUS=loading\n");
@@ -78,7 +82,10 @@ fn no_ready_within_start_timeout_fails_the_start_and_the_policy_applies() {
     assert!(!sim.core.settled(None), "the stop is under way");
     let acts = sim.exit("db", ExitStatus::Signal(15));
     // on-failure: a restart, and the start has its verdict (a failed start).
-    assert!(!reports(&acts, ReportKind::Restarting).is_empty(), "{acts:?}");
+    assert!(
+        !reports(&acts, ReportKind::Restarting).is_empty(),
+        "{acts:?}"
+    );
     assert!(sim.core.settled(None));
     let f = sim.core.failing_starts(None);
     assert_eq!(f.len(), 1, "{f:?}");
@@ -215,7 +222,11 @@ fn a_reload_waits_for_ready_and_times_out_without_it() {
     assert_eq!(sim.core.reload_outcome("db"), Some((0, None)));
     sim.send(Event::ReloadSent { unit: "db".into() });
     say(&mut sim, "db", "RELOADING=1");
-    assert_eq!(sim.core.reload_outcome("db"), Some((0, None)), "not over yet");
+    assert_eq!(
+        sim.core.reload_outcome("db"),
+        Some((0, None)),
+        "not over yet"
+    );
     say(&mut sim, "db", "READY=1");
     assert_eq!(sim.core.reload_outcome("db"), Some((1, None)));
     // A service that never answers: the reload fails at start_timeout, the process stays.
@@ -239,8 +250,69 @@ fn the_watchdog_starts_at_ready_not_at_exec() {
     let mut sim = Sim::new(vec![notifying("db", &[], 30, Some(2))]);
     sim.start_all();
     sim.started("db");
-    assert!(signals(&sim.advance(S(10))).is_empty(), "slow start-up, no watchdog yet");
+    assert!(
+        signals(&sim.advance(S(10))).is_empty(),
+        "slow start-up, no watchdog yet"
+    );
     say(&mut sim, "db", "READY=1");
     assert!(signals(&sim.advance(S(1))).is_empty());
     assert_eq!(signals(&sim.advance(S(1))), vec!["db"]);
+}
+
+#[test]
+fn a_rolling_candidate_is_promoted_only_after_its_ready() {
+    use std::collections::HashMap;
+    let mut sim = Sim::new(vec![notifying("web", &[], 5, None)]);
+    let plan = DeployPlan {
+        pre_start: None,
+        health: None,
+        grace: Duration::ZERO,
+        blue_green: None,
+    };
+    sim.core
+        .set_deployments(HashMap::from([("web".to_string(), Arc::new(plan))]));
+    sim.start_all();
+    sim.started("web");
+    say(&mut sim, "web", "READY=1");
+    let old = sim.pid("web");
+    let acts = sim.req(Request::Restart(Some(vec!["web".into()])));
+    assert_eq!(starts(&acts), vec!["web~1"]);
+    let (cand, _) = sim.started("web~1");
+    // Long past the settle window: no READY=1, no promotion.
+    sim.advance(S(3));
+    assert_eq!(sim.pid("web"), old);
+    let acts = sim.send(Event::Notify {
+        unit: "web~1".into(),
+        pid: cand,
+        message: NotifyMessage::ready(),
+    });
+    assert!(
+        reports(&acts, ReportKind::Deployed).is_empty(),
+        "settle first"
+    );
+    let acts = sim.advance(MIN_DEPLOY_SETTLE);
+    assert_eq!(reports(&acts, ReportKind::Deployed).len(), 1, "{acts:?}");
+    assert_eq!(sim.pid("web"), cand);
+    // The promoted instance speaks for its unit.
+    sim.send(Event::Notify {
+        unit: "web~1".into(),
+        pid: cand,
+        message: NotifyMessage::parse(b"STATUS=new").unwrap(),
+    });
+    assert_eq!(
+        sim.core.notify_view("web").unwrap().status.as_deref(),
+        Some("new")
+    );
+
+    // A candidate that never sends READY=1 fails the deployment; the old one stays.
+    let acts = sim.req(Request::Restart(Some(vec!["web".into()])));
+    let key = starts(&acts)[0].clone();
+    sim.started(&key);
+    let acts = sim.advance(S(5));
+    assert_eq!(
+        reports(&acts, ReportKind::DeployFailed).len(),
+        1,
+        "{acts:?}"
+    );
+    assert_eq!(sim.pid("web"), cand);
 }

@@ -1048,14 +1048,12 @@ impl Supervisor {
                         state: u.state,
                         pid: u.pid,
                         tags,
-                        notify: notify.map(|v| {
-                            crate::control::protocol::NotifyStatus {
-                                ready: u.pid.is_some() && !v.awaiting_ready,
-                                status: v.status,
-                                reloading: v.reloading,
-                                stopping: v.stopping,
-                                main_pid: v.main_pid,
-                            }
+                        notify: notify.map(|v| crate::control::protocol::NotifyStatus {
+                            ready: u.pid.is_some() && !v.awaiting_ready,
+                            status: v.status,
+                            reloading: v.reloading,
+                            stopping: v.stopping,
+                            main_pid: v.main_pid,
                         }),
                         reason: u.reason,
                         adopted: u.adopted,

@@ -26,7 +26,7 @@ use nix::sys::socket::{
 };
 
 use super::{cgroup, procfs, tree, Units};
-use crate::backend::{BackendEvent, BackendError};
+use crate::backend::{BackendError, BackendEvent};
 use crate::core::NotifyMessage;
 use crate::spec::UnitSpec;
 
@@ -60,9 +60,8 @@ impl NotifySocket {
         units: Arc<Mutex<Units>>,
         sink: Sink,
     ) -> Result<NotifySocket, BackendError> {
-        let err = |what: &str, e: nix::Error| {
-            BackendError::Other(format!("notify socket: {what}: {e}"))
-        };
+        let err =
+            |what: &str, e: nix::Error| BackendError::Other(format!("notify socket: {what}: {e}"));
         let fd = socket(
             AddressFamily::Unix,
             SockType::Datagram,
@@ -116,7 +115,8 @@ impl NotifySocket {
         let mut s = spec.clone();
         s.env.push(("NOTIFY_SOCKET".into(), self.address.clone()));
         if let Some(w) = spec.readiness.watchdog {
-            s.env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
+            s.env
+                .push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
         }
         Some(s)
     }
@@ -178,11 +178,7 @@ fn read_loop(fd: &OwnedFd, stop: &AtomicBool, units: &Mutex<Units>, sink: &Sink)
                             _ => None,
                         })
                     });
-                    (
-                        msg.bytes,
-                        msg.flags.contains(MsgFlags::MSG_TRUNC),
-                        pid,
-                    )
+                    (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC), pid)
                 }
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => {
@@ -199,7 +195,10 @@ fn read_loop(fd: &OwnedFd, stop: &AtomicBool, units: &Mutex<Units>, sink: &Sink)
             continue;
         };
         if truncated || len > MAX_DATAGRAM {
-            tracing::debug!(pid, "notify socket: a datagram over {MAX_DATAGRAM} bytes, ignored");
+            tracing::debug!(
+                pid,
+                "notify socket: a datagram over {MAX_DATAGRAM} bytes, ignored"
+            );
             continue;
         }
         if !within_budget(&mut budgets, pid, Instant::now()) {
@@ -210,7 +209,10 @@ fn read_loop(fd: &OwnedFd, stop: &AtomicBool, units: &Mutex<Units>, sink: &Sink)
             continue;
         };
         let Some(unit) = unit_of(units, pid) else {
-            tracing::debug!(pid, "notify socket: sender belongs to no running unit, ignored");
+            tracing::debug!(
+                pid,
+                "notify socket: sender belongs to no running unit, ignored"
+            );
             continue;
         };
         sink(BackendEvent::Notify { unit, pid, message });
@@ -223,7 +225,9 @@ fn within_budget(budgets: &mut HashMap<u32, Budget>, pid: u32, now: Instant) -> 
         budgets.clear();
     }
     let b = budgets.entry(pid).or_default();
-    if b.window.is_none_or(|w| now.duration_since(w).as_secs() >= 1) {
+    if b.window
+        .is_none_or(|w| now.duration_since(w).as_secs() >= 1)
+    {
         if b.dropped > 0 {
             tracing::debug!(pid, dropped = b.dropped, "notify socket: flood from pid");
         }
@@ -292,7 +296,14 @@ mod tests {
         let t = Instant::now();
         let passed = (0..1000).filter(|_| within_budget(&mut b, 7, t)).count();
         assert_eq!(passed, RATE as usize);
-        assert!(within_budget(&mut b, 8, t), "another process has its own budget");
-        assert!(within_budget(&mut b, 7, t + std::time::Duration::from_secs(1)));
+        assert!(
+            within_budget(&mut b, 8, t),
+            "another process has its own budget"
+        );
+        assert!(within_budget(
+            &mut b,
+            7,
+            t + std::time::Duration::from_secs(1)
+        ));
     }
 }

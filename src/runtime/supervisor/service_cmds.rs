@@ -118,10 +118,17 @@ impl Supervisor {
     }
 
     /// `sysg reload`: run each service's `reload:`.
-    pub(super) fn reload_services(&mut self, services: Option<Vec<String>>, reply: Sender<Response>) {
+    pub(super) fn reload_services(
+        &mut self,
+        services: Option<Vec<String>>,
+        reply: Sender<Response>,
+    ) {
         let has_reload = |n: &str| self.config.service(n).is_some_and(|s| s.reload.is_some());
         if let Some(list) = &services {
-            if let Some(n) = list.iter().find(|n| self.core.unit(n).is_some() && !has_reload(n)) {
+            if let Some(n) = list
+                .iter()
+                .find(|n| self.core.unit(n).is_some() && !has_reload(n))
+            {
                 let msg = format!(
                     "`{n}` has no `reload:` field: set `reload: {{signal: SIGHUP}}` or \
                      `reload: {{command: \"…\"}}` in its service, or use `sysg restart`"
@@ -152,7 +159,9 @@ impl Supervisor {
             reply,
         };
         for (name, pid) in selected {
-            let Some(svc) = self.config.service(&name) else { continue };
+            let Some(svc) = self.config.service(&name) else {
+                continue;
+            };
             match svc.reload.clone() {
                 Some(Reload::Signal(sig)) => {
                     let target = self.main_pid(&name).unwrap_or(pid);
@@ -162,7 +171,8 @@ impl Supervisor {
                         continue;
                     }
                     tracing::info!(unit = %name, pid = target, "reload: sent {}", sig.name);
-                    wait.done.push(json!({"name": name, "pid": target, "action": sig.name}));
+                    wait.done
+                        .push(json!({"name": name, "pid": target, "action": sig.name}));
                     if svc.readiness.notify {
                         wait.notify.push((name.clone(), before));
                         self.queue.push_back(Event::ReloadSent { unit: name });
@@ -175,7 +185,8 @@ impl Supervisor {
                     } else {
                         COMMAND_TIMEOUT
                     };
-                    wait.done.push(json!({"name": name, "pid": pid, "action": "command"}));
+                    wait.done
+                        .push(json!({"name": name, "pid": pid, "action": "command"}));
                     wait.commands += 1;
                     let (tx, id) = (self.reload_tx.clone(), wait.id);
                     let run = move || {
@@ -191,7 +202,8 @@ impl Supervisor {
                         .spawn(run)
                     {
                         wait.commands -= 1;
-                        wait.errors.push(format!("cannot run the reload command: {e}"));
+                        wait.errors
+                            .push(format!("cannot run the reload command: {e}"));
                     }
                 }
                 None => {}
@@ -205,7 +217,8 @@ impl Supervisor {
         if let Some(w) = self.reload_waits.iter_mut().find(|w| w.id == d.id) {
             w.commands = w.commands.saturating_sub(1);
             if let Err(e) = d.result {
-                w.errors.push(format!("`{}`: reload command {e}", d.service));
+                w.errors
+                    .push(format!("`{}`: reload command {e}", d.service));
             }
         }
     }

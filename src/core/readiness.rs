@@ -311,8 +311,10 @@ impl Core {
                     ReportKind::Started,
                     format!("ready (READY=1 from pid {pid})"),
                 );
-                // Without a settle window or health check still pending, it is up now.
-                if u.up_at.is_none() && u.plan.health.is_none() && !u.healthy {
+                // READY=1 is proof the service is up: the settle window (a guard against an
+                // exec that dies at once) is over too. With a health check, a probe decides.
+                u.up_at = None;
+                if u.plan.health.is_none() && !u.healthy {
                     u.failing_start = None;
                     u.healthy = true;
                     notify(out, name, NoticeKind::Ready, u.pid, None, "ready".into());

@@ -316,3 +316,15 @@ fn a_rolling_candidate_is_promoted_only_after_its_ready() {
     );
     assert_eq!(sim.pid("web"), cand);
 }
+
+#[test]
+fn ready_ends_the_settle_window_at_once() {
+    let mut p = notifying("db", &[], 30, None);
+    p.settle = Duration::from_millis(200);
+    let mut sim = Sim::new(vec![p, unit("web", &["db"])]);
+    sim.start_all();
+    sim.started("db");
+    sim.advance(Duration::from_millis(50));
+    let acts = say(&mut sim, "db", "READY=1");
+    assert_eq!(starts(&acts), vec!["web"], "no wait for the rest of the settle window");
+}

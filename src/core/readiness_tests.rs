@@ -326,5 +326,9 @@ fn ready_ends_the_settle_window_at_once() {
     sim.started("db");
     sim.advance(Duration::from_millis(50));
     let acts = say(&mut sim, "db", "READY=1");
-    assert_eq!(starts(&acts), vec!["web"], "no wait for the rest of the settle window");
+    assert_eq!(
+        starts(&acts),
+        vec!["web"],
+        "no wait for the rest of the settle window"
+    );
 }

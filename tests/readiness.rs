@@ -246,3 +246,84 @@ fn notify_flooding_leaves_the_supervisor_responsive() {
     assert_eq!(p.service("calm")["notify"]["status"], "calm");
     assert_eq!(p.service("flood")["state"], "running");
 }
+
+/// The notify socket hears only processes of the unit: an unrelated process that knows the
+/// socket's address (here: this test) sends READY=1 and a STATUS= for a service that never
+/// gets ready; neither counts, and the start still fails at its start_timeout.
+#[test]
+fn a_notification_from_outside_the_unit_is_ignored() {
+    let p = project(
+        r#"
+  db:
+    exec: ["python3", "DAEMON", "--ready-after", "never"]
+    readiness: notify
+    start_timeout: 4s
+    restart_policy: never
+"#,
+    );
+    let mut start = p.cmd(&["start", "--daemonize"]);
+    start
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = start.spawn().unwrap();
+    let mut pid = 0;
+    wait_until("db runs", T, || {
+        let s = p.status();
+        let found = s["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "db"))
+            .and_then(|s| s["pid"].as_u64());
+        pid = found.unwrap_or(0) as u32;
+        pid != 0
+    });
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let socket = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("NOTIFY_SOCKET="))
+        .expect("NOTIFY_SOCKET in the service's environment")
+        .to_string();
+    let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    for _ in 0..20 {
+        if socket.starts_with('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(&socket.as_bytes()[1..])
+                .unwrap();
+            tx.send_to_addr(b"READY=1\nSTATUS=spoofed", &addr).unwrap();
+        } else {
+            tx.send_to(b"READY=1\nSTATUS=spoofed", &socket).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let db = p.service("db");
+    assert_eq!(db["state"], "failed", "{db}");
+    assert!(db["reason"].as_str().unwrap().contains("readiness"), "{db}");
+    assert_ne!(db["notify"]["status"], "spoofed", "{db}");
+}
+
+#[test]
+fn a_reload_command_runs_with_the_service_identity_and_keeps_the_pid() {
+    let p = project(
+        r#"
+  api:
+    command: "exec sleep 1000"
+    env:
+      vars:
+        GREETING: hello
+    reload:
+      command: "echo $GREETING $MAINPID $SYSG_SERVICE > reload.out"
+"#,
+    );
+    p.start();
+    let pid = p.pid("api");
+    let out = p.sysg(&["reload", "--json"]);
+    assert_ok(&out, "reload");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["services"][0]["action"], "command", "{v}");
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("reload.out")).unwrap().trim(),
+        format!("hello {pid} api")
+    );
+    assert_eq!(p.pid("api"), pid);
+}

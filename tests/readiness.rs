@@ -322,7 +322,9 @@ fn a_reload_command_runs_with_the_service_identity_and_keeps_the_pid() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["services"][0]["action"], "command", "{v}");
     assert_eq!(
-        std::fs::read_to_string(p.dir.join("reload.out")).unwrap().trim(),
+        std::fs::read_to_string(p.dir.join("reload.out"))
+            .unwrap()
+            .trim(),
         format!("hello {pid} api")
     );
     assert_eq!(p.pid("api"), pid);

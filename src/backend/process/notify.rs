@@ -1,5 +1,8 @@
-//! The process backend's `sd_notify` socket (issue 17): one `AF_UNIX` datagram socket owned
-//! by the supervisor, named to every `readiness: notify` service in `NOTIFY_SOCKET`.
+//! The process backend's `sd_notify` socket (issue 17): an `AF_UNIX` datagram socket owned by
+//! the supervisor, named to every `readiness: notify` service in `NOTIFY_SOCKET`. It is bound
+//! under an abstract name (reachable by a service of any user: a path in the 0700 run
+//! directory is not) and as `run_dir/notify.sock` (for services in a network namespace of
+//! their own, which an abstract name does not reach).
 //!
 //! A thread blocks in `recvmsg` (event-driven: nothing polls) and, for each datagram, learns
 //! the sender's pid from `SCM_CREDENTIALS` (`SO_PASSCRED`: the kernel vouches for it), finds
@@ -39,81 +42,90 @@ pub const RATE: u32 = 200;
 /// Processes tracked for the rate limit before the table is started afresh.
 const MAX_TRACKED: usize = 4096;
 
-/// The socket and its reader thread.
-pub struct NotifySocket {
+/// One bound socket and its reader thread.
+struct Listener {
     /// What services get in `NOTIFY_SOCKET` (a path, or `@name` for an abstract socket).
     address: String,
+    /// The socket file, for a path socket.
     path: Option<PathBuf>,
-    fd: Arc<OwnedFd>,
-    stop: Arc<AtomicBool>,
+    addr: UnixAddr,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The sockets (one in the run directory, one abstract) and their reader threads.
+pub struct NotifySocket {
+    /// `run_dir/notify.sock`: reachable from another network namespace (`isolation.network`),
+    /// but only for users who may enter the run directory. `None` when the path is too long.
+    path: Option<Listener>,
+    /// An abstract name: reachable by a service of any user (the credentials decide who is
+    /// heard), within the supervisor's network namespace.
+    abstract_: Option<Listener>,
+    stop: Arc<AtomicBool>,
 }
 
 /// Where events go (the backend's sink, shared with the reaper).
 pub type Sink = Arc<dyn Fn(BackendEvent) + Send + Sync>;
 
 impl NotifySocket {
-    /// Bind `run_dir/notify.sock` (an abstract name when the path is too long for a socket
-    /// address) and start the reader.
+    /// Bind `run_dir/notify.sock` and an abstract socket named after the project instance,
+    /// and start their readers; fails only when neither could be bound.
     pub fn start(
         run_dir: &Path,
         units: Arc<Mutex<Units>>,
         sink: Sink,
     ) -> Result<NotifySocket, BackendError> {
-        let err =
-            |what: &str, e: nix::Error| BackendError::Other(format!("notify socket: {what}: {e}"));
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(|e| err("socket", e))?;
-        setsockopt(&fd, sockopt::PassCred, &true).map_err(|e| err("SO_PASSCRED", e))?;
-        let path = run_dir.join("notify.sock");
-        let (addr, address, path) = match UnixAddr::new(&path) {
-            Ok(a) => {
-                let _ = std::fs::remove_file(&path);
-                (a, path.display().to_string(), Some(path))
-            }
-            Err(_) => {
-                let name = format!("sysg-notify-{}", cgroup::group_name("n", run_dir));
-                let a = UnixAddr::new_abstract(name.as_bytes()).map_err(|e| err("address", e))?;
-                (a, format!("@{name}"), None)
-            }
-        };
-        bind(fd.as_raw_fd(), &addr).map_err(|e| err(&format!("bind {address}"), e))?;
-        if let Some(p) = &path {
-            // Services may run as other users; only their credentials decide who is heard.
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666));
-        }
-        let fd = Arc::new(fd);
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (fd, stop) = (fd.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("sysg-notify".into())
-                .spawn(move || read_loop(&fd, &stop, &units, &sink))
-                .map_err(|e| BackendError::Other(format!("notify socket thread: {e}")))?
-        };
-        Ok(NotifySocket {
-            address,
-            path,
-            fd,
+        let path = run_dir.join("notify.sock");
+        let by_path = UnixAddr::new(&path)
+            .ok()
+            .map(|a| (a, path.display().to_string(), Some(path)));
+        let name = format!("sysg-notify-{}", cgroup::group_name("n", run_dir));
+        let by_name = UnixAddr::new_abstract(name.as_bytes())
+            .ok()
+            .map(|a| (a, format!("@{name}"), None));
+        let mut bound = [by_path, by_name]
+            .into_iter()
+            .flatten()
+            .map(|(addr, address, path)| listen(addr, address, path, &units, &sink, &stop));
+        let (first, second) = (bound.next(), bound.next());
+        let mut sock = NotifySocket {
+            path: None,
+            abstract_: None,
             stop,
-            thread: Some(thread),
-        })
+        };
+        let mut last_err = None;
+        for l in [first, second].into_iter().flatten() {
+            match l {
+                Ok(l) if l.path.is_some() => sock.path = Some(l),
+                Ok(l) => sock.abstract_ = Some(l),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        match (&sock.path, &sock.abstract_, last_err) {
+            (None, None, Some(e)) => Err(e),
+            (None, None, None) => Err(BackendError::Other("notify socket: no address".into())),
+            _ => Ok(sock),
+        }
     }
 
-    /// `spec` with what a notify service gets in its environment: `NOTIFY_SOCKET`, and
-    /// `WATCHDOG_USEC` when it has a watchdog. Others get `spec` unchanged.
+    /// `spec` with what a notify service gets in its environment: `NOTIFY_SOCKET` (the
+    /// abstract socket, or the path for a service in a network namespace of its own), and
+    /// `WATCHDOG_USEC` when it has a watchdog. `None` for other services.
     pub fn child_spec(&self, spec: &UnitSpec) -> Option<UnitSpec> {
         if !spec.readiness.notify {
             return None;
         }
+        let prefer_path = spec.isolation.network;
+        let l = if prefer_path {
+            self.path.as_ref().or(self.abstract_.as_ref())
+        } else {
+            self.abstract_.as_ref().or(self.path.as_ref())
+        }?;
         let mut s = spec.clone();
-        s.env.push(("NOTIFY_SOCKET".into(), self.address.clone()));
+        s.env.push(("NOTIFY_SOCKET".into(), l.address.clone()));
         if let Some(w) = spec.readiness.watchdog {
             s.env
                 .push(("WATCHDOG_USEC".into(), w.as_micros().to_string()));
@@ -122,31 +134,71 @@ impl NotifySocket {
     }
 }
 
+/// Bind one socket with `SO_PASSCRED` and start its reader.
+fn listen(
+    addr: UnixAddr,
+    address: String,
+    path: Option<PathBuf>,
+    units: &Arc<Mutex<Units>>,
+    sink: &Sink,
+    stop: &Arc<AtomicBool>,
+) -> Result<Listener, BackendError> {
+    let err = |what: &str, e: nix::Error| {
+        BackendError::Other(format!("notify socket {address}: {what}: {e}"))
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| err("socket", e))?;
+    setsockopt(&fd, sockopt::PassCred, &true).map_err(|e| err("SO_PASSCRED", e))?;
+    if let Some(p) = &path {
+        let _ = std::fs::remove_file(p);
+    }
+    bind(fd.as_raw_fd(), &addr).map_err(|e| err("bind", e))?;
+    if let Some(p) = &path {
+        // Services may run as other users; only their credentials decide who is heard.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666));
+    }
+    let (units, sink, stop) = (units.clone(), sink.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("sysg-notify".into())
+        .spawn(move || read_loop(&fd, &stop, &units, &sink))
+        .map_err(|e| BackendError::Other(format!("notify socket thread: {e}")))?;
+    Ok(Listener {
+        address,
+        path,
+        addr,
+        thread: Some(thread),
+    })
+}
+
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the reader with a datagram of our own.
-        let addr = match &self.path {
-            Some(p) => UnixAddr::new(p),
-            None => UnixAddr::new_abstract(&self.address.as_bytes()[1..]),
-        };
-        if let Ok(addr) = addr {
+        for l in [self.path.as_mut(), self.abstract_.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            // Wake the reader with a datagram of our own.
             if let Ok(tx) = socket(
                 AddressFamily::Unix,
                 SockType::Datagram,
                 SockFlag::SOCK_CLOEXEC,
                 None,
             ) {
-                let _ = sendto(tx.as_raw_fd(), b"", &addr, MsgFlags::empty());
+                let _ = sendto(tx.as_raw_fd(), b"", &l.addr, MsgFlags::empty());
+            }
+            if let Some(t) = l.thread.take() {
+                let _ = t.join();
+            }
+            if let Some(p) = &l.path {
+                let _ = std::fs::remove_file(p);
             }
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(p) = &self.path {
-            let _ = std::fs::remove_file(p);
-        }
-        let _ = &self.fd;
     }
 }
 

@@ -176,3 +176,70 @@ fn reload_and_kill_keep_the_main_pid_on_systemd() {
     assert_eq!(p.pid("api"), pid);
     assert_eq!(ns.show(&p.unit("api"), "MainPID"), pid.to_string());
 }
+
+/// While a notify service is getting ready the supervisor keeps answering: its start does not
+/// hold the event loop until READY=1.
+#[test]
+fn the_supervisor_answers_while_a_notify_service_gets_ready() {
+    let Some(ns) = boot_or_skip("the_supervisor_answers_while_a_notify_service_gets_ready") else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-slow",
+        &services(
+            r#"  db:
+    exec: ["python3", "DAEMON", "--ready-after", "6", "--status", "up"]
+    readiness: notify
+"#,
+        ),
+    );
+    let bin = env!("CARGO_BIN_EXE_sysg");
+    let dir = p.dir().display().to_string();
+    let cfg = p.config.display().to_string();
+    let start = ns
+        .command(&[
+            "env",
+            "-C",
+            &dir,
+            "NO_COLOR=1",
+            bin,
+            "--sys",
+            "--backend",
+            "systemd",
+            "-c",
+            &cfg,
+            "start",
+            "--daemonize",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    wait_until("db running, waiting for READY=1", T, || {
+        let s = p.sysg(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap_or_default();
+        find_service(&v, "db")
+            .is_some_and(|d| d["state"] == "running" && d["notify"]["ready"] == false)
+    });
+    let asked = Instant::now();
+    let out = p.sysg(&["status"]);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        text(&out.stdout).contains("waiting for READY=1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(6),
+        "status answered only after READY=1"
+    );
+    reap(start, T);
+    wait_until("db ready", T, || p.service("db")["notify"]["ready"] == true);
+}

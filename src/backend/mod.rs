@@ -149,12 +149,6 @@ pub trait Backend: Send {
     /// created for the project as a whole (the systemd backend's project slice).
     fn release(&mut self) {}
     /// Whether the backend can run cron jobs from its own timers (`arm_timer`).
-    /// `start` of a `readiness: notify` unit returns only once the unit sent `READY=1` (the
-    /// host's service manager waited for it): the runtime tells the core so at once.
-    fn manager_waits_for_ready(&self) -> bool {
-        false
-    }
-
     fn supports_timers(&self) -> bool {
         false
     }

@@ -50,6 +50,9 @@ pub struct NotifyMessage {
     pub watchdog: Option<Watchdog>,
     pub watchdog_usec: Option<u64>,
     pub extend_timeout_usec: Option<u64>,
+    /// Not a protocol key: the host's service manager gave up waiting for `READY=1`
+    /// (systemd's `Result=timeout`) and stops the service itself.
+    pub start_timed_out: bool,
 }
 
 impl NotifyMessage {
@@ -65,6 +68,14 @@ impl NotifyMessage {
     pub fn watchdog_expired() -> NotifyMessage {
         NotifyMessage {
             watchdog: Some(Watchdog::Expired),
+            ..NotifyMessage::default()
+        }
+    }
+
+    /// What the systemd backend reports when the unit's `Result` became `timeout`.
+    pub fn start_timed_out() -> NotifyMessage {
+        NotifyMessage {
+            start_timed_out: true,
             ..NotifyMessage::default()
         }
     }
@@ -269,6 +280,10 @@ impl Core {
         if !matches!(u.state, State::Running { pending_stop: None }) {
             return;
         }
+        if msg.start_timed_out && u.ready.awaiting.is_some() {
+            self.start_timed_out(now, i, out);
+            return;
+        }
         if let Some(usec) = msg.watchdog_usec {
             u.ready.watchdog = (usec > 0).then(|| Duration::from_micros(usec));
             u.ready.watchdog_at = u.ready.watchdog.and_then(|w| now.checked_add(w));
@@ -340,16 +355,7 @@ impl Core {
                 continue;
             }
             if u.ready.awaiting.is_some_and(|t| t <= now) {
-                u.ready.awaiting = None;
-                u.ready.start_failed = true;
-                let what = format!(
-                    "readiness: no READY=1 within start_timeout ({:?})",
-                    u.plan.spec.readiness.start_timeout
-                );
-                let name = u.plan.name.clone();
-                report(out, &name, ReportKind::Failed, what.clone());
-                notify(out, &name, NoticeKind::Failure, u.pid, None, what.clone());
-                u.begin_stop(now, StopWhy::Unhealthy(what), out);
+                self.start_timed_out(now, i, out);
                 continue;
             }
             if u.ready.reload_wait.is_some_and(|t| t <= now) {
@@ -366,6 +372,21 @@ impl Core {
                 self.watchdog_expired(now, i, what, out);
             }
         }
+    }
+
+    /// No `READY=1` from unit `i` in time: stop it; its exit is a failed start.
+    fn start_timed_out(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) {
+        let u = &mut self.units[i];
+        u.ready.awaiting = None;
+        u.ready.start_failed = true;
+        let what = format!(
+            "readiness: no READY=1 within start_timeout ({:?})",
+            u.plan.spec.readiness.start_timeout
+        );
+        let name = u.plan.name.clone();
+        report(out, &name, ReportKind::Failed, what.clone());
+        notify(out, &name, NoticeKind::Failure, u.pid, None, what.clone());
+        u.begin_stop(now, StopWhy::Unhealthy(what), out);
     }
 
     /// The watchdog of unit `i` fired: SIGABRT now, SIGKILL after `stop_timeout`, and the exit

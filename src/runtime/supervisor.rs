@@ -863,19 +863,7 @@ impl Supervisor {
     fn execute(&mut self, action: Action) {
         match action {
             Action::Start { unit, spec } => match self.backend.start(&spec) {
-                Ok(pid) => {
-                    self.queue.push_back(Event::Started {
-                        unit: unit.clone(),
-                        pid,
-                    });
-                    if spec.readiness.notify && self.backend.manager_waits_for_ready() {
-                        self.queue.push_back(Event::Notify {
-                            unit,
-                            pid,
-                            message: crate::core::NotifyMessage::ready(),
-                        });
-                    }
-                }
+                Ok(pid) => self.queue.push_back(Event::Started { unit, pid }),
                 Err(e @ crate::backend::BackendError::Refused { .. }) => {
                     self.queue.push_back(Event::StartRefused {
                         unit,

@@ -451,6 +451,7 @@ impl SystemdBackend {
         path: &str,
         job: &str,
         timeout: Duration,
+        until_main_pid: bool,
     ) -> Result<String, BackendError> {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
@@ -460,6 +461,10 @@ impl SystemdBackend {
         loop {
             if let Some(r) = st.tracks.get(path).and_then(|t| t.start_job_result()) {
                 return Ok(r.to_string());
+            }
+            // A notify unit runs once it has a main process; READY=1 comes as an event.
+            if until_main_pid && st.tracks.get(path).is_some_and(|t| t.main_pid != 0) {
+                return Ok(readiness::RUNNING.to_string());
             }
             if let Some(why) = st.dead.clone() {
                 return Err(BackendError::Start {
@@ -692,19 +697,12 @@ impl Backend for SystemdBackend {
             }
         };
 
-        let timeout = readiness::job_timeout(spec, START_TIMEOUT);
-        let result = self.wait_job(service, &name, &path, &job, timeout)?;
+        let notify = spec.readiness.notify;
+        let result = self.wait_job(service, &name, &path, &job, START_TIMEOUT, notify)?;
         let st = self.shared.lock();
-        if result != "done" {
+        if result != "done" && result != readiness::RUNNING {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
             drop(st);
-            // No READY=1 in time: systemd stopped the process; a failed start, not a crash.
-            if let Some(why) = readiness::timed_out(spec, &track.result) {
-                return Err(BackendError::Start {
-                    unit: service.to_string(),
-                    message: format!("{why} (see `journalctl -u {name}`)"),
-                });
-            }
             if let Some(pid) = ran_then_ended(&track) {
                 // The program ran and ended before systemd finished the start job (a fast
                 // crash): a start followed by an exit, as on the process backend.
@@ -957,10 +955,6 @@ impl Backend for SystemdBackend {
         true
     }
 
-    fn manager_waits_for_ready(&self) -> bool {
-        true
-    }
-
     fn arm_timer(&mut self, spec: &UnitSpec, calendar: &str) -> Result<(), BackendError> {
         let service = spec.name.as_str();
         let start_err = |message: String| BackendError::Start {
@@ -1020,7 +1014,7 @@ impl Backend for SystemdBackend {
                 return Err(start_call_err(service, &all, e));
             }
         };
-        let result = self.wait_job(service, &tname, &tpath, &job, START_TIMEOUT)?;
+        let result = self.wait_job(service, &tname, &tpath, &job, START_TIMEOUT, false)?;
         if result != "done" {
             forget(self);
             return Err(start_err(format!(

@@ -3,7 +3,8 @@
 //! - `exec` readiness: `Type=exec`, the start job completes once execve() succeeded, so a
 //!   missing binary is a start failure and MainPID is final when the job is done.
 //! - `notify`: `Type=notify`; systemd gives the service `NOTIFY_SOCKET` and completes the start
-//!   job at `READY=1`, failing it (result `timeout`) after `TimeoutStartSec=`.
+//!   job at `READY=1`, failing it (result `timeout`) after `TimeoutStartSec=`. The backend's
+//!   `start` does not wait for that: it returns once the unit has a main process.
 //!   `NotifyAccess=all`: a message from any process of the unit's cgroup counts, as on the
 //!   process backend (which hears every process of the unit), and a `command:` service whose
 //!   daemon is a child of `/bin/sh` is heard at all (with `main` it would not be).
@@ -15,9 +16,10 @@ use zbus::zvariant::Value;
 use super::properties::Property;
 use crate::spec::UnitSpec;
 
-/// How much longer than `start_timeout` the backend waits for a notify unit's start job:
-/// systemd itself fails the job at the timeout; this only covers the signal's way back.
-pub const JOB_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+/// What the start-job wait answers for a notify unit that has a main process: `start`
+/// returns then (the loop is not held while the service gets ready); `READY=1` comes later as
+/// the unit turning `active`, a timeout as its `Result=timeout` (watch.rs).
+pub const RUNNING: &str = "running";
 
 fn usec(d: std::time::Duration) -> Value<'static> {
     Value::U64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -48,29 +50,6 @@ pub fn properties(spec: &UnitSpec) -> Vec<Property> {
     p
 }
 
-/// The reason of a notify unit's start job that failed because READY=1 did not come in time
-/// (the service's `Result` is `timeout`).
-pub fn timed_out(spec: &UnitSpec, result: &Option<String>) -> Option<String> {
-    (spec.readiness.notify && result.as_deref() == Some("timeout")).then(|| {
-        format!(
-            "readiness: no READY=1 within start_timeout ({:?})",
-            spec.readiness.start_timeout
-        )
-    })
-}
-
-/// How long `start` waits for the start job of `spec` (at least `base`).
-pub fn job_timeout(spec: &UnitSpec, base: std::time::Duration) -> std::time::Duration {
-    if spec.readiness.notify && spec.readiness.start_timeout.is_zero() {
-        // No limit: systemd waits for READY=1 as long as it takes; so does the backend.
-        std::time::Duration::from_secs(1 << 30)
-    } else if spec.readiness.notify {
-        base.max(spec.readiness.start_timeout.saturating_add(JOB_SLACK))
-    } else {
-        base
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -99,9 +78,5 @@ mod tests {
         assert_eq!(get("NotifyAccess"), Some(Value::from("all")));
         assert_eq!(get("TimeoutStartUSec"), Some(Value::U64(30_000_000)));
         assert_eq!(get("WatchdogUSec"), Some(Value::U64(2_500_000)));
-        assert_eq!(
-            job_timeout(&spec, Duration::from_secs(10)),
-            Duration::from_secs(35)
-        );
     }
 }

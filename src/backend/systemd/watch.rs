@@ -424,12 +424,18 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                     }
                 }
                 if let Some(r) = get_str(&changed, "Result") {
-                    if r == "watchdog" && t.result.as_deref() != Some("watchdog") {
-                        // systemd aborts the service itself; the core records why.
+                    // systemd stops the service itself (watchdog, no READY=1 within
+                    // TimeoutStartSec=); the core records why before the exit comes.
+                    let message = match r.as_str() {
+                        "watchdog" => Some(crate::core::NotifyMessage::watchdog_expired()),
+                        "timeout" => Some(crate::core::NotifyMessage::start_timed_out()),
+                        _ => None,
+                    };
+                    if let Some(message) = message.filter(|_| t.result.as_deref() != Some(&r)) {
                         out.push(BackendEvent::Notify {
                             unit: t.service.clone(),
                             pid: t.main_pid,
-                            message: crate::core::NotifyMessage::watchdog_expired(),
+                            message,
                         });
                     }
                     t.result = Some(r);
@@ -454,7 +460,11 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                             reloading: true,
                             ..Default::default()
                         }),
-                        (Some("reloading"), "active") => Some(crate::core::NotifyMessage::ready()),
+                        // A notify unit's READY=1 (an exec unit is active before `start`
+                        // returns: the core ignores it there).
+                        (Some("reloading" | "activating"), "active") => {
+                            Some(crate::core::NotifyMessage::ready())
+                        }
                         _ => None,
                     };
                     if let Some(message) = message {

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,12 +224,22 @@ fn read_loop(fd: &OwnedFd, stop: &AtomicBool, units: &Mutex<Units>, sink: &Sink)
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(msg) => {
-                    let pid = msg.cmsgs().ok().and_then(|mut c| {
-                        c.find_map(|m| match m {
-                            ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
-                            _ => None,
-                        })
-                    });
+                    let mut pid = None;
+                    for m in msg.cmsgs().into_iter().flatten() {
+                        match m {
+                            ControlMessageOwned::ScmCredentials(cred) => pid = Some(cred.pid()),
+                            // FDSTORE=1 is not supported: never keep a descriptor sent along
+                            // (the buffer has no room for any, but be sure).
+                            ControlMessageOwned::ScmRights(fds) => {
+                                for fd in fds {
+                                    // SAFETY: the kernel just installed `fd` in this process
+                                    // for us; nothing else knows it, so closing it is sound.
+                                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC), pid)
                 }
                 Err(nix::Error::EINTR) => continue,

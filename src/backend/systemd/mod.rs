@@ -678,10 +678,11 @@ impl Backend for SystemdBackend {
         }
 
         // The track exists before the call, so signals that beat the reply are kept.
-        self.shared
-            .lock()
-            .tracks
-            .insert(path.clone(), Track::new(service, &name));
+        let track = Track {
+            notify: spec.readiness.notify,
+            ..Track::new(service, &name)
+        };
+        self.shared.lock().tracks.insert(path.clone(), track);
         let args: Vec<(&str, Value<'_>)> =
             props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let job = match self
@@ -822,6 +823,8 @@ impl Backend for SystemdBackend {
         // Track first: an exit between the checks below and arming is still caught.
         let mut track = Track::new(service, &name);
         track.seen_active = true;
+        // Only which notifications are reported depends on it: safe from an untrusted record.
+        track.notify = record.extra.get("notify").and_then(|v| v.as_bool()) == Some(true);
         self.shared.lock().tracks.insert(path.clone(), track);
         let forget = |me: &Self| {
             me.shared.lock().tracks.remove(&path);
@@ -901,7 +904,7 @@ impl Backend for SystemdBackend {
                 unit: t.service.clone(),
                 pid: t.pid,
                 start_time: proc_start_time(t.pid).unwrap_or(0),
-                extra: serde_json::json!({ "unit_name": t.unit_name }),
+                extra: serde_json::json!({ "unit_name": t.unit_name, "notify": t.notify }),
             })
             .collect();
         out.sort_by(|a, b| a.unit.cmp(&b.unit));

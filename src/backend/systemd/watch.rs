@@ -48,6 +48,9 @@ pub enum TrackKind {
 #[derive(Debug, Default, Clone)]
 pub struct Track {
     pub kind: TrackKind,
+    /// A `readiness: notify` unit: its `StatusText`, readiness, reloads and `Result`s of
+    /// `timeout`/`watchdog` are reported as `BackendEvent::Notify`.
+    pub notify: bool,
     /// Wall-clock µs when the track was made. A run or trigger stamped earlier belongs to an
     /// earlier unit of the same name whose last signals were still queued.
     pub created_usec: u64,
@@ -431,7 +434,8 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                         "timeout" => Some(crate::core::NotifyMessage::start_timed_out()),
                         _ => None,
                     };
-                    if let Some(message) = message.filter(|_| t.result.as_deref() != Some(&r)) {
+                    let new = t.notify && t.result.as_deref() != Some(&r);
+                    if let Some(message) = message.filter(|_| new) {
                         out.push(BackendEvent::Notify {
                             unit: t.service.clone(),
                             pid: t.main_pid,
@@ -441,7 +445,7 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                     t.result = Some(r);
                 }
                 // `STATUS=` of a notify service, as systemd announces it (no polling).
-                if let Some(text) = get_str(&changed, "StatusText") {
+                if let Some(text) = get_str(&changed, "StatusText").filter(|_| t.notify) {
                     out.push(BackendEvent::Notify {
                         unit: t.service.clone(),
                         pid: t.main_pid,
@@ -467,7 +471,7 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                         }
                         _ => None,
                     };
-                    if let Some(message) = message {
+                    if let Some(message) = message.filter(|_| t.notify) {
                         out.push(BackendEvent::Notify {
                             unit: t.service.clone(),
                             pid: t.main_pid,

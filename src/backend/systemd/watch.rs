@@ -426,58 +426,18 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                         t.exec_main = Some((code, status));
                     }
                 }
-                if let Some(r) = get_str(&changed, "Result") {
-                    // systemd stops the service itself (watchdog, no READY=1 within
-                    // TimeoutStartSec=); the core records why before the exit comes.
-                    let message = match r.as_str() {
-                        "watchdog" => Some(crate::core::NotifyMessage::watchdog_expired()),
-                        "timeout" => Some(crate::core::NotifyMessage::start_timed_out()),
-                        _ => None,
-                    };
-                    let new = t.notify && t.result.as_deref() != Some(&r);
-                    if let Some(message) = message.filter(|_| new) {
-                        out.push(BackendEvent::Notify {
-                            unit: t.service.clone(),
-                            pid: t.main_pid,
-                            message,
-                        });
-                    }
+                let result = get_str(&changed, "Result");
+                let status = get_str(&changed, "StatusText");
+                super::readiness::service_changed(t, result.as_deref(), status, &mut out);
+                if let Some(r) = result {
                     t.result = Some(r);
-                }
-                // `STATUS=` of a notify service, as systemd announces it (no polling).
-                if let Some(text) = get_str(&changed, "StatusText").filter(|_| t.notify) {
-                    out.push(BackendEvent::Notify {
-                        unit: t.service.clone(),
-                        pid: t.main_pid,
-                        message: crate::core::NotifyMessage::status(text),
-                    });
                 }
             } else if iface.ends_with(".Unit") {
                 if let Some(s) = get_str(&changed, "ActiveState") {
                     if s == "active" {
                         t.seen_active = true;
                     }
-                    // A notify service's RELOADING=1 … READY=1, as systemd shows it.
-                    let was = t.active_state.as_deref();
-                    let message = match (was, s.as_str()) {
-                        (Some("active"), "reloading") => Some(crate::core::NotifyMessage {
-                            reloading: true,
-                            ..Default::default()
-                        }),
-                        // A notify unit's READY=1 (an exec unit is active before `start`
-                        // returns: the core ignores it there).
-                        (Some("reloading" | "activating"), "active") => {
-                            Some(crate::core::NotifyMessage::ready())
-                        }
-                        _ => None,
-                    };
-                    if let Some(message) = message.filter(|_| t.notify) {
-                        out.push(BackendEvent::Notify {
-                            unit: t.service.clone(),
-                            pid: t.main_pid,
-                            message,
-                        });
-                    }
+                    super::readiness::state_changed(t, &s, &mut out);
                     t.active_state = Some(s);
                 }
                 if let Some(id) = get_job_id(&changed) {

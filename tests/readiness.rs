@@ -329,3 +329,43 @@ fn a_reload_command_runs_with_the_service_identity_and_keeps_the_pid() {
     );
     assert_eq!(p.pid("api"), pid);
 }
+
+/// A rolling deployment of a notify service switches over only once the new instance sent
+/// READY=1: until then the old instance is the service's process.
+#[test]
+fn a_rolling_deployment_switches_over_at_ready() {
+    let p = project(
+        r#"
+  api:
+    exec: ["python3", "DAEMON", "--ready-after", "2", "--mark", "api.ready"]
+    readiness: notify
+    deployment:
+      strategy: rolling
+      grace_period: 100ms
+"#,
+    );
+    p.start();
+    let old = p.pid("api");
+    std::fs::remove_file(p.dir.join("api.ready")).unwrap();
+    let mut restart = p.cmd(&["restart", "--service", "api"]);
+    restart
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = restart.spawn().unwrap();
+    // Until the new instance's READY=1, status keeps showing the old one.
+    let mut seen_before_ready = 0;
+    wait_until("the new instance's READY=1", T, || {
+        if p.dir.join("api.ready").exists() {
+            return true;
+        }
+        assert_eq!(p.pid("api"), old, "switched over before READY=1");
+        seen_before_ready += 1;
+        false
+    });
+    assert!(seen_before_ready > 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let new = p.pid("api");
+    assert_ne!(new, old);
+    wait_until("the old instance retired", T, || !alive(old));
+}

@@ -32,6 +32,9 @@ pub struct UnitSpec {
     /// Time between the stop signal and SIGKILL.
     pub stop_timeout: Duration,
     pub logs: LogPolicy,
+    /// `sandbox:` of the service (empty: none).
+    #[serde(skip_serializing_if = "crate::sandbox::Sandbox::is_empty")]
+    pub sandbox: crate::sandbox::Sandbox,
     /// Set for a child started with `sysg spawn`: the tree it belongs to and the limits the
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +42,10 @@ pub struct UnitSpec {
     /// `readiness`/`start_timeout`/`watchdog`: the backend gives a notify service its
     /// `NOTIFY_SOCKET` (and `WATCHDOG_USEC`), the core waits for READY=1.
     pub readiness: Readiness,
+    /// Listening sockets handed over as in sd_listen_fds (fds 3, 4, ... in this order). They
+    /// belong to the service, not to one instance: every instance gets the same sockets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<crate::config::sockets::ListenSocket>,
 }
 
 /// Where a dynamically spawned child runs: every child of one service's tree shares one group
@@ -80,8 +87,10 @@ impl UnitSpec {
             stop_signal: 15,
             stop_timeout: Duration::from_secs(10),
             logs: LogPolicy::default(),
+            sandbox: Default::default(),
             spawn: None,
             readiness: Readiness::default(),
+            sockets: Vec::new(),
         }
     }
 
@@ -102,8 +111,10 @@ impl UnitSpec {
             stop_signal: svc.stop_signal.number,
             stop_timeout: svc.stop_timeout,
             logs: svc.logs,
+            sandbox: svc.sandbox.clone(),
             spawn: None,
             readiness: svc.readiness,
+            sockets: svc.sockets.clone(),
         }
     }
 }

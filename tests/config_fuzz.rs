@@ -8,6 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use systemg::config::{load_str, DiagKind};
 
@@ -32,8 +33,40 @@ impl Rng {
     }
 }
 
-/// Keys of the schema, plus near misses and junk.
-const KEYS: &[&str] = &[
+/// Keys of the schema, plus near misses and junk; every key the schema declares is added
+/// (`schema_keys`), so a new setting is fuzzed without being listed here.
+static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut keys = LISTED_KEYS.to_vec();
+    for k in schema_keys() {
+        if !keys.contains(&k.as_str()) {
+            keys.push(Box::leak(k.into_boxed_str()));
+        }
+    }
+    keys
+});
+
+/// Every property name of the config's JSON Schema, sorted.
+fn schema_keys() -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                    out.extend(props.keys().cloned());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&systemg::config::input_schema::schema(), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+const LISTED_KEYS: &[&str] = &[
     "version",
     "project",
     "services",
@@ -204,7 +237,7 @@ fn value(rng: &mut Rng, depth: usize, indent: usize, out: &mut String) {
                 out.push('-');
                 if rng.chance(40) {
                     // a mapping inside the sequence
-                    out.push_str(&format!(" {}:", rng.pick(KEYS)));
+                    out.push_str(&format!(" {}:", rng.pick(&KEYS)));
                     value(rng, depth - 1, indent + 4, out);
                 } else {
                     value(rng, depth - 1, indent + 2, out);
@@ -221,7 +254,7 @@ fn value(rng: &mut Rng, depth: usize, indent: usize, out: &mut String) {
 fn mapping(rng: &mut Rng, depth: usize, indent: usize, out: &mut String) {
     let mut used = Vec::new();
     for _ in 0..1 + rng.below(5) {
-        let mut key = rng.pick(KEYS);
+        let mut key = rng.pick(&KEYS);
         if key.is_empty() {
             key = "\"\"";
         }

@@ -279,3 +279,59 @@ fn logs_for_members_and_others_name_the_real_reason() {
     assert!(err.contains("systemd-journal"), "{err}");
     assert!(!text(&out.stdout).contains("hello-from-web"));
 }
+
+/// The logs the supervisor serves to a member read every deployment instance of a service:
+/// after a rolling deployment the promoted candidate (`web~1`) runs as its own unit, and its
+/// lines come beside the old unit's (issue 22: the served query had no instance glob).
+#[test]
+fn served_logs_read_a_promoted_instance() {
+    let Some(ns) = boot_or_skip_with(
+        "served_logs_read_a_promoted_instance",
+        Fence {
+            overlay_system: true,
+        },
+    ) else {
+        return;
+    };
+    assert_ok(&ns.exec(&["groupadd", "-f", "systemg"]), "groupadd");
+    assert_ok(
+        &ns.exec(&["useradd", "-M", "-G", "systemg", "sysgmember"]),
+        "useradd member",
+    );
+    // A candidate is healthy once it runs: its health check looks for the file it touched.
+    let services = |version: &str| {
+        format!(
+            "  web:\n    command: \"echo hello-$VERSION; touch running-$VERSION; exec sleep 1000\"\n    env:\n      vars: {{VERSION: \"{version}\"}}\n    health_check:\n      command: \"test -f running-$VERSION\"\n      interval: 100ms\n      start_period: 5s\n    deployment:\n      strategy: rolling\n      grace_period: 200ms\n"
+        )
+    };
+    let p = SysProject::new(&ns, "sysg-admin-", "memberdeploy", &services("v1"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&p.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    wait_until("v1's output is in the journal", T, || {
+        text(&p.sysg(&["logs", "--service", "web"]).stdout).contains("hello-v1")
+    });
+    std::fs::write(
+        &p.config,
+        format!(
+            "version: \"1\"\nproject: memberdeploy\nservices:\n{}",
+            services("v2")
+        ),
+    )
+    .unwrap();
+    let cfg = p.config.to_string_lossy().into_owned();
+    assert_ok(&p.sysg(&["restart", "--config", &cfg]), "rolling restart");
+    wait_until(
+        "the promoted instance's lines, served to a member",
+        T,
+        || {
+            let out = logs_as(&ns, &p, "sysgmember", &["--service", "web"]);
+            let lines = text(&out.stdout);
+            out.status.success() && lines.contains("hello-v2") && lines.contains("hello-v1")
+        },
+    );
+    assert_ok(&p.sysg(&["stop"]), "stop");
+}

@@ -1,6 +1,10 @@
 //! Backends run units: the systemd backend (transient units over D-Bus) and the process
 //! backend (fork/exec). Both sit behind `Backend`; the core never knows which one runs.
 
+#[cfg(test)]
+pub mod fake;
+#[cfg(target_os = "linux")]
+pub mod observe;
 pub mod process;
 pub mod scoped_run;
 pub mod select;

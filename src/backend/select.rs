@@ -115,7 +115,9 @@ pub fn version_problems(
     #[cfg(target_os = "linux")]
     if choice != Choice::Process {
         if let Ok(version) = super::systemd::running_version(system) {
-            return crate::config::systemd_versions::version_problems(cfg, &version);
+            let mut out = crate::config::systemd_versions::version_problems(cfg, &version);
+            out.extend(crate::config::sockets::systemd_problems(cfg));
+            return out;
         }
     }
     let _ = (choice, system, cfg);

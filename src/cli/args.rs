@@ -88,6 +88,8 @@ pub enum Command {
     Spawn(SpawnArgs),
     /// Check the configuration and report every problem
     Validate(ValidateArgs),
+    /// Rate how exposed each service is (its sandbox: and identity) and what to add next
+    Security(SecurityArgs),
     /// Stop everything and delete this project's state and logs
     Purge,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -315,6 +317,16 @@ pub struct SpawnArgs {
     /// The command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// `security`
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// Only this service (default: every service)
+    pub service: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `validate`

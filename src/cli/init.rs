@@ -36,6 +36,21 @@ services:
       interval: 5s
       retries: 3
     tags: [web]                  # `sysg restart --tag web`, `sysg logs --tag web`
+    # Hardening, enforced by the kernel on both backends (`sysg security` rates it and
+    # says what to add next; docs/security.md, "Hardening a service").
+    sandbox:
+      no_new_privileges: true    # setuid programs grant nothing
+      protect_system: strict     # the whole file system read-only...
+      # read_write_paths: ["/var/lib/web"]   # ...but for what it must write
+      protect_home: read-only    # `true` hides /home entirely (not if this project lives there)
+      # private_tmp: true        # own /tmp (not if this project lives under /tmp)
+      private_devices: true
+      protect_kernel_tunables: true
+      protect_kernel_modules: true
+      protect_control_groups: true
+      restrict_address_families: [AF_UNIX, AF_INET, AF_INET6]
+      system_call_filter: ["@system-service"]   # systemd's groups; `~@group` denies
+      memory_deny_write_execute: true
 
   # A worker that starts once web is healthy.
   worker:
@@ -93,6 +108,31 @@ mod tests {
         assert_eq!(
             cfg.service("web").map(|s| s.tags.clone()),
             Some(vec!["web".into()])
+        );
+        let web = cfg.service("web").unwrap();
+        assert_eq!(
+            web.sandbox.protect_system,
+            crate::sandbox::ProtectSystem::Strict
+        );
+        assert!(web.sandbox.no_new_privileges && web.sandbox.memory_deny_write_execute);
+    }
+
+    /// The commented-out lines of the sandbox are valid too once uncommented.
+    #[test]
+    fn the_commented_sandbox_lines_validate_uncommented() {
+        let text = TEMPLATE
+            .replace(
+                "# read_write_paths: [\"/var/lib/web\"]",
+                "read_write_paths: [\"/var/lib\"]",
+            )
+            .replace("# private_tmp: true", "private_tmp: true");
+        let cfg = crate::config::load_str(&text, std::path::Path::new("/x/systemg.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let web = cfg.service("web").unwrap();
+        assert!(web.sandbox.private_tmp);
+        assert_eq!(
+            web.sandbox.read_write_paths,
+            vec![std::path::PathBuf::from("/var/lib")]
         );
     }
 }

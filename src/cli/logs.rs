@@ -285,7 +285,7 @@ fn journal_refused(line: &str) -> bool {
 /// Show the units' output from the journal (stdout and stderr are not told apart there).
 #[cfg(target_os = "linux")]
 fn journal(g: &Global, project: &str, units: &[String], a: &LogsArgs, limit: Option<usize>) -> i32 {
-    use crate::backend::systemd::journal::{journal_command, Query};
+    use crate::backend::observe::{journal_command, Query};
     let mut cmd = journal_command(&Query {
         system: g.sys,
         project,
@@ -367,7 +367,7 @@ fn journal_json(mut cmd: std::process::Command, project: &str, sys: bool) -> i32
     };
     for line in std::io::BufReader::new(out).lines() {
         let Ok(line) = line else { break };
-        let Some(obj) = crate::backend::systemd::journal::entry_json(project, &line) else {
+        let Some(obj) = crate::backend::observe::entry_json(project, &line) else {
             continue;
         };
         print_line(false, 0, "", &obj.to_string());

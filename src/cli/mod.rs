@@ -18,6 +18,7 @@ mod restart;
 mod run;
 mod run_wait;
 mod schema;
+mod security;
 mod select;
 mod service_cmds;
 mod spawn;
@@ -64,6 +65,7 @@ pub fn main() -> i32 {
         Command::Logs(a) => logs::run(g, a),
         Command::Spawn(a) => spawn::run(g, a),
         Command::Validate(a) => validate::run(g, a),
+        Command::Security(a) => security::run(g, a),
         Command::Purge => purge::run(g),
         Command::Completions(a) => completions::completions(a),
         Command::Complete(a) => complete_names::run(g, a),

@@ -108,8 +108,8 @@ pub(super) struct JournalPipe {
 #[cfg(target_os = "linux")]
 impl JournalPipe {
     fn start(system: bool, project: &str, service: &str) -> Option<JournalPipe> {
-        use crate::backend::systemd::journal::{self, Start};
-        let unit = crate::backend::systemd::naming::unit_name(project, service);
+        use crate::backend::observe::{self as journal, Start};
+        let unit = crate::backend::observe::unit_name(project, service);
         let since = Start::Since(std::time::SystemTime::now());
         let mut child = match journal::unit_entries(system, &unit, &since, true) {
             Ok(c) => c,
@@ -145,7 +145,7 @@ impl JournalPipe {
     /// output stream, or (when that cannot be seen) the manager's end entry; at most
     /// `JOURNAL_END` each for the end entry and for the stream.
     fn finish(mut self, ran: bool) {
-        use crate::backend::systemd::journal::{self, Start};
+        use crate::backend::observe::{self as journal, Start};
         use std::sync::mpsc::RecvTimeoutError;
         use std::time::Instant;
         if ran {
@@ -209,7 +209,7 @@ fn copy_entries(
     out: std::process::ChildStdout,
     events: Option<std::sync::mpsc::Sender<Event>>,
 ) -> Option<String> {
-    use crate::backend::systemd::journal::{self, RunEntry};
+    use crate::backend::observe::{self as journal, RunEntry};
     use std::io::BufRead;
     let mut last = None;
     for line in std::io::BufReader::new(out).lines() {

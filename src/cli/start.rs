@@ -46,6 +46,22 @@ pub(crate) fn check_privileges(g: &Global, cfg: &crate::config::Config) -> Resul
     })
 }
 
+/// Addresses of `sockets:` that another program holds now (a trial bind), with positions.
+/// Only when this project runs nothing: its own supervisor or units would hold them.
+pub(crate) fn sockets_in_use(
+    g: &Global,
+    cfg: &crate::config::Config,
+) -> Vec<crate::config::Diagnostic> {
+    if cfg.services.iter().all(|s| s.sockets.is_empty()) {
+        return Vec::new();
+    }
+    let paths = Roots::for_mode(g.sys).project(&cfg.project);
+    if client::is_live(&paths.socket) || !super::context::orphaned_records(&paths).is_empty() {
+        return Vec::new();
+    }
+    crate::config::sockets::host_problems(cfg, true, "", true)
+}
+
 /// The runtime's form of `--backend`.
 pub(crate) fn backend_choice(g: &Global) -> crate::backend::Choice {
     match g.backend {
@@ -74,6 +90,11 @@ pub fn run(g: &Global, a: &StartArgs) -> i32 {
     }
     if let Err(code) = check_privileges(g, &cfg) {
         return code;
+    }
+    let busy = sockets_in_use(g, &cfg);
+    if !busy.is_empty() {
+        eprintln!("{}", crate::config::ConfigErrors(busy));
+        return EXIT_USAGE;
     }
     // `--service` accepts any configured name (the supervisor explains a cron job); tags
     // expand to long-running services only.

@@ -154,7 +154,7 @@ pub(crate) fn offline_report(ctx: &Ctx) -> StatusReport {
             .paths
             .state_dir
             .starts_with(crate::runtime::paths::Roots::system().state);
-        for (unit, pid) in crate::backend::systemd::running_without_supervisor(system, &ctx.project)
+        for (unit, pid) in crate::backend::observe::running_without_supervisor(system, &ctx.project)
         {
             if !live.iter().any(|(u, _)| *u == unit) {
                 live.push((unit, pid));

@@ -12,6 +12,10 @@ pub fn run(g: &Global, a: &ValidateArgs) -> i32 {
     // So are settings the reachable systemd manager is too old for (config/systemd_versions.rs).
     let loaded = config::load(&path).and_then(|cfg| {
         crate::runtime::privileges::check(&cfg, g.drop_privileges, g.sys)?;
+        let busy = super::start::sockets_in_use(g, &cfg);
+        if !busy.is_empty() {
+            return Err(config::ConfigErrors(busy));
+        }
         let choice = super::start::backend_choice(g);
         let refused = crate::backend::select::version_problems(choice, g.sys, &cfg);
         if refused.is_empty() {

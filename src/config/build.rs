@@ -10,6 +10,7 @@ use super::schema::{
     Size, Webhook, WEBHOOK_EVENTS,
 };
 use super::sections;
+use super::sockets;
 
 /// Longest project or service name: names become file, cgroup and unit names.
 pub const MAX_NAME_LEN: usize = 64;
@@ -84,6 +85,8 @@ struct Draft {
     service: Option<Service>,
     deps: Vec<DepDraft>,
     has_health: bool,
+    /// `sockets:` with positions, for conflicts between services.
+    sockets: Vec<sockets::Placed>,
 }
 
 /// Build the whole config; problems go to `ctx`.
@@ -158,6 +161,11 @@ pub(crate) fn build(ctx: &mut Ctx, root: &Node, default_project: String) -> Opti
         })
         .collect();
     graph::check(ctx, &names, &edges);
+    let placed: Vec<(&str, &[sockets::Placed])> = drafts
+        .iter()
+        .map(|d| (d.name.as_str(), d.sockets.as_slice()))
+        .collect();
+    sockets::check_across(ctx, &placed);
     // A cron job has no lasting state to wait for (it runs now and then), so nothing can
     // depend on one; a job may depend on services (a run is skipped while they are down).
     let jobs: Vec<&str> = drafts
@@ -264,6 +272,7 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         service: None,
         deps: Vec::new(),
         has_health: false,
+        sockets: Vec::new(),
     };
     let Some(mut m) = f.map(ctx) else {
         return draft;
@@ -392,6 +401,17 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .map_or(Some(project_logs), |f| log_policy(ctx, &f, project_logs));
     let tags = m.take("tags").map_or(Some(Vec::new()), |f| f.str_list(ctx));
     let (readiness, reload) = super::service_model::take(ctx, &mut m);
+    let sandbox = m.take("sandbox").map_or(Some(Default::default()), |f| {
+        super::sandbox::sandbox(ctx, &f)
+    });
+    let socks = match m.take("sockets") {
+        Some(f) if is_cron => f.error(
+            ctx,
+            "not allowed on a cron job: sockets belong to a long-running service",
+        ),
+        Some(f) => sockets::sockets(ctx, &f, &name, &mut draft.sockets),
+        None => Some(Vec::new()),
+    };
     m.finish(ctx);
 
     if ctx.diags.len() != before {
@@ -426,6 +446,8 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
             tags: tags?,
             readiness: readiness?,
             reload: reload?,
+            sandbox: sandbox?,
+            sockets: socks?,
         })
     });
     draft

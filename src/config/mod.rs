@@ -8,14 +8,18 @@ pub mod cron;
 pub mod duration;
 pub mod envfile;
 pub mod graph;
+pub mod input_forms;
 pub mod input_schema;
 mod node;
 pub mod privileged;
 mod reader;
+pub mod sandbox;
+pub mod sandbox_schema;
 pub mod schema;
 mod sections;
 pub mod service_model;
 pub mod size;
+pub mod sockets;
 pub mod source;
 pub mod systemd_versions;
 

@@ -44,6 +44,41 @@ pub const NEEDS: &[Need] = &[
         field: &["isolation", "mount"],
     },
     Need {
+        property: "ProtectKernelTunables",
+        since: 232,
+        field: &["sandbox", "protect_kernel_tunables"],
+    },
+    Need {
+        property: "ProtectKernelModules",
+        since: 232,
+        field: &["sandbox", "protect_kernel_modules"],
+    },
+    Need {
+        property: "ProtectControlGroups",
+        since: 232,
+        field: &["sandbox", "protect_control_groups"],
+    },
+    Need {
+        property: "ReadWritePaths",
+        since: 231,
+        field: &["sandbox", "read_write_paths"],
+    },
+    Need {
+        property: "ReadOnlyPaths",
+        since: 231,
+        field: &["sandbox", "read_only_paths"],
+    },
+    Need {
+        property: "InaccessiblePaths",
+        since: 231,
+        field: &["sandbox", "inaccessible_paths"],
+    },
+    Need {
+        property: "MemoryDenyWriteExecute",
+        since: 231,
+        field: &["sandbox", "memory_deny_write_execute"],
+    },
+    Need {
         property: "MemoryMax",
         since: 231,
         field: &["limits", "cgroup", "memory_max"],
@@ -84,7 +119,11 @@ fn needs_of(svc: &Service) -> Vec<&'static Need> {
             "CPUQuotaPeriodUSec" => cpu_quota,
             "MemoryMax" => svc.limits.cgroup.memory_max.is_some(),
             "AmbientCapabilities" => svc.capabilities.is_some(),
-            _ => false,
+            sandbox => {
+                crate::backend::systemd::properties_sandbox::sandbox_properties(&svc.sandbox)
+                    .iter()
+                    .any(|(k, _)| k == sandbox)
+            }
         })
         .collect()
 }
@@ -170,6 +209,37 @@ mod tests {
                     "limits.cgroup.cpu_max".to_string()
                 ),
                 ("PrivateMounts", 239, "isolation.mount".to_string()),
+                (
+                    "ProtectKernelTunables",
+                    232,
+                    "sandbox.protect_kernel_tunables".to_string()
+                ),
+                (
+                    "ProtectKernelModules",
+                    232,
+                    "sandbox.protect_kernel_modules".to_string()
+                ),
+                (
+                    "ProtectControlGroups",
+                    232,
+                    "sandbox.protect_control_groups".to_string()
+                ),
+                (
+                    "ReadWritePaths",
+                    231,
+                    "sandbox.read_write_paths".to_string()
+                ),
+                ("ReadOnlyPaths", 231, "sandbox.read_only_paths".to_string()),
+                (
+                    "InaccessiblePaths",
+                    231,
+                    "sandbox.inaccessible_paths".to_string()
+                ),
+                (
+                    "MemoryDenyWriteExecute",
+                    231,
+                    "sandbox.memory_deny_write_execute".to_string()
+                ),
                 ("MemoryMax", 231, "limits.cgroup.memory_max".to_string()),
                 ("AmbientCapabilities", 229, "capabilities".to_string()),
             ]
@@ -213,5 +283,24 @@ mod tests {
         );
         assert!(version_problems(&cfg, "257.1").is_empty());
         assert!(version_problems(&cfg, "garbage").is_empty());
+    }
+
+    #[test]
+    fn sandbox_fields_newer_than_the_manager_are_refused_at_their_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "version: \"1\"\nservices:\n  web:\n    command: sleep 1\n    sandbox:\n      no_new_privileges: true\n      read_write_paths: [/var/lib/web]\n      protect_kernel_modules: true\n";
+        let cfg = config(&dir, yaml);
+        let got: Vec<(u64, u64, String)> = version_problems(&cfg, "231")
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (8, 7));
+        assert!(
+            got[0].2.starts_with("services.web.sandbox.protect_kernel_modules: needs systemd 232 or later (property ProtectKernelModules)"),
+            "{got:?}"
+        );
+        assert_eq!(version_problems(&cfg, "230").len(), 2);
+        assert!(version_problems(&cfg, "252").is_empty());
     }
 }

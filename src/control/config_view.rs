@@ -9,7 +9,8 @@ use crate::config::schema::{
     Deployment, HealthCheck, Hook, LogPolicy, Probe, RestartPolicy, Run, Service, Size, Webhook,
 };
 
-/// A service's top-level keys in the order of docs/configuration.md, for display.
+/// A service's top-level keys in the order of docs/configuration.md, for display; a test
+/// checks that it has every key the parser reads and the schema declares.
 pub const KEY_ORDER: &[&str] = &[
     "command",
     "exec",
@@ -29,6 +30,12 @@ pub const KEY_ORDER: &[&str] = &[
     "limits",
     "capabilities",
     "isolation",
+    "sandbox",
+    "sockets",
+    "readiness",
+    "start_timeout",
+    "watchdog",
+    "reload",
     "hooks",
     "webhooks",
     "stop_signal",
@@ -231,6 +238,28 @@ fn hook(v: &mut ConfigView, name: &str, h: &Option<Hook>) {
     }
 }
 
+/// `readiness`, `start_timeout`, `watchdog` and `reload` (config/service_model.rs).
+fn readiness(v: &mut ConfigView, svc: &Service) {
+    let r = &svc.readiness;
+    let word = if r.notify { "notify" } else { "exec" };
+    v.put("readiness", json!(word), !r.notify);
+    v.put(
+        "start_timeout",
+        json!(duration(r.start_timeout)),
+        r.start_timeout == crate::config::service_model::DEFAULT_START_TIMEOUT,
+    );
+    v.opt("watchdog", r.watchdog.map(|d| json!(duration(d))));
+    match &svc.reload {
+        Some(crate::config::service_model::Reload::Signal(s)) => {
+            v.put("reload.signal", json!(s.name), false)
+        }
+        Some(crate::config::service_model::Reload::Command(c)) => {
+            v.put("reload.command", json!(c), false)
+        }
+        None => {}
+    }
+}
+
 /// One webhook as written, its secret hidden; `defaults` gets its defaulted keys.
 fn webhook(w: &Webhook, at: &str, defaults: &mut Vec<String>) -> Value {
     let mut m = Map::new();
@@ -348,6 +377,22 @@ pub fn view(svc: &Service, project_logs: &LogPolicy) -> ConfigView {
             v.put(key, json!(true), false);
         }
     }
+    for (key, value, is_default) in crate::sandbox::view::fields(&svc.sandbox) {
+        v.put(&format!("sandbox.{key}"), value, is_default);
+    }
+    for (i, sock) in svc.sockets.iter().enumerate() {
+        v.put(
+            &format!("sockets[{i}].listen"),
+            json!(sock.listen.to_string()),
+            false,
+        );
+        v.put(
+            &format!("sockets[{i}].name"),
+            json!(sock.name),
+            sock.name == svc.name,
+        );
+    }
+    readiness(&mut v, svc);
     let h = &svc.hooks;
     hook(&mut v, "on_start", &h.on_start);
     hook(&mut v, "on_ready", &h.on_ready);
@@ -419,6 +464,38 @@ mod tests {
         assert!(key_rank("health_check.url") < key_rank("webhooks[0].url"));
         assert!(key_rank("stop_timeout") < key_rank("logs.max_size"));
         assert_eq!(key_rank("unknown"), KEY_ORDER.len());
+    }
+
+    /// A service key added to the parser and the schema but not here would be shown last by
+    /// `sysg inspect`: this names it.
+    #[test]
+    fn key_order_is_the_parsers_and_the_schemas() {
+        // The parser lists its keys when it meets one it does not know.
+        let yaml = "version: \"1\"\nservices:\n  web:\n    command: x\n    zzzzzzzzzzzz: 1\n";
+        let path = std::path::Path::new("/srv/shop/systemg.yaml");
+        let errors = match crate::config::load_str(yaml, path) {
+            Ok(_) => panic!("an unknown key was accepted"),
+            Err(e) => e.0,
+        };
+        let known = errors
+            .iter()
+            .find_map(|d| d.message.split_once("(known keys: "))
+            .map(|(_, keys)| keys.trim_end_matches(')').to_string())
+            .expect("the parser names its keys");
+        let mut read: Vec<&str> = known.split(", ").collect();
+        let schema = crate::config::input_schema::schema();
+        let mut written: Vec<&str> = schema["$defs"]["ServiceFile"]["properties"]
+            .as_object()
+            .expect("ServiceFile has properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut order = KEY_ORDER.to_vec();
+        for keys in [&mut read, &mut written, &mut order] {
+            keys.sort_unstable();
+        }
+        assert_eq!(read, order, "the keys the parser reads");
+        assert_eq!(written, order, "the keys of the schema");
     }
 
     #[test]

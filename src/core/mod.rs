@@ -1,13 +1,18 @@
-//! The pure supervisor core: `handle(now, event) -> actions`.
+//! The pure supervisor core: `handle(now, event) -> actions`, and above it
+//! `Supervision::handle(now, wall, input) -> actions` for the whole supervisor.
 //!
 //! It never forks, never talks to D-Bus, never reads the clock: the runtime feeds it events
 //! (with the time they happened) and carries out the actions it returns. Every rule about
 //! ordering, cascades, restarts and backoff lives here, shared by both backends.
 //!
-//! Layout: `unit.rs` (one unit's state), `policy.rs` (restart decision and backoff),
-//! `deps.rs` (order, closures, dependency conditions), `cron.rs` (cron jobs: schedule, overlap,
-//! history), this file (dispatch and the reconcile pass). The state diagram and the decisions
-//! are in `STATES.md`.
+//! Layout: `supervision.rs` (the runtime's one entry: routes events by key between the unit
+//! state machine and the spawn tree, client requests and waits, ad-hoc units; `waits.rs` has
+//! the goals and answers), `unit.rs` (one unit's state), `policy.rs` (restart decision and
+//! backoff), `deps.rs` (order, closures, dependency conditions), `cron.rs` (cron jobs:
+//! schedule, overlap, history), `spawn.rs` (spawn trees), `deploy.rs` (deployments), this file
+//! (the vocabulary, dispatch, starts and adoption), `endings.rs` (exits and the policy after
+//! them), `requests.rs` (client requests to the units), `reconcile.rs` (the reconcile pass),
+//! `views.rs` (what the core reports). The state diagram and the decisions are in `STATES.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +29,7 @@ mod cron;
 mod deploy;
 mod deps;
 mod drain;
+mod endings;
 mod health;
 mod notice;
 mod outside;
@@ -32,12 +38,19 @@ mod probe;
 #[cfg(test)]
 mod random_tests;
 mod readiness;
+mod reconcile;
+mod requests;
 pub mod spawn;
+mod supervision;
+#[cfg(test)]
+mod supervision_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod unit;
+mod views;
+mod waits;
 
 use deps::{Check, Mode};
 use notice::notify;
@@ -54,6 +67,8 @@ pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 pub use probe::{Health, PROBE_GRACE};
 pub use readiness::{NotifyMessage, NotifyView, Watchdog};
+pub use supervision::{Answer, ChildEvent, ClientEvent, ClientId, Input, Supervision};
+pub use waits::Goal;
 
 /// A unit's key: the service name.
 pub type UnitId = String;
@@ -234,6 +249,18 @@ pub enum Action {
     /// Run this timer-driven cron job now through its timer's service; its `Started`/`Exited`
     /// come from the backend, a failure is answered with `StartFailed`.
     Trigger { unit: UnitId },
+    /// Answer a waiting client (`Supervision` only; see `supervision.rs`).
+    Reply { client: ClientId, answer: Answer },
+    /// Carry out the spawn tree's decision about a child (`Supervision` only).
+    Child(spawn::SpawnAction),
+    /// A service's process ended: record it in the exit history that `inspect` shows, with
+    /// how long it ran when known (`Supervision` only).
+    RecordExit {
+        unit: UnitId,
+        pid: u32,
+        status: ExitStatus,
+        ran: Option<f64>,
+    },
 }
 
 /// Kinds of `Action::Report`.
@@ -462,142 +489,6 @@ impl Core {
         }
     }
 
-    /// The earliest time at which a `Tick` has work to do.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.units
-            .iter()
-            .filter_map(Unit::deadline)
-            .chain(self.book.deadline())
-            .chain(self.cron_deadline())
-            .chain(self.drains.deadline())
-            .chain(self.readiness_deadline())
-            .min()
-    }
-
-    /// Every unit, in plan order.
-    pub fn units(&self) -> Vec<UnitView> {
-        self.units
-            .iter()
-            .map(|u| self.view_of(u))
-            .chain(self.job_views())
-            .collect()
-    }
-
-    /// True when none of `units` (all when `None`) is still on its way up
-    /// (`Waiting` on a dependency that may still come up, `Starting`, inside its settle
-    /// window, or running with a health check that has not passed yet).
-    /// Cron jobs never hold this up: a run is not something to wait for.
-    pub fn settled(&self, units: Option<&[UnitId]>) -> bool {
-        let selected = match units {
-            None => self.all(),
-            Some(names) => self.resolve(names),
-        };
-        // A deployment (or the old instance it still drains) is a restart under way.
-        if selected
-            .iter()
-            .any(|&i| self.book.busy(&self.units[i].plan.name))
-        {
-            return false;
-        }
-        // Waiting only survives a reconcile while some dependency is pending (a broken one
-        // makes it Blocked), so Waiting always means "may still come up". A restart by
-        // request is on its way up as well. A unit failing its start-up (`failing_start`)
-        // has settled, badly, whatever its restart is doing; so has one waiting on it.
-        let failing = self.failing_start_closure();
-        !selected.into_iter().any(|i| {
-            let u = &self.units[i];
-            if failing[i] {
-                return false;
-            }
-            u.up_at.is_some()
-                || u.ready.awaiting.is_some()
-                || (u.plan.health.is_some()
-                    && u.state == State::Running { pending_stop: None }
-                    && !u.healthy)
-                || matches!(
-                    u.state,
-                    State::Starting
-                        | State::Waiting
-                        | State::Stopping {
-                            why: StopWhy::Restart | StopWhy::Unhealthy(_),
-                            ..
-                        }
-                )
-        })
-    }
-
-    /// Units failing their start-up (see `Unit::failing_start`) and why, among `units` (all
-    /// when `None`): what a start's verdict reports for them.
-    pub fn failing_starts(&self, units: Option<&[UnitId]>) -> Vec<(UnitId, String)> {
-        let selected = match units {
-            None => self.all(),
-            Some(names) => self.resolve(names),
-        };
-        selected
-            .into_iter()
-            .filter_map(|i| {
-                let u = &self.units[i];
-                let why = u.failing_start.as_ref()?;
-                Some((
-                    u.plan.name.clone(),
-                    format!(
-                        "failed during start-up: {why}; restarting (restart {})",
-                        u.consecutive
-                    ),
-                ))
-            })
-            .collect()
-    }
-
-    /// By index: the unit is failing its start-up, or waits on a dependency that is (so it
-    /// cannot come up before that one does).
-    fn failing_start_closure(&self) -> Vec<bool> {
-        let mut failing: Vec<bool> = self
-            .units
-            .iter()
-            .map(|u| u.failing_start.is_some())
-            .collect();
-        // Dependencies come first in `order`; a cycle member never starts anyway.
-        for &i in &self.order {
-            let u = &self.units[i];
-            if u.state == State::Waiting
-                && u.plan
-                    .depends_on
-                    .iter()
-                    .filter_map(|d| self.find(&d.service))
-                    .any(|d| failing[d])
-            {
-                failing[i] = true;
-            }
-        }
-        failing
-    }
-
-    /// True when no unit has a process (all stopped, completed, failed or blocked).
-    pub fn idle(&self) -> bool {
-        !self.units.iter().any(Unit::is_live)
-            && self.book.idle()
-            && !self.jobs_live()
-            && self.drains.is_empty()
-    }
-
-    /// The view of one unit, if it is known.
-    pub fn unit(&self, name: &str) -> Option<UnitView> {
-        match self.index.get(name) {
-            Some(&i) => Some(self.view_of(&self.units[i])),
-            None => self.job_views().find(|v| v.name == name),
-        }
-    }
-
-    /// A unit's view; `stopping` while its main process ended and the rest is drained.
-    fn view_of(&self, u: &Unit) -> UnitView {
-        let mut view = u.view();
-        if view.state == StateKind::Running && self.drains.contains(&u.instance) {
-            view.state = StateKind::Stopping;
-        }
-        view
-    }
-
     // ----- bookkeeping -----
 
     fn rebuild(&mut self) {
@@ -723,98 +614,6 @@ impl Core {
         }
     }
 
-    fn on_start_failed(&mut self, now: Instant, name: &str, ending: Ending, out: &mut Vec<Action>) {
-        let Some(i) = self.find(name) else { return };
-        match &self.units[i].state {
-            State::Starting => self.after_ending(now, i, ending, true, out),
-            State::Stopping {
-                why,
-                signalled: false,
-                ..
-            } => {
-                let why = why.clone();
-                self.finish_stop(now, i, why, None, out);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_exited(
-        &mut self,
-        now: Instant,
-        name: &str,
-        pid: u32,
-        status: ExitStatus,
-        out: &mut Vec<Action>,
-    ) {
-        self.process_ended(now, name, pid, Ending::Exit(status), out);
-    }
-
-    /// Like an exit, except that to the restart policy it is a failed start, with its reason.
-    fn on_exec_failed(
-        &mut self,
-        now: Instant,
-        name: &str,
-        pid: u32,
-        error: String,
-        out: &mut Vec<Action>,
-    ) {
-        self.process_ended(now, name, pid, Ending::StartFailed(error), out);
-    }
-
-    /// The unit's process `pid` is gone, as `ending` says (an exit, or a start that failed in
-    /// the child).
-    fn process_ended(
-        &mut self,
-        now: Instant,
-        name: &str,
-        pid: u32,
-        ending: Ending,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(i) = self.find(name) else { return };
-        let u = &mut self.units[i];
-        // Only the current process counts: anything else is an old, already handled one.
-        if u.pid != Some(pid) {
-            return;
-        }
-        // A child that could not run the command gives up with 127, as a shell does.
-        let status = match &ending {
-            Ending::Exit(status) => *status,
-            _ => ExitStatus::Code(127),
-        };
-        // Ended before it counted as up: inside its settle window, or it never ran.
-        let early = u.up_at.is_some()
-            || u.ready.awaiting.is_some()
-            || matches!(ending, Ending::StartFailed(_));
-        u.ready.end();
-        u.pid = None;
-        u.healthy = false;
-        u.up_at = None;
-        u.probe.end();
-        u.last_exit = Some(status);
-        if let Ending::Exit(status) = &ending {
-            notify(
-                out,
-                name,
-                NoticeKind::Exit,
-                Some(pid),
-                Some(*status),
-                format!("exited: {status}"),
-            );
-        }
-        match &u.state {
-            State::Running {
-                pending_stop: Some(why),
-            }
-            | State::Stopping { why, .. } => {
-                let why = why.clone();
-                self.finish_stop(now, i, why, Some(status), out);
-            }
-            _ => self.after_ending(now, i, ending, early, out),
-        }
-    }
-
     /// A process found running at start-up becomes the unit's: its uptime counts from
     /// `started` (when known, never later than now), and the report says since when it runs.
     fn on_adopted(
@@ -912,451 +711,6 @@ impl Core {
             }
         }
     }
-
-    /// The process of unit `i` ended (or never started) without being asked to: apply policy.
-    /// What follows an ending of unit `i`; `early` when it ended before counting as up.
-    fn after_ending(
-        &mut self,
-        now: Instant,
-        i: usize,
-        ending: Ending,
-        early: bool,
-        out: &mut Vec<Action>,
-    ) {
-        let u = &mut self.units[i];
-        u.failing_start = None;
-        let name = u.plan.name.clone();
-        if u.running_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= STABLE_RUN)
-        {
-            u.consecutive = 0;
-        }
-        u.running_since = None;
-        if let Ending::Exit(status) = &ending {
-            report(out, &name, ReportKind::Exited, format!("exited: {status}"));
-        }
-        // An unhealthy verdict was announced when it was made; other bad endings here.
-        if !ending.success() && !matches!(ending, Ending::Unhealthy(_)) {
-            let status = match &ending {
-                Ending::Exit(s) => Some(*s),
-                _ => None,
-            };
-            notify(
-                out,
-                &name,
-                NoticeKind::Failure,
-                None,
-                status,
-                ending.describe(),
-            );
-        }
-        let decision = policy::decide(
-            u.plan.restart,
-            u.plan.backoff,
-            u.plan.max_restarts,
-            u.consecutive,
-            &ending,
-        );
-        match decision {
-            Decision::Completed => {
-                u.succeeded = true;
-                u.set(now, State::Completed, None);
-            }
-            Decision::Failed(reason) => {
-                u.succeeded = false;
-                report(out, &name, ReportKind::Failed, reason.clone());
-                u.set(now, State::Failed, Some(reason));
-            }
-            Decision::Restart { delay, nth } => {
-                u.consecutive = nth;
-                u.restarts = u.restarts.saturating_add(1);
-                u.succeeded = ending.success();
-                let what = ending.describe();
-                if early {
-                    u.failing_start = Some(what.clone());
-                }
-                let message = format!("{what}; restarting in {delay:?} (restart {nth})");
-                report(out, &name, ReportKind::Restarting, message.clone());
-                notify(out, &name, NoticeKind::Restart, None, None, message);
-                u.set(
-                    now,
-                    State::Backoff {
-                        at: now.checked_add(delay),
-                    },
-                    Some(what),
-                );
-            }
-        }
-    }
-
-    /// The process of unit `i` is gone after a stop (or never came): land where `why` says.
-    fn finish_stop(
-        &mut self,
-        now: Instant,
-        i: usize,
-        why: StopWhy,
-        status: Option<ExitStatus>,
-        out: &mut Vec<Action>,
-    ) {
-        if let StopWhy::Unhealthy(what) = why {
-            // Stopped because it was unhealthy: a failure, for the restart policy to handle.
-            if let Some(st) = status {
-                let name = &self.units[i].plan.name;
-                report(out, name, ReportKind::Exited, format!("exited: {st}"));
-            }
-            let early = self.take_start_failed(i);
-            self.after_ending(now, i, Ending::Unhealthy(what), early, out);
-            return;
-        }
-        let u = &mut self.units[i];
-        let name = u.plan.name.clone();
-        u.running_since = None;
-        let how = status.map(|s| format!(" ({s})")).unwrap_or_default();
-        let (kind, message) = match why {
-            StopWhy::User => {
-                u.set(now, State::Stopped, None);
-                (ReportKind::Stopped, format!("stopped{how}"))
-            }
-            StopWhy::Cascade(reason) => {
-                let message = format!("stopped{how}: {reason}");
-                u.set(now, State::Blocked, Some(reason));
-                (ReportKind::Stopped, message)
-            }
-            StopWhy::Restart if u.wanted => {
-                u.fresh(now);
-                (
-                    ReportKind::Restarting,
-                    format!("stopped{how}; restarting on request"),
-                )
-            }
-            StopWhy::Restart => {
-                u.set(now, State::Stopped, None);
-                (ReportKind::Stopped, format!("stopped{how}"))
-            }
-            StopWhy::Remove => {
-                self.units.remove(i);
-                self.rebuild();
-                (
-                    ReportKind::Stopped,
-                    format!("stopped{how}; removed from the plan"),
-                )
-            }
-            StopWhy::Unhealthy(_) => return,
-        };
-        report(out, &name, kind, message.clone());
-        let notice = match kind {
-            ReportKind::Restarting => NoticeKind::Restart,
-            _ => NoticeKind::Stop,
-        };
-        notify(out, &name, notice, None, status, message);
-    }
-
-    // ----- requests -----
-
-    fn request(&mut self, now: Instant, request: Request, out: &mut Vec<Action>) {
-        match request {
-            Request::Start(names) => {
-                let (named, explicit) = match names {
-                    None => (self.all(), false),
-                    Some(names) => (self.resolve(&names), true),
-                };
-                for i in deps::with_dependencies(&self.units, &named) {
-                    let explicit = explicit && named.contains(&i);
-                    self.want(now, i, explicit);
-                }
-            }
-            Request::Stop(names) => {
-                let seeds = match names {
-                    None => self.all(),
-                    Some(names) => self.resolve(&names),
-                };
-                for i in deps::with_dependents(&self.units, &seeds) {
-                    self.stop_by_user(now, i, out);
-                }
-            }
-            Request::Restart(names) => {
-                let named = match names {
-                    None => self.all(),
-                    Some(names) => self.resolve(&names),
-                };
-                for &i in &named {
-                    // rolling / blue_green: the new instance starts beside the running one.
-                    if !deploy::begin(&mut self.book, now, &mut self.units[i], None, out) {
-                        self.restart_one(now, i, out);
-                    }
-                }
-                // Like a start, a restart brings up what the unit needs.
-                for i in deps::with_dependencies(&self.units, &named) {
-                    if !named.contains(&i) {
-                        self.want(now, i, false);
-                    }
-                }
-            }
-            Request::Reload(plan) => self.reload(now, plan, out),
-            Request::Add(plan) => self.add(now, plan, out),
-            Request::Forget(names) => self.forget(now, &names, out),
-            Request::ReloadJobs(_) => {}
-        }
-    }
-
-    /// Make unit `i` wanted. `explicit` (named in a start request) also re-runs a completed
-    /// unit and cuts a backoff short; a dependency pulled in implicitly keeps those as they are.
-    fn want(&mut self, now: Instant, i: usize, explicit: bool) {
-        let u = &mut self.units[i];
-        if u.removed {
-            return;
-        }
-        u.wanted = true;
-        match &mut u.state {
-            State::Stopped | State::Failed | State::Blocked => u.fresh(now),
-            State::Completed | State::Backoff { .. } if explicit => u.fresh(now),
-            State::Running { pending_stop } if *pending_stop == Some(StopWhy::User) => {
-                *pending_stop = None;
-                u.reason = None;
-            }
-            State::Stopping { why, .. } if *why == StopWhy::User => {
-                *why = StopWhy::Restart;
-                // A re-run by request must complete again before `Completed` holds.
-                u.succeeded = false;
-            }
-            _ => {}
-        }
-    }
-
-    fn stop_by_user(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) {
-        let u = &mut self.units[i];
-        if u.removed {
-            return;
-        }
-        u.wanted = false;
-        match &mut u.state {
-            State::Running { pending_stop } => {
-                // The signal itself goes out in reconcile, once the dependents have exited.
-                *pending_stop = Some(StopWhy::User);
-                u.reason = Some("stopping after its dependents".to_string());
-            }
-            State::Starting => u.begin_stop(now, StopWhy::User, out),
-            State::Stopping { why, .. } => *why = StopWhy::User,
-            State::Waiting | State::Blocked | State::Backoff { .. } => {
-                report(
-                    out,
-                    &u.plan.name,
-                    ReportKind::Stopped,
-                    "stopped".to_string(),
-                );
-                notify(
-                    out,
-                    &u.plan.name,
-                    NoticeKind::Stop,
-                    None,
-                    None,
-                    "stopped".to_string(),
-                );
-                u.set(now, State::Stopped, None);
-            }
-            State::Stopped | State::Completed | State::Failed => {}
-        }
-    }
-
-    fn restart_one(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) {
-        let u = &mut self.units[i];
-        if u.removed {
-            return;
-        }
-        u.wanted = true;
-        u.consecutive = 0;
-        match &mut u.state {
-            State::Running { .. } => {
-                u.succeeded = false;
-                // No waiting for dependents: they are left running across the restart.
-                u.begin_stop(now, StopWhy::Restart, out);
-            }
-            // A start in flight already brings up a fresh process.
-            State::Starting => {}
-            State::Stopping { why, .. } => {
-                *why = StopWhy::Restart;
-                u.succeeded = false;
-            }
-            _ => u.fresh(now),
-        }
-    }
-
-    fn reload(&mut self, now: Instant, plan: Vec<UnitPlan>, out: &mut Vec<Action>) {
-        let plan = dedup(plan);
-        let new_names: HashSet<&str> = plan.iter().map(|p| p.name.as_str()).collect();
-        for u in &mut self.units {
-            if !u.removed && !new_names.contains(u.plan.name.as_str()) {
-                u.removed = true;
-                u.wanted = false;
-                match &mut u.state {
-                    // Waits for its dependents like any stop (they are stopped by the cascade).
-                    State::Running { pending_stop } => *pending_stop = Some(StopWhy::Remove),
-                    State::Starting => u.begin_stop(now, StopWhy::Remove, out),
-                    State::Stopping { why, .. } => *why = StopWhy::Remove,
-                    _ => {}
-                }
-            }
-        }
-        let mut old: Vec<Option<Unit>> = std::mem::take(&mut self.units)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let old_index: HashMap<String, usize> = old
-            .iter()
-            .enumerate()
-            .filter_map(|(i, u)| u.as_ref().map(|u| (u.plan.name.clone(), i)))
-            .collect();
-        let mut next = Vec::with_capacity(plan.len());
-        for p in plan {
-            let existing = old_index.get(&p.name).and_then(|&i| old[i].take());
-            match existing {
-                Some(mut u) => {
-                    if u.removed {
-                        resurrect(&mut u);
-                    }
-                    if u.plan != p {
-                        change(now, &mut self.book, &mut u, p, out);
-                    }
-                    next.push(u);
-                }
-                None => {
-                    let mut u = Unit::new(p);
-                    u.wanted = true;
-                    u.fresh(now);
-                    next.push(u);
-                }
-            }
-        }
-        for u in old.into_iter().flatten() {
-            if u.is_live() {
-                next.push(u);
-            } else {
-                report(
-                    out,
-                    &u.plan.name,
-                    ReportKind::Stopped,
-                    "removed from the plan".to_string(),
-                );
-            }
-        }
-        self.units = next;
-        self.rebuild();
-    }
-
-    // ----- reconcile -----
-
-    /// Bring every unit in line with its dependencies: start what may start, block what cannot,
-    /// cascade-stop what lost a dependency, and deliver stops whose dependents are gone.
-    fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
-        // Walking in start order settles everything in one pass; the bounded repeat is a
-        // safety net for units behind a cycle, which are walked last.
-        for _ in 0..self.units.len() + 2 {
-            let mut changed = false;
-            for pos in 0..self.order.len() {
-                let i = self.order[pos];
-                changed |= self.step(now, i, out);
-            }
-            if !changed {
-                break;
-            }
-        }
-    }
-
-    /// One reconcile step for unit `i`; true when it changed state.
-    fn step(&mut self, now: Instant, i: usize, out: &mut Vec<Action>) -> bool {
-        let u = &self.units[i];
-        match &u.state {
-            State::Waiting | State::Blocked if u.wanted && !u.removed => {
-                let verdict = self.evaluate(i, Mode::Start);
-                let u = &mut self.units[i];
-                match verdict {
-                    Check::Satisfied => {
-                        u.start(now, out);
-                        true
-                    }
-                    Check::Pending(reason) => {
-                        // A blocked unit keeps saying why it was blocked until it can start.
-                        if u.state == State::Waiting {
-                            u.reason = Some(reason);
-                        }
-                        false
-                    }
-                    Check::Broken(reason) => {
-                        if u.state == State::Blocked && u.reason.as_deref() == Some(&reason) {
-                            return false;
-                        }
-                        report(
-                            out,
-                            &u.plan.name,
-                            ReportKind::DependencyFailed,
-                            reason.clone(),
-                        );
-                        u.set(now, State::Blocked, Some(reason));
-                        true
-                    }
-                }
-            }
-            State::Running { pending_stop: None } | State::Starting => {
-                let Check::Broken(reason) = self.evaluate(i, Mode::Keep) else {
-                    return false;
-                };
-                let u = &mut self.units[i];
-                report(
-                    out,
-                    &u.plan.name,
-                    ReportKind::DependencyFailed,
-                    format!("stopping: {reason}"),
-                );
-                if u.state == State::Starting {
-                    u.begin_stop(now, StopWhy::Cascade(reason), out);
-                } else {
-                    u.state = State::Running {
-                        pending_stop: Some(StopWhy::Cascade(reason.clone())),
-                    };
-                    u.reason = Some(reason);
-                }
-                true
-            }
-            State::Running {
-                pending_stop: Some(why),
-            } => {
-                let why = why.clone();
-                // Dependents go first; inside a cycle (only reachable through adoption) that
-                // order does not exist and waiting would deadlock, so cycle members go at once.
-                let waiting = !self.units[i].in_cycle
-                    && deps::dependents_of(&self.units, i)
-                        .into_iter()
-                        .any(|j| self.units[j].is_live());
-                if waiting {
-                    return false;
-                }
-                self.units[i].begin_stop(now, why, out);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Combined verdict over all dependencies of unit `i`: any broken one wins, then any
-    /// pending one.
-    fn evaluate(&self, i: usize, mode: Mode) -> Check {
-        let u = &self.units[i];
-        if u.in_cycle {
-            return Check::Broken("dependency cycle".to_string());
-        }
-        let mut pending = None;
-        for d in &u.plan.depends_on {
-            let dep = self.find(&d.service).map(|j| &self.units[j]);
-            match deps::check(dep, &d.service, d.condition, mode) {
-                Check::Broken(reason) => return Check::Broken(reason),
-                Check::Pending(reason) => {
-                    pending.get_or_insert(reason);
-                }
-                Check::Satisfied => {}
-            }
-        }
-        pending.map_or(Check::Satisfied, Check::Pending)
-    }
 }
 
 /// Keep the first unit of each name: names are keys, and the runtime validated the plan.
@@ -1365,55 +719,4 @@ fn dedup(plan: Vec<UnitPlan>) -> Vec<UnitPlan> {
     plan.into_iter()
         .filter(|p| seen.insert(p.name.clone()))
         .collect()
-}
-
-/// A unit removed by an earlier reload is back in the plan before its process was gone.
-fn resurrect(u: &mut Unit) {
-    u.removed = false;
-    u.wanted = true;
-    match &mut u.state {
-        State::Running { pending_stop } if *pending_stop == Some(StopWhy::Remove) => {
-            *pending_stop = None;
-            u.reason = None;
-        }
-        State::Stopping { why, .. } if *why == StopWhy::Remove => {
-            *why = StopWhy::Restart;
-            u.succeeded = false;
-        }
-        _ => {}
-    }
-}
-
-/// Swap in a changed plan; a wanted unit is restarted so the new spec takes effect (side by
-/// side when its deployment strategy says so).
-fn change(
-    now: Instant,
-    book: &mut deploy::Book,
-    u: &mut Unit,
-    plan: UnitPlan,
-    out: &mut Vec<Action>,
-) {
-    if u.wanted && deploy::begin(book, now, u, Some(plan.clone()), out) {
-        // The running process keeps its plan until the new one is promoted beside it.
-        return;
-    }
-    if u.wanted {
-        u.consecutive = 0;
-        match &u.state {
-            // Stop before swapping the plan: the old process gets the old spec's stop signal.
-            State::Running { pending_stop: None } | State::Starting => {
-                u.succeeded = false;
-                u.begin_stop(now, StopWhy::Restart, out);
-            }
-            // Already going down; the way back up (restart or recovery) uses the new plan.
-            State::Running { .. } | State::Stopping { .. } => {}
-            State::Backoff { .. } | State::Failed | State::Completed => u.fresh(now),
-            State::Waiting | State::Blocked | State::Stopped => {}
-        }
-    }
-    let health_changed = u.plan.health != plan.health;
-    u.plan = plan;
-    if health_changed {
-        health::replanned(now, u);
-    }
 }

@@ -249,6 +249,9 @@ impl World {
                 Action::ArmTimer { .. } | Action::DisarmTimer { .. } | Action::Trigger { .. } => {
                     panic!("{ctx}: timer action without cron jobs: {a:?}")
                 }
+                Action::Reply { .. } | Action::Child(_) | Action::RecordExit { .. } => {
+                    panic!("{ctx}: the unit state machine answered for Supervision: {a:?}")
+                }
             }
         }
         self.check(&ctx);

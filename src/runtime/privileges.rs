@@ -131,7 +131,14 @@ pub fn check(cfg: &Config, drop_privileges: bool, system: bool) -> Result<(), Co
     } else {
         current_caller()
     };
-    let problems = privileged_problems(cfg, &caller);
+    let mut problems = privileged_problems(cfg, &caller);
+    // Ports the supervisor (which binds `sockets:` itself) may not bind.
+    problems.extend(crate::config::sockets::host_problems(
+        cfg,
+        caller.root,
+        &caller.describe,
+        false,
+    ));
     if problems.is_empty() {
         Ok(())
     } else {

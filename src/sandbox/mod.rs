@@ -5,6 +5,10 @@
 //! This module sits below `config` so that the parser, the backends and the exposure report
 //! share one vocabulary; it holds data only, no I/O.
 
+pub mod address_families;
+pub mod exposure;
+pub mod view;
+
 use std::path::PathBuf;
 
 use serde::Serialize;

@@ -14,6 +14,7 @@ mod output;
 mod privs;
 mod procfs;
 mod reaper;
+pub mod sockets;
 pub(crate) mod spawn;
 mod tree;
 mod verify;
@@ -162,6 +163,8 @@ pub struct ProcessBackend {
     scopes: Option<(Box<dyn ScopeHost>, PathBuf)>,
     /// The `sd_notify` socket of `readiness: notify` units (notify.rs).
     notify: Option<notify::NotifySocket>,
+    /// The services' listening sockets (`sockets:`), held across their instances.
+    sockets: sockets::Held,
 }
 
 impl ProcessBackend {
@@ -228,6 +231,7 @@ impl ProcessBackend {
             project: options.project,
             scopes: None,
             notify,
+            sockets: sockets::Held::default(),
         })
     }
 
@@ -491,6 +495,26 @@ impl Backend for ProcessBackend {
             }
         }
 
+        // Bound by the supervisor, as itself, at the service's first start only.
+        let running = |svc: &str| units.map.keys().any(|k| crate::spec::service_of(k) == svc);
+        let listen = match self.sockets.for_start(
+            crate::spec::service_of(&spec.name),
+            &spec.sockets,
+            &running,
+        ) {
+            Ok(l) => l,
+            Err(message) => {
+                let _ = fs::remove_file(&out_path);
+                let _ = fs::remove_file(&err_path);
+                if let Some(c) = &cg {
+                    cgroup::remove(&c.dir);
+                }
+                return Err(BackendError::Start {
+                    unit: spec.name.clone(),
+                    message,
+                });
+            }
+        };
         let spawned = {
             let mut registry = reaper::main_pids();
             let register = self
@@ -507,6 +531,7 @@ impl Backend for ProcessBackend {
                 register
                     .as_ref()
                     .map(|f| f as &dyn Fn(u32) -> Result<(), BackendError>),
+                listen,
             );
             if let Ok(s) = &r {
                 reaper::register_main(&mut registry, s.pid);
@@ -721,6 +746,9 @@ impl Backend for ProcessBackend {
                 ),
             }
         }
+        // The instance holds the service's sockets: the next instance gets the same ones.
+        self.sockets
+            .grab_from(crate::spec::service_of(&record.unit), pid);
         Ok(Some(pid))
     }
 
@@ -732,6 +760,7 @@ impl Backend for ProcessBackend {
         for g in std::mem::take(&mut self.groups) {
             cgroup::remove_empty_tree(&g);
         }
+        self.sockets.release_all();
     }
 
     fn records(&self) -> Vec<AdoptRecord> {

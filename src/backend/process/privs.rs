@@ -69,10 +69,11 @@ pub enum Step {
     Stdio,
     Chdir,
     Exec,
+    Sockets,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 24] = [
         Step::Setsid,
         Step::SignalMask,
         Step::Unshare,
@@ -96,6 +97,7 @@ impl Step {
         Step::Stdio,
         Step::Chdir,
         Step::Exec,
+        Step::Sockets,
     ];
 
     /// The step with this wire byte.
@@ -129,6 +131,7 @@ impl Step {
             Step::Stdio => ("(stdio)", "connecting stdin, stdout and stderr"),
             Step::Chdir => ("working_dir", "changing into the working directory"),
             Step::Exec => ("(exec)", "exec"),
+            Step::Sockets => ("sockets", "passing the listening sockets"),
         }
     }
 }

@@ -16,6 +16,7 @@ use nix::sys::stat::Mode;
 
 use super::cgroup::UnitCgroup;
 use super::privs::{self, ChildSetup, Report, Step, StepError};
+use super::sockets::{ListenFds, PROTOCOL_VARS};
 use super::tree::MARKER_VAR;
 use crate::argv::{self, search_path};
 use crate::backend::BackendError;
@@ -172,9 +173,14 @@ fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
 }
 
 impl Exec {
-    fn prepare(spec: &UnitSpec, marker: &str) -> Result<Exec, String> {
+    fn prepare(spec: &UnitSpec, marker: &str, listen: Option<&ListenFds>) -> Result<Exec, String> {
         let mut envp = Vec::with_capacity(spec.env.len() + 32);
-        let own = |k: &OsStr| k == MARKER_VAR || spec.env.iter().any(|(n, _)| OsStr::new(n) == k);
+        // sd_listen_fds' variables are only ever the ones made for this child (see sockets.rs).
+        let own = |k: &OsStr| {
+            k == MARKER_VAR
+                || PROTOCOL_VARS.iter().any(|v| OsStr::new(v) == k)
+                || spec.env.iter().any(|(n, _)| OsStr::new(n) == k)
+        };
         for (k, v) in std::env::vars_os() {
             if !own(&k) {
                 let mut kv = k.into_vec();
@@ -186,7 +192,10 @@ impl Exec {
         // Later entries win, as they would in a map.
         for (i, (k, v)) in spec.env.iter().enumerate() {
             // The marker is the backend's alone (a spawned child inherits its parent's).
-            if k == MARKER_VAR || spec.env[i + 1..].iter().any(|(n, _)| n == k) {
+            if k == MARKER_VAR
+                || PROTOCOL_VARS.contains(&k.as_str())
+                || spec.env[i + 1..].iter().any(|(n, _)| n == k)
+            {
                 continue;
             }
             envp.push(cstring(
@@ -195,6 +204,9 @@ impl Exec {
             )?);
         }
         envp.push(cstring("the marker", format!("{MARKER_VAR}={marker}"))?);
+        for (k, v) in listen.map(|l| l.env.as_slice()).unwrap_or_default() {
+            envp.push(cstring("sockets", format!("{k}={v}"))?);
+        }
 
         // A plain shell command runs without the shell when its program is found (the rule
         // shared with the systemd backend); otherwise the shell runs it (and says "not found"
@@ -273,6 +285,8 @@ struct ChildPlan<'a> {
     /// The ends of the pipe the child waits on before anything else (read, write): the parent
     /// writes a byte once a service manager has moved the child into its scope.
     gate: Option<(RawFd, RawFd)>,
+    /// `sockets:` to install just before the exec, and the `LISTEN_PID=` entry of `envp`.
+    listen: Option<(&'a ListenFds, *mut libc::c_char)>,
 }
 
 /// The child's side, between fork and exec: stdio, working directory, signals, session and
@@ -323,6 +337,9 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             }
         }
         plan.setup.apply_rest()?;
+        if let Some((fds, entry)) = plan.listen {
+            fds.install(entry).map_err(|e| (Step::Sockets, e))?;
+        }
         libc::execve(plan.path.as_ptr(), plan.argv, plan.envp);
         Err((Step::Exec, io::Error::last_os_error()))
     };
@@ -422,6 +439,8 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// created in its cgroup. A failed `scope` kills the child and fails the start. Without a
 /// cgroup, into an old cgroup, or without clone3 (old kernels, seccomp) the child is waited for until its exec, as is one
 /// that forks again (`isolation.pid`: its report carries the grandchild's pid).
+// One parameter per thing the child is given; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     spec: &UnitSpec,
     stdout: File,
@@ -430,6 +449,7 @@ pub fn spawn(
     marker: &str,
     setup: ChildSetup,
     scope: Option<&dyn Fn(u32) -> Result<(), BackendError>>,
+    mut listen: Option<ListenFds>,
 ) -> Result<Spawned, BackendError> {
     if let Some(cwd) = &spec.cwd {
         match fs::metadata(cwd) {
@@ -448,7 +468,7 @@ pub fn spawn(
             }
         }
     }
-    let exec = Exec::prepare(spec, marker).map_err(|m| start_err(spec, m))?;
+    let exec = Exec::prepare(spec, marker, listen.as_ref()).map_err(|m| start_err(spec, m))?;
     let cwd = match &spec.cwd {
         Some(d) => Some(
             cstring("the working directory", d.as_os_str().as_bytes())
@@ -472,6 +492,22 @@ pub fn spawn(
     // here; both ends close on exec.
     let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| start_err(spec, format!("creating the set-up pipe: {e}")))?;
+    // It must outlive the child's filling of fds 3..3+n with its sockets.
+    let report_w = match &listen {
+        Some(l) => {
+            let moved = fcntl(&report_w, FcntlArg::F_DUPFD_CLOEXEC(3 + l.count() as RawFd))
+                .map(|n| {
+                    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+                    unsafe { OwnedFd::from_raw_fd(n) }
+                })
+                .map_err(|e| start_err(spec, format!("moving the set-up pipe: {e}")))?;
+            // The original must close now: a write end left open here would keep the read
+            // below from ever seeing the end of the child's report.
+            drop(report_w);
+            moved
+        }
+        None => report_w,
+    };
     let forks = setup.forks_again();
     let gate = match scope {
         Some(_) => Some(
@@ -481,7 +517,12 @@ pub fn spawn(
         None => None,
     };
     let argv = pointers(&exec.argv);
-    let envp = pointers(&exec.envp);
+    let mut envp = pointers(&exec.envp);
+    let listen_entry = listen.as_mut().map(|l| l.pid_entry());
+    if let Some(entry) = listen_entry {
+        // Before the final NULL; its digits are the child's to write.
+        envp.insert(envp.len() - 1, entry.cast_const());
+    }
     let mut plan = ChildPlan {
         stdio: stdio.each_ref().map(|f| f.as_raw_fd()),
         cwd: cwd.as_deref(),
@@ -492,6 +533,7 @@ pub fn spawn(
         report: report_w.as_raw_fd(),
         setup: &setup,
         gate: gate.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
+        listen: listen.as_ref().zip(listen_entry),
     };
     // A child that forks again must come from libc's fork (see `fork_child`).
     let cloned = if forks || NO_CLONE3.load(Ordering::Relaxed) {

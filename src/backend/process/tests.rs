@@ -1097,3 +1097,32 @@ fn without_clone3_the_child_is_forked_and_waited_for() {
     // The child that gave up was reaped, not left a zombie.
     assert!(h.backend.records().is_empty());
 }
+
+#[test]
+fn sockets_reach_the_child_as_sd_listen_fds_on_the_fork_path_too() {
+    let _fallback = super::spawn::tests_support::ForceFork::new();
+    let mut h = harness(true);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut s = h.sh(
+        "sk",
+        "echo \"$LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES\"; exec sleep 1000",
+    );
+    s.sockets = vec![crate::config::sockets::ListenSocket {
+        listen: crate::config::sockets::ListenAddr::Tcp(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+        ),
+        name: "web".into(),
+    }];
+    let pid = h.backend.start(&s).unwrap();
+    let lines = h.lines_until("sk", 1);
+    assert_eq!(lines[0].1, format!("1 {pid} {pid} web"), "{lines:?}");
+    let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap();
+    assert!(fd3.to_string_lossy().starts_with("socket:["), "{fd3:?}");
+    // The supervisor listens: a connection is queued even before the child accepts.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    h.backend.signal("sk", libc::SIGTERM).unwrap();
+    assert_eq!(h.exited("sk"), (pid, ExitStatus::Signal(libc::SIGTERM)));
+}

@@ -161,6 +161,7 @@ pub fn entry_json(project: &str, line: &str) -> Option<serde_json::Value> {
 
 /// `journalctl`'s arguments for the last `lines` entries of `services`' units in a window
 /// (microseconds since the epoch), as JSON: what the supervisor serves (`Request::Logs`).
+/// The same `Query` as `sysg logs` run directly, so every deployment instance is read.
 /// Every value is built here from typed input; nothing of the caller's reaches journalctl as
 /// an option.
 pub fn served_args(
@@ -171,24 +172,16 @@ pub fn served_args(
     until_us: Option<i64>,
     lines: usize,
 ) -> Vec<String> {
-    let stamp = |us: i64| {
-        chrono::DateTime::from_timestamp_micros(us)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string())
-    };
-    let mut args = vec![if system { "--system" } else { "--user" }.to_string()];
-    for s in services {
-        args.push("--unit".into());
-        args.push(naming::unit_name(project, s));
-    }
-    args.extend(["--output", "json", "--no-pager", "--lines"].map(String::from));
-    args.push(lines.to_string());
-    if let Some(t) = since_us.and_then(stamp) {
-        args.extend(["--since".to_string(), t]);
-    }
-    if let Some(t) = until_us.and_then(stamp) {
-        args.extend(["--until".to_string(), t]);
-    }
-    args
+    journal_args(&Query {
+        system,
+        project,
+        services,
+        since: since_us.and_then(DateTime::from_timestamp_micros),
+        until: until_us.and_then(DateTime::from_timestamp_micros),
+        lines: Some(lines),
+        follow: false,
+        json: true,
+    })
 }
 
 /// Run `journalctl` with `args` (from `served_args`) and collect at most `max` entries.
@@ -479,13 +472,15 @@ mod tests {
                 "--system",
                 "--unit",
                 "sysg-shop-web.service",
+                "--unit",
+                "sysg-shop-web?x7e*.service",
                 "--output",
                 "json",
                 "--no-pager",
-                "--lines",
-                "20",
                 "--since",
-                "1970-01-01 00:00:00.000000 UTC"
+                "1970-01-01 00:00:00.000000 UTC",
+                "--lines",
+                "20"
             ]
         );
         let e = entry_json(
@@ -497,6 +492,39 @@ mod tests {
             (e["service"].as_str(), e["line"].as_str()),
             (Some("web"), Some("hi"))
         );
+    }
+
+    /// A group member's `sysg --sys logs -s api` (served by the supervisor) reads a promoted
+    /// deployment instance's unit (`api~1`) as well as `api`'s, with the same window as
+    /// `sysg logs` run by root.
+    #[test]
+    fn served_args_read_every_deployment_instance() {
+        let services = ["api".to_string(), "api/worker".to_string()];
+        let served = served_args(false, "shop", &services, None, Some(1_500_000), 7);
+        let instances = "sysg-shop-api?x7e*.service".to_string();
+        let at = served.iter().position(|a| *a == instances);
+        assert!(
+            at.is_some_and(|i| served[i - 1] == "--unit"),
+            "no instance glob in {served:?}"
+        );
+        // A spawned child is never deployed: no glob of its own.
+        assert_eq!(served.iter().filter(|a| a.contains('*')).count(), 1);
+        let direct = journal_args(&Query {
+            system: false,
+            project: "shop",
+            services: &services,
+            until: Some(utc("1970-01-01T00:00:01.5Z")),
+            lines: Some(7),
+            json: true,
+            ..Query::default()
+        });
+        assert_eq!(served, direct);
+        let e = entry_json(
+            "shop",
+            r#"{"_SYSTEMD_UNIT":"sysg-shop-api\\x7e1.service","MESSAGE":"up"}"#,
+        )
+        .unwrap();
+        assert_eq!(e["service"].as_str(), Some("api"));
     }
 
     #[test]

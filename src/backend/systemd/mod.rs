@@ -15,9 +15,11 @@ pub mod journal;
 pub mod naming;
 mod outside;
 pub mod properties;
+pub mod properties_sandbox;
 pub mod proxies;
 mod readiness;
 pub mod scope;
+pub mod sockets;
 pub mod supervisor_scope;
 pub mod watch;
 
@@ -668,7 +670,15 @@ impl Backend for SystemdBackend {
                 message: format!("the systemd backend lost its signal connection: {why}"),
             });
         }
-        self.ensure_free(service, &name, &path)?;
+        // With `sockets:`, the socket unit keeps the service unit loaded between instances.
+        let via_socket = match spec.sockets.is_empty() {
+            true => None,
+            false => Some(self.socket_plan(spec)?),
+        };
+        match &via_socket {
+            Some(plan) if plan.reuse => self.await_stopped(service, &name)?,
+            _ => self.ensure_free(service, &name, &path)?,
+        }
         // systemd reads it at every start of the unit (`systemctl restart` too): it stays
         // until the unit is unloaded. Written once the earlier instance is gone, whose removal
         // takes its file with it.
@@ -685,11 +695,15 @@ impl Backend for SystemdBackend {
         self.shared.lock().tracks.insert(path.clone(), track);
         let args: Vec<(&str, Value<'_>)> =
             props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let job = match self
-            .manager()?
-            .start_transient_unit(&name, "fail", &args, &[])
-        {
-            Ok(j) => j.as_str().to_string(),
+        let manager = self.manager()?;
+        let started = match &via_socket {
+            None => manager
+                .start_transient_unit(&name, "fail", &args, &[])
+                .map(|j| j.as_str().to_string()),
+            Some(plan) => Self::start_via_socket(&manager, plan, &name, &args),
+        };
+        let job = match started {
+            Ok(j) => j,
             Err(e) => {
                 self.shared.lock().tracks.remove(&path);
                 // No unit was made: nothing will read the file.
@@ -700,6 +714,11 @@ impl Backend for SystemdBackend {
 
         let notify = spec.readiness.notify;
         let result = self.wait_job(service, &name, &path, &job, START_TIMEOUT, notify)?;
+        if let Some(plan) = &via_socket {
+            if result == "done" || result == readiness::RUNNING {
+                self.check_socket(service, plan)?;
+            }
+        }
         let st = self.shared.lock();
         if result != "done" && result != readiness::RUNNING {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
@@ -936,6 +955,7 @@ impl Backend for SystemdBackend {
                 }
                 Err(e) => tracing::debug!("listing {pattern}: {e}"),
             }
+            sockets::release(&m, &self.project);
             self.release_root_slice(&m);
             // Timers of the project's cron jobs, including any a crashed supervisor left.
             let pattern = naming::project_timer_pattern(&self.project);

@@ -9,8 +9,9 @@
 //! - `Restart=`: restart policy, backoff and `max_restarts` belong to the core, which must see
 //!   every exit to drive dependencies, health gating and webhooks the same way on both backends.
 //!   A unit that systemd restarted by itself would change its MainPID behind the core's back.
-//! - `PrivateTmp=`: the process backend's mount isolation gives a private mount table but keeps
-//!   the host's /tmp; sending `PrivateTmp` would make the backends behave differently.
+//! - `PrivateTmp=` for `isolation.mount`: the process backend's mount isolation gives a private
+//!   mount table but keeps the host's /tmp; only `sandbox.private_tmp` sends it
+//!   (`properties_sandbox.rs`, which both backends implement).
 //! - any `false` boolean: old systemd versions mishandle some explicit `false` values, and false
 //!   is the default anyway.
 
@@ -146,7 +147,7 @@ pub fn config_field(property: &str) -> Option<&'static str> {
         }
         "Environment" => "env",
         "WorkingDirectory" => "working_dir",
-        _ => return None,
+        other => return super::properties_sandbox::config_field(other),
     })
 }
 
@@ -287,6 +288,7 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
         // naming this property.
         push(&mut p, "PrivatePIDs", Value::Bool(true));
     }
+    p.extend(super::properties_sandbox::sandbox_properties(&spec.sandbox));
 
     // The core sends the stop signal itself and escalates to SIGKILL after stop_timeout; these
     // make an outside `systemctl stop` behave the same way.

@@ -19,7 +19,13 @@ impl Supervisor {
         }
         // The project's own units only: its services and cron jobs (as configured, or as the
         // core runs them: ad-hoc units), and children spawned by one of them (`web/worker`).
-        let known: Vec<String> = self.core.units().into_iter().map(|u| u.name).collect();
+        let known: Vec<String> = self
+            .engine
+            .core()
+            .units()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
         let is_ours = |name: &str| {
             let owner = name.split_once('/').map_or(name, |(parent, _)| parent);
             known.iter().any(|k| k == owner) || self.config.service(owner).is_some()
@@ -36,7 +42,13 @@ impl Supervisor {
         }
         let services: Vec<String> = match req.services {
             Some(v) => v,
-            None => self.core.units().into_iter().map(|u| u.name).collect(),
+            None => self
+                .engine
+                .core()
+                .units()
+                .into_iter()
+                .map(|u| u.name)
+                .collect(),
         };
         let wanted = req.lines.unwrap_or(MAX_SERVED_LINES);
         let lines = wanted.min(MAX_SERVED_LINES);

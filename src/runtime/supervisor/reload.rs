@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
-use super::{Goal, Msg, Supervisor, Waiter};
+use super::{Msg, Supervisor};
 use crate::config::{self, Config};
 use crate::control::protocol::{ReloadChanges, Response};
-use crate::core::{Event, Request};
+use crate::core::{ClientEvent, ClientId};
 use crate::runtime::paths::Roots;
 use crate::runtime::plan::jobs;
 use crate::runtime::{privileges, RuntimeError};
@@ -67,31 +67,23 @@ impl Supervisor {
     /// A worker finished: apply its config, or report why not.
     pub(super) fn reloaded(&mut self, loaded: Loaded) {
         let Loaded { seq, result, reply } = loaded;
-        let outcome = if self.shutting_down {
+        let outcome = if self.engine.shutting_down() {
             Err(RuntimeError::Other("the supervisor is stopping".into()))
         } else if seq < self.reloads_applied {
             Err(RuntimeError::Other(
                 "a later reload was applied first; this one was dropped".into(),
             ))
         } else {
-            result.map(|new| {
+            result
+        };
+        match (outcome, reply) {
+            (Ok(new), reply) => {
                 self.reloads_applied = seq;
                 let c = changes(&self.config, &new);
                 tracing::info!("reload: {}", c.summary());
-                self.apply(new);
-                c
-            })
-        };
-        match (outcome, reply) {
-            (Ok(c), Some(reply)) => self.waiters.push(Waiter {
-                goal: Goal::Deployed {
-                    units: None,
-                    since: self.core.deploy_seq(),
-                    changes: serde_json::to_value(c).ok(),
-                },
-                reply,
-            }),
-            (Ok(_), None) => {}
+                let client = reply.map(|r| self.park(r));
+                self.apply(new, client, serde_json::to_value(c).ok());
+            }
             (Err(e), Some(reply)) => {
                 let _ = reply.send(Response::err(e.to_string(), Default::default()));
             }
@@ -99,19 +91,20 @@ impl Supervisor {
         }
     }
 
-    fn apply(&mut self, new: Config) {
+    /// Hand the new plan to the core (which keeps the ad-hoc units and answers `client` once
+    /// everything settled) and take the new config.
+    fn apply(&mut self, new: Config, client: Option<ClientId>, changes: Option<serde_json::Value>) {
         tracing::info!("applying configuration {}", new.path.display());
         self.sd_notify.reloading();
-        let (mut next, deployments) =
+        let (units, deployments) =
             super::super::deploy::full_plan(&new, &self.paths.state_dir, &self.service_socket);
-        next.extend(self.adhoc.values().cloned());
-        self.core.set_deployments(deployments);
-        self.queue.push_back(Event::Request(Request::Reload(next)));
-        self.queue
-            .push_back(Event::Request(Request::ReloadJobs(jobs(
-                &new,
-                self.backend.supports_timers(),
-            ))));
+        self.client(ClientEvent::Reload {
+            client,
+            units,
+            jobs: jobs(&new, self.backend.supports_timers()),
+            deployments,
+            changes,
+        });
         self.config = new;
         self.configure_spawning();
         let cfg = &self.config;

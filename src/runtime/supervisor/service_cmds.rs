@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{Msg, Supervisor};
 use crate::config::service_model::Reload;
 use crate::control::protocol::Response;
-use crate::core::Event;
+use crate::core::{Event, Input};
 
 /// Longest a reload command may run when the service has no notify `start_timeout`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
@@ -47,7 +47,7 @@ impl Supervisor {
         services: &Option<Vec<String>>,
         keep: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, u32)>, String> {
-        if let Some(msg) = self.unknown_services(services) {
+        if let Some(msg) = self.engine.unknown_services(services) {
             return Err(msg);
         }
         let names: Vec<String> = match services {
@@ -62,7 +62,7 @@ impl Supervisor {
         };
         let mut out = Vec::new();
         for name in names {
-            match self.core.unit(&name).and_then(|u| u.pid) {
+            match self.engine.core().unit(&name).and_then(|u| u.pid) {
                 Some(pid) => out.push((name, pid)),
                 None if services.is_some() => return Err(format!("`{name}` is not running")),
                 None => {}
@@ -92,7 +92,11 @@ impl Supervisor {
             let result = if main {
                 crate::os::signal::send_signal(target, signal).map_err(|e| e.to_string())
             } else {
-                let key = self.core.instance(&name).unwrap_or_else(|| name.clone());
+                let key = self
+                    .engine
+                    .core()
+                    .instance(&name)
+                    .unwrap_or_else(|| name.clone());
                 self.backend.signal(&key, signal).map_err(|e| e.to_string())
             };
             if let Err(e) = result {
@@ -114,7 +118,10 @@ impl Supervisor {
 
     /// The main process of `name`: `MAINPID=` when a notify service named one.
     fn main_pid(&self, name: &str) -> Option<u32> {
-        self.core.notify_view(name).and_then(|v| v.main_pid)
+        self.engine
+            .core()
+            .notify_view(name)
+            .and_then(|v| v.main_pid)
     }
 
     /// `sysg reload`: run each service's `reload:`.
@@ -127,7 +134,7 @@ impl Supervisor {
         if let Some(list) = &services {
             if let Some(n) = list
                 .iter()
-                .find(|n| self.core.unit(n).is_some() && !has_reload(n))
+                .find(|n| self.engine.core().unit(n).is_some() && !has_reload(n))
             {
                 let msg = format!(
                     "`{n}` has no `reload:` field: set `reload: {{signal: SIGHUP}}` or \
@@ -165,7 +172,7 @@ impl Supervisor {
             match svc.reload.clone() {
                 Some(Reload::Signal(sig)) => {
                     let target = self.main_pid(&name).unwrap_or(pid);
-                    let before = self.core.reload_outcome(&name).map_or(0, |o| o.0);
+                    let before = self.engine.core().reload_outcome(&name).map_or(0, |o| o.0);
                     if let Err(e) = crate::os::signal::send_signal(target, sig.number) {
                         wait.errors.push(format!("`{name}`: {}: {e}", sig.name));
                         continue;
@@ -175,7 +182,8 @@ impl Supervisor {
                         .push(json!({"name": name, "pid": target, "action": sig.name}));
                     if svc.readiness.notify {
                         wait.notify.push((name.clone(), before));
-                        self.queue.push_back(Event::ReloadSent { unit: name });
+                        self.queue
+                            .push_back(Input::Unit(Event::ReloadSent { unit: name }));
                     }
                 }
                 Some(Reload::Command(cmd)) => {
@@ -229,7 +237,7 @@ impl Supervisor {
         for mut w in waits {
             let mut pending = false;
             for (name, before) in &w.notify {
-                match self.core.reload_outcome(name) {
+                match self.engine.core().reload_outcome(name) {
                     Some((n, _)) if n <= *before => pending = true,
                     Some((_, Some(err))) => w.errors.push(format!("`{name}`: {err}")),
                     _ => {}

@@ -14,6 +14,7 @@ use crate::config::schema::Size;
 use crate::control::access::Peer;
 use crate::control::protocol::{ChildStatus, Response, SpawnRequest};
 use crate::core::spawn::{split_key, ChildState, Owner, SpawnAction, SpawnLimits, StopHow};
+use crate::core::{ChildEvent, Input};
 use crate::runtime::state::SpawnedMemo;
 use crate::spec::{SpawnGroup, UnitSpec};
 
@@ -87,14 +88,15 @@ impl Supervisor {
     /// Give the core each service's spawn limits (at start and after a reload).
     pub(super) fn configure_spawning(&mut self) {
         for s in &self.config.services {
-            self.spawn
+            self.engine
+                .spawn_mut()
                 .configure(&s.name, SpawnLimits::of(s.spawn.as_ref()));
         }
         // Services removed from the config: their trees take no new children.
-        let names: Vec<String> = self.spawn.dynamic_services();
+        let names: Vec<String> = self.engine.spawn().dynamic_services();
         for n in names {
             if self.config.service(&n).is_none() {
-                self.spawn.configure(&n, None);
+                self.engine.spawn_mut().configure(&n, None);
             }
         }
     }
@@ -127,7 +129,10 @@ impl Supervisor {
             timeout: svc.stop_timeout,
         };
         let ttl = req.ttl_secs.map(Duration::from_secs);
-        let unit = self.spawn.admit(now, &owner, &req.name, ttl, stop)?;
+        let unit = self
+            .engine
+            .spawn_mut()
+            .admit(now, &owner, &req.name, ttl, stop)?;
 
         let mut spec: UnitSpec = crate::runtime::plan::spec_of(&self.config, &svc);
         spec.name = unit.clone();
@@ -159,13 +164,16 @@ impl Supervisor {
         });
         match self.backend.start(&spec) {
             Ok(pid) => {
-                self.spawn.started(&unit, pid);
-                self.dirty.mark();
+                self.queue.push_back(Input::Child(ChildEvent::Started {
+                    key: unit.clone(),
+                    pid,
+                }));
                 tracing::info!(unit = %unit, pid, "spawned by {}", owner.label());
                 Ok((unit, pid))
             }
             Err(e) => {
-                self.spawn.start_failed(&unit);
+                self.queue
+                    .push_back(Input::Child(ChildEvent::StartFailed { key: unit.clone() }));
                 Err(SpawnError::Start {
                     unit,
                     message: e.to_string(),
@@ -177,12 +185,12 @@ impl Supervisor {
     /// Who is calling: the service or child whose process tree contains the peer.
     fn caller(&self, peer: Peer) -> Result<Owner, SpawnError> {
         let mut known: HashMap<u32, Owner> = HashMap::new();
-        for u in self.core.units() {
+        for u in self.engine.core().units() {
             if let Some(pid) = u.pid {
                 known.insert(pid, Owner::Service(u.name));
             }
         }
-        for (pid, o) in self.spawn.pids() {
+        for (pid, o) in self.engine.spawn().pids() {
             known.insert(pid, o);
         }
         let pid = u32::try_from(peer.pid).map_err(|_| SpawnError::Unmanaged(peer.pid))?;
@@ -207,55 +215,28 @@ impl Supervisor {
         Ok(owner)
     }
 
-    /// Carry out the core's decisions about children.
-    pub(super) fn execute_spawn(&mut self, actions: Vec<SpawnAction>) {
-        for a in actions {
-            match a {
-                SpawnAction::Signal { unit, signal } => {
-                    if let Err(e) = self.backend.signal(&unit, signal) {
-                        tracing::debug!(unit = %unit, "signal: {e}");
-                    }
+    /// Carry out the core's decision about a child.
+    pub(super) fn execute_child(&mut self, action: SpawnAction) {
+        match action {
+            SpawnAction::Signal { unit, signal } => {
+                if let Err(e) = self.backend.signal(&unit, signal) {
+                    tracing::debug!(unit = %unit, "signal: {e}");
                 }
-                SpawnAction::Kill { unit } => {
-                    tracing::warn!(unit = %unit, "did not stop in time; killing");
-                    if let Err(e) = self.backend.kill(&unit) {
-                        tracing::debug!(unit = %unit, "kill: {e}");
-                    }
-                }
-                SpawnAction::Report { unit, message } => tracing::info!(unit = %unit, "{message}"),
             }
+            SpawnAction::Kill { unit } => {
+                tracing::warn!(unit = %unit, "did not stop in time; killing");
+                if let Err(e) = self.backend.kill(&unit) {
+                    tracing::debug!(unit = %unit, "kill: {e}");
+                }
+            }
+            SpawnAction::Report { unit, message } => tracing::info!(unit = %unit, "{message}"),
         }
-    }
-
-    /// A backend exit of a child.
-    pub(super) fn child_exited(&mut self, unit: &str, status: crate::spec::ExitStatus) {
-        tracing::info!(unit = %unit, "child ended ({status})");
-        let acts = self.spawn.exited(Instant::now(), unit);
-        self.dirty.mark();
-        self.execute_spawn(acts);
-    }
-
-    /// A service's main process ended: its termination policy applies to its tree.
-    pub(super) fn service_exited(&mut self, service: &str) {
-        let acts = self.spawn.service_exited(Instant::now(), service);
-        self.execute_spawn(acts);
-    }
-
-    /// Stop children of these services (all when `None`) regardless of their policy.
-    pub(super) fn stop_children(&mut self, services: Option<&[String]>) {
-        let acts = self.spawn.stop_all(Instant::now(), services);
-        self.execute_spawn(acts);
-    }
-
-    /// Timers: TTL expiry, stop timeouts.
-    pub(super) fn spawn_tick(&mut self) {
-        let acts = self.spawn.tick(Instant::now());
-        self.execute_spawn(acts);
     }
 
     /// `status` entries of `service`'s children.
     pub(super) fn children_status(&self, service: &str, now: Instant) -> Vec<ChildStatus> {
-        self.spawn
+        self.engine
+            .spawn()
             .children_of(service)
             .into_iter()
             .map(|c| ChildStatus {
@@ -284,8 +265,8 @@ impl Supervisor {
         let wall = SystemTime::now();
         let mut out = Vec::new();
         for s in &self.config.services {
-            for c in self.spawn.children_of(&s.name) {
-                let Some(child) = self.spawn.child(&c.key) else {
+            for c in self.engine.spawn().children_of(&s.name) {
+                let Some(child) = self.engine.spawn().child(&c.key) else {
                     continue;
                 };
                 out.push(SpawnedMemo {
@@ -327,7 +308,7 @@ impl Supervisor {
                     },
                     None => Owner::Service(service.to_string()),
                 };
-                self.spawn.adopt(
+                self.engine.spawn_mut().adopt(
                     &rec.unit,
                     parent,
                     memo.depth,

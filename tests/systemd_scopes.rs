@@ -201,8 +201,8 @@ fn e2e_run_scope_runs_the_command_in_a_transient_scope() {
 }
 
 #[test]
-fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backend() {
-    let Some(ns) = boot_or_skip("e2e_probes_and_hooks_run_in_scopes") else {
+fn e2e_probes_and_hooks_run_in_units_of_the_project_slice_on_the_systemd_backend() {
+    let Some(ns) = boot_or_skip("e2e_probes_and_hooks_run_in_units") else {
         return;
     };
     let dir = tempfile::Builder::new()
@@ -233,8 +233,8 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
     wait_until("the probe and the hook ran", T, || {
         read("probe.cg").contains("0::") && read("hook.cg").contains("0::")
     });
-    // The hook's scope carries its timeout (plus a second) for systemd to end it on its own,
-    // and goes once the supervisor killed the hook at its timeout.
+    // The hook's unit (a transient service) carries its timeout for systemd to end it, and
+    // goes once systemd killed the hook at its timeout.
     let hook_cg = read("hook.cg");
     let hook_scope = hook_cg
         .lines()
@@ -242,7 +242,7 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
         .and_then(|p| p.rsplit('/').next())
         .unwrap_or_default()
         .to_string();
-    assert_eq!(ns.show(&hook_scope, "RuntimeMaxUSec"), "9s");
+    assert_eq!(ns.show(&hook_scope, "RuntimeMaxUSec"), "8s");
     // The service's `limits.cgroup` on a probe's scope is covered by the scope properties'
     // unit tests: this namespace has no memory controller, and the systemd backend refuses
     // limits it cannot enforce.
@@ -257,16 +257,16 @@ fn e2e_probes_and_hooks_run_in_scopes_of_the_project_slice_on_the_systemd_backen
             .to_string();
         assert!(
             cg.contains(&format!("/sysg-helpers.slice/sysg-helpers-web.{kind}."))
-                && cg.ends_with(".scope"),
-            "the {kind} ran in {cg}, not in a scope of the project's slice"
+                && cg.ends_with(".service"),
+            "the {kind} ran in {cg}, not in a unit of the project's slice"
         );
         assert!(
             !sup_cg.ends_with(&cg),
             "the {kind} ran in the supervisor's cgroup {sup_cg}"
         );
     }
-    wait_until("the hook's scope is gone after its timeout", T, || {
-        !scopes(&ns).contains(&hook_scope)
+    wait_until("the hook's unit is gone after its timeout", T, || {
+        !ns.sysg_units().contains(&hook_scope)
     });
     assert_ok(&p.sysg(&["stop"]), "stop");
 }

@@ -306,6 +306,16 @@ fn service_problems(svc: &Service, c: &Caller) -> Vec<(Vec<&'static str>, String
             out.push((vec!["isolation", field], needs(format!("creates {what}"))));
         }
     }
+    // The path protections of `sandbox:` are mounts in a private mount namespace (the
+    // filters and no_new_privileges need nothing).
+    if !c.root {
+        for field in crate::sandbox::mounts::fields(&svc.sandbox) {
+            out.push((
+                vec!["sandbox", field],
+                needs("creates a private mount namespace".into()),
+            ));
+        }
+    }
     out
 }
 

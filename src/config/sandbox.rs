@@ -243,9 +243,23 @@ pub fn syscall_entry_problem(entry: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !body.starts_with(|c: char| c.is_ascii_digit());
-    (!valid).then(|| {
-        format!("{entry:?} is not a system call name or `@group` (optionally after `~` to deny it)")
-    })
+    if !valid {
+        return Some(format!(
+            "{entry:?} is not a system call name or `@group` (optionally after `~` to deny it)"
+        ));
+    }
+    // The names systemd knows (its `@known` group): both backends resolve the same ones.
+    let known = crate::sandbox::syscall_groups::GROUPS
+        .iter()
+        .find(|g| g.name == "@known")
+        .map_or(&[][..], |g| g.members);
+    if known.contains(&body) {
+        return None;
+    }
+    let hint = did_you_mean(body, known.iter().copied());
+    Some(format!(
+        "unknown system call `{body}`{hint} (`systemd-analyze syscall-filter @known` lists them)"
+    ))
 }
 
 #[cfg(test)]
@@ -416,6 +430,13 @@ mod tests {
         );
         assert!(e[1].2.contains("system_call_action"), "{e:?}");
         assert!(e[2].2.contains("is not a system call name"), "{e:?}");
+        let e = load("      system_call_filter: [\"~reboot\", \"~rebot\"]\n").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].2
+                .contains("unknown system call `rebot`; did you mean `reboot`?"),
+            "{e:?}"
+        );
         let e = load("      system_call_filter: []\n").unwrap_err();
         assert!(e[0].2.contains("at least one entry"), "{e:?}");
     }

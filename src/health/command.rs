@@ -18,7 +18,7 @@ pub const OUTPUT_TAIL: usize = 8 * 1024;
 
 /// How long to wait for the output pipe to close once the process is gone (a descendant that
 /// left the group could hold it open forever).
-const DRAIN: Duration = Duration::from_millis(500);
+pub(super) const DRAIN: Duration = Duration::from_millis(500);
 
 /// Who a command runs as: the service's `user`/`group`, so that a probe or hook never has
 /// more rights than the service it belongs to.
@@ -91,7 +91,7 @@ pub fn kill_running() -> usize {
     for &pgid in running.iter() {
         kill_group(pgid);
     }
-    running.len()
+    running.len() + super::placement::kill_units()
 }
 
 /// A finished command.
@@ -124,8 +124,9 @@ pub fn run_shell_as(
     run_shell_placed(command, env, cwd, timeout, who, None)
 }
 
-/// `run_shell_as` for a helper of the unit `place` names: on the systemd backend it runs in
-/// a transient scope of the project's slice (`super::placement`).
+/// `run_shell_as` for a helper of the unit `place` names: on the systemd backend it runs as a
+/// transient service with the service's properties, or in a transient scope of the project's
+/// slice (`super::placement`).
 pub fn run_shell_placed(
     command: &str,
     env: &[(String, String)],
@@ -134,6 +135,20 @@ pub fn run_shell_placed(
     who: Option<Identity>,
     place: Option<Place<'_>>,
 ) -> Result<Finished, ProbeError> {
+    if let Some(done) = super::placement::run_as_unit(command, env, timeout, place) {
+        return done;
+    }
+    // The service's sandbox, laid out before the fork (a helper never runs with less).
+    #[cfg(target_os = "linux")]
+    let sandbox = match place.and_then(|p| p.spec.map(|spec| (p.unit, &spec.sandbox))) {
+        Some((unit, s)) => {
+            crate::backend::process::sandbox::ChildSandbox::prepare_for(unit, s, cwd)
+                .map_err(|e| ProbeError::Spawn(std::io::Error::other(e.to_string())))?
+        }
+        None => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let sandbox: Option<()> = None;
     let (read, write) = nix::unistd::pipe().map_err(|e| ProbeError::Spawn(e.into()))?;
     let write2 = write.try_clone().map_err(ProbeError::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -148,7 +163,7 @@ pub fn run_shell_placed(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if let Some(id) = who {
+    if let (Some(id), None) = (who, &sandbox) {
         // std drops the supplementary groups when root switches uid.
         cmd.gid(id.gid).uid(id.uid);
     }
@@ -163,6 +178,17 @@ pub fn run_shell_placed(
         );
     }
     let gate = Gate::arm(&mut cmd, place, timeout);
+    #[cfg(target_os = "linux")]
+    if let Some(sb) = sandbox {
+        let ids = who.map(|w| (w.uid, w.gid));
+        // SAFETY: the last hook: apply_for_helper makes only async-signal-safe calls on data
+        // laid out before the fork, and switches to `ids` itself after the mounts.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                sb.apply_for_helper(ids)
+            });
+        }
+    }
     let spawned = cmd.spawn();
     if let Some(g) = gate {
         g.spawned();
@@ -173,28 +199,7 @@ pub fn run_shell_placed(
     let pid = child.id();
     let _running = Running::register(pid);
 
-    let (out_tx, out_rx) = mpsc::channel();
-    let mut reader = std::fs::File::from(read);
-    std::thread::Builder::new()
-        .name("cmd-output".into())
-        .spawn(move || {
-            let mut tail = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * OUTPUT_TAIL {
-                    tail.drain(..tail.len() - OUTPUT_TAIL);
-                }
-            }
-            if tail.len() > OUTPUT_TAIL {
-                tail.drain(..tail.len() - OUTPUT_TAIL);
-            }
-            let _ = out_tx.send(tail);
-        })
-        .map_err(ProbeError::Spawn)?;
+    let out_rx = collect_output(read)?;
 
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -223,6 +228,36 @@ pub fn run_shell_placed(
         _ => ExitStatus::Unknown,
     };
     Ok(Finished { status, output })
+}
+
+/// Read a command's output pipe to its end on a thread of its own; the receiver gets the
+/// output's tail (`OUTPUT_TAIL`).
+pub(super) fn collect_output(
+    read: std::os::fd::OwnedFd,
+) -> Result<mpsc::Receiver<Vec<u8>>, ProbeError> {
+    let (out_tx, out_rx) = mpsc::channel();
+    let mut reader = std::fs::File::from(read);
+    std::thread::Builder::new()
+        .name("cmd-output".into())
+        .spawn(move || {
+            let mut tail = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * OUTPUT_TAIL {
+                    tail.drain(..tail.len() - OUTPUT_TAIL);
+                }
+            }
+            if tail.len() > OUTPUT_TAIL {
+                tail.drain(..tail.len() - OUTPUT_TAIL);
+            }
+            let _ = out_tx.send(tail);
+        })
+        .map_err(ProbeError::Spawn)?;
+    Ok(out_rx)
 }
 
 /// SIGKILL the process group `pgid` (errors mean it is already gone).

@@ -72,7 +72,7 @@ pub fn run(check: &HealthCheck, spec: &UnitSpec) -> Result<String, ProbeError> {
             let place = placement::Place {
                 unit: &spec.name,
                 kind: "probe",
-                limits: Some(&spec.limits.cgroup),
+                spec: Some(spec),
             };
             command::probe_as(
                 command,

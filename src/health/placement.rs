@@ -1,8 +1,11 @@
-//! Where helper commands (command probes, hooks, deployment commands) run: on the systemd
-//! backend each one is handed to systemd as a transient scope in the project's slice
-//! (`sysg-<project>-<service>.<kind>.<pid>.scope`), so it is accounted to the project, shows in
-//! `systemctl status` and is not part of the supervisor's own cgroup. Elsewhere they stay the
-//! supervisor's children, as before.
+//! Where helper commands (command probes, hooks, deployment commands) run. On the systemd
+//! backend a helper whose kind `as_service` names runs as a transient service built from its
+//! service's unit properties (`sysg-<project>-<service>.<kind>.<id>.service`: the service's
+//! user, capabilities, isolation, limits and sandbox, set up by PID 1); the others are handed
+//! to systemd as a transient scope in the project's slice
+//! (`sysg-<project>-<service>.<kind>.<pid>.scope`). Either way the helper is accounted to the
+//! project, shows in `systemctl status` and is not part of the supervisor's own cgroup.
+//! Elsewhere helpers stay the supervisor's children, as before.
 //!
 //! The command's process writes its pid to a pipe between fork and exec and waits on a second
 //! pipe; a thread of the supervisor reads the pid, has the placer register it, and lets the
@@ -13,7 +16,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::command::{collect_output, Finished, DRAIN};
+use super::ProbeError;
 use crate::config::schema::CgroupLimits;
+use crate::spec::{ExitStatus, UnitSpec};
 
 /// A helper's process to place.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,10 +50,92 @@ pub fn set_placer(p: Placer) {
 pub struct Place<'a> {
     /// The service (or `service/child`).
     pub unit: &'a str,
-    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`.
+    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`, `reload`.
     pub kind: &'a str,
-    /// The service's `limits.cgroup`, when known (hooks run without them).
-    pub limits: Option<&'a CgroupLimits>,
+    /// The service's spec, when known: a transient service is built from it, a scope carries
+    /// its `limits.cgroup`.
+    pub spec: Option<&'a UnitSpec>,
+}
+
+/// A helper to run as a transient service of its own.
+pub struct UnitCall<'a> {
+    /// The service it belongs to.
+    pub spec: &'a UnitSpec,
+    pub kind: &'a str,
+    pub command: &'a str,
+    /// Its whole environment (the service's plus what the helper adds).
+    pub env: &'a [(String, String)],
+    pub timeout: Duration,
+}
+
+/// How a helper run as a unit ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitEnd {
+    Exited(ExitStatus),
+    /// Killed by systemd at its timeout.
+    TimedOut,
+}
+
+/// Runs a helper as a transient service, its stdout and stderr going to the given write end.
+pub type UnitRunner = Box<dyn Fn(&UnitCall<'_>, OwnedFd) -> Result<UnitEnd, String> + Send + Sync>;
+
+/// Kills every helper unit still running; returns how many there were.
+pub type UnitKiller = Box<dyn Fn() -> usize + Send + Sync>;
+
+static UNIT_RUNNER: OnceLock<(UnitRunner, UnitKiller)> = OnceLock::new();
+
+/// Install the runner of helpers as transient services and its killer, for the supervisor's
+/// exit (once; later calls are ignored).
+pub fn set_unit_runner(r: UnitRunner, kill: UnitKiller) {
+    let _ = UNIT_RUNNER.set((r, kill));
+}
+
+/// Kill every helper running as a unit (`command::kill_running`); how many there were.
+pub fn kill_units() -> usize {
+    UNIT_RUNNER.get().map_or(0, |(_, kill)| kill())
+}
+
+/// Whether a helper of `kind` runs as a transient service (with the service's properties)
+/// rather than in a scope; docs/backends.md says why per kind.
+pub fn as_service(kind: &str) -> bool {
+    matches!(
+        kind,
+        "probe" | "hook" | "pre_start" | "switch_command" | "reload"
+    )
+}
+
+/// Run `command` as a transient service when a unit runner is installed and `place` says
+/// whose helper it is; `None` leaves it to the fork path (a scope, or none).
+pub fn run_as_unit(
+    command: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+    place: Option<Place<'_>>,
+) -> Option<Result<Finished, ProbeError>> {
+    let (runner, _) = UNIT_RUNNER.get()?;
+    let place = place?;
+    let spec = place.spec?;
+    if !as_service(place.kind) {
+        return None;
+    }
+    Some((|| {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ProbeError::Spawn(e.into()))?;
+        let output = collect_output(read)?;
+        let call = UnitCall {
+            spec,
+            kind: place.kind,
+            command,
+            env,
+            timeout,
+        };
+        let end = runner(&call, write).map_err(|e| ProbeError::Spawn(std::io::Error::other(e)))?;
+        let output = output.recv_timeout(DRAIN).unwrap_or_default();
+        match end {
+            UnitEnd::Exited(status) => Ok(Finished { status, output }),
+            UnitEnd::TimedOut => Err(ProbeError::Timeout(timeout)),
+        }
+    })())
 }
 
 /// The parent's side of a placement while the command is being spawned.
@@ -74,7 +162,10 @@ impl Gate {
             kind: place.kind.to_string(),
             pid: 0,
             timeout,
-            limits: place.limits.cloned().unwrap_or_default(),
+            limits: place
+                .spec
+                .map(|s| s.limits.cgroup.clone())
+                .unwrap_or_default(),
         };
         std::thread::Builder::new()
             .name("cmd-place".into())
@@ -167,6 +258,11 @@ mod tests {
     }
 
     fn run(unit: &str) -> (u32, crate::health::command::Finished) {
+        let mut spec = UnitSpec::new("p", unit, Vec::new());
+        spec.limits.cgroup = CgroupLimits {
+            memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
+            cpu_max: None,
+        };
         let done = crate::health::command::run_shell_placed(
             "echo $$",
             &[],
@@ -176,10 +272,7 @@ mod tests {
             Some(Place {
                 unit,
                 kind: "probe",
-                limits: Some(&CgroupLimits {
-                    memory_max: Some(crate::config::schema::Size::Value(1 << 20)),
-                    cpu_max: None,
-                }),
+                spec: Some(&spec),
             }),
         )
         .expect("ran");

@@ -24,6 +24,8 @@ pub struct HookRun {
     pub user: Option<String>,
     pub group: Option<String>,
     pub unit: String,
+    /// The service's spec: on the systemd backend the hook runs as a unit built from it.
+    pub spec: crate::spec::UnitSpec,
 }
 
 /// The `SYSG_*` variables a hook gets for `notice` of `project`.
@@ -90,7 +92,7 @@ fn run(hook: &HookRun) {
         Some(crate::health::placement::Place {
             unit,
             kind: "hook",
-            limits: None,
+            spec: Some(&hook.spec),
         }),
     );
     match done {

@@ -92,6 +92,7 @@ impl Notifier {
                     user: spec.user.clone(),
                     group: spec.group.clone(),
                     unit: notice.unit.clone(),
+                    spec: spec.clone(),
                 };
                 while self.hook_done.1.try_recv().is_ok() {
                     self.hooks_running = self.hooks_running.saturating_sub(1);

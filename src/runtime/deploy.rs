@@ -221,7 +221,7 @@ impl Runner {
                                 Some(crate::health::placement::Place {
                                     unit: &unit,
                                     kind: what,
-                                    limits: Some(&spec.limits.cgroup),
+                                    spec: Some(&spec),
                                 }),
                             )
                         });

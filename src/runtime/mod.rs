@@ -3,6 +3,7 @@
 pub mod adhoc;
 pub mod daemon;
 pub mod deploy;
+pub mod helper_units;
 pub mod instance;
 pub mod observe;
 pub mod paths;

@@ -7,6 +7,10 @@
 
 pub mod address_families;
 pub mod exposure;
+pub mod mounts;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
+pub mod syscall_groups;
 pub mod view;
 
 use std::path::PathBuf;

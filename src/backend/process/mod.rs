@@ -14,6 +14,7 @@ mod output;
 mod privs;
 mod procfs;
 mod reaper;
+pub(crate) mod sandbox;
 pub mod sockets;
 pub(crate) mod spawn;
 mod tree;

@@ -17,6 +17,7 @@ use std::os::fd::RawFd;
 
 use nix::unistd::{Group, User};
 
+use super::sandbox::{ChildSandbox, Failed};
 use crate::backend::BackendError;
 use crate::config::schema::Size;
 use crate::spec::UnitSpec;
@@ -70,10 +71,14 @@ pub enum Step {
     Chdir,
     Exec,
     Sockets,
+    SandboxMounts,
+    SandboxBounding,
+    NoNewPrivs,
+    Seccomp,
 }
 
 impl Step {
-    const ALL: [Step; 24] = [
+    const ALL: [Step; 28] = [
         Step::Setsid,
         Step::SignalMask,
         Step::Unshare,
@@ -98,6 +103,10 @@ impl Step {
         Step::Chdir,
         Step::Exec,
         Step::Sockets,
+        Step::SandboxMounts,
+        Step::SandboxBounding,
+        Step::NoNewPrivs,
+        Step::Seccomp,
     ];
 
     /// The step with this wire byte.
@@ -132,6 +141,10 @@ impl Step {
             Step::Chdir => ("working_dir", "changing into the working directory"),
             Step::Exec => ("(exec)", "exec"),
             Step::Sockets => ("sockets", "passing the listening sockets"),
+            Step::SandboxMounts => ("sandbox", "setting up the mount namespace"),
+            Step::SandboxBounding => ("sandbox", "dropping capabilities from the bounding set"),
+            Step::NoNewPrivs => ("sandbox.no_new_privileges", "PR_SET_NO_NEW_PRIVS"),
+            Step::Seccomp => ("sandbox", "installing the seccomp filter"),
         }
     }
 }
@@ -194,6 +207,8 @@ pub struct ChildSetup {
     proc_dir: CString,
     proc_type: CString,
     lo: CString,
+    /// `sandbox:`, when the service has one.
+    sandbox: Option<ChildSandbox>,
 }
 
 fn err(spec: &UnitSpec, message: String) -> BackendError {
@@ -313,6 +328,13 @@ impl ChildSetup {
         if spec.isolation.pid {
             unshare |= libc::CLONE_NEWPID;
         }
+        let sandbox = ChildSandbox::prepare(spec)?;
+        let sandbox_mounts = sandbox
+            .as_ref()
+            .is_some_and(ChildSandbox::needs_mount_namespace);
+        if sandbox_mounts {
+            unshare |= libc::CLONE_NEWNS;
+        }
 
         let l = &spec.limits;
         let mut rlimits = Vec::new();
@@ -427,7 +449,7 @@ impl ChildSetup {
 
         Ok(ChildSetup {
             unshare,
-            private_mounts: spec.isolation.mount,
+            private_mounts: spec.isolation.mount || sandbox_mounts,
             loopback_up: spec.isolation.network,
             new_pid_ns: spec.isolation.pid,
             rlimits,
@@ -441,6 +463,7 @@ impl ChildSetup {
             proc_dir: c"/proc".to_owned(),
             proc_type: c"proc".to_owned(),
             lo: c"lo".to_owned(),
+            sandbox,
         })
     }
 
@@ -458,9 +481,21 @@ impl ChildSetup {
     pub unsafe fn apply_namespaces(&self, report: RawFd) -> Result<(), StepError> {
         // Own session, hence own process group (pgid = sid = pid), no controlling tty.
         check(libc::setsid()).map_err(|e| (Step::Setsid, e))?;
-        if self.unshare == 0 {
-            return Ok(());
+        if self.unshare != 0 {
+            self.unshare_namespaces(report)?;
         }
+        // After a new /proc (isolation.pid), so that the sandbox's /proc protections hold.
+        if let Some(sb) = &self.sandbox {
+            sb.apply_mounts().map_err(sandbox_step)?;
+        }
+        Ok(())
+    }
+
+    /// The namespaces of `isolation` (and the sandbox's mount namespace).
+    ///
+    /// # Safety
+    /// Call only in the child between fork and exec.
+    unsafe fn unshare_namespaces(&self, report: RawFd) -> Result<(), StepError> {
         check(libc::unshare(self.unshare)).map_err(|e| (Step::Unshare, e))?;
         if self.private_mounts {
             // Mounts made inside stay inside; the host's still propagate in.
@@ -631,8 +666,22 @@ impl ChildSetup {
                 }
             }
         }
+        if let Some(sb) = &self.sandbox {
+            sb.apply_filters().map_err(sandbox_step)?;
+        }
         Ok(())
     }
+}
+
+fn sandbox_step((failed, e): (Failed, io::Error)) -> StepError {
+    let step = match failed {
+        Failed::Mounts => Step::SandboxMounts,
+        Failed::Chdir => Step::Chdir,
+        Failed::Bounding => Step::SandboxBounding,
+        Failed::NoNewPrivs => Step::NoNewPrivs,
+        Failed::Seccomp => Step::Seccomp,
+    };
+    (step, e)
 }
 
 /// Write `E<step><errno>` to the report pipe (child side; async-signal-safe).

@@ -10,7 +10,10 @@
 //! `systemctl list-timers` shows it; the watch thread reports each elapse and run.
 
 mod cgroups;
+mod connection;
 mod envfiles;
+mod errors;
+pub mod helper;
 pub mod journal;
 pub mod naming;
 mod outside;
@@ -21,6 +24,8 @@ mod readiness;
 pub mod scope;
 pub mod sockets;
 pub mod supervisor_scope;
+mod timers;
+mod track;
 pub mod watch;
 
 use std::sync::Arc;
@@ -30,11 +35,18 @@ use zbus::blocking::Connection;
 use zbus::zvariant::Value;
 
 use crate::backend::{AdoptRecord, Backend, BackendError, EventSink};
-use crate::config::systemd_versions;
 use crate::spec::UnitSpec;
 
-use proxies::{ManagerProxy, ServiceProxy, UnitProxy};
-use watch::{Shared, Track, TrackKind};
+pub use connection::{
+    available, connect_address, running_version, running_without_supervisor, Unavailable,
+};
+use connection::{bus, main_pid, manager_version, project_units};
+use errors::{
+    call_err, describe, is_gone, is_no_such_unit, is_systemd_exit_code, ran_then_ended,
+    refuse_newer_properties, start_call_err, start_failure,
+};
+use proxies::{ManagerProxy, UnitProxy};
+use watch::{Shared, Track};
 
 /// How long `start` waits for systemd to finish the start job.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,133 +65,6 @@ pub struct SystemdBackend {
     version: String,
 }
 
-/// The running services of `project` (service name, MainPID) among the manager's units.
-fn project_units(conn: &Connection, project: &str) -> Result<Vec<(String, u32)>, BackendError> {
-    let pattern = naming::project_pattern(project);
-    let rows = ManagerProxy::new(conn)
-        .and_then(|m| m.list_units_by_patterns(&[], &[pattern.as_str()]))
-        .map_err(|e| BackendError::Other(format!("listing units {pattern}: {e}")))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (name, active) = (&row.0, row.3.as_str());
-        let Some(service) = naming::service_of_unit(project, name) else {
-            continue;
-        };
-        if !matches!(active, "active" | "activating" | "reloading") {
-            continue;
-        }
-        match main_pid(conn, &row.6) {
-            Ok(pid) if pid != 0 => out.push((service, pid)),
-            Ok(_) => {}
-            Err(e) => tracing::debug!("{name}: {e}"),
-        }
-    }
-    Ok(out)
-}
-
-fn main_pid(conn: &Connection, path: &zbus::zvariant::OwnedObjectPath) -> Result<u32, zbus::Error> {
-    ServiceProxy::builder(conn)
-        .path(path.as_ref())?
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()?
-        .main_pid()
-}
-
-/// The services of `project` running as units of the system (or the user's) manager, found
-/// without a supervisor or a state file: what `sysg status` shows when both are gone (the
-/// units outlive them). Empty when no manager answers.
-pub fn running_without_supervisor(system: bool, project: &str) -> Vec<(String, u32)> {
-    if system && !std::path::Path::new("/run/systemd/system").exists() {
-        return Vec::new();
-    }
-    match bus(system).and_then(|conn| project_units(&conn, project)) {
-        Ok(units) => units,
-        Err(e) => {
-            tracing::debug!("no systemd units to show: {e}");
-            Vec::new()
-        }
-    }
-}
-
-/// Why the systemd backend cannot be used: in words for the user, with the underlying error
-/// (D-Bus, I/O) for the debug log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unavailable {
-    /// `no systemd user manager reachable`, ...
-    pub reason: String,
-    /// The error behind it, when there is one.
-    pub detail: Option<String>,
-}
-
-impl std::fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-/// Is the systemd backend usable? `Err` says why not (for `--backend auto`).
-pub fn available(system: bool) -> Result<(), Unavailable> {
-    if system && !std::path::Path::new("/run/systemd/system").exists() {
-        return Err(Unavailable {
-            reason: "the system was not booted with systemd (/run/systemd/system is missing)"
-                .into(),
-            detail: None,
-        });
-    }
-    let which = if system { "system" } else { "user" };
-    let unreachable = |e: BackendError| Unavailable {
-        reason: format!("no systemd {which} manager reachable"),
-        detail: Some(e.to_string()),
-    };
-    let conn = bus(system).map_err(unreachable)?;
-    manager_version(&conn).map(|_| ()).map_err(unreachable)
-}
-
-fn bus(system: bool) -> Result<Connection, BackendError> {
-    let address = if system {
-        zbus::Address::system()
-    } else {
-        zbus::Address::session()
-    };
-    address
-        .and_then(connect_address)
-        .map_err(|e| unreachable_err(system, e))
-}
-
-/// Open a connection to the bus at `address`. A socket file (the usual `unix:path=`) is
-/// connected here and handed over: zbus connects through the `blocking` crate's thread pool,
-/// whose idle thread then wakes twice a second for the rest of the process's life (blocking
-/// 1.7), and an idle supervisor must not wake up at all.
-pub fn connect_address(address: zbus::Address) -> zbus::Result<Connection> {
-    use zbus::address::transport::{Transport, UnixSocket};
-    use zbus::blocking::connection::Builder;
-    if let Transport::Unix(unix) = address.transport() {
-        if let UnixSocket::File(path) = unix.path() {
-            let stream = crate::os::sock::connect(path).map_err(|e| {
-                let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-                zbus::Error::InputOutput(Arc::new(e))
-            })?;
-            return Builder::async_io_unix_stream(stream).build();
-        }
-    }
-    Builder::address(address)?.build()
-}
-
-fn unreachable_err(system: bool, e: zbus::Error) -> BackendError {
-    let which = if system { "system" } else { "session" };
-    BackendError::Other(format!(
-        "systemd is not reachable over D-Bus ({which} bus): {e}"
-    ))
-}
-
-/// The `Version` of the manager the systemd backend would use (`system` or the user's), when
-/// one is reachable.
-pub fn running_version(system: bool) -> Result<String, String> {
-    available(system).map_err(|e| e.to_string())?;
-    let conn = bus(system).map_err(|e| e.to_string())?;
-    manager_version(&conn).map_err(|e| e.to_string())
-}
-
 /// Create the slice of a service's spawned children with the tree's limits, once: a slice
 /// that already exists (an earlier child, a previous supervisor) is left as it is. A failure
 /// is logged, not fatal: systemd then creates the slice implicitly, without the limits. Shared
@@ -194,12 +79,6 @@ fn ensure_tree_slice(m: &ManagerProxy<'_>, project: &str, group: &crate::spec::S
     if let Err(e) = m.start_transient_unit(&slice, "fail", &args, &[]) {
         tracing::warn!("{slice}: cannot create with the spawn limits: {e}");
     }
-}
-
-fn manager_version(conn: &Connection) -> Result<String, BackendError> {
-    ManagerProxy::new(conn)
-        .and_then(|m| m.version())
-        .map_err(|e| BackendError::Other(format!("systemd is not reachable over D-Bus: {e}")))
 }
 
 impl SystemdBackend {
@@ -423,14 +302,6 @@ impl SystemdBackend {
     }
 }
 
-/// Wall-clock microseconds, the unit of systemd's `…Timestamp` and `LastTriggerUSec`.
-fn realtime_usec() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl SystemdBackend {
     /// Stop a unit if it is loaded; a missing unit is fine.
     fn stop_if_loaded(&self, name: &str) -> Result<(), BackendError> {
@@ -490,155 +361,6 @@ impl SystemdBackend {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
-    }
-}
-
-/// The main pid of a unit whose start job failed only because its program already ended:
-/// exec() succeeded (no systemd setup exit code) and the process exited or was killed.
-fn ran_then_ended(t: &Track) -> Option<u32> {
-    let pid = t.exec_main_pid;
-    match t.exec_main? {
-        (1, status) if !is_systemd_exit_code(status) && pid != 0 => Some(pid),
-        (2 | 3, _) if pid != 0 => Some(pid),
-        _ => None,
-    }
-}
-
-/// Exit statuses systemd's service set-up uses (`EXIT_CHDIR` 200 … `EXIT_CREDENTIALS` 243 in
-/// 252): the program never ran. A program that itself exits with one of these is taken for a
-/// set-up failure, a documented limitation.
-fn is_systemd_exit_code(status: i32) -> bool {
-    (200..=245).contains(&status)
-}
-
-/// A start-job failure in words, with the set-up step systemd reports when it is known.
-fn start_failure(name: &str, job: &str, t: &Track) -> String {
-    let step = match t.exec_main {
-        Some((1, 200)) => Some("changing to the working directory failed"),
-        Some((1, 201)) => Some("setting the nice level failed"),
-        Some((1, 203)) => Some("the program could not be executed (missing or not executable?)"),
-        Some((1, 205)) => Some("setting resource limits failed"),
-        Some((1, 216)) => Some("the group does not exist or could not be set"),
-        Some((1, 217)) => Some("the user does not exist or could not be set"),
-        Some((1, 218)) => Some("setting capabilities failed"),
-        Some((1, 225)) => Some("setting up the network namespace failed"),
-        Some((1, 226)) => Some("setting up the mount namespace failed"),
-        Some((1, s)) if is_systemd_exit_code(s) => None,
-        _ => None,
-    };
-    let result = t.result.as_deref().filter(|r| *r != "success");
-    let mut msg = format!("systemd could not start {name}: job {job}");
-    if let Some(r) = result {
-        msg.push_str(&format!(", result {r}"));
-    }
-    if let Some((1, s)) = t.exec_main.filter(|(_, s)| is_systemd_exit_code(*s)) {
-        msg.push_str(&format!(", set-up exit status {s}"));
-    }
-    if let Some(step) = step {
-        msg.push_str(&format!(": {step}"));
-    }
-    msg.push_str(&format!(" (see `journalctl -u {name}`)"));
-    msg
-}
-
-fn is_no_such_unit(e: &zbus::Error) -> bool {
-    matches!(e, zbus::Error::MethodError(name, _, _)
-        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
-}
-
-/// The unit (object) disappeared between two calls.
-fn is_gone(e: &zbus::Error) -> bool {
-    is_no_such_unit(e)
-        || matches!(e, zbus::Error::MethodError(name, _, _)
-            if name.as_str() == "org.freedesktop.DBus.Error.UnknownObject")
-        || matches!(e, zbus::Error::FDO(f)
-            if matches!(**f, zbus::fdo::Error::UnknownObject(_) | zbus::fdo::Error::UnknownMethod(_)))
-}
-
-fn call_err(service: &str, what: &str, e: zbus::Error) -> BackendError {
-    BackendError::Start {
-        unit: service.to_string(),
-        message: format!("{what}: {}", describe(&e)),
-    }
-}
-
-/// A D-Bus error in words, with systemd's own message (which names the offending property).
-fn describe(e: &zbus::Error) -> String {
-    match e {
-        zbus::Error::MethodError(name, Some(detail), _) => {
-            let hint = match name.as_str() {
-                "org.freedesktop.DBus.Error.AccessDenied"
-                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
-                    " (permission denied: use the user manager without --sys, or run as root)"
-                }
-                "org.freedesktop.systemd1.UnitExists" => " (a unit of that name already exists)",
-                _ => "",
-            };
-            format!("{detail} [{name}]{hint}")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// systemd's message for a refused property names it ("Unknown assignment: PrivatePIDs=..." or
-/// "Invalid ... for MemoryMax"); make that explicit when it does.
-/// A property the running systemd is too old for, refused before the call (systemd would
-/// answer "Unknown assignment" on every start).
-fn refuse_newer_properties(
-    service: &str,
-    props: &[properties::Property],
-    version: &str,
-) -> Result<(), BackendError> {
-    let Some(major) = systemd_versions::parse_version(version) else {
-        return Ok(());
-    };
-    match props
-        .iter()
-        .filter_map(|(k, _)| systemd_versions::need(k))
-        .find(|n| n.since > major)
-    {
-        Some(n) => Err(BackendError::Refused {
-            unit: service.to_string(),
-            message: systemd_versions::refusal(service, n, version),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// systemd refused the unit's properties themselves (not a transient failure of the call).
-fn is_property_refusal(e: &zbus::Error) -> bool {
-    matches!(e, zbus::Error::MethodError(name, _, _) if matches!(
-        name.as_str(),
-        "org.freedesktop.DBus.Error.InvalidArgs"
-            | "org.freedesktop.DBus.Error.UnknownProperty"
-            | "org.freedesktop.DBus.Error.PropertyReadOnly"
-    ))
-}
-
-fn start_call_err(service: &str, props: &[properties::Property], e: zbus::Error) -> BackendError {
-    let refused = is_property_refusal(&e);
-    let text = describe(&e);
-    let named = props
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .find(|k| text.contains(&format!("{k}=")) || text.contains(&format!(" {k}")));
-    let message = match named {
-        Some(p) => match properties::config_field(p) {
-            Some(field) => format!("systemd refused property {p} (from {field}): {text}"),
-            None => format!("systemd refused property {p}: {text}"),
-        },
-        None => format!("systemd refused the transient unit: {text}"),
-    };
-    if refused {
-        // A configuration error: every retry would be refused the same way.
-        return BackendError::Refused {
-            unit: service.to_string(),
-            message,
-        };
-    }
-    BackendError::Start {
-        unit: service.to_string(),
-        message,
     }
 }
 
@@ -979,97 +701,15 @@ impl Backend for SystemdBackend {
     }
 
     fn arm_timer(&mut self, spec: &UnitSpec, calendar: &str) -> Result<(), BackendError> {
-        let service = spec.name.as_str();
-        let start_err = |message: String| BackendError::Start {
-            unit: service.to_string(),
-            message,
-        };
-        let sname = self.unit_name(service);
-        let tname = naming::timer_name(&self.project, service);
-        naming::check_length(&sname).map_err(start_err)?;
-        naming::check_length(&tname).map_err(start_err)?;
-        let spath = naming::unit_object_path(&sname);
-        let tpath = naming::unit_object_path(&tname);
-        let sprops = properties::service_properties(spec).map_err(|e| start_err(e.to_string()))?;
-        let tprops = properties::timer_properties(spec, calendar);
-        if let Some(why) = self.shared.lock().dead.clone() {
-            return Err(start_err(format!(
-                "the systemd backend lost its signal connection: {why}"
-            )));
-        }
-        // A timer of this job from before (a crashed supervisor's, or the one being replaced)
-        // goes first; its service is unloaded with it once no run is live.
-        self.stop_if_loaded(&tname)?;
-        self.ensure_free(service, &tname, &tpath)?;
-        self.ensure_free(service, &sname, &spath)?;
-
-        let created = realtime_usec();
-        {
-            let mut st = self.shared.lock();
-            st.tracks
-                .insert(spath.clone(), Track::timer_runs(service, &sname, created));
-            st.tracks
-                .insert(tpath.clone(), Track::timer(service, &tname, created));
-        }
-        let forget = |me: &Self| {
-            let mut st = me.shared.lock();
-            st.tracks.remove(&spath);
-            st.tracks.remove(&tpath);
-        };
-        let targs: Vec<(&str, Value<'_>)> = tprops
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let sargs: Vec<(&str, Value<'_>)> = sprops
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let aux: [(&str, &[(&str, Value<'_>)]); 1] = [(sname.as_str(), &sargs)];
-        let job = match self
-            .manager()?
-            .start_transient_unit(&tname, "fail", &targs, &aux)
-        {
-            Ok(j) => j.as_str().to_string(),
-            Err(e) => {
-                forget(self);
-                let all: Vec<properties::Property> =
-                    tprops.iter().chain(&sprops).cloned().collect();
-                return Err(start_call_err(service, &all, e));
-            }
-        };
-        let result = self.wait_job(service, &tname, &tpath, &job, START_TIMEOUT, false)?;
-        if result != "done" {
-            forget(self);
-            return Err(start_err(format!(
-                "systemd could not start {tname}: job {result} (see `journalctl -u {tname}`)"
-            )));
-        }
-        tracing::debug!(unit = service, "{tname} armed: OnCalendar={calendar}");
-        Ok(())
+        self.arm_timer_unit(spec, calendar)
     }
 
     fn disarm_timer(&mut self, unit: &str) -> Result<(), BackendError> {
-        let tname = naming::timer_name(&self.project, unit);
-        // The service's track stays: a live run still reports its end.
-        self.shared
-            .lock()
-            .tracks
-            .retain(|_, t| !(t.kind == TrackKind::Timer && t.service == unit));
-        self.stop_if_loaded(&tname)
+        self.disarm_timer_unit(unit)
     }
 
     fn trigger(&mut self, unit: &str) -> Result<(), BackendError> {
-        let sname = self.unit_name(unit);
-        match self.manager()?.start_unit(&sname, "replace") {
-            Ok(_) => Ok(()),
-            Err(e) if is_no_such_unit(&e) => Err(BackendError::NotRunning {
-                unit: unit.to_string(),
-            }),
-            Err(e) => Err(BackendError::Other(format!(
-                "{unit}: StartUnit {sname}: {}",
-                describe(&e)
-            ))),
-        }
+        self.trigger_unit(unit)
     }
 
     fn discover(&self) -> Vec<AdoptRecord> {
@@ -1109,37 +749,5 @@ mod tests {
         assert_eq!(crate::os::procfs::parse_stat("garbage"), None);
         let own = proc_start_time(std::process::id()).unwrap();
         assert!(own > 0);
-    }
-
-    #[test]
-    fn properties_newer_than_the_manager_are_refused_before_the_call() {
-        let props = vec![
-            ("PrivateMounts".to_string(), Value::Bool(true)),
-            ("PrivatePIDs".to_string(), Value::Bool(true)),
-        ];
-        let e = refuse_newer_properties("web", &props, "252.39-1~deb12u1").unwrap_err();
-        assert!(matches!(e, BackendError::Refused { .. }), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            "web: services.web.isolation.pid: needs systemd 257 or later (property PrivatePIDs); the running systemd is 252.39-1~deb12u1: remove the field, or use the process backend (--backend process)"
-        );
-        assert!(refuse_newer_properties("web", &props, "257.1").is_ok());
-        // An unreadable version leaves the decision to systemd.
-        assert!(refuse_newer_properties("web", &props, "").is_ok());
-    }
-
-    #[test]
-    fn errors_name_the_property() {
-        let props = vec![("PrivatePIDs".to_string(), Value::Bool(true))];
-        let e = start_call_err(
-            "web",
-            &props,
-            zbus::Error::Failure("Unknown assignment: PrivatePIDs=yes".into()),
-        );
-        let s = e.to_string();
-        assert!(
-            s.starts_with("web: systemd refused property PrivatePIDs"),
-            "{s}"
-        );
     }
 }

@@ -282,7 +282,7 @@ fn run_command(
         Some(crate::health::placement::Place {
             unit: name,
             kind: "reload",
-            limits: None,
+            spec: Some(spec),
         }),
     )
     .map_err(|e| format!("failed: {e}"))?;

@@ -179,6 +179,14 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
     let no_scopes = std::env::var_os("SYSG_NO_SCOPES").is_some_and(|v| v == "1");
     if backend.name() == "systemd" && !no_scopes {
         install_helper_scopes(opts.system, &config.project);
+        // `SYSG_HELPER_SCOPES=1` keeps every helper in a scope (benchmarks compare both).
+        if std::env::var_os("SYSG_HELPER_SCOPES").is_none_or(|v| v != "1") {
+            crate::runtime::helper_units::install(
+                opts.system,
+                &config.project,
+                paths.run_dir.join("env"),
+            );
+        }
     }
     let mut sup = Supervisor::new(
         config,

@@ -128,9 +128,6 @@ struct Supervisor {
     reloads_applied: u64,
     /// `--sys`: the system manager's journal, else the user's (logs.rs).
     system: bool,
-    /// `sysg reload` requests waiting for their services, and the last one's id.
-    reload_waits: Vec<service_cmds::ReloadWait>,
-    reload_seq: u64,
 }
 
 impl Supervisor {
@@ -190,8 +187,6 @@ impl Supervisor {
             reloads_asked: 0,
             reloads_applied: 0,
             system,
-            reload_waits: Vec::new(),
-            reload_seq: 0,
         };
         sup.configure_spawning();
         sup.obs.sampler.arm(Instant::now());
@@ -378,8 +373,6 @@ impl Supervisor {
         self.queue.push_back(Input::Client(ClientEvent::TurnEnded));
         self.queue.push_back(Input::Client(ClientEvent::Answered));
         self.drain_queue();
-        // `sysg reload` requests are answered by the runtime (service_cmds.rs).
-        self.check_reload_waits();
     }
 
     fn finish(&mut self) {

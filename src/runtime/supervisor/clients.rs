@@ -94,6 +94,14 @@ impl Supervisor {
                 }
                 resp
             }
+            Answer::Reloaded { services, problems } => {
+                let data = serde_json::json!({ "services": services });
+                if problems.is_empty() {
+                    Response::ok(data)
+                } else {
+                    Response::err(problems.join("\n"), data)
+                }
+            }
             Answer::Run { unit, problem } => {
                 let report = self.status();
                 let Some(service) = report.services.into_iter().find(|s| s.name == unit) else {

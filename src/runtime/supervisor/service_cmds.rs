@@ -2,11 +2,12 @@
 //! (a signal to its main process, or a command run like a hook with the service's identity)
 //! and signals to its processes, none of which restarts it.
 //!
-//! A reload of a `readiness: notify` service by signal is over when the service said
-//! `RELOADING=1` … `READY=1` (the core decides, with `start_timeout` as the bound:
-//! `Event::ReloadSent`, `Core::reload_outcome`); a reload command is over when it exited (it
-//! runs on a thread of its own, whose end comes back as `Msg::ReloadDone`). The client gets
-//! its answer when every selected service is done.
+//! The signals and commands are carried out here; the client then waits in the core
+//! (`ClientEvent::ReloadServices`, `Goal::Reloaded` in core/waits.rs) and is answered with
+//! `Action::Reply`: a reload of a `readiness: notify` service by signal is over when the
+//! service said `RELOADING=1` … `READY=1` (with `start_timeout` as the bound); a reload command
+//! is over when it exited (it runs on a thread of its own, whose end comes back as
+//! `Msg::ReloadDone`, then `ClientEvent::ReloadCommandDone`).
 
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -16,28 +17,16 @@ use serde_json::{json, Value};
 use super::{Msg, Supervisor};
 use crate::config::service_model::Reload;
 use crate::control::protocol::Response;
-use crate::core::{Event, Input};
+use crate::core::{ClientEvent, ClientId};
 
 /// Longest a reload command may run when the service has no notify `start_timeout`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A `sysg reload` waiting for its services.
-pub(super) struct ReloadWait {
-    id: u64,
-    /// Notify services signalled, with their `reload_outcome` count before the signal.
-    notify: Vec<(String, u64)>,
-    /// Reload commands still running.
-    commands: usize,
-    errors: Vec<String>,
-    done: Vec<Value>,
-    reply: Sender<Response>,
-}
-
-/// A reload command finished (sent back to the loop).
+/// A reload command finished (sent back to the loop, then to the core's wait).
 pub(super) struct CommandDone {
-    id: u64,
-    service: String,
-    result: Result<(), String>,
+    pub(super) client: ClientId,
+    pub(super) service: String,
+    pub(super) result: Result<(), String>,
 }
 
 impl Supervisor {
@@ -156,15 +145,11 @@ impl Supervisor {
                 return;
             }
         };
-        self.reload_seq += 1;
-        let mut wait = ReloadWait {
-            id: self.reload_seq,
-            notify: Vec::new(),
-            commands: 0,
-            errors: Vec::new(),
-            done: Vec::new(),
-            reply,
-        };
+        let client = self.park(reply);
+        let mut signalled = Vec::new();
+        let mut commands = Vec::new();
+        let mut done = Vec::new();
+        let mut problems = Vec::new();
         for (name, pid) in selected {
             let Some(svc) = self.config.service(&name) else {
                 continue;
@@ -172,19 +157,13 @@ impl Supervisor {
             match svc.reload.clone() {
                 Some(Reload::Signal(sig)) => {
                     let target = self.main_pid(&name).unwrap_or(pid);
-                    let before = self.engine.core().reload_outcome(&name).map_or(0, |o| o.0);
                     if let Err(e) = crate::os::signal::send_signal(target, sig.number) {
-                        wait.errors.push(format!("`{name}`: {}: {e}", sig.name));
+                        problems.push(format!("`{name}`: {}: {e}", sig.name));
                         continue;
                     }
                     tracing::info!(unit = %name, pid = target, "reload: sent {}", sig.name);
-                    wait.done
-                        .push(json!({"name": name, "pid": target, "action": sig.name}));
-                    if svc.readiness.notify {
-                        wait.notify.push((name.clone(), before));
-                        self.queue
-                            .push_back(Input::Unit(Event::ReloadSent { unit: name }));
-                    }
+                    done.push(json!({"name": name, "pid": target, "action": sig.name}));
+                    signalled.push(name);
                 }
                 Some(Reload::Command(cmd)) => {
                     let spec = crate::runtime::plan::spec_of(&self.config, svc);
@@ -193,68 +172,44 @@ impl Supervisor {
                     } else {
                         COMMAND_TIMEOUT
                     };
-                    wait.done
-                        .push(json!({"name": name, "pid": pid, "action": "command"}));
-                    wait.commands += 1;
-                    let (tx, id) = (self.reload_tx.clone(), wait.id);
+                    done.push(json!({"name": name, "pid": pid, "action": "command"}));
+                    let (tx, service) = (self.reload_tx.clone(), name.clone());
                     let run = move || {
-                        let result = run_command(&cmd, &spec, &name, pid, timeout);
+                        let result = run_command(&cmd, &spec, &service, pid, timeout);
                         let _ = tx.send(Msg::ReloadDone(CommandDone {
-                            id,
-                            service: name,
+                            client,
+                            service,
                             result,
                         }));
                     };
-                    if let Err(e) = std::thread::Builder::new()
+                    match std::thread::Builder::new()
                         .name("sysg-reload".into())
                         .spawn(run)
                     {
-                        wait.commands -= 1;
-                        wait.errors
-                            .push(format!("cannot run the reload command: {e}"));
+                        Ok(_) => commands.push(name),
+                        Err(e) => problems.push(format!("cannot run the reload command: {e}")),
                     }
                 }
                 None => {}
             }
         }
-        self.reload_waits.push(wait);
+        // The commands' ends come back through the channel, after this event.
+        self.client(ClientEvent::ReloadServices {
+            client,
+            signalled,
+            commands,
+            services: Value::Array(done),
+            problems,
+        });
     }
 
-    /// A reload command ended.
+    /// A reload command ended: the core's wait hears of it.
     pub(super) fn reload_command_done(&mut self, d: CommandDone) {
-        if let Some(w) = self.reload_waits.iter_mut().find(|w| w.id == d.id) {
-            w.commands = w.commands.saturating_sub(1);
-            if let Err(e) = d.result {
-                w.errors
-                    .push(format!("`{}`: reload command {e}", d.service));
-            }
-        }
-    }
-
-    /// Answer every `sysg reload` whose services are all done.
-    pub(super) fn check_reload_waits(&mut self) {
-        let waits = std::mem::take(&mut self.reload_waits);
-        for mut w in waits {
-            let mut pending = false;
-            for (name, before) in &w.notify {
-                match self.engine.core().reload_outcome(name) {
-                    Some((n, _)) if n <= *before => pending = true,
-                    Some((_, Some(err))) => w.errors.push(format!("`{name}`: {err}")),
-                    _ => {}
-                }
-            }
-            if pending || w.commands > 0 {
-                self.reload_waits.push(w);
-                continue;
-            }
-            let data = json!({ "services": w.done });
-            let resp = if w.errors.is_empty() {
-                Response::ok(data)
-            } else {
-                Response::err(w.errors.join("\n"), data)
-            };
-            let _ = w.reply.send(resp);
-        }
+        self.client(ClientEvent::ReloadCommandDone {
+            client: d.client,
+            service: d.service,
+            error: d.result.err(),
+        });
     }
 }
 

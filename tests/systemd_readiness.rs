@@ -177,6 +177,54 @@ fn reload_and_kill_keep_the_main_pid_on_systemd() {
     assert_eq!(ns.show(&p.unit("api"), "MainPID"), pid.to_string());
 }
 
+/// A `reload: {command}` of a notify service runs as a helper unit built from the service's
+/// properties, but not as a notify unit (`Type=exec`, no `NOTIFY_SOCKET`): it is a one-off
+/// that never sends READY=1.
+#[test]
+fn a_reload_command_of_a_notify_service_runs_as_a_helper_unit_on_systemd() {
+    let Some(ns) =
+        boot_or_skip("a_reload_command_of_a_notify_service_runs_as_a_helper_unit_on_systemd")
+    else {
+        return;
+    };
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-rcmd",
+        &services(
+            r#"  api:
+    exec: ["python3", "DAEMON"]
+    readiness: notify
+    start_timeout: 20s
+    reload:
+      command: "cat /proc/self/cgroup > reload.cgroup; echo ${NOTIFY_SOCKET:-none} > reload.env"
+"#,
+        ),
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    let pid = p.pid("api");
+    let started = Instant::now();
+    assert_ok(&p.sysg(&["reload", "--service", "api"]), "reload");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the reload command waited for a READY=1 ({:?})",
+        started.elapsed()
+    );
+    let cg = std::fs::read_to_string(p.dir().join("reload.cgroup")).unwrap();
+    let cg = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_default();
+    assert!(
+        cg.contains("-api.reload.") && cg.ends_with(".service"),
+        "not a helper unit of api: {cg}"
+    );
+    // The helper is no notify unit: systemd gave it no NOTIFY_SOCKET of its own.
+    let env = std::fs::read_to_string(p.dir().join("reload.env")).unwrap();
+    assert_eq!(env.trim(), "none");
+    assert_eq!(p.pid("api"), pid);
+}
+
 /// While a notify service is getting ready the supervisor keeps answering: its start does not
 /// hold the event loop until READY=1.
 #[test]

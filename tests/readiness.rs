@@ -369,3 +369,41 @@ fn a_rolling_deployment_switches_over_at_ready() {
     assert_ne!(new, old);
     wait_until("the old instance retired", T, || !alive(old));
 }
+
+/// Socket activation and readiness together: a notify service with `sockets:` gets both its
+/// listening socket (fd 3, LISTEN_*) and NOTIFY_SOCKET/WATCHDOG_USEC, and its start is over at
+/// READY=1.
+#[test]
+fn a_notify_service_with_sockets_gets_both() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let p = project(&format!(
+        r#"
+  api:
+    exec: ["python3", "DAEMON", "--ready-after", "0.5", "--env", "api.env", "--pet"]
+    readiness: notify
+    watchdog: 3s
+    sockets:
+      - listen: "127.0.0.1:{port}"
+        name: http
+"#
+    ));
+    p.start();
+    let env = std::fs::read_to_string(p.dir.join("api.env")).unwrap();
+    for line in [
+        "LISTEN_FDS=1".to_string(),
+        "LISTEN_PID_IS_ME=1".to_string(),
+        "LISTEN_FDNAMES=http".to_string(),
+        format!("FD3_PORT={port}"),
+        "NOTIFY_SOCKET_SET=1".to_string(),
+        "WATCHDOG_USEC=3000000".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
+    }
+    let api = p.service("api");
+    assert_eq!(api["notify"]["ready"], true, "{api}");
+    // The socket listens while the service runs.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}

@@ -291,3 +291,47 @@ fn the_supervisor_answers_while_a_notify_service_gets_ready() {
     reap(start, T);
     wait_until("db ready", T, || p.service("db")["notify"]["ready"] == true);
 }
+
+/// Socket activation and readiness together on systemd: the socket unit hands fd 3 to a
+/// `Type=notify` service, which also gets NOTIFY_SOCKET/WATCHDOG_USEC; the start is over at
+/// READY=1 and the socket is checked once the service has its main process.
+#[test]
+fn a_notify_service_with_sockets_gets_both_on_systemd() {
+    let Some(ns) = boot_or_skip("a_notify_service_with_sockets_gets_both_on_systemd") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let p = SysProject::new(
+        &ns,
+        "sysg-ready-",
+        "ready-sock",
+        &services(&format!(
+            r#"  api:
+    exec: ["python3", "DAEMON", "--ready-after", "0.5", "--env", "api.env", "--pet"]
+    readiness: notify
+    watchdog: 3s
+    sockets:
+      - listen: "127.0.0.1:{port}"
+        name: http
+"#
+        )),
+    );
+    assert_ok(&p.sysg(&["start", "--daemonize"]), "start");
+    wait_until("api's READY=1", T, || {
+        p.service("api")["notify"]["ready"] == true
+    });
+    let env = std::fs::read_to_string(p.dir().join("api.env")).unwrap();
+    for line in [
+        "LISTEN_FDS=1".to_string(),
+        "LISTEN_PID_IS_ME=1".to_string(),
+        "LISTEN_FDNAMES=http".to_string(),
+        format!("FD3_PORT={port}"),
+        "NOTIFY_SOCKET_SET=1".to_string(),
+        "WATCHDOG_USEC=3000000".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
+    }
+}

@@ -589,4 +589,36 @@ services:
             assert!(!c.to_string().contains(&format!("\"{internal}\"")), "{c}");
         }
     }
+
+    #[test]
+    fn readiness_and_reload_as_written() {
+        let yaml = r#"
+version: "1"
+services:
+  api:
+    command: "true"
+    readiness: notify
+    watchdog: 10s
+    reload: {signal: HUP}
+  web:
+    command: "true"
+    reload: {command: "kill -USR1 $MAINPID"}
+"#;
+        let cfg = crate::config::load_str(yaml, std::path::Path::new("/tmp/p/systemg.yaml"))
+            .expect("valid");
+        let api = view(cfg.service("api").expect("api"), &cfg.logs);
+        let c = Value::Object(api.config.clone());
+        assert_eq!(c["readiness"], "notify");
+        assert_eq!(c["start_timeout"], "1m30s");
+        assert_eq!(c["watchdog"], "10s");
+        assert_eq!(c["reload"]["signal"], "SIGHUP");
+        assert!(api.defaults.iter().any(|k| k == "start_timeout"));
+        assert!(!api.defaults.iter().any(|k| k == "readiness"));
+        let web = view(cfg.service("web").expect("web"), &cfg.logs);
+        let c = Value::Object(web.config.clone());
+        assert_eq!(c["readiness"], "exec");
+        assert_eq!(c["reload"]["command"], "kill -USR1 $MAINPID");
+        assert!(c.get("watchdog").is_none());
+        assert!(web.defaults.iter().any(|k| k == "readiness"));
+    }
 }

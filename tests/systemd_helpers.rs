@@ -51,11 +51,14 @@ fn e2e_helpers_run_as_units_with_the_services_properties() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .expect("chmod");
-    // What each helper records about itself: capabilities, cgroup, network interfaces.
+    // What each helper records about itself: capabilities, cgroup, network interfaces. Each
+    // file is replaced whole (written aside, then renamed): the probe runs every 200 ms, and a
+    // read must never see a file it is truncating.
     let record = |tag: &str| {
         format!(
-            "cat /proc/self/status > {d}/{tag}.status; cat /proc/self/cgroup > {d}/{tag}.cg; \
-             cat /proc/net/dev > {d}/{tag}.net"
+            "cat /proc/self/status > {d}/{tag}.status.$$ && mv {d}/{tag}.status.$$ {d}/{tag}.status; \
+             cat /proc/self/cgroup > {d}/{tag}.cg.$$ && mv {d}/{tag}.cg.$$ {d}/{tag}.cg; \
+             cat /proc/net/dev > {d}/{tag}.net.$$ && mv {d}/{tag}.net.$$ {d}/{tag}.net"
         )
     };
     let p = SysProject::new(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::schema::{Isolation, Limits, LogPolicy, Service};
+pub use crate::config::service_model::Readiness;
 
 /// Everything a backend needs to start one unit. Two specs that compare equal run the same thing,
 /// which is how a config reload decides what changed.
@@ -38,6 +39,9 @@ pub struct UnitSpec {
     /// whole tree shares (absent for services).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn: Option<SpawnGroup>,
+    /// `readiness`/`start_timeout`/`watchdog`: the backend gives a notify service its
+    /// `NOTIFY_SOCKET` (and `WATCHDOG_USEC`), the core waits for READY=1.
+    pub readiness: Readiness,
     /// Listening sockets handed over as in sd_listen_fds (fds 3, 4, ... in this order). They
     /// belong to the service, not to one instance: every instance gets the same sockets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -85,6 +89,7 @@ impl UnitSpec {
             logs: LogPolicy::default(),
             sandbox: Default::default(),
             spawn: None,
+            readiness: Readiness::default(),
             sockets: Vec::new(),
         }
     }
@@ -108,6 +113,7 @@ impl UnitSpec {
             logs: svc.logs,
             sandbox: svc.sandbox.clone(),
             spawn: None,
+            readiness: svc.readiness,
             sockets: svc.sockets.clone(),
         }
     }

@@ -621,6 +621,7 @@ fn completions_man_pages_and_schema_commands() {
     let out = p.sysg(&["manpages", dir.to_str().expect("utf-8")]);
     assert_ok(&out, "manpages");
     assert!(dir.join("sysg.1").is_file() && dir.join("sysg-start.1").is_file());
+    assert!(dir.join("sysg-reload.1").is_file() && dir.join("sysg-kill.1").is_file());
     let out = p.sysg(&["schema"]);
     assert_ok(&out, "schema");
     let shipped = std::fs::read_to_string(

@@ -205,6 +205,10 @@ fn schema_and_parser_agree_on_targeted_cases() {
         "    command: x\n    health_check: {tcp: \"localhost:5432\", interval: 2s}\n",
         "    command: x\n    cron: {expression: \"*/5 * * * *\"}\n",
         "    command: x\n    capabilities: [net_bind_service, CAP_CHOWN]\n",
+        "    command: x\n    readiness: notify\n    start_timeout: 30s\n    watchdog: 10s\n",
+        "    command: x\n    readiness: exec\n    reload: {signal: SIGHUP}\n",
+        "    command: x\n    readiness: notify\n    start_timeout: 0\n",
+        "    command: x\n    reload: {command: \"kill -USR2 $MAINPID\"}\n",
     ];
     let bad = [
         "    command: x\n    exec: [y]\n",
@@ -218,6 +222,11 @@ fn schema_and_parser_agree_on_targeted_cases() {
         "    command: \"   \"\n",
         "    command: x\n    env: {vars: {1BAD: x}}\n",
         "    command: x\n    backoff:\n",
+        "    command: x\n    watchdog: 10s\n",
+        "    command: x\n    readiness: exec\n    watchdog: 10s\n",
+        "    command: x\n    readiness: ready\n",
+        "    command: x\n    reload: {signal: HUP, command: y}\n",
+        "    command: x\n    reload: {}\n",
     ];
     let sibling = "  web2:\n    command: y\n";
     for svc in good {

@@ -77,6 +77,13 @@ pub enum BackendEvent {
     /// The timer of a cron job elapsed. It starts a run (reported as `Started`) unless the
     /// previous run still runs, in which case nothing else follows.
     Elapsed { unit: String },
+    /// A process of the unit sent an `sd_notify` message (process backend: its notify
+    /// socket; systemd backend: a change of the unit's `StatusText`).
+    Notify {
+        unit: String,
+        pid: u32,
+        message: crate::core::NotifyMessage,
+    },
 }
 
 /// Where a backend sends its events (the runtime's channel).

@@ -112,6 +112,41 @@ pub enum Command {
     Init(InitArgs),
     /// One line per service: name, state, pid, uptime, tags (a compact `status`)
     List(ListArgs),
+    /// Run services' `reload:` (a signal or a command) without restarting them; `notify`
+    /// services: wait for RELOADING=1 … READY=1. To load a changed config, use
+    /// `sysg restart --config`
+    Reload(ReloadArgs),
+    /// Send a signal to every process of services (or with --main their main process), like
+    /// `systemctl kill`
+    Kill(KillArgs),
+}
+
+/// `reload`
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Services to reload [default: every running service that has `reload:`]
+    #[command(flatten)]
+    pub sel: ServiceArg,
+    /// Print JSON: {ok, error?, services: [{name, pid, action}]} (docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kill`
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal: a name (SIGHUP, HUP) or a number
+    #[arg(long, short = 'S', value_name = "SIG")]
+    pub signal: String,
+    /// Services to signal [default: every running service]
+    #[command(flatten)]
+    pub sel: ServiceArg,
+    /// Signal only the main process (`MAINPID=` when the service named one)
+    #[arg(long)]
+    pub main: bool,
+    /// Print JSON: {ok, error?, services: [{name, pid, signal, main}]} (docs/json.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--tag`, repeatable: every service carrying any of the tags.

@@ -223,6 +223,17 @@ pub fn render(r: &InspectReport, color: bool) -> String {
     if let Some(h) = &st.health {
         field("health", h.clone());
     }
+    if let Some(n) = &st.notify {
+        let text = super::output::notify_summary(n);
+        field(
+            "notify",
+            if text.is_empty() {
+                "ready".into()
+            } else {
+                text
+            },
+        );
+    }
     if !r.health_history.is_empty() {
         let now = crate::runtime::observe::wall_now();
         // The last few probes, newest first: enough to see a trend without a wall of text.

@@ -20,6 +20,7 @@ mod run_wait;
 mod schema;
 mod security;
 mod select;
+mod service_cmds;
 mod spawn;
 mod start;
 mod status;
@@ -74,6 +75,8 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(g, a),
         Command::Init(a) => init::run(g, a),
         Command::List(a) => list::run(g, a),
+        Command::Reload(a) => service_cmds::reload(g, a),
+        Command::Kill(a) => service_cmds::kill(g, a),
     }
 }
 

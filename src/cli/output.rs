@@ -112,6 +112,26 @@ pub fn status_table(
     status_table_with(report, services, color, width, false)
 }
 
+/// The REASON of a running `readiness: notify` service: where it is in the protocol, then
+/// its `STATUS=` text.
+pub fn notify_summary(n: &crate::control::protocol::NotifyStatus) -> String {
+    let phase = if n.reloading {
+        Some("reloading")
+    } else if n.stopping {
+        Some("stopping")
+    } else if !n.ready {
+        Some("waiting for READY=1")
+    } else {
+        None
+    };
+    match (phase, &n.status) {
+        (Some(p), Some(s)) => format!("{p}: {s}"),
+        (Some(p), None) => p.to_string(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => String::new(),
+    }
+}
+
 /// `name` as a shell word: as it is when it needs no quoting, else in single quotes, so that
 /// `sysg-my\x2dapp-web.service` can be pasted into `systemctl status …` as shown.
 pub fn shell_word(name: &str) -> String {
@@ -157,7 +177,7 @@ pub fn status_table_with(
                     }),
                     (Some(r), _) => r.clone(),
                     (None, Some(n)) => format!("restart in {}", human_duration(n.ceil())),
-                    _ => String::new(),
+                    _ => s.notify.as_ref().map(notify_summary).unwrap_or_default(),
                 },
             ]
         })

@@ -400,6 +400,7 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
         .take("logs")
         .map_or(Some(project_logs), |f| log_policy(ctx, &f, project_logs));
     let tags = m.take("tags").map_or(Some(Vec::new()), |f| f.str_list(ctx));
+    let (readiness, reload) = super::service_model::take(ctx, &mut m);
     let sandbox = m.take("sandbox").map_or(Some(Default::default()), |f| {
         super::sandbox::sandbox(ctx, &f)
     });
@@ -443,6 +444,8 @@ fn service(ctx: &mut Ctx, name: String, f: &Field, project_logs: LogPolicy) -> D
             stop_timeout: stop_timeout?,
             logs: logs?,
             tags: tags?,
+            readiness: readiness?,
+            reload: reload?,
             sandbox: sandbox?,
             sockets: socks?,
         })
@@ -531,7 +534,7 @@ fn cron_of(ctx: &mut Ctx, f: &Field) -> Option<Cron> {
     })
 }
 
-fn signal(ctx: &mut Ctx, f: &Field) -> Option<Signal> {
+pub(crate) fn signal(ctx: &mut Ctx, f: &Field) -> Option<Signal> {
     let text = match &f.node.value {
         Kind::Str(s) => s.clone(),
         Kind::Int(i) => i.to_string(),

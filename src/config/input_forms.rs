@@ -353,3 +353,39 @@ pub struct ProbeFile {
     /// A shell command that exits 0 when healthy.
     pub command: Option<Text>,
 }
+
+/// `readiness`, `start_timeout` and `watchdog` (`Service.readiness`, config/service_model.rs).
+#[derive(JsonSchema)]
+pub struct ReadinessFile {
+    /// When the service counts as started: `exec` (default) once its program runs, `notify`
+    /// once it sends READY=1 on $NOTIFY_SOCKET (sd_notify).
+    pub readiness: Option<ReadinessValue>,
+    /// `notify`: READY=1 must come within this, or the start failed. Default 90s.
+    pub start_timeout: Option<DurationValue>,
+    /// The service must send WATCHDOG=1 at least this often, or it is aborted (SIGABRT) and
+    /// handled by the restart policy. Needs `readiness: notify`.
+    pub watchdog: Option<DurationValue>,
+}
+
+/// `readiness:`
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadinessValue {
+    /// Started once its program runs (the default).
+    Exec,
+    /// Started once it sends READY=1 (sd_notify).
+    Notify,
+}
+
+/// `reload:` exactly one of `signal` and `command`.
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend("oneOf" = [{"required": ["signal"]}, {"required": ["command"]}])
+)]
+pub struct ReloadFile {
+    /// Send this signal to the main process (e.g. SIGHUP).
+    pub signal: Option<SignalValue>,
+    /// Run this shell command with the service's environment, directory and identity.
+    pub command: Option<Text>,
+}

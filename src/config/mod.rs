@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod sandbox_schema;
 pub mod schema;
 mod sections;
+pub mod service_model;
 pub mod size;
 pub mod sockets;
 pub mod source;

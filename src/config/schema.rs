@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::input_forms::{
     version_schema, Capability, CpuMaxValue, DependsOn, DurationValue, EnvFile, Hook as HookForm,
-    ProbeFile, ProjectName, RunFile, ScalarValue, SignalValue, SizeValue, SpawnFile, Text, Url,
-    WebhookEvent, ENV_KEY_PATTERN, NAME_PATTERN,
+    ProbeFile, ProjectName, ReadinessFile, ReloadFile, RunFile, ScalarValue, SignalValue,
+    SizeValue, SpawnFile, Text, Url, WebhookEvent, ENV_KEY_PATTERN, NAME_PATTERN,
 };
 
 /// A whole `systemg.yaml`.
@@ -447,7 +447,8 @@ impl Default for LogPolicy {
     extend(
         "oneOf" = [{"required": ["command"]}, {"required": ["exec"]}],
         "if" = {"required": ["cron"]},
-        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}, {"required": ["sockets"]}]}}
+        "then" = {"not": {"anyOf": [{"required": ["restart_policy"]}, {"required": ["deployment"]}, {"required": ["sockets"]}]}},
+        "dependentSchemas" = {"watchdog": {"required": ["readiness"], "properties": {"readiness": {"const": "notify"}}}}
     )
 )]
 pub struct Service {
@@ -521,6 +522,13 @@ pub struct Service {
     /// Labels.
     #[schemars(with = "Option<Vec<Text>>")]
     pub tags: Vec<String>,
+    /// `readiness`, `start_timeout`, `watchdog` (config/service_model.rs).
+    #[schemars(flatten, with = "ReadinessFile")]
+    pub readiness: super::service_model::Readiness,
+    /// What `sysg reload` does: a signal to the main process, or a command run like a hook.
+    // `None` when the field is absent.
+    #[schemars(with = "Option<ReloadFile>")]
+    pub reload: Option<super::service_model::Reload>,
     /// Kernel-enforced hardening, identical on both backends.
     // Empty (no protection) when absent.
     #[schemars(with = "Option<super::sandbox_schema::SandboxFile>")]

@@ -144,6 +144,8 @@ impl Request {
             Request::Spawn(_) => "`spawn`",
             Request::Inspect { .. } => "`inspect`",
             Request::Logs(_) => "`logs`",
+            Request::ReloadServices { .. } => "`reload`",
+            Request::Kill { .. } => "`kill`",
         }
     }
 }

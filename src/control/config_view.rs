@@ -32,6 +32,10 @@ pub const KEY_ORDER: &[&str] = &[
     "isolation",
     "sandbox",
     "sockets",
+    "readiness",
+    "start_timeout",
+    "watchdog",
+    "reload",
     "hooks",
     "webhooks",
     "stop_signal",
@@ -234,6 +238,28 @@ fn hook(v: &mut ConfigView, name: &str, h: &Option<Hook>) {
     }
 }
 
+/// `readiness`, `start_timeout`, `watchdog` and `reload` (config/service_model.rs).
+fn readiness(v: &mut ConfigView, svc: &Service) {
+    let r = &svc.readiness;
+    let word = if r.notify { "notify" } else { "exec" };
+    v.put("readiness", json!(word), !r.notify);
+    v.put(
+        "start_timeout",
+        json!(duration(r.start_timeout)),
+        r.start_timeout == crate::config::service_model::DEFAULT_START_TIMEOUT,
+    );
+    v.opt("watchdog", r.watchdog.map(|d| json!(duration(d))));
+    match &svc.reload {
+        Some(crate::config::service_model::Reload::Signal(s)) => {
+            v.put("reload.signal", json!(s.name), false)
+        }
+        Some(crate::config::service_model::Reload::Command(c)) => {
+            v.put("reload.command", json!(c), false)
+        }
+        None => {}
+    }
+}
+
 /// One webhook as written, its secret hidden; `defaults` gets its defaulted keys.
 fn webhook(w: &Webhook, at: &str, defaults: &mut Vec<String>) -> Value {
     let mut m = Map::new();
@@ -366,6 +392,7 @@ pub fn view(svc: &Service, project_logs: &LogPolicy) -> ConfigView {
             sock.name == svc.name,
         );
     }
+    readiness(&mut v, svc);
     let h = &svc.hooks;
     hook(&mut v, "on_start", &h.on_start);
     hook(&mut v, "on_ready", &h.on_ready);
@@ -561,5 +588,37 @@ services:
         for internal in ["run", "probe", "number", "rate_per_sec", "secret_keys"] {
             assert!(!c.to_string().contains(&format!("\"{internal}\"")), "{c}");
         }
+    }
+
+    #[test]
+    fn readiness_and_reload_as_written() {
+        let yaml = r#"
+version: "1"
+services:
+  api:
+    command: "true"
+    readiness: notify
+    watchdog: 10s
+    reload: {signal: HUP}
+  web:
+    command: "true"
+    reload: {command: "kill -USR1 $MAINPID"}
+"#;
+        let cfg = crate::config::load_str(yaml, std::path::Path::new("/tmp/p/systemg.yaml"))
+            .expect("valid");
+        let api = view(cfg.service("api").expect("api"), &cfg.logs);
+        let c = Value::Object(api.config.clone());
+        assert_eq!(c["readiness"], "notify");
+        assert_eq!(c["start_timeout"], "1m30s");
+        assert_eq!(c["watchdog"], "10s");
+        assert_eq!(c["reload"]["signal"], "SIGHUP");
+        assert!(api.defaults.iter().any(|k| k == "start_timeout"));
+        assert!(!api.defaults.iter().any(|k| k == "readiness"));
+        let web = view(cfg.service("web").expect("web"), &cfg.logs);
+        let c = Value::Object(web.config.clone());
+        assert_eq!(c["readiness"], "exec");
+        assert_eq!(c["reload"]["command"], "kill -USR1 $MAINPID");
+        assert!(c.get("watchdog").is_none());
+        assert!(web.defaults.iter().any(|k| k == "readiness"));
     }
 }

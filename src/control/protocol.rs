@@ -54,6 +54,22 @@ pub enum Request {
     /// `{"entries": [{service, stream, time, line}…], "truncated"}`: the last `lines` (at most
     /// `MAX_SERVED_LINES`) of the window. No following.
     Logs(LogsRequest),
+    /// Run the `reload:` of each service (all that have one when `services` is absent)
+    /// without restarting it; answers once done (`readiness: notify`: at `READY=1`). Data:
+    /// `{"services": [{name, pid, action}]}`.
+    ReloadServices {
+        #[serde(default)]
+        services: Option<Vec<String>>,
+    },
+    /// Send `signal` to every process of each service (all when `services` is absent), or
+    /// with `main` to its main process only. Data: `{"services": [{name, pid, signal}]}`.
+    Kill {
+        #[serde(default)]
+        services: Option<Vec<String>>,
+        signal: i32,
+        #[serde(default)]
+        main: bool,
+    },
 }
 
 /// The most lines one `logs` request answers with.
@@ -268,6 +284,29 @@ pub struct ServiceStatus {
     /// a supervisor crash), not started by it; `uptime_secs` is still the process's.
     #[serde(default)]
     pub adopted: bool,
+    /// `readiness: notify` services: what the service last said over `sd_notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyStatus>,
+}
+
+/// The `sd_notify` side of a `readiness: notify` service (docs/json.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyStatus {
+    /// The last `STATUS=` text.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `READY=1` came for the current process (false while it starts, and without one).
+    #[serde(default)]
+    pub ready: bool,
+    /// Between `RELOADING=1` and the next `READY=1`.
+    #[serde(default)]
+    pub reloading: bool,
+    /// `STOPPING=1` came.
+    #[serde(default)]
+    pub stopping: bool,
+    /// `MAINPID=`, else the process the unit started.
+    #[serde(default)]
+    pub main_pid: Option<u32>,
 }
 
 impl ServiceStatus {
@@ -288,6 +327,7 @@ impl ServiceStatus {
             children: Vec::new(),
             cron: None,
             adopted: false,
+            notify: None,
         }
     }
 

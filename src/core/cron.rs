@@ -243,7 +243,10 @@ impl Core {
             Event::StoppedOutside { unit, pid, status } => {
                 self.job_exited(now, wall, unit, *pid, (*status, None), out)
             }
-            Event::StartedOutside { .. } | Event::RestartedOutside { .. } => {}
+            Event::StartedOutside { .. }
+            | Event::RestartedOutside { .. }
+            | Event::Notify { .. }
+            | Event::ReloadSent { .. } => {}
         }
     }
 

@@ -208,12 +208,12 @@ enum Phase {
 
 /// A candidate on trial.
 #[derive(Debug)]
-struct Trial {
+pub(crate) struct Trial {
     pid: u32,
     since: Instant,
     /// Without a health check: when the settle window ends.
-    settle_at: Option<Instant>,
-    next_at: Option<Instant>,
+    pub(crate) settle_at: Option<Instant>,
+    pub(crate) next_at: Option<Instant>,
     in_flight: Option<(u64, Option<Instant>)>,
     /// When the probe in flight was issued.
     issued: Option<Instant>,
@@ -223,6 +223,9 @@ struct Trial {
     counted: u32,
     streak: u32,
     last_error: Option<String>,
+    /// `readiness: notify`: until `READY=1`, neither settle window nor probes run; the trial
+    /// fails at this deadline (`start_timeout`).
+    pub(crate) awaiting_ready: Option<Instant>,
 }
 
 /// A process being stopped beside its unit's process of record.
@@ -258,7 +261,7 @@ impl Book {
             Phase::Starting => None,
             Phase::Probing(t) => {
                 let give_up = t.in_flight.and_then(|(_, g)| g);
-                [t.settle_at, t.next_at, give_up]
+                [t.settle_at, t.next_at, give_up, t.awaiting_ready]
                     .into_iter()
                     .flatten()
                     .min()

@@ -153,6 +153,9 @@ pub(crate) fn check(dep: Option<&Unit>, name: &str, cond: DepCondition, mode: Mo
         } => Check::Broken(going_down(name, why)),
         // Still inside its settle window: not started yet.
         State::Running { pending_stop: None } if d.up_at.is_some() => completed_or(pending()),
+        State::Running { pending_stop: None } if d.ready.awaiting.is_some() => completed_or(
+            Check::Pending(format!("waiting for {name} to send READY=1")),
+        ),
         State::Running { pending_stop: None } => match cond {
             DepCondition::Started => Check::Satisfied,
             DepCondition::Healthy if d.healthy => Check::Satisfied,

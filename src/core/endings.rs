@@ -71,7 +71,10 @@ impl Core {
             _ => ExitStatus::Code(127),
         };
         // Ended before it counted as up: inside its settle window, or it never ran.
-        let early = u.up_at.is_some() || matches!(ending, Ending::StartFailed(_));
+        let early = u.up_at.is_some()
+            || u.ready.awaiting.is_some()
+            || matches!(ending, Ending::StartFailed(_));
+        u.ready.end();
         u.pid = None;
         u.healthy = false;
         u.up_at = None;
@@ -190,7 +193,8 @@ impl Core {
                 let name = &self.units[i].plan.name;
                 report(out, name, ReportKind::Exited, format!("exited: {st}"));
             }
-            self.after_ending(now, i, Ending::Unhealthy(what), false, out);
+            let early = self.take_start_failed(i);
+            self.after_ending(now, i, Ending::Unhealthy(what), early, out);
             return;
         }
         let u = &mut self.units[i];

@@ -37,6 +37,7 @@ mod policy;
 mod probe;
 #[cfg(test)]
 mod random_tests;
+mod readiness;
 mod reconcile;
 mod requests;
 pub mod spawn;
@@ -65,6 +66,7 @@ pub use drain::MainExit;
 pub use notice::{Notice, NoticeKind};
 pub use policy::{backoff_delay, MAX_BACKOFF, STABLE_RUN};
 pub use probe::{Health, PROBE_GRACE};
+pub use readiness::{NotifyMessage, NotifyView, Watchdog};
 pub use supervision::{Answer, ChildEvent, ClientEvent, ClientId, Input, Supervision};
 pub use waits::Goal;
 
@@ -161,6 +163,16 @@ pub enum Event {
     Elapsed { unit: UnitId },
     /// A cron job's backend timer could not be created; the core schedules the job instead.
     TimerFailed { unit: UnitId, error: String },
+    /// An `sd_notify` message from process `pid` of the unit (checked by the runtime to
+    /// belong to it); see `readiness.rs`.
+    Notify {
+        unit: UnitId,
+        pid: u32,
+        message: NotifyMessage,
+    },
+    /// `sysg reload` sent the unit its reload signal: a notify unit must answer with
+    /// `RELOADING=1` … `READY=1` within its `start_timeout` (`Core::reload_outcome`).
+    ReloadSent { unit: UnitId },
 }
 
 /// One unit found running at supervisor start-up (see `Event::AdoptedAll`).
@@ -469,6 +481,8 @@ impl Core {
                 detail,
             } => self.on_probe_result(now, &unit, probe, ok, detail, out),
             Event::Tick => self.on_tick(now, out),
+            Event::Notify { unit, pid, message } => self.on_notify(now, &unit, pid, message, out),
+            Event::ReloadSent { unit } => self.on_reload_sent(now, &unit),
             // Consumed by `deploy_intercept`; batches are split by `handle`.
             Event::Deploy(_) | Event::AdoptedAll(_) => {}
             Event::Elapsed { .. } | Event::TimerFailed { .. } | Event::MainExited(_) => {}
@@ -538,6 +552,7 @@ impl Core {
                     .checked_add(u.plan.settle)
                     .filter(|_| !u.plan.settle.is_zero());
                 u.set(now, State::Running { pending_stop: None }, None);
+                u.ready.begin(now, &u.plan.spec.readiness);
                 report(
                     out,
                     name,
@@ -555,7 +570,7 @@ impl Core {
                 if u.plan.health.is_some() {
                     // Healthy only once a probe passes; the first one is issued right away.
                     u.probe.begin(now);
-                } else if u.up_at.is_none() {
+                } else if u.up_at.is_none() && u.ready.awaiting.is_none() {
                     u.failing_start = None;
                     // Without probes a process that is up counts as healthy.
                     u.healthy = true;
@@ -647,6 +662,7 @@ impl Core {
         if u.plan.health.is_some() {
             u.probe.begin(now);
         }
+        u.ready.taken_over(now, &u.plan.spec.readiness);
         // Nothing is known about this process's history: it has not completed yet.
         u.succeeded = false;
         u.set(now, State::Running { pending_stop: None }, None);
@@ -655,13 +671,14 @@ impl Core {
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.probe_timeouts(now, out);
+        self.readiness_due(now, out);
         for u in &mut self.units {
             if u.up_at.is_some_and(|t| t <= now) {
                 // Survived the settle window: it started (dependents may go). With a health
                 // check, only a passing probe makes it healthy.
                 u.up_at = None;
                 u.failing_start = None;
-                if u.plan.health.is_none() && !u.healthy {
+                if u.plan.health.is_none() && !u.healthy && u.ready.awaiting.is_none() {
                     u.healthy = true;
                     notify(
                         out,

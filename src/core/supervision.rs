@@ -109,6 +109,24 @@ pub enum ClientEvent {
         client: ClientId,
         services: Option<Vec<UnitId>>,
     },
+    /// `sysg reload` of services, carried out by the runtime: `signalled` got their reload
+    /// signal (a notify one is waited for: `RELOADING=1` … `READY=1` within its
+    /// `start_timeout`), `commands` run their reload command (each ends with
+    /// `ReloadCommandDone`). `services` (what was done) and `problems` (what failed already) go
+    /// into the answer, given once every wait is over.
+    ReloadServices {
+        client: ClientId,
+        signalled: Vec<UnitId>,
+        commands: Vec<UnitId>,
+        services: serde_json::Value,
+        problems: Vec<String>,
+    },
+    /// A reload command of `client`'s `sysg reload` ended; `error` says how it failed.
+    ReloadCommandDone {
+        client: ClientId,
+        service: UnitId,
+        error: Option<String>,
+    },
     /// Stop every child and every unit; `Supervision::done` says when all are down.
     Shutdown,
     /// The loop's turn ended (the state is written): answer the clients whose goal is met.
@@ -133,6 +151,12 @@ pub enum Answer {
     Run {
         unit: UnitId,
         problem: Option<String>,
+    },
+    /// What a `sysg reload` did to each service (`services`); an error listing `problems`,
+    /// one a line, when any reload failed.
+    Reloaded {
+        services: serde_json::Value,
+        problems: Vec<String>,
     },
 }
 
@@ -425,6 +449,29 @@ impl Supervision {
             ClientEvent::AwaitSettled { client, services } => {
                 self.wait(client, Goal::Settled(services))
             }
+            ClientEvent::ReloadServices {
+                client,
+                signalled,
+                commands,
+                services,
+                problems,
+            } => {
+                let notify = self.reload_sent(now, wall, signalled, out);
+                self.wait(
+                    client,
+                    Goal::Reloaded {
+                        notify,
+                        commands,
+                        services,
+                        problems,
+                    },
+                );
+            }
+            ClientEvent::ReloadCommandDone {
+                client,
+                service,
+                error,
+            } => self.reload_command_done(client, &service, error),
             ClientEvent::Shutdown => {
                 if !self.shutting_down {
                     self.shutting_down = true;

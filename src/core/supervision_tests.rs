@@ -9,7 +9,8 @@ use chrono::Utc;
 use super::spawn::{Owner, SpawnAction, SpawnLimits, StopHow};
 use super::test_support::{spec, unit_plan};
 use super::{
-    Action, Answer, ClientEvent, Core, Dependency, Event, Input, StateKind, Supervision, UnitPlan,
+    Action, Answer, ClientEvent, Core, Dependency, Event, Input, NotifyMessage, StateKind,
+    Supervision, UnitPlan,
 };
 use crate::config::schema::{DepCondition, TerminationPolicy};
 use crate::spec::{ExitStatus, UnitSpec};
@@ -631,4 +632,119 @@ fn a_tick_reaches_the_spawn_tree_when_a_child_is_due() {
     assert!(acts.contains(&Action::Child(SpawnAction::Kill {
         unit: "web/c".into()
     })));
+}
+
+/// `db` (`readiness: notify`, start_timeout 5 s) and `web`, both started and `db` ready.
+fn reloadable(now: Instant) -> Supervision {
+    let mut db = (*spec("db")).clone();
+    db.readiness.notify = true;
+    db.readiness.start_timeout = Duration::from_secs(5);
+    let mut s = sup(vec![unit_plan(Arc::new(db)), plan("web")]);
+    feed(
+        &mut s,
+        now,
+        ClientEvent::Start {
+            client: 1,
+            services: None,
+        },
+    );
+    for (unit, pid) in [("db", 100), ("web", 200)] {
+        feed(
+            &mut s,
+            now,
+            Event::Started {
+                unit: unit.into(),
+                pid,
+            },
+        );
+    }
+    say(&mut s, now, "READY=1");
+    assert_eq!(end_turn(&mut s, now), vec![(1, ok_report())]);
+    s
+}
+
+/// `db` (pid 100) sends `text` on its notify socket.
+fn say(s: &mut Supervision, now: Instant, text: &str) {
+    let message = NotifyMessage::parse(text.as_bytes()).expect("a message");
+    feed(
+        s,
+        now,
+        Event::Notify {
+            unit: "db".into(),
+            pid: 100,
+            message,
+        },
+    );
+}
+
+#[test]
+fn a_service_reload_is_answered_once_notify_services_and_commands_are_done() {
+    let now = Instant::now();
+    let mut s = reloadable(now);
+    let services = serde_json::json!([{"name": "db"}, {"name": "web"}]);
+    feed(
+        &mut s,
+        now,
+        ClientEvent::ReloadServices {
+            client: 2,
+            signalled: vec!["db".into()],
+            commands: vec!["web".into()],
+            services: services.clone(),
+            problems: Vec::new(),
+        },
+    );
+    assert!(end_turn(&mut s, now).is_empty());
+    say(&mut s, now, "RELOADING=1");
+    assert!(end_turn(&mut s, now).is_empty(), "db is still reloading");
+    say(&mut s, now, "READY=1");
+    assert!(end_turn(&mut s, now).is_empty(), "web's command still runs");
+    feed(
+        &mut s,
+        now,
+        ClientEvent::ReloadCommandDone {
+            client: 2,
+            service: "web".into(),
+            error: Some("failed: exit status 1".into()),
+        },
+    );
+    assert_eq!(
+        end_turn(&mut s, now),
+        vec![(
+            2,
+            Answer::Reloaded {
+                services,
+                problems: vec!["`web`: reload command failed: exit status 1".into()],
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_notify_service_that_never_ends_its_reload_fails_it_at_start_timeout() {
+    let now = Instant::now();
+    let mut s = reloadable(now);
+    feed(
+        &mut s,
+        now,
+        ClientEvent::ReloadServices {
+            client: 3,
+            // `web` is no notify service: nothing to wait for.
+            signalled: vec!["db".into(), "web".into()],
+            commands: Vec::new(),
+            services: serde_json::json!([]),
+            problems: Vec::new(),
+        },
+    );
+    assert!(end_turn(&mut s, now).is_empty());
+    let due = s.next_deadline().expect("the reload's deadline");
+    assert_eq!(due, now + Duration::from_secs(5));
+    let acts = feed(&mut s, due, Event::Tick);
+    assert!(!acts.iter().any(|a| matches!(a, Action::Signal { .. })));
+    match end_turn(&mut s, due).as_slice() {
+        [(3, Answer::Reloaded { problems, .. })] => {
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].starts_with("`db`: ") && problems[0].contains("READY=1"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

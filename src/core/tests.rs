@@ -30,6 +30,10 @@ mod deploy_tests;
 #[path = "start_verdict_tests.rs"]
 mod start_verdict_tests;
 
+/// Readiness notification (`READY=1`, `start_timeout`) and the watchdog (same helpers as here).
+#[path = "readiness_tests.rs"]
+mod readiness_tests;
+
 /// A unit with `on-failure`, 1 s backoff, no cap, depending (Started) on `deps`.
 fn unit(name: &str, deps: &[&str]) -> UnitPlan {
     UnitPlan {

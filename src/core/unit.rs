@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::probe::{Health, ProbeState};
+use super::readiness::ReadyState;
 use super::{Action, ReportKind, StateKind, UnitPlan, UnitView};
 use crate::spec::ExitStatus;
 
@@ -97,6 +98,8 @@ pub(crate) struct Unit {
     pub(crate) instance: String,
     /// The current process was adopted at start-up (see `UnitView::adopted`).
     pub(crate) adopted: bool,
+    /// `READY=1`, `STATUS=`, watchdog (readiness.rs).
+    pub(crate) ready: ReadyState,
 }
 
 impl Unit {
@@ -121,6 +124,7 @@ impl Unit {
             failing_start: None,
             instance: plan.name.clone(),
             adopted: false,
+            ready: ReadyState::default(),
             plan,
         }
     }
@@ -241,7 +245,17 @@ impl Unit {
     /// Send the stop signal now (or, while the process is not yet known, as soon as it is) and
     /// arm the kill deadline.
     pub(crate) fn begin_stop(&mut self, now: Instant, why: StopWhy, out: &mut Vec<Action>) {
-        let signal = self.plan.spec.stop_signal;
+        self.begin_stop_with(now, why, self.plan.spec.stop_signal, out);
+    }
+
+    /// `begin_stop` with `signal` instead of the unit's stop signal (the watchdog's SIGABRT).
+    pub(crate) fn begin_stop_with(
+        &mut self,
+        now: Instant,
+        why: StopWhy,
+        signal: i32,
+        out: &mut Vec<Action>,
+    ) {
         let timeout = self.plan.spec.stop_timeout;
         let reason = match &why {
             StopWhy::Cascade(r) | StopWhy::Unhealthy(r) => Some(r.clone()),

@@ -12,6 +12,7 @@ impl Core {
             .chain(self.book.deadline())
             .chain(self.cron_deadline())
             .chain(self.drains.deadline())
+            .chain(self.readiness_deadline())
             .min()
     }
 
@@ -51,6 +52,7 @@ impl Core {
                 return false;
             }
             u.up_at.is_some()
+                || u.ready.awaiting.is_some()
                 || (u.plan.health.is_some()
                     && u.state == State::Running { pending_stop: None }
                     && !u.healthy)

@@ -32,6 +32,17 @@ pub enum Goal {
         /// A reload's changes, added to the answer's report as `changes`.
         changes: Option<serde_json::Value>,
     },
+    /// `sysg reload`: each notify service signalled ended its reload (its count of reloads
+    /// ended, `Core::reload_outcome`, passed the one recorded), and no reload command runs.
+    Reloaded {
+        notify: Vec<(UnitId, u64)>,
+        /// Services whose reload command still runs.
+        commands: Vec<UnitId>,
+        /// What was done, for the answer.
+        services: serde_json::Value,
+        /// What failed so far.
+        problems: Vec<String>,
+    },
 }
 
 /// A client parked until its goal is met.
@@ -89,6 +100,66 @@ impl Supervision {
             }
             Goal::Ran(unit) => self.met(&Goal::Settled(Some(vec![unit.clone()]))),
             Goal::Finished(unit) => self.adhoc_finished(unit),
+            Goal::Reloaded {
+                notify, commands, ..
+            } => {
+                commands.is_empty()
+                    && notify.iter().all(|(name, before)| {
+                        self.core
+                            .reload_outcome(name)
+                            .is_none_or(|(ended, _)| ended > *before)
+                    })
+            }
+        }
+    }
+
+    /// The notify services among `signalled` wait for their reload to end (`Event::ReloadSent`);
+    /// returns them with their count of reloads ended so far. A service without a process has
+    /// nothing to wait for.
+    pub(super) fn reload_sent(
+        &mut self,
+        now: Instant,
+        wall: DateTime<Utc>,
+        signalled: Vec<UnitId>,
+        out: &mut Vec<Action>,
+    ) -> Vec<(UnitId, u64)> {
+        let mut notify = Vec::new();
+        for name in signalled {
+            let running = self.core.unit(&name).is_some_and(|u| u.pid.is_some());
+            if !running || self.core.notify_view(&name).is_none() {
+                continue;
+            }
+            let before = self
+                .core
+                .reload_outcome(&name)
+                .map_or(0, |(ended, _)| ended);
+            let event = Event::ReloadSent { unit: name.clone() };
+            out.extend(self.core.handle_at(now, wall, event));
+            notify.push((name, before));
+        }
+        notify
+    }
+
+    /// A reload command of `client`'s `sysg reload` ended.
+    pub(super) fn reload_command_done(
+        &mut self,
+        client: ClientId,
+        service: &str,
+        error: Option<String>,
+    ) {
+        let Some(w) = self.waiters.iter_mut().find(|w| w.client == client) else {
+            return;
+        };
+        if let Goal::Reloaded {
+            commands, problems, ..
+        } = &mut w.goal
+        {
+            if let Some(i) = commands.iter().position(|c| c == service) {
+                commands.remove(i);
+            }
+            if let Some(e) = error {
+                problems.push(format!("`{service}`: reload command {e}"));
+            }
         }
     }
 
@@ -146,6 +217,23 @@ impl Supervision {
             },
             Goal::Ran(unit) => self.run_answer(unit, false),
             Goal::Finished(unit) => self.run_answer(unit, true),
+            Goal::Reloaded {
+                notify,
+                services,
+                problems,
+                ..
+            } => {
+                let mut problems = problems.clone();
+                for (name, _) in notify {
+                    if let Some((_, Some(err))) = self.core.reload_outcome(name) {
+                        problems.push(format!("`{name}`: {err}"));
+                    }
+                }
+                Answer::Reloaded {
+                    services: services.clone(),
+                    problems,
+                }
+            }
             Goal::Deployed {
                 units: sel,
                 since,

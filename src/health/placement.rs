@@ -50,7 +50,7 @@ pub fn set_placer(p: Placer) {
 pub struct Place<'a> {
     /// The service (or `service/child`).
     pub unit: &'a str,
-    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`.
+    /// What the helper is: `probe`, `hook`, `pre_start`, `switch_command`, `reload`.
     pub kind: &'a str,
     /// The service's spec, when known: a transient service is built from it, a scope carries
     /// its `limits.cgroup`.
@@ -98,7 +98,10 @@ pub fn kill_units() -> usize {
 /// Whether a helper of `kind` runs as a transient service (with the service's properties)
 /// rather than in a scope; docs/backends.md says why per kind.
 pub fn as_service(kind: &str) -> bool {
-    matches!(kind, "probe" | "hook" | "pre_start" | "switch_command")
+    matches!(
+        kind,
+        "probe" | "hook" | "pre_start" | "switch_command" | "reload"
+    )
 }
 
 /// Run `command` as a transient service when a unit runner is installed and `place` says

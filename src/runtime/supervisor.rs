@@ -38,6 +38,8 @@ mod clients;
 mod logs;
 /// Reloads: the config is read off the loop.
 mod reload;
+/// `sysg reload` (a service's `reload:`) and `sysg kill`.
+mod service_cmds;
 /// Everything before the loop runs.
 mod setup;
 /// `sysg spawn`: callers, specs, children through the backend.
@@ -78,6 +80,8 @@ enum Msg {
     Deploy(crate::core::DeployEvent),
     /// A reload's config, loaded off the loop.
     Reloaded(Box<reload::Loaded>),
+    /// A service's reload command ended (`sysg reload`, service_cmds.rs).
+    ReloadDone(service_cmds::CommandDone),
 }
 
 /// The client of the readiness pipe of `sysg start --daemonize` (others count from 1).
@@ -299,6 +303,7 @@ impl Supervisor {
                     self.reload(path, None);
                 }
                 Msg::Reloaded(loaded) => self.reloaded(*loaded),
+                Msg::ReloadDone(done) => self.reload_command_done(done),
                 Msg::Signal(sig) => {
                     tracing::info!(
                         "received {}, stopping every service",

@@ -9,6 +9,7 @@
 //! is the unit's cgroup.
 
 mod cgroup;
+mod notify;
 mod output;
 mod privs;
 mod procfs;
@@ -161,6 +162,8 @@ pub struct ProcessBackend {
     /// Where forked units become transient scopes (`with_scopes`), and the cgroup2 mount
     /// point their cgroups are found under.
     scopes: Option<(Box<dyn ScopeHost>, PathBuf)>,
+    /// The `sd_notify` socket of `readiness: notify` units (notify.rs).
+    notify: Option<notify::NotifySocket>,
     /// The services' listening sockets (`sockets:`), held across their instances.
     sockets: sockets::Held,
 }
@@ -192,6 +195,17 @@ impl ProcessBackend {
         let opener = options.log_opener.unwrap_or_else(output::file_opener);
         let (output, output_thread) = output::spawn(paths.log_dir.clone(), opener, echo)?;
         let units = Arc::new(Mutex::new(Units::default()));
+        let sink: notify::Sink = Arc::from(sink);
+        let notify = match notify::NotifySocket::start(&paths.run_dir, units.clone(), sink.clone())
+        {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("{e}: `readiness: notify` services cannot become ready");
+                None
+            }
+        };
+        let reaper_sink = sink.clone();
+        let sink: EventSink = Box::new(move |e| reaper_sink(e));
         let reaper = match Reaper::start(units.clone(), sink, output.clone()) {
             Ok(r) => r,
             Err(e) => {
@@ -217,6 +231,7 @@ impl ProcessBackend {
             groups: std::collections::BTreeSet::new(),
             project: options.project,
             scopes: None,
+            notify,
             sockets: sockets::Held::default(),
         })
     }
@@ -401,6 +416,8 @@ impl Backend for ProcessBackend {
     }
 
     fn start(&mut self, spec: &UnitSpec) -> Result<u32, BackendError> {
+        let with_notify = self.notify.as_ref().and_then(|n| n.child_spec(spec));
+        let spec = with_notify.as_ref().unwrap_or(spec);
         spawn::check_supported(spec)?;
         let setup = privs::ChildSetup::prepare(spec)?;
         self.seq += 1;

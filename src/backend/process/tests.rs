@@ -138,6 +138,7 @@ impl Harness {
                     | BackendEvent::StoppedOutside { unit: u, .. }
                     | BackendEvent::StartedOutside { unit: u, .. }
                     | BackendEvent::RestartedOutside { unit: u, .. }
+                    | BackendEvent::Notify { unit: u, .. }
                     | BackendEvent::Elapsed { unit: u } => {
                         if u == unit {
                             return ev;

@@ -311,12 +311,14 @@ impl Drop for Forget<'_> {
 }
 
 /// The helper's own spec: the service's, with the helper's command, environment and name
-/// (`<service>.<kind>.<id>`).
+/// (`<service>.<kind>.<id>`). Not the service's readiness: a helper is a one-off that never
+/// sends READY=1 (as `Type=notify` it would wait for one), nor pets a watchdog.
 pub fn helper_spec(run: &HelperRun<'_>, id: &str) -> UnitSpec {
     let mut spec = run.spec.clone();
     spec.name = format!("{}.{}.{id}", run.spec.name, run.kind);
     spec.argv = vec!["/bin/sh".into(), "-c".into(), run.command.to_string()];
     spec.env = run.env.to_vec();
+    spec.readiness = crate::spec::Readiness::default();
     spec
 }
 
@@ -559,6 +561,25 @@ mod tests {
             get("Environment"),
             Some(Value::from(vec!["A=1".to_string()]))
         );
+    }
+
+    #[test]
+    fn a_helper_of_a_notify_service_is_no_notify_unit() {
+        let mut svc = UnitSpec::new("shop", "web", vec!["sleep".into(), "100".into()]);
+        svc.readiness.notify = true;
+        svc.readiness.watchdog = Some(Duration::from_secs(5));
+        let run = HelperRun {
+            spec: &svc,
+            kind: "reload",
+            command: "true",
+            env: &[],
+            timeout: Duration::from_secs(3),
+        };
+        let p = helper_properties(&helper_spec(&run, "1"), run.timeout).unwrap();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("Type"), Some(Value::from("exec")));
+        assert_eq!(get("WatchdogUSec"), None);
+        assert_eq!(get("NotifyAccess"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod pipeline;
 pub mod properties;
 pub mod properties_sandbox;
 pub mod proxies;
+mod readiness;
 pub mod scope;
 pub mod sockets;
 pub mod supervisor_scope;
@@ -324,8 +325,10 @@ impl SystemdBackend {
         name: &str,
         path: &str,
         job: &str,
+        timeout: Duration,
+        until_main_pid: bool,
     ) -> Result<String, BackendError> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
         if let Some(t) = st.tracks.get_mut(path) {
             t.start_job = Some(job.to_string());
@@ -333,6 +336,10 @@ impl SystemdBackend {
         loop {
             if let Some(r) = st.tracks.get(path).and_then(|t| t.start_job_result()) {
                 return Ok(r.to_string());
+            }
+            // A notify unit runs once it has a main process; READY=1 comes as an event.
+            if until_main_pid && st.tracks.get(path).is_some_and(|t| t.main_pid != 0) {
+                return Ok(readiness::RUNNING.to_string());
             }
             if let Some(why) = st.dead.clone() {
                 return Err(BackendError::Start {
@@ -345,7 +352,7 @@ impl SystemdBackend {
                 return Err(BackendError::Start {
                     unit: service.to_string(),
                     message: format!(
-                        "systemd did not finish starting {name} within {START_TIMEOUT:?} (job {job})"
+                        "systemd did not finish starting {name} within {timeout:?} (job {job})"
                     ),
                 });
             }
@@ -404,10 +411,11 @@ impl SystemdBackend {
         }
 
         // The track exists before the call, so signals that beat the reply are kept.
-        self.shared
-            .lock()
-            .tracks
-            .insert(path.clone(), Track::new(service, &name));
+        let track = Track {
+            notify: spec.readiness.notify,
+            ..Track::new(service, &name)
+        };
+        self.shared.lock().tracks.insert(path.clone(), track);
         let args: Vec<(&str, Value<'_>)> =
             props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let manager = self.manager()?;
@@ -436,6 +444,7 @@ impl SystemdBackend {
             path,
             job,
             via_socket,
+            notify: spec.readiness.notify,
         })
     }
 
@@ -448,14 +457,17 @@ impl SystemdBackend {
             path,
             job,
             via_socket,
+            notify,
         } = submitted;
         let service = service.as_str();
-        let result = self.wait_job(service, &name, &path, &job)?;
-        if let (Some(plan), "done") = (&via_socket, result.as_str()) {
-            self.check_socket(service, plan)?;
+        let result = self.wait_job(service, &name, &path, &job, START_TIMEOUT, notify)?;
+        if let Some(plan) = &via_socket {
+            if result == "done" || result == readiness::RUNNING {
+                self.check_socket(service, plan)?;
+            }
         }
         let st = self.shared.lock();
-        if result != "done" {
+        if result != "done" && result != readiness::RUNNING {
             let track = st.tracks.get(&path).cloned().unwrap_or_default();
             drop(st);
             if let Some(pid) = ran_then_ended(&track) {
@@ -592,6 +604,8 @@ impl Backend for SystemdBackend {
         // Track first: an exit between the checks below and arming is still caught.
         let mut track = Track::new(service, &name);
         track.seen_active = true;
+        // Only which notifications are reported depends on it: safe from an untrusted record.
+        track.notify = record.extra.get("notify").and_then(|v| v.as_bool()) == Some(true);
         self.shared.lock().tracks.insert(path.clone(), track);
         let forget = |me: &Self| {
             me.shared.lock().tracks.remove(&path);
@@ -671,7 +685,7 @@ impl Backend for SystemdBackend {
                 unit: t.service.clone(),
                 pid: t.pid,
                 start_time: proc_start_time(t.pid).unwrap_or(0),
-                extra: serde_json::json!({ "unit_name": t.unit_name }),
+                extra: serde_json::json!({ "unit_name": t.unit_name, "notify": t.notify }),
             })
             .collect();
         out.sort_by(|a, b| a.unit.cmp(&b.unit));

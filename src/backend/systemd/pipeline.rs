@@ -19,6 +19,8 @@ pub(super) struct Submitted {
     pub job: String,
     /// How the unit was started, when it has sockets.
     pub via_socket: Option<SocketPlan>,
+    /// `readiness: notify`: the start job ends at READY=1, so the wait ends at a main process.
+    pub notify: bool,
 }
 
 impl SystemdBackend {

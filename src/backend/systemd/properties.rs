@@ -201,9 +201,8 @@ pub fn service_properties(spec: &UnitSpec) -> Result<Vec<Property>, PropertyErro
         "Description",
         Value::from(format!("{} (systemg project {})", spec.name, spec.project)),
     );
-    // `exec`: the start job completes once execve() succeeded, so a missing binary is a start
-    // failure (not a crash after a successful start) and MainPID is final when the job is done.
-    push(&mut p, "Type", Value::from("exec"));
+    // `Type=exec`, or `notify` with its timeouts (readiness.rs).
+    p.extend(super::readiness::properties(spec));
 
     // A plain command runs without the shell, as on the process backend (`crate::argv`), so
     // that MainPID is the program itself; the path is resolved here, on the unit's PATH.

@@ -81,7 +81,7 @@ impl SystemdBackend {
                 return Err(start_call_err(service, &all, e));
             }
         };
-        let result = self.wait_job(service, &tname, &tpath, &job)?;
+        let result = self.wait_job(service, &tname, &tpath, &job, super::START_TIMEOUT, false)?;
         if result != "done" {
             forget(self);
             return Err(start_err(format!(

@@ -20,6 +20,9 @@ pub enum TrackKind {
 #[derive(Debug, Default, Clone)]
 pub struct Track {
     pub kind: TrackKind,
+    /// A `readiness: notify` unit: its `StatusText`, readiness, reloads and `Result`s of
+    /// `timeout`/`watchdog` are reported as `BackendEvent::Notify`.
+    pub notify: bool,
     /// Wall-clock µs when the track was made. A run or trigger stamped earlier belongs to an
     /// earlier unit of the same name whose last signals were still queued.
     pub created_usec: u64,

@@ -315,7 +315,10 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                         t.exec_main = Some((code, status));
                     }
                 }
-                if let Some(r) = get_str(&changed, "Result") {
+                let result = get_str(&changed, "Result");
+                let status = get_str(&changed, "StatusText");
+                super::readiness::service_changed(t, result.as_deref(), status, &mut out);
+                if let Some(r) = result {
                     t.result = Some(r);
                 }
             } else if iface.ends_with(".Unit") {
@@ -323,6 +326,7 @@ fn apply(st: &mut State, sig: Signal) -> Vec<BackendEvent> {
                     if s == "active" {
                         t.seen_active = true;
                     }
+                    super::readiness::state_changed(t, &s, &mut out);
                     t.active_state = Some(s);
                 }
                 if let Some(id) = get_job_id(&changed) {

@@ -76,6 +76,7 @@ impl Core {
             }
             Event::Started { unit: key, pid } => {
                 if let Some(name) = self.candidate(&key) {
+                    let readiness = self.find(&name).map(|i| self.units[i].plan.spec.readiness);
                     let d = self.book.active.get_mut(&name)?;
                     if matches!(d.phase, Phase::Starting) {
                         d.phase = Phase::Probing(Trial {
@@ -93,7 +94,11 @@ impl Core {
                             counted: 0,
                             streak: 0,
                             last_error: None,
+                            awaiting_ready: None,
                         });
+                        if let Phase::Probing(t) = &mut d.phase {
+                            crate::core::readiness::candidate_started(now, t, readiness);
+                        }
                         if let Some(i) = self.find(&name) {
                             self.units[i].reason = Some(format!(
                                 "deploying: waiting for the new instance (pid {pid}) to become healthy"
@@ -121,6 +126,37 @@ impl Core {
                     return None;
                 }
                 Some(Event::Started { unit: key, pid })
+            }
+            Event::Notify {
+                unit: key,
+                pid,
+                message,
+            } if service_of(&key) != key => {
+                let Some(name) = self.candidate(&key) else {
+                    // A promoted instance speaks for its unit; an old one being retired not.
+                    let name = service_of(&key).to_string();
+                    let current = self
+                        .find(&name)
+                        .is_some_and(|i| self.units[i].instance == key);
+                    return current.then_some(Event::Notify {
+                        unit: name,
+                        pid,
+                        message,
+                    });
+                };
+                // Only READY=1 matters for a candidate: it may now be judged.
+                let d = self.book.active.get_mut(&name)?;
+                if let (Phase::Probing(t), true) = (&mut d.phase, message.ready) {
+                    if t.awaiting_ready.take().is_some() {
+                        t.settle_at = d
+                            .health
+                            .is_none()
+                            .then(|| now.checked_add(d.settle))
+                            .flatten();
+                        t.next_at = d.health.as_ref().map(|_| now);
+                    }
+                }
+                None
             }
             Event::StartFailed { unit: key, error } => {
                 if let Some(name) = self.candidate(&key) {

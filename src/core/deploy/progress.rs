@@ -311,6 +311,12 @@ impl Core {
             Phase::Switching { give_up, .. } if due(*give_up) => Due::Fail(format!(
                 "switch_command did not finish within {COMMAND_TIMEOUT:?}"
             )),
+            Phase::Probing(t) if due(t.awaiting_ready) => Due::Fail(format!(
+                "the new instance sent no READY=1 within start_timeout ({:?})",
+                self.find(name)
+                    .map(|i| self.units[i].plan.spec.readiness.start_timeout)
+                    .unwrap_or_default()
+            )),
             Phase::Probing(t) if due(t.settle_at) => Due::Healthy,
             Phase::Probing(t) => match (&d.health, t.in_flight) {
                 (Some(check), Some((id, g))) if due(g) => {

@@ -183,5 +183,6 @@ pub(super) fn event_of(ev: BackendEvent) -> Event {
             Event::RestartedOutside { unit, old, pid }
         }
         BackendEvent::Elapsed { unit } => Event::Elapsed { unit },
+        BackendEvent::Notify { unit, pid, message } => Event::Notify { unit, pid, message },
     }
 }

@@ -32,6 +32,12 @@ impl Supervisor {
             Wire::Status => {
                 let _ = reply.send(Response::ok(to_json(&self.status())));
             }
+            Wire::ReloadServices { services } => self.reload_services(services, reply),
+            Wire::Kill {
+                services,
+                signal,
+                main,
+            } => self.kill_services(services, signal, main, reply),
             Wire::Start { services } => {
                 let client = self.park(reply);
                 self.client(ClientEvent::Start { client, services });
@@ -87,6 +93,14 @@ impl Supervisor {
                     data.insert("changes".into(), c);
                 }
                 resp
+            }
+            Answer::Reloaded { services, problems } => {
+                let data = serde_json::json!({ "services": services });
+                if problems.is_empty() {
+                    Response::ok(data)
+                } else {
+                    Response::err(problems.join("\n"), data)
+                }
             }
             Answer::Run { unit, problem } => {
                 let report = self.status();

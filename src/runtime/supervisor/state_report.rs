@@ -66,6 +66,7 @@ impl Supervisor {
                         .unwrap_or_default();
                     // The unit of the running instance (`web~N` after a deployment).
                     let instance = self.engine.core().instance(&u.name);
+                    let notify = self.engine.core().notify_view(&u.name);
                     let unit_name = crate::runtime::observe::unit_name(
                         self.backend.name(),
                         &self.config.project,
@@ -93,6 +94,13 @@ impl Supervisor {
                         state: u.state,
                         pid: u.pid,
                         tags,
+                        notify: notify.map(|v| crate::control::protocol::NotifyStatus {
+                            ready: u.pid.is_some() && !v.awaiting_ready,
+                            status: v.status,
+                            reloading: v.reloading,
+                            stopping: v.stopping,
+                            main_pid: v.main_pid,
+                        }),
                         reason: u.reason,
                         adopted: u.adopted,
                     }

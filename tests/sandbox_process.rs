@@ -215,7 +215,7 @@ fn a_denied_call_kills_with_sigsys_when_asked() {
     let yaml = r#"version: "1"
 services:
   killed:
-    command: "exec python3 -c 'import os; open(\"WORK/rw/before\", \"w\").close(); os.chown(\"WORK/rw/before\", 0, 0); open(\"WORK/rw/after\", \"w\").close()'"
+    command: "exec python3 -c 'import os, time\nwhile not os.path.exists(\"WORK/go\"): time.sleep(0.02)\nopen(\"WORK/rw/before\", \"w\").close(); os.chown(\"WORK/rw/before\", 0, 0); open(\"WORK/rw/after\", \"w\").close()'"
     working_dir: WORK
     restart_policy: never
     sandbox:
@@ -228,6 +228,9 @@ services:
         &p.sysg(&["start", "--daemonize", "--backend", "process"]),
         "start",
     );
+    // The service waits for this file, so its death comes after the start settled (a start
+    // that dies within the settle window would be a failed start, not what is tested here).
+    std::fs::write(work.path().join("go"), "").unwrap();
     wait_until("killed to exit", Duration::from_secs(20), || {
         !p.service("killed")["last_exit"].is_null()
     });

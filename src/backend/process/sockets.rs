@@ -334,13 +334,22 @@ mod tests {
 
     #[test]
     fn an_address_moves_to_another_service_only_once_its_old_one_stopped() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let w = [sock(&format!("127.0.0.1:{port}"))];
+        // A free port, found by binding port 0 and closing it, may be taken by another test
+        // before `a` binds it: try again with a new one then (only this step can race).
         let mut h = Held::default();
-        assert!(h.for_start("a", &w, &|_| false).unwrap().is_some());
+        let w = (0..20)
+            .find_map(|_| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .unwrap()
+                    .port();
+                let w = [sock(&format!("127.0.0.1:{port}"))];
+                match h.for_start("a", &w, &|_| false) {
+                    Ok(Some(_)) => Some(w),
+                    _ => None,
+                }
+            })
+            .expect("a free port for a");
         let busy = h.for_start("b", &w, &|s| s == "a").err().unwrap();
         assert!(busy.contains("binding 127.0.0.1:"), "{busy}");
         assert!(h.for_start("b", &w, &|_| false).unwrap().is_some());

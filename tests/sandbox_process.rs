@@ -343,3 +343,37 @@ services:
     let err = std::fs::read_to_string(work.path().join("rw/inner.err")).unwrap();
     assert!(err.contains("Read-only file system"), "{err}");
 }
+
+/// `sysg init` run by a user without root writes a config that this user's supervisor accepts
+/// (the mount keys, which need root, come commented out) and that starts.
+#[test]
+fn init_without_root_writes_a_config_that_validates_for_that_user() {
+    if !is_root() {
+        println!("skipped: needs root to become uid 65534");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("sysg-nobody-init-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(sysg_bin());
+        c.args(args)
+            .arg("--backend")
+            .arg("process")
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .uid(65534)
+            .gid(65534);
+        run_bounded(c, Duration::from_secs(60))
+    };
+    let out = run(&["init"]);
+    assert_eq!(out.status.code(), Some(0), "init: {}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("systemg.yaml")).unwrap();
+    assert!(text.contains("# protect_system: strict"), "{text}");
+    let out = run(&["validate"]);
+    assert_eq!(out.status.code(), Some(0), "validate: {}", stderr(&out));
+}

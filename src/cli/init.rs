@@ -60,6 +60,49 @@ services:
     tags: [background]
 "#;
 
+/// `sandbox:` keys of the template that set up a mount namespace: the process backend needs a
+/// root supervisor for them (`config/privileged.rs` refuses them otherwise).
+const MOUNT_KEYS: [&str; 6] = [
+    "protect_system:",
+    "protect_home:",
+    "private_devices:",
+    "protect_kernel_tunables:",
+    "protect_kernel_modules:",
+    "protect_control_groups:",
+];
+
+/// The note put above the commented-out mount keys for a supervisor without root.
+const NOT_ROOT_NOTE: &str = "      # The keys below need a root supervisor (`sudo sysg --sys start`); uncomment them there.";
+
+/// The template as `sysg init` writes it for a supervisor with (`root`) or without root: the
+/// same file, but without root the keys that need it are commented out, so that what `init`
+/// writes validates and starts for whoever ran it.
+pub fn template(root: bool) -> String {
+    if root {
+        return TEMPLATE.to_string();
+    }
+    let mut out = String::with_capacity(TEMPLATE.len() + 256);
+    let mut noted = false;
+    for line in TEMPLATE.lines() {
+        let key = line.trim_start();
+        if MOUNT_KEYS.iter().any(|k| key.starts_with(k)) {
+            if !noted {
+                out.push_str(NOT_ROOT_NOTE);
+                out.push('\n');
+                noted = true;
+            }
+            let indent = &line[..line.len() - key.len()];
+            out.push_str(indent);
+            out.push_str("# ");
+            out.push_str(key);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `sysg init [--force]`: writes `--config PATH` or ./systemg.yaml.
 pub fn run(g: &Global, a: &InitArgs) -> i32 {
     let path = config_path(g);
@@ -85,7 +128,8 @@ pub fn run(g: &Global, a: &InitArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    if let Err(e) = f.write_all(TEMPLATE.as_bytes()) {
+    let root = nix::unistd::geteuid().is_root();
+    if let Err(e) = f.write_all(template(root).as_bytes()) {
         error(format!("writing {}: {e}", path.display()));
         return EXIT_FAILURE;
     }
@@ -115,6 +159,36 @@ mod tests {
             crate::sandbox::ProtectSystem::Strict
         );
         assert!(web.sandbox.no_new_privileges && web.sandbox.memory_deny_write_execute);
+    }
+
+    /// Without root the mount keys are commented out (with a note) and nothing else changes;
+    /// the result still loads, with the filters that need no root kept.
+    #[test]
+    fn without_root_the_mount_keys_are_commented_out() {
+        assert_eq!(template(true), TEMPLATE);
+        let text = template(false);
+        for key in MOUNT_KEYS {
+            assert!(
+                text.contains(&format!("# {key}")),
+                "{key} not commented out"
+            );
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with(key)),
+                "{key} still active"
+            );
+        }
+        assert_eq!(text.matches(NOT_ROOT_NOTE).count(), 1);
+        assert_eq!(text.lines().count(), TEMPLATE.lines().count() + 1);
+        let cfg = crate::config::load_str(&text, std::path::Path::new("/x/systemg.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let web = cfg.service("web").unwrap();
+        assert_eq!(
+            web.sandbox.protect_system,
+            crate::sandbox::ProtectSystem::No
+        );
+        assert!(!web.sandbox.private_devices && !web.sandbox.protect_control_groups);
+        assert!(web.sandbox.no_new_privileges && web.sandbox.memory_deny_write_execute);
+        assert!(!web.sandbox.system_call_filter.is_empty());
     }
 
     /// The commented-out lines of the sandbox are valid too once uncommented.

@@ -130,18 +130,29 @@ fn a_missed_watchdog_aborts_and_restarts_the_service() {
     assert!(!alive(first));
 }
 
+/// Also: the service's `WATCHDOG_PID` is its own pid, as systemd sets it (sd_watchdog_enabled()
+/// ignores a watchdog meant for another process).
 #[test]
 fn a_petted_watchdog_keeps_the_service_running() {
     let p = project(
         r#"
   dog:
-    exec: ["python3", "DAEMON", "--pet"]
+    exec: ["python3", "DAEMON", "--pet", "--env", "dog.env"]
     readiness: notify
     watchdog: 1500ms
 "#,
     );
     p.start();
     let pid = p.pid("dog");
+    let env = std::fs::read_to_string(p.dir.join("dog.env")).unwrap();
+    for line in [
+        "WATCHDOG_USEC=1500000".to_string(),
+        format!("WATCHDOG_PID={pid}"),
+        // Only a service with `sockets:` gets LISTEN_PID.
+        "LISTEN_PID_IS_ME=0".to_string(),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
+    }
     let until = Instant::now() + Duration::from_secs(3);
     wait_until(
         "3 s with the watchdog petted",
@@ -399,6 +410,7 @@ fn a_notify_service_with_sockets_gets_both() {
         format!("FD3_PORT={port}"),
         "NOTIFY_SOCKET_SET=1".to_string(),
         "WATCHDOG_USEC=3000000".to_string(),
+        format!("WATCHDOG_PID={}", p.pid("api")),
     ] {
         assert!(env.lines().any(|l| l == line), "{line} missing in:\n{env}");
     }

@@ -11,6 +11,7 @@
 mod cgroup;
 mod notify;
 mod output;
+mod pid_env;
 mod privs;
 mod procfs;
 mod reaper;

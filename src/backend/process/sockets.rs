@@ -236,19 +236,12 @@ pub struct ListenFds {
     fds: Vec<OwnedFd>,
     /// The raw numbers of `fds`, for the child (which may not allocate).
     raw: Vec<RawFd>,
-    /// `LISTEN_PID=` followed by room for the digits and a NUL; the child writes its pid.
-    pid_entry: Vec<u8>,
     /// `LISTEN_FDS=n` and `LISTEN_FDNAMES=a:b`.
     pub env: Vec<(String, String)>,
 }
 
-/// Where the digits of `LISTEN_PID=` start in `pid_entry`.
-const PID_AT: usize = "LISTEN_PID=".len();
-/// Digits of the largest pid (2^22) fit in 10.
-const PID_DIGITS: usize = 10;
-
 /// Variables of the protocol: the supervisor's own (if it was socket-activated itself) never
-/// reach a service.
+/// reach a service. `LISTEN_PID` is written by the child (see `pid_env`).
 pub const PROTOCOL_VARS: [&str; 3] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
 
 impl ListenFds {
@@ -262,13 +255,10 @@ impl ListenFds {
             fds.push(unsafe { OwnedFd::from_raw_fd(dup) });
         }
         let raw = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let mut pid_entry = b"LISTEN_PID=".to_vec();
-        pid_entry.resize(PID_AT + PID_DIGITS + 1, 0);
         let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
         Ok(ListenFds {
             fds,
             raw,
-            pid_entry,
             env: vec![
                 ("LISTEN_FDS".into(), n.to_string()),
                 ("LISTEN_FDNAMES".into(), names.join(":")),
@@ -281,41 +271,18 @@ impl ListenFds {
         self.fds.len()
     }
 
-    /// The `LISTEN_PID=` entry for the child's environment (its digits are written by the
-    /// child; NUL-terminated, valid while `self` lives).
-    pub fn pid_entry(&mut self) -> *mut libc::c_char {
-        self.pid_entry.as_mut_ptr().cast()
-    }
-
     /// In the child, just before exec: the sockets to 3, 4, ... (dup2 clears close-on-exec;
-    /// the sources are all above that range, so none is overwritten) and the child's own pid
-    /// into `LISTEN_PID`.
+    /// the sources are all above that range, so none is overwritten). `LISTEN_PID` is the
+    /// child's `PidEntries` (pid_env.rs).
     ///
     /// # Safety
-    /// Call only in the forked child, with `entry` the pointer `pid_entry` returned: only
-    /// async-signal-safe calls, no allocation.
-    pub unsafe fn install(&self, entry: *mut libc::c_char) -> io::Result<()> {
+    /// Call only in the forked child: only async-signal-safe calls, no allocation.
+    pub unsafe fn install(&self) -> io::Result<()> {
         for (i, &src) in self.raw.iter().enumerate() {
             if libc::dup2(src, 3 + i as RawFd) < 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        let mut pid = libc::getpid() as u32;
-        let mut digits = [0u8; PID_DIGITS];
-        let mut len = 0;
-        loop {
-            digits[len] = b'0' + (pid % 10) as u8;
-            len += 1;
-            pid /= 10;
-            if pid == 0 || len == PID_DIGITS {
-                break;
-            }
-        }
-        let out = entry.cast::<u8>().add(PID_AT);
-        for k in 0..len {
-            *out.add(k) = digits[len - 1 - k];
-        }
-        *out.add(len) = 0;
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 
 use super::cgroup::UnitCgroup;
+use super::pid_env::PidEntries;
 use super::privs::{self, ChildSetup, Report, Step, StepError};
 use super::sockets::{ListenFds, PROTOCOL_VARS};
 use super::tree::MARKER_VAR;
@@ -173,12 +174,19 @@ fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
 }
 
 impl Exec {
-    fn prepare(spec: &UnitSpec, marker: &str, listen: Option<&ListenFds>) -> Result<Exec, String> {
+    fn prepare(
+        spec: &UnitSpec,
+        marker: &str,
+        listen: Option<&ListenFds>,
+        pids: &PidEntries,
+    ) -> Result<Exec, String> {
         let mut envp = Vec::with_capacity(spec.env.len() + 32);
-        // sd_listen_fds' variables are only ever the ones made for this child (see sockets.rs).
+        // sd_listen_fds' variables are only ever the ones made for this child (see sockets.rs),
+        // and so is a pid the child writes itself (pid_env.rs).
         let own = |k: &OsStr| {
             k == MARKER_VAR
                 || PROTOCOL_VARS.iter().any(|v| OsStr::new(v) == k)
+                || pids.names(k.as_bytes())
                 || spec.env.iter().any(|(n, _)| OsStr::new(n) == k)
         };
         for (k, v) in std::env::vars_os() {
@@ -194,6 +202,7 @@ impl Exec {
             // The marker is the backend's alone (a spawned child inherits its parent's).
             if k == MARKER_VAR
                 || PROTOCOL_VARS.contains(&k.as_str())
+                || pids.names(k.as_bytes())
                 || spec.env[i + 1..].iter().any(|(n, _)| n == k)
             {
                 continue;
@@ -285,8 +294,10 @@ struct ChildPlan<'a> {
     /// The ends of the pipe the child waits on before anything else (read, write): the parent
     /// writes a byte once a service manager has moved the child into its scope.
     gate: Option<(RawFd, RawFd)>,
-    /// `sockets:` to install just before the exec, and the `LISTEN_PID=` entry of `envp`.
-    listen: Option<(&'a ListenFds, *mut libc::c_char)>,
+    /// `sockets:` to install just before the exec.
+    listen: Option<&'a ListenFds>,
+    /// The entries of `envp` that get the child's own pid (`LISTEN_PID`, `WATCHDOG_PID`).
+    pids: &'a PidEntries,
 }
 
 /// The child's side, between fork and exec: stdio, working directory, signals, session and
@@ -337,9 +348,11 @@ unsafe fn run_child(plan: &ChildPlan<'_>) -> ! {
             }
         }
         plan.setup.apply_rest()?;
-        if let Some((fds, entry)) = plan.listen {
-            fds.install(entry).map_err(|e| (Step::Sockets, e))?;
+        if let Some(fds) = plan.listen {
+            fds.install().map_err(|e| (Step::Sockets, e))?;
         }
+        // After every fork (`isolation.pid` forks again): the pid the program will have.
+        plan.pids.fill();
         libc::execve(plan.path.as_ptr(), plan.argv, plan.envp);
         Err((Step::Exec, io::Error::last_os_error()))
     };
@@ -449,7 +462,7 @@ pub fn spawn(
     marker: &str,
     setup: ChildSetup,
     scope: Option<&dyn Fn(u32) -> Result<(), BackendError>>,
-    mut listen: Option<ListenFds>,
+    listen: Option<ListenFds>,
 ) -> Result<Spawned, BackendError> {
     if let Some(cwd) = &spec.cwd {
         match fs::metadata(cwd) {
@@ -468,7 +481,16 @@ pub fn spawn(
             }
         }
     }
-    let exec = Exec::prepare(spec, marker, listen.as_ref()).map_err(|m| start_err(spec, m))?;
+    let mut pids = PidEntries::default();
+    if listen.is_some() {
+        pids.push("LISTEN_PID");
+    }
+    if spec.readiness.watchdog.is_some() {
+        // As systemd does next to `WATCHDOG_USEC`: sd_watchdog_enabled() checks it is its own.
+        pids.push("WATCHDOG_PID");
+    }
+    let exec =
+        Exec::prepare(spec, marker, listen.as_ref(), &pids).map_err(|m| start_err(spec, m))?;
     let cwd = match &spec.cwd {
         Some(d) => Some(
             cstring("the working directory", d.as_os_str().as_bytes())
@@ -518,11 +540,8 @@ pub fn spawn(
     };
     let argv = pointers(&exec.argv);
     let mut envp = pointers(&exec.envp);
-    let listen_entry = listen.as_mut().map(|l| l.pid_entry());
-    if let Some(entry) = listen_entry {
-        // Before the final NULL; its digits are the child's to write.
-        envp.insert(envp.len() - 1, entry.cast_const());
-    }
+    // Before the final NULL; their digits are the child's to write.
+    envp.splice(envp.len() - 1..envp.len() - 1, pids.pointers());
     let mut plan = ChildPlan {
         stdio: stdio.each_ref().map(|f| f.as_raw_fd()),
         cwd: cwd.as_deref(),
@@ -533,7 +552,8 @@ pub fn spawn(
         report: report_w.as_raw_fd(),
         setup: &setup,
         gate: gate.as_ref().map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
-        listen: listen.as_ref().zip(listen_entry),
+        listen: listen.as_ref(),
+        pids: &pids,
     };
     // A child that forks again must come from libc's fork (see `fork_child`).
     let cloned = if forks || NO_CLONE3.load(Ordering::Relaxed) {

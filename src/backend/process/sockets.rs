@@ -331,8 +331,18 @@ mod tests {
         let fd = bind(&unix).unwrap();
         assert_eq!(listening_addr(&fd), Some(unix.clone()));
         drop(fd);
-        // The file a killed supervisor left is stale: bound again over it.
+        // The file a killed supervisor left is stale: bound again over it. A child forked by
+        // another test of this process may hold a copy of the listener until it execs or
+        // exits; the file is stale once nothing answers on it, so wait for that first.
         assert!(path.exists());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "something still answers"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let fd = bind(&unix).unwrap();
         assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
         drop(fd);

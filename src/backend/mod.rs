@@ -12,6 +12,7 @@ pub mod select;
 pub mod systemd;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -99,6 +100,29 @@ pub struct AdoptRecord {
     /// Backend-specific data (process group, cgroup directory, log fifos, unit name).
     #[serde(default)]
     pub extra: serde_json::Value,
+}
+
+/// One helper command (probe, hook, deployment or reload command) of a service, to run as a
+/// unit of its own (the systemd backend's `helper.rs`; `health::placement` hands it over).
+pub struct HelperRun<'a> {
+    /// The service the helper belongs to: its unit's properties are the helper's.
+    pub spec: &'a UnitSpec,
+    /// `probe`, `hook`, `pre_start`, `switch_command`.
+    pub kind: &'a str,
+    /// Run as `/bin/sh -c command` (or directly, by the rule services follow).
+    pub command: &'a str,
+    /// The helper's environment (the service's plus anything the helper adds).
+    pub env: &'a [(String, String)],
+    pub timeout: Duration,
+}
+
+/// How a helper ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HelperEnd {
+    /// It exited (or was killed by a signal) on its own.
+    Exited(ExitStatus),
+    /// systemd killed it at its timeout (or the supervisor did, when systemd's report was late).
+    TimedOut,
 }
 
 /// Backend failures.

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use super::command::{collect_output, Finished, DRAIN};
 use super::ProbeError;
+use crate::backend::{HelperEnd, HelperRun};
 use crate::config::schema::CgroupLimits;
-use crate::spec::{ExitStatus, UnitSpec};
+use crate::spec::UnitSpec;
 
 /// A helper's process to place.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,27 +58,9 @@ pub struct Place<'a> {
     pub spec: Option<&'a UnitSpec>,
 }
 
-/// A helper to run as a transient service of its own.
-pub struct UnitCall<'a> {
-    /// The service it belongs to.
-    pub spec: &'a UnitSpec,
-    pub kind: &'a str,
-    pub command: &'a str,
-    /// Its whole environment (the service's plus what the helper adds).
-    pub env: &'a [(String, String)],
-    pub timeout: Duration,
-}
-
-/// How a helper run as a unit ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UnitEnd {
-    Exited(ExitStatus),
-    /// Killed by systemd at its timeout.
-    TimedOut,
-}
-
 /// Runs a helper as a transient service, its stdout and stderr going to the given write end.
-pub type UnitRunner = Box<dyn Fn(&UnitCall<'_>, OwnedFd) -> Result<UnitEnd, String> + Send + Sync>;
+pub type UnitRunner =
+    Box<dyn Fn(&HelperRun<'_>, OwnedFd) -> Result<HelperEnd, String> + Send + Sync>;
 
 /// Kills every helper unit still running; returns how many there were.
 pub type UnitKiller = Box<dyn Fn() -> usize + Send + Sync>;
@@ -122,7 +105,7 @@ pub fn run_as_unit(
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| ProbeError::Spawn(e.into()))?;
         let output = collect_output(read)?;
-        let call = UnitCall {
+        let call = HelperRun {
             spec,
             kind: place.kind,
             command,
@@ -132,8 +115,8 @@ pub fn run_as_unit(
         let end = runner(&call, write).map_err(|e| ProbeError::Spawn(std::io::Error::other(e)))?;
         let output = output.recv_timeout(DRAIN).unwrap_or_default();
         match end {
-            UnitEnd::Exited(status) => Ok(Finished { status, output }),
-            UnitEnd::TimedOut => Err(ProbeError::Timeout(timeout)),
+            HelperEnd::Exited(status) => Ok(Finished { status, output }),
+            HelperEnd::TimedOut => Err(ProbeError::Timeout(timeout)),
         }
     })())
 }

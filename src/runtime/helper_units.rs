@@ -7,26 +7,13 @@
 /// keep their scopes). Without a manager to run them, they fall back to the scopes' path.
 #[cfg(target_os = "linux")]
 pub fn install(system: bool, project: &str, env_dir: std::path::PathBuf) {
-    use crate::backend::systemd::helper::{HelperEnd, HelperRun, HelperUnits};
-    use crate::health::placement::UnitEnd;
+    use crate::backend::systemd::helper::HelperUnits;
     match HelperUnits::connect(system, project, Some(env_dir)) {
         Ok(units) => {
             let units = std::sync::Arc::new(units);
             let killer = units.clone();
             crate::health::placement::set_unit_runner(
-                Box::new(move |c, output| {
-                    let run = HelperRun {
-                        spec: c.spec,
-                        kind: c.kind,
-                        command: c.command,
-                        env: c.env,
-                        timeout: c.timeout,
-                    };
-                    match units.run(&run, output).map_err(|e| e.to_string())? {
-                        HelperEnd::Exited(st) => Ok(UnitEnd::Exited(st)),
-                        HelperEnd::TimedOut => Ok(UnitEnd::TimedOut),
-                    }
-                }),
+                Box::new(move |run, output| units.run(run, output).map_err(|e| e.to_string())),
                 Box::new(move || killer.kill_running()),
             );
         }

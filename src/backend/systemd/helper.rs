@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use zbus::blocking::{Connection, MessageIterator};
+
+pub use crate::backend::{HelperEnd, HelperRun};
 use zbus::message::Type as MessageType;
 use zbus::zvariant::{Fd, OwnedObjectPath, OwnedValue, Value};
 use zbus::MatchRule;
@@ -34,28 +36,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const END_SLACK: Duration = Duration::from_secs(5);
 /// Job results kept for a waiter that has not asked yet.
 const KEPT_RESULTS: usize = 1024;
-
-/// One helper command to run as a unit.
-pub struct HelperRun<'a> {
-    /// The service the helper belongs to: its unit's properties are the helper's.
-    pub spec: &'a UnitSpec,
-    /// `probe`, `hook`, `pre_start`, `switch_command`.
-    pub kind: &'a str,
-    /// Run as `/bin/sh -c command` (or directly, by the rule services follow).
-    pub command: &'a str,
-    /// The helper's environment (the service's plus anything the helper adds).
-    pub env: &'a [(String, String)],
-    pub timeout: Duration,
-}
-
-/// How a helper ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HelperEnd {
-    /// It exited (or was killed by a signal) on its own.
-    Exited(ExitStatus),
-    /// systemd killed it at its timeout (or the supervisor did, when systemd's report was late).
-    TimedOut,
-}
 
 /// What the signal thread saw of one helper unit.
 #[derive(Debug, Default, Clone)]

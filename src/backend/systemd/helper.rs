@@ -25,7 +25,7 @@ use zbus::zvariant::{Fd, OwnedObjectPath, OwnedValue, Value};
 use zbus::MatchRule;
 
 use super::proxies::ManagerProxy;
-use super::{describe, envfiles, naming, properties};
+use super::{describe, envfiles, naming, properties, wait};
 use crate::backend::BackendError;
 use crate::spec::{ExitStatus, UnitSpec};
 
@@ -248,26 +248,18 @@ impl HelperUnits {
     fn wait<T>(
         &self,
         deadline: Instant,
-        mut ready: impl FnMut(&mut State) -> Option<T>,
+        ready: impl FnMut(&mut State) -> Option<T>,
     ) -> Result<T, String> {
-        let mut st = self.shared.lock();
-        loop {
-            if let Some(v) = ready(&mut st) {
-                return Ok(v);
-            }
-            if let Some(why) = &st.dead {
-                return Err(format!("lost the connection to systemd: {why}"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err("systemd did not report its end in time".into());
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        match wait::until(
+            self.shared.lock(),
+            &self.shared.changed,
+            deadline,
+            ready,
+            |st| st.dead.as_ref(),
+        ) {
+            wait::Waited::Ready(v) => Ok(v),
+            wait::Waited::Lost(why) => Err(format!("lost the connection to systemd: {why}")),
+            wait::Waited::TimedOut => Err("systemd did not report its end in time".into()),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod sockets;
 pub mod supervisor_scope;
 mod timers;
 mod track;
+mod wait;
 pub mod watch;
 
 use std::sync::Arc;
@@ -333,36 +334,27 @@ impl SystemdBackend {
         if let Some(t) = st.tracks.get_mut(path) {
             t.start_job = Some(job.to_string());
         }
-        loop {
-            if let Some(r) = st.tracks.get(path).and_then(|t| t.start_job_result()) {
-                return Ok(r.to_string());
+        let ready = |st: &mut watch::State| {
+            let track = st.tracks.get(path)?;
+            if let Some(r) = track.start_job_result() {
+                return Some(r.to_string());
             }
             // A notify unit runs once it has a main process; READY=1 comes as an event.
-            if until_main_pid && st.tracks.get(path).is_some_and(|t| t.main_pid != 0) {
-                return Ok(readiness::RUNNING.to_string());
+            (until_main_pid && track.main_pid != 0).then(|| readiness::RUNNING.to_string())
+        };
+        let message = match wait::until(st, &self.shared.changed, deadline, ready, |st| {
+            st.dead.as_ref()
+        }) {
+            wait::Waited::Ready(r) => return Ok(r),
+            wait::Waited::Lost(why) => format!("lost the signal connection while starting: {why}"),
+            wait::Waited::TimedOut => {
+                format!("systemd did not finish starting {name} within {timeout:?} (job {job})")
             }
-            if let Some(why) = st.dead.clone() {
-                return Err(BackendError::Start {
-                    unit: service.to_string(),
-                    message: format!("lost the signal connection while starting: {why}"),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(BackendError::Start {
-                    unit: service.to_string(),
-                    message: format!(
-                        "systemd did not finish starting {name} within {timeout:?} (job {job})"
-                    ),
-                });
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        };
+        Err(BackendError::Start {
+            unit: service.to_string(),
+            message,
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::MatchRule;
 
 use super::proxies::ManagerProxy;
-use super::{describe, is_no_such_unit, naming, properties};
+use super::{describe, is_no_such_unit, naming, properties, wait};
 use crate::backend::{BackendError, ScopeHost};
 use crate::spec::UnitSpec;
 
@@ -110,26 +110,22 @@ impl ScopeRegistrar {
     /// systemd's result for `job` (`done`, `failed`, ...).
     fn wait_job(&self, job: &str) -> Result<String, String> {
         let deadline = Instant::now() + JOB_TIMEOUT;
-        let mut st = self.shared.lock();
-        loop {
-            if let Some(i) = st.results.iter().position(|(j, _)| j == job) {
-                return Ok(st.results.remove(i).map(|(_, r)| r).unwrap_or_default());
-            }
-            if let Some(why) = &st.dead {
-                return Err(format!("lost the connection to systemd: {why}"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!(
-                    "systemd did not finish job {job} within {JOB_TIMEOUT:?}"
-                ));
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        let ready = |st: &mut Jobs| {
+            let i = st.results.iter().position(|(j, _)| j == job)?;
+            Some(st.results.remove(i).map(|(_, r)| r).unwrap_or_default())
+        };
+        match wait::until(
+            self.shared.lock(),
+            &self.shared.changed,
+            deadline,
+            ready,
+            |st| st.dead.as_ref(),
+        ) {
+            wait::Waited::Ready(r) => Ok(r),
+            wait::Waited::Lost(why) => Err(format!("lost the connection to systemd: {why}")),
+            wait::Waited::TimedOut => Err(format!(
+                "systemd did not finish job {job} within {JOB_TIMEOUT:?}"
+            )),
         }
     }
 

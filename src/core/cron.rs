@@ -158,6 +158,11 @@ impl Core {
         self.jobs.iter().map(Job::view)
     }
 
+    /// Every job's name, in the order of `job_views`.
+    pub(crate) fn job_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.jobs.iter().map(|j| j.plan.name.clone())
+    }
+
     /// Some job has a process.
     pub(crate) fn jobs_live(&self) -> bool {
         self.jobs.iter().any(Job::is_live)

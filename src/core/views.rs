@@ -25,6 +25,15 @@ impl Core {
             .collect()
     }
 
+    /// The name of every unit, in the order of `units`, without building their views.
+    pub fn unit_names(&self) -> Vec<String> {
+        self.units
+            .iter()
+            .map(|u| u.plan.name.clone())
+            .chain(self.job_names())
+            .collect()
+    }
+
     /// True when none of `units` (all when `None`) is still on its way up
     /// (`Waiting` on a dependency that may still come up, `Starting`, inside its settle
     /// window, or running with a health check that has not passed yet).

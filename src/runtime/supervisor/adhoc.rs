@@ -15,13 +15,7 @@ impl Supervisor {
     pub(super) fn on_run(&mut self, req: RunRequest, reply: Sender<Response>) {
         // Names of configured services (cron jobs included) and of every unit the core still
         // tracks, including removed ones that are still stopping.
-        let mut taken: Vec<String> = self
-            .engine
-            .core()
-            .units()
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
+        let mut taken: Vec<String> = self.engine.core().unit_names();
         taken.extend(self.config.services.iter().map(|s| s.name.clone()));
         let planned = unit_name(req.name.as_deref(), &req.argv, &taken)
             .and_then(|name| unit_plan(&self.config.project, &name, &req));

@@ -35,13 +35,7 @@ impl Supervisor {
                 records.push(rec);
             }
         }
-        let known: Vec<String> = self
-            .engine
-            .core()
-            .units()
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
+        let known: Vec<String> = self.engine.core().unit_names();
         // The process of record of each unit first: a second one (left by a deployment the
         // previous supervisor did not finish) is then recognised and stopped by the core.
         let rank = |unit: &str| {

@@ -19,13 +19,7 @@ impl Supervisor {
         }
         // The project's own units only: its services and cron jobs (as configured, or as the
         // core runs them: ad-hoc units), and children spawned by one of them (`web/worker`).
-        let known: Vec<String> = self
-            .engine
-            .core()
-            .units()
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
+        let known: Vec<String> = self.engine.core().unit_names();
         let is_ours = |name: &str| {
             let owner = name.split_once('/').map_or(name, |(parent, _)| parent);
             known.iter().any(|k| k == owner) || self.config.service(owner).is_some()
@@ -42,13 +36,7 @@ impl Supervisor {
         }
         let services: Vec<String> = match req.services {
             Some(v) => v,
-            None => self
-                .engine
-                .core()
-                .units()
-                .into_iter()
-                .map(|u| u.name)
-                .collect(),
+            None => self.engine.core().unit_names(),
         };
         let wanted = req.lines.unwrap_or(MAX_SERVED_LINES);
         let lines = wanted.min(MAX_SERVED_LINES);

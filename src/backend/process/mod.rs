@@ -473,6 +473,14 @@ impl Backend for ProcessBackend {
                 .as_ref()
                 .and_then(|c| c.create(&spec.project, &spec.name)),
         };
+        // What a start that fails from here on leaves behind: its FIFOs and its fresh cgroup.
+        let discard = || {
+            let _ = fs::remove_file(&out_path);
+            let _ = fs::remove_file(&err_path);
+            if let Some(c) = &cg {
+                cgroup::remove(&c.dir);
+            }
+        };
         // With scopes, the leftovers of an earlier instance are in the unit's old scope, which
         // registering stops.
         if cg.is_none() && self.scopes.is_none() {
@@ -485,11 +493,7 @@ impl Backend for ProcessBackend {
                 None => Err("no cgroup v2 could be created for the unit".to_string()),
             };
             if let Err(m) = applied {
-                let _ = fs::remove_file(&out_path);
-                let _ = fs::remove_file(&err_path);
-                if let Some(c) = &cg {
-                    cgroup::remove(&c.dir);
-                }
+                discard();
                 return Err(BackendError::Start {
                     unit: spec.name.clone(),
                     message: format!("limits.cgroup: {m}"),
@@ -506,11 +510,7 @@ impl Backend for ProcessBackend {
         ) {
             Ok(l) => l,
             Err(message) => {
-                let _ = fs::remove_file(&out_path);
-                let _ = fs::remove_file(&err_path);
-                if let Some(c) = &cg {
-                    cgroup::remove(&c.dir);
-                }
+                discard();
                 return Err(BackendError::Start {
                     unit: spec.name.clone(),
                     message,
@@ -543,11 +543,7 @@ impl Backend for ProcessBackend {
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
-                let _ = fs::remove_file(&out_path);
-                let _ = fs::remove_file(&err_path);
-                if let Some(c) = &cg {
-                    cgroup::remove(&c.dir);
-                }
+                discard();
                 return Err(e);
             }
         };

@@ -232,28 +232,14 @@ fn run_with(opts: Options, ready: Option<File>) -> Result<i32, RuntimeError> {
 
     if let Some(target) = &privileged.target {
         if let Err(e) = privileges::drop_to(target) {
-            let _ = std::fs::remove_file(&sup.paths.socket);
-            let _ = std::fs::remove_file(&sup.paths.pid_file);
-            if let Some(f) = sup.ready.take() {
-                report_ready(
-                    &mut Some(f),
-                    Response::err(e.to_string(), Default::default()),
-                );
-            }
+            abandon(&mut sup, &e.to_string());
             return Err(e.into());
         }
     }
     // After the drop: the state file belongs to the services' user then, and whatever its
     // records make the supervisor signal, it does with that user's power only.
     if let Err(e) = sup.adopt_previous() {
-        let _ = std::fs::remove_file(&sup.paths.socket);
-        let _ = std::fs::remove_file(&sup.paths.pid_file);
-        if let Some(f) = sup.ready.take() {
-            report_ready(
-                &mut Some(f),
-                Response::err(e.to_string(), Default::default()),
-            );
-        }
+        abandon(&mut sup, &e.to_string());
         return Err(e);
     }
 
@@ -346,6 +332,14 @@ pub(super) fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// A start given up after the control socket and the pid file were made: remove both, and
+/// tell a waiting `start --daemonize` why.
+fn abandon(sup: &mut Supervisor, why: &str) {
+    let _ = std::fs::remove_file(&sup.paths.socket);
+    let _ = std::fs::remove_file(&sup.paths.pid_file);
+    report_ready(&mut sup.ready, Response::err(why, Default::default()));
 }
 
 pub(super) fn report_ready(ready: &mut Option<File>, resp: Response) {
